@@ -1,0 +1,189 @@
+import {
+  type AnyMessage,
+  ClientSideConnection,
+  type ContentBlock,
+  PROTOCOL_VERSION
+} from "@agentclientprotocol/sdk"
+import { Command, CommandExecutor } from "@effect/platform"
+import { NodeContext } from "@effect/platform-node"
+import { Duration, Effect, Option, Queue, Stream } from "effect"
+import { basename, isAbsolute, resolve } from "node:path"
+import { pathToFileURL } from "node:url"
+import { AgentFailed } from "../domain/Errors.js"
+import type { AcpMessage } from "../domain/Session.js"
+import { filesNote, parseJsonLine } from "./AcpMessages.js"
+import type { AgentDriver, AgentHandle, AgentLaunch, PromptInput } from "./AgentDriver.js"
+import { answerPermission } from "./Permissions.js"
+
+const startTimeout = Duration.seconds(60)
+const killGrace = Duration.seconds(3)
+const stderrTailBytes = 8192
+const encoder = new TextEncoder()
+
+/** The messages of the turn in progress, in order, as they cross the wire. */
+interface TurnRecorder {
+  readonly events: Array<AcpMessage>
+  readonly onMessage: ((message: AcpMessage) => void) | undefined
+}
+
+/** The turn's prompt: files named first (and linked as resources), the user's text last. */
+export const promptBlocks = (input: PromptInput, cwd: string): Array<ContentBlock> => {
+  if (input.files.length === 0) return [{ type: "text", text: input.text }]
+  const paths = input.files.map((file) => isAbsolute(file) ? file : resolve(cwd, file))
+  return [
+    { type: "text", text: filesNote(input.files) },
+    ...paths.map((path): ContentBlock => ({ type: "resource_link", uri: pathToFileURL(path).href, name: basename(path) })),
+    { type: "text", text: input.text }
+  ]
+}
+
+/**
+ * The native driver: spawns the agent command and speaks ACP over its stdio through the
+ * ACP SDK. The SDK's transport is ours, so every JSON-RPC message of a turn is recorded
+ * exactly as it crosses the wire.
+ */
+export class AcpDriver extends Effect.Service<AcpDriver>()("clawdforge/AcpDriver", {
+  effect: Effect.gen(function*() {
+    const executor = yield* CommandExecutor.CommandExecutor
+
+    const start = Effect.fn("AcpDriver.start")(function*(launch: AgentLaunch) {
+      const [bin, ...args] = launch.agent.command
+      const failed = (message: string, extra?: { stderr?: string; events?: ReadonlyArray<AcpMessage> }) =>
+        new AgentFailed({ message: `agent "${launch.agentName}": ${message}`, ...extra })
+
+      const process = yield* Command.make(bin, ...args).pipe(
+        Command.workingDirectory(launch.cwd),
+        Command.env(launch.agent.env),
+        executor.start,
+        Effect.mapError((error) => failed(`could not start: ${error.message}`))
+      )
+      // The process runs in its own group; `Command` sends SIGTERM on release, escalate if ignored.
+      yield* Effect.addFinalizer(() =>
+        process.kill("SIGTERM").pipe(
+          Effect.timeout(killGrace),
+          Effect.catchAll(() => process.kill("SIGKILL")),
+          Effect.ignore
+        )
+      )
+
+      let stderr = ""
+      yield* process.stderr.pipe(
+        Stream.decodeText(),
+        Stream.runForEach((chunk) => Effect.sync(() => stderr = (stderr + chunk).slice(-stderrTailBytes))),
+        Effect.ignore,
+        Effect.forkScoped
+      )
+
+      let turn: TurnRecorder | undefined
+      const record = (message: AcpMessage) => {
+        if (turn !== undefined) {
+          turn.events.push(message)
+          turn.onMessage?.(message)
+        }
+      }
+
+      const stdin = yield* Queue.unbounded<Uint8Array>()
+      yield* Stream.fromQueue(stdin).pipe(Stream.run(process.stdin), Effect.ignore, Effect.forkScoped)
+      const writable = new WritableStream<AnyMessage>({
+        write(message) {
+          record(message as AcpMessage)
+          Queue.unsafeOffer(stdin, encoder.encode(JSON.stringify(message) + "\n"))
+        }
+      })
+
+      let incoming!: ReadableStreamDefaultController<AnyMessage>
+      const readable = new ReadableStream<AnyMessage>({ start: (controller) => void (incoming = controller) })
+      yield* process.stdout.pipe(
+        Stream.decodeText(),
+        Stream.splitLines,
+        Stream.runForEach((line) =>
+          Effect.sync(() => {
+            const message = parseJsonLine(line)
+            if (message === undefined) return
+            record(message)
+            incoming.enqueue(message as AnyMessage)
+          })
+        ),
+        Effect.ignore,
+        Effect.ensuring(Effect.sync(() => incoming.close())),
+        Effect.forkScoped
+      )
+
+      const connection = new ClientSideConnection(() => ({
+        requestPermission: async (request) => answerPermission(launch.permissionMode, request),
+        // Updates are recorded at the transport; nothing else to do with them here.
+        sessionUpdate: async () => {}
+      }), { readable, writable })
+
+      // Every call also watches the process: an agent that dies fails the call at once.
+      const exited = process.exitCode.pipe(
+        Effect.matchEffect({
+          onFailure: () => Effect.fail("exited"),
+          onSuccess: (code) => Effect.fail(`exited with code ${code}`)
+        })
+      )
+      const call = <A>(label: string, run: () => Promise<A>) =>
+        Effect.tryPromise({ try: run, catch: (cause) => describe(cause) }).pipe(
+          Effect.raceFirst(exited),
+          Effect.mapError((reason) => failed(`${label} failed: ${reason}`, { stderr }))
+        )
+
+      const initialized = yield* call("initialize", () =>
+        connection.initialize({
+          protocolVersion: PROTOCOL_VERSION,
+          clientCapabilities: { fs: { readTextFile: false, writeTextFile: false }, terminal: false },
+          clientInfo: { name: "clawdforge", version: "0.2.0" }
+        })).pipe(
+          Effect.timeoutFail({ duration: startTimeout, onTimeout: () => failed("initialize timed out", { stderr }) })
+        )
+
+      const canLoad = initialized.agentCapabilities?.loadSession === true
+      const newSession = (origin: AgentHandle["origin"]) =>
+        call("session/new", () => connection.newSession({ cwd: launch.cwd, mcpServers: [] })).pipe(
+          Effect.map((created) => ({ sessionId: created.sessionId, origin }))
+        )
+      const load = (sessionId: string) =>
+        call("session/load", () => connection.loadSession({ sessionId, cwd: launch.cwd, mcpServers: [] })).pipe(
+          Effect.as({ sessionId, origin: "loaded" as AgentHandle["origin"] }),
+          // The agent lost it (or cannot load): carry on in a fresh session, and say so.
+          Effect.orElse(() => newSession("new_after_failed_load"))
+        )
+      const opened = yield* Option.match(launch.resume, {
+        onNone: () => newSession("new"),
+        onSome: (sessionId) => canLoad ? load(sessionId) : newSession("new_after_failed_load")
+      }).pipe(
+        Effect.timeoutFail({ duration: startTimeout, onTimeout: () => failed("session setup timed out", { stderr }) })
+      )
+
+      const prompt = Effect.fn("AcpDriver.prompt")(function*(input: PromptInput) {
+        const recorder: TurnRecorder = { events: [], onMessage: input.onMessage }
+        turn = recorder
+        const response = yield* call("session/prompt", () =>
+          connection.prompt({ sessionId: opened.sessionId, prompt: promptBlocks(input, launch.cwd) })).pipe(
+            Effect.mapError((error) => new AgentFailed({ ...error, events: recorder.events })),
+            Effect.ensuring(Effect.sync(() => turn = turn === recorder ? undefined : turn))
+          )
+        return { stopReason: response.stopReason, events: recorder.events }
+      })
+
+      const handle: AgentHandle = {
+        agentSessionId: opened.sessionId,
+        origin: opened.origin,
+        prompt,
+        cancel: call("session/cancel", () => connection.cancel({ sessionId: opened.sessionId })).pipe(Effect.ignore),
+        isAlive: Effect.orElseSucceed(process.isRunning, () => false),
+        pid: process.pid
+      }
+      return handle
+    })
+
+    return { start } as const satisfies AgentDriver
+  }),
+  dependencies: [NodeContext.layer]
+}) {}
+
+const describe = (cause: unknown): string => {
+  if (cause instanceof Error) return cause.message
+  if (typeof cause === "object" && cause !== null && "message" in cause) return String(cause.message)
+  return String(cause)
+}

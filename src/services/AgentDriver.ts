@@ -1,0 +1,48 @@
+import type { Effect, Option, Scope } from "effect"
+import type { AgentDefinition } from "../domain/Agent.js"
+import type { AgentFailed } from "../domain/Errors.js"
+import type { SessionId } from "../domain/Ids.js"
+import type { AcpMessage, PermissionMode } from "../domain/Session.js"
+
+/** Everything a driver needs to start the agent of one session. */
+export interface AgentLaunch {
+  readonly sessionId: SessionId
+  readonly agentName: string
+  readonly agent: AgentDefinition
+  readonly cwd: string
+  readonly permissionMode: PermissionMode
+  /** The agent's own session id to resume with `session/load`, when the session had one. */
+  readonly resume: Option.Option<string>
+}
+
+export interface PromptInput {
+  readonly text: string
+  readonly files: ReadonlyArray<string>
+  /** Called with each JSON-RPC message of the turn as it happens. */
+  readonly onMessage?: ((message: AcpMessage) => void) | undefined
+}
+
+export interface TurnOutcome {
+  readonly stopReason: string
+  /** The turn's ACP messages in order, ending with the prompt response. */
+  readonly events: ReadonlyArray<AcpMessage>
+}
+
+/** A live agent: its process lives as long as the scope `start` ran in. */
+export interface AgentHandle {
+  /** The agent's own session id (what `session/load` takes). */
+  readonly agentSessionId: string
+  /** How the agent session came to be: fresh, loaded, or fresh because loading failed. */
+  readonly origin: "new" | "loaded" | "new_after_failed_load"
+  readonly prompt: (input: PromptInput) => Effect.Effect<TurnOutcome, AgentFailed>
+  /** Asks the agent to stop the running turn (`session/cancel`). */
+  readonly cancel: Effect.Effect<void>
+  /** False once the agent process has gone. */
+  readonly isAlive: Effect.Effect<boolean>
+  readonly pid: number | undefined
+}
+
+/** What every driver (native ACP, acpx CLI) provides. */
+export interface AgentDriver {
+  readonly start: (launch: AgentLaunch) => Effect.Effect<AgentHandle, AgentFailed, Scope.Scope>
+}

@@ -1,0 +1,35 @@
+import { Effect, Option, Record } from "effect"
+import { fileURLToPath } from "node:url"
+import type { AgentDefinition } from "../domain/Agent.js"
+import { UnknownAgent } from "../domain/Errors.js"
+import { AppConfig } from "./AppConfig.js"
+
+/** The scripted ACP agent the project ships; the demo agent `echo` needs no API key. */
+export const scriptedAgentPath = fileURLToPath(new URL("../../test/fixtures/scripted-agent.mjs", import.meta.url))
+
+export const builtinAgents = (): Record<string, AgentDefinition> => ({
+  claude: { command: ["claude-agent-acp"], driver: "acp", env: {} },
+  codex: { command: ["codex-acp"], driver: "acp", env: {} },
+  gemini: { command: ["gemini", "--acp"], driver: "acp", env: {} },
+  echo: { command: [process.execPath, scriptedAgentPath], driver: "acp", env: {} }
+})
+
+export class AgentRegistry extends Effect.Service<AgentRegistry>()("clawdforge/AgentRegistry", {
+  effect: Effect.gen(function*() {
+    const config = yield* AppConfig
+    // CLAWDFORGE_AGENTS entries replace built-ins of the same name.
+    const agents = { ...builtinAgents(), ...config.agents }
+    const names = Object.keys(agents).sort()
+
+    const lookup = Effect.fn("AgentRegistry.lookup")(function*(name: string) {
+      return yield* Option.match(Record.get(agents, name), {
+        onNone: () =>
+          new UnknownAgent({ message: `Unknown agent "${name}"; known agents: ${names.join(", ")}`, agents: names }),
+        onSome: Effect.succeed
+      })
+    })
+
+    return { names, lookup } as const
+  }),
+  dependencies: [AppConfig.Default]
+}) {}

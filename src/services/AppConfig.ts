@@ -1,0 +1,69 @@
+import { Config, ConfigError, Duration, Effect, Either, Redacted, Schema } from "effect"
+import { PermissionMode } from "../domain/Session.js"
+import { AgentDefinition } from "../domain/Agent.js"
+
+const positiveInt = (name: string, fallback: number) =>
+  Config.integer(name).pipe(
+    Config.validate({ message: "Expected a positive integer", validation: (n) => n > 0 }),
+    Config.withDefault(fallback)
+  )
+
+const seconds = (name: string, fallback: number) => Config.map(positiveInt(name, fallback), Duration.seconds)
+
+/** `app=token,app2=token2`: the tokens stay redacted from here on. */
+const appTokens = Config.string("CLAWDFORGE_APP_TOKENS").pipe(
+  Config.withDefault(""),
+  Config.mapOrFail((raw) => {
+    const pairs: Array<readonly [string, Redacted.Redacted]> = []
+    for (const entry of raw.split(",").map((s) => s.trim()).filter((s) => s.length > 0)) {
+      const eq = entry.indexOf("=")
+      const app = entry.slice(0, eq).trim()
+      const token = entry.slice(eq + 1).trim()
+      if (eq <= 0 || token.length === 0 || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(app)) {
+        // Never echo the entry: it holds a token.
+        return Either.left(
+          ConfigErrorInvalid("CLAWDFORGE_APP_TOKENS", `entry ${pairs.length + 1} is not app=token`)
+        )
+      }
+      pairs.push([app, Redacted.make(token)])
+    }
+    return Either.right(pairs as ReadonlyArray<readonly [string, Redacted.Redacted]>)
+  })
+)
+
+const AgentsJson = Schema.parseJson(Schema.Record({ key: Schema.String, value: AgentDefinition }))
+
+/** `CLAWDFORGE_AGENTS`: entries to merge over the built-in registry. */
+const agents = Config.string("CLAWDFORGE_AGENTS").pipe(
+  Config.withDefault("{}"),
+  Config.mapOrFail((raw) =>
+    Schema.decodeUnknownEither(AgentsJson)(raw).pipe(
+      Either.mapLeft((error) => ConfigErrorInvalid("CLAWDFORGE_AGENTS", error.message.split("\n").join(" ")))
+    )
+  )
+)
+
+const ConfigErrorInvalid = (name: string, message: string) => ConfigError.InvalidData([name], message)
+
+export class AppConfig extends Effect.Service<AppConfig>()("clawdforge/AppConfig", {
+  effect: Effect.gen(function*() {
+    return yield* Config.all({
+      host: Config.string("CLAWDFORGE_HOST").pipe(Config.withDefault("127.0.0.1")),
+      port: Config.port("CLAWDFORGE_PORT").pipe(Config.withDefault(8787)),
+      database: Config.string("CLAWDFORGE_DB").pipe(Config.withDefault("./data/clawdforge.db")),
+      appTokens,
+      maxLiveSessions: positiveInt("CLAWDFORGE_MAX_LIVE_SESSIONS", 8),
+      sessionTtl: seconds("CLAWDFORGE_SESSION_TTL_SECS", 3600),
+      sessionHardTtl: seconds("CLAWDFORGE_SESSION_HARD_TTL_SECS", 604800),
+      sweepInterval: seconds("CLAWDFORGE_SWEEP_INTERVAL_SECS", 60),
+      turnTimeout: seconds("CLAWDFORGE_TURN_TIMEOUT_SECS", 600),
+      agents,
+      claudeBin: Config.string("CLAWDFORGE_CLAUDE_BIN").pipe(Config.withDefault("claude")),
+      workspaceRoot: Config.string("CLAWDFORGE_WORKSPACE_ROOT").pipe(Config.withDefault("./data/workspaces")),
+      defaultPermissionMode: Config.literal(...PermissionMode.literals)("CLAWDFORGE_PERMISSION_MODE").pipe(
+        Config.withDefault("approve-reads" as const)
+      ),
+      maxBodyBytes: positiveInt("CLAWDFORGE_MAX_BODY_BYTES", 1024 * 1024)
+    })
+  })
+}) {}

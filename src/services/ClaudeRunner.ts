@@ -1,0 +1,112 @@
+import { Command, CommandExecutor } from "@effect/platform"
+import { NodeContext } from "@effect/platform-node"
+import { Duration, Effect, Option, Stream } from "effect"
+import { RunFailed } from "../domain/Errors.js"
+import type { RunReply, RunRequest } from "../domain/Run.js"
+import { AppConfig } from "./AppConfig.js"
+
+const defaultTimeout = Duration.minutes(10)
+const stderrLimit = 64 * 1024
+
+const fenced = /^\s*```[a-zA-Z0-9_-]*\s*\n([\s\S]*?)\n?```\s*$/
+
+/** The agent's text as JSON when it is JSON (code fences tolerated), else the text itself. */
+export const parseResultText = (text: string): unknown => {
+  const body = fenced.exec(text)?.[1] ?? text
+  try {
+    return JSON.parse(body)
+  } catch {
+    return text
+  }
+}
+
+/** The one JSON object `claude -p --output-format json` prints. */
+interface ClaudeResult {
+  readonly is_error?: boolean
+  readonly result?: unknown
+  readonly stop_reason?: string | null
+  readonly subtype?: string
+}
+
+const parseClaudeOutput = (stdout: string): Option.Option<ClaudeResult> => {
+  try {
+    const value: unknown = JSON.parse(stdout.trim())
+    return typeof value === "object" && value !== null && !Array.isArray(value)
+      ? Option.some(value as ClaudeResult)
+      : Option.none()
+  } catch {
+    return Option.none()
+  }
+}
+
+const collect = (stream: Stream.Stream<Uint8Array, unknown>, limit: number) =>
+  stream.pipe(
+    Stream.decodeText(),
+    Stream.runFold("", (acc, chunk) => acc.length >= limit ? acc : (acc + chunk).slice(0, limit)),
+    Effect.orElseSucceed(() => "")
+  )
+
+/** `POST /run`: one `claude -p` job as a child process, in the v0.1 reply shape. */
+export class ClaudeRunner extends Effect.Service<ClaudeRunner>()("clawdforge/ClaudeRunner", {
+  effect: Effect.gen(function*() {
+    const { claudeBin } = yield* AppConfig
+    const executor = yield* CommandExecutor.CommandExecutor
+
+    const run = Effect.fn("ClaudeRunner.run")(function*(request: RunRequest) {
+      const args = ["-p", request.prompt, "--output-format", "json"]
+      if (request.model !== undefined) args.push("--model", request.model)
+      if (request.system_prompt !== undefined) args.push("--system-prompt", request.system_prompt)
+      const timeout = request.timeout_secs === undefined ? defaultTimeout : Duration.seconds(request.timeout_secs)
+      const startedAt = Date.now()
+      const elapsed = () => Date.now() - startedAt
+      const fail = (error: string, message: string, stderr: string, stopReason: string | null = "error") =>
+        new RunFailed({ error, message, stderr, duration_ms: elapsed(), stop_reason: stopReason })
+
+      const outcome = yield* Effect.scoped(
+        Effect.gen(function*() {
+          const process = yield* executor.start(Command.make(claudeBin, ...args).pipe(Command.feed("")))
+          const [stdout, stderr, exitCode] = yield* Effect.all([
+            collect(process.stdout, 16 * 1024 * 1024),
+            collect(process.stderr, stderrLimit),
+            process.exitCode
+          ], { concurrency: "unbounded" })
+          return { stdout, stderr, exitCode: exitCode as number }
+        })
+      ).pipe(
+        Effect.timeoutFail({
+          duration: timeout,
+          onTimeout: () => fail("timeout", `claude did not finish within ${Duration.format(timeout)}`, "", "timeout")
+        }),
+        Effect.catchTag("SystemError", "BadArgument", (error) =>
+          Effect.fail(fail("spawn_failed", `could not run claude: ${error.message}`, "")))
+      )
+
+      const parsed = parseClaudeOutput(outcome.stdout)
+      if (outcome.exitCode !== 0 || Option.isNone(parsed) || parsed.value.is_error === true) {
+        const said = Option.flatMapNullable(parsed, (p) => typeof p.result === "string" ? p.result : undefined)
+        const error = outcome.exitCode !== 0
+          ? `claude exit ${outcome.exitCode}`
+          : Option.isNone(parsed)
+          ? "claude printed no JSON result"
+          : "claude reported an error"
+        return yield* fail(
+          error,
+          Option.match(said, { onNone: () => error, onSome: (text) => `${error}: ${text.slice(0, 500)}` }),
+          outcome.stderr,
+          Option.flatMapNullable(parsed, (p) => p.stop_reason).pipe(Option.getOrElse(() => "error"))
+        )
+      }
+      const result = parsed.value.result
+      const reply: RunReply = {
+        ok: true,
+        result: typeof result === "string" ? parseResultText(result) : result ?? null,
+        duration_ms: elapsed(),
+        stop_reason: parsed.value.stop_reason ?? null
+      }
+      return reply
+    })
+
+    return { run } as const
+  }),
+  dependencies: [AppConfig.Default, NodeContext.layer]
+}) {}

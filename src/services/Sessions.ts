@@ -1,0 +1,316 @@
+import { Deferred, Duration, Effect, ExecutionStrategy, Exit, Fiber, FiberMap, Option, Queue, Scope, Schema } from "effect"
+import { randomBytes } from "node:crypto"
+import type { AgentDefinition } from "../domain/Agent.js"
+import { AgentFailed, PoolFull, SessionClosed, SessionNotFound, TurnTimeout } from "../domain/Errors.js"
+import { type AppName, SessionId } from "../domain/Ids.js"
+import { type CreateSessionRequest, Session, type TurnReply, type TurnRequest } from "../domain/Session.js"
+import type { AcpMessage } from "../domain/Session.js"
+import type { AgentHandle, TurnOutcome } from "./AgentDriver.js"
+import { AcpxPool } from "./AcpxPool.js"
+import { AgentRegistry } from "./AgentRegistry.js"
+import { AppConfig } from "./AppConfig.js"
+import { Ledger, nowSeconds } from "./Ledger.js"
+import { Workspaces } from "./Workspaces.js"
+
+/** How long a cancelled turn may take to stop before its agent is killed. */
+const cancelGrace = Duration.seconds(2)
+
+export type TurnError = AgentFailed | TurnTimeout | SessionClosed | PoolFull
+
+/** One turn waiting in a session's mailbox. */
+interface Job {
+  readonly request: TurnRequest
+  readonly onMessage: ((message: AcpMessage) => void) | undefined
+  readonly reply: Deferred.Deferred<TurnReply, TurnError>
+}
+
+/** A live session: a fiber that owns the agent and works through its mailbox in order. */
+interface Actor {
+  readonly mailbox: Queue.Queue<Job>
+  /** Fails with SessionClosed once the actor has stopped. */
+  readonly stopped: Deferred.Deferred<never, SessionClosed>
+  /** Cancels the running turn, if any; true when there was one. */
+  readonly cancel: Effect.Effect<boolean>
+}
+
+const newSessionId = () => SessionId.make(randomBytes(18).toString("base64url"))
+const isSessionId = Schema.is(SessionId)
+
+const closedError = (id: string) => new SessionClosed({ message: `Session ${id} is closed` })
+const notFound = (id: string) => new SessionNotFound({ message: `No session ${id.slice(0, 64)}` })
+
+export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", {
+  scoped: Effect.gen(function*() {
+    const config = yield* AppConfig
+    const ledger = yield* Ledger
+    const pool = yield* AcpxPool
+    const registry = yield* AgentRegistry
+    const workspaces = yield* Workspaces
+    const fibers = yield* FiberMap.make<SessionId>()
+    // Set synchronously before an actor starts, so two turns never start two actors.
+    const actors = new Map<SessionId, Deferred.Deferred<Actor, AgentFailed | PoolFull>>()
+
+    /** The caller's session, or 404: another app's session does not exist for this caller. */
+    const owned = (app: AppName, id: string) =>
+      isSessionId(id)
+        ? Effect.flatMap(ledger.getSession(app, id), Option.match({
+          onNone: () => Effect.fail(notFound(id)),
+          onSome: Effect.succeed
+        }))
+        : Effect.fail(notFound(id))
+
+    /** Runs a session: holds its pool slot and agent, takes turns from the mailbox one by one. */
+    const actorLoop = (
+      session: Session,
+      definition: AgentDefinition,
+      slot: Scope.CloseableScope,
+      first: { readonly handle: AgentHandle; readonly scope: Scope.CloseableScope },
+      mailbox: Queue.Queue<Job>,
+      state: { current: AgentHandle | undefined; running: boolean }
+    ) =>
+      Effect.gen(function*() {
+        const id = session.session_id
+        let agent = first
+
+        // The agent died between turns (or timed out): start it again and resume its session.
+        const ensureAgent = Effect.gen(function*() {
+          if (yield* agent.handle.isAlive) return agent.handle
+          yield* Scope.close(agent.scope, Exit.void)
+          const scope = yield* Scope.fork(slot, ExecutionStrategy.sequential)
+          const handle = yield* pool.start({
+            sessionId: id,
+            agentName: session.agent,
+            agent: definition,
+            cwd: session.cwd,
+            permissionMode: session.permission_mode,
+            resume: Option.some(agent.handle.agentSessionId)
+          }).pipe(Scope.extend(scope), Effect.tapError(() => Scope.close(scope, Exit.void)))
+          agent = { handle, scope }
+          state.current = handle
+          yield* ledger.recordEvent(id, "agent_start", { origin: handle.origin, pid: handle.pid })
+          if (handle.agentSessionId !== first.handle.agentSessionId) {
+            yield* ledger.setAgentSessionId(id, handle.agentSessionId)
+          }
+          return handle
+        })
+
+        /** One prompt under the turn timeout: past it, cancel, wait a moment, then kill the agent. */
+        const runTurn = (handle: AgentHandle, job: Job) =>
+          Effect.gen(function*() {
+            const running = yield* Effect.fork(handle.prompt({
+              text: job.request.prompt,
+              files: job.request.files ?? [],
+              onMessage: job.onMessage
+            }))
+            const done = yield* Effect.timeoutOption(Fiber.join(running), config.turnTimeout)
+            if (Option.isSome(done)) return done.value
+            yield* handle.cancel
+            const stopped = yield* Effect.timeoutOption(Fiber.await(running), cancelGrace)
+            if (Option.isNone(stopped)) {
+              // It ignored the cancel: kill it; the next turn starts it again and resumes.
+              yield* Fiber.interrupt(running)
+              yield* Scope.close(agent.scope, Exit.void)
+            }
+            return yield* new TurnTimeout({
+              message: `The turn ran past ${Duration.format(config.turnTimeout)} and was cancelled`,
+              timeout_secs: Duration.toSeconds(config.turnTimeout)
+            })
+          })
+
+        const work = (job: Job) =>
+          Effect.gen(function*() {
+            const handle = yield* ensureAgent
+            const startedAt = Date.now()
+            state.running = true
+            const outcome: TurnOutcome = yield* runTurn(handle, job).pipe(
+              Effect.ensuring(Effect.sync(() => state.running = false))
+            )
+            // Commit the turn before anyone hears of it.
+            const turnIndex = yield* ledger.recordTurn(id, {
+              at: yield* nowSeconds,
+              stopReason: outcome.stopReason,
+              durationMs: Date.now() - startedAt
+            })
+            const reply: TurnReply = {
+              ok: true,
+              session_id: id,
+              turn_index: turnIndex,
+              stop_reason: outcome.stopReason,
+              events: outcome.events
+            }
+            return reply
+          }).pipe(
+            Effect.tapError((error) => ledger.recordEvent(id, "turn_failed", { error: error.error })),
+            Effect.exit,
+            Effect.flatMap((exit) => Deferred.done(job.reply, exit)),
+            Effect.onInterrupt(() => Deferred.fail(job.reply, closedError(id)))
+          )
+
+        return yield* Queue.take(mailbox).pipe(Effect.flatMap(work), Effect.forever)
+      })
+
+    /**
+     * Starts a session's actor: takes a pool slot, starts the agent (or resumes its ACP
+     * session), then forks the actor into the FiberMap, which owns it from then on.
+     */
+    const startActor = (session: Session, definition: AgentDefinition, resume: Option.Option<string>) =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.gen(function*() {
+          const id = session.session_id
+          const ready = yield* Deferred.make<Actor, AgentFailed | PoolFull>()
+          actors.set(id, ready)
+          const forget = Effect.sync(() => actors.get(id) === ready && actors.delete(id))
+          const slot = yield* Scope.make()
+          const agentScope = yield* Scope.fork(slot, ExecutionStrategy.sequential)
+          const started = yield* restore(
+            pool.reserve.pipe(
+              Scope.extend(slot),
+              Effect.zipRight(
+                pool.start({
+                  sessionId: id,
+                  agentName: session.agent,
+                  agent: definition,
+                  cwd: session.cwd,
+                  permissionMode: session.permission_mode,
+                  resume
+                }).pipe(Scope.extend(agentScope))
+              )
+            )
+          ).pipe(Effect.exit)
+          if (Exit.isFailure(started)) {
+            yield* Scope.close(slot, Exit.void)
+            yield* forget
+            yield* Deferred.failCause(ready, started.cause)
+            return yield* Effect.failCause(started.cause)
+          }
+          const handle = started.value
+          const mailbox = yield* Queue.unbounded<Job>()
+          const stopped = yield* Deferred.make<never, SessionClosed>()
+          const state = { current: handle as AgentHandle | undefined, running: false }
+          const actor: Actor = {
+            mailbox,
+            stopped,
+            cancel: Effect.suspend(() =>
+              state.running && state.current !== undefined
+                ? Effect.as(state.current.cancel, true)
+                : Effect.succeed(false)
+            )
+          }
+          yield* FiberMap.run(
+            fibers,
+            id,
+            actorLoop(session, definition, slot, { handle, scope: agentScope }, mailbox, state).pipe(
+              Effect.ensuring(
+                Effect.all([
+                  Deferred.fail(stopped, closedError(id)),
+                  forget,
+                  Scope.close(slot, Exit.void)
+                ], { discard: true })
+              )
+            )
+          )
+          yield* Deferred.succeed(ready, actor)
+          return { actor, handle }
+        })
+      )
+
+    /** The live actor of an open session, resuming the session if the gateway lost it. */
+    const actorFor = (session: Session) =>
+      Effect.gen(function*() {
+        const existing = actors.get(session.session_id)
+        if (existing !== undefined) return yield* Deferred.await(existing)
+        const definition = yield* registry.lookup(session.agent).pipe(
+          Effect.mapError((error) => new AgentFailed({ message: error.message }))
+        )
+        const resume = yield* ledger.agentSessionId(session.session_id)
+        const { actor, handle } = yield* startActor(session, definition, resume)
+        yield* ledger.recordEvent(session.session_id, "agent_start", { origin: handle.origin, pid: handle.pid })
+        if (Option.getOrUndefined(resume) !== handle.agentSessionId) {
+          yield* ledger.setAgentSessionId(session.session_id, handle.agentSessionId)
+        }
+        return actor
+      })
+
+    const create = Effect.fn("Sessions.create")(function*(app: AppName, request: CreateSessionRequest) {
+      const definition = yield* registry.lookup(request.agent)
+      const id = newSessionId()
+      const cwd = yield* workspaces.prepare(app, id, request.cwd)
+      const session = new Session({
+        session_id: id,
+        app_name: app,
+        agent: request.agent,
+        meta: request.meta ?? {},
+        cwd,
+        permission_mode: request.permission_mode ?? config.defaultPermissionMode,
+        created_at: yield* nowSeconds,
+        last_turn_at: null,
+        closed_at: null,
+        turn_count: 0,
+        status: "open"
+      })
+      const { handle } = yield* startActor(session, definition, Option.none()).pipe(
+        Effect.tapError(() => workspaces.remove(app, id))
+      )
+      yield* ledger.createSession(session, handle.agentSessionId).pipe(
+        Effect.onError(() => FiberMap.remove(fibers, id))
+      )
+      return session
+    })
+
+    const get = Effect.fn("Sessions.get")(function*(app: AppName, id: string) {
+      return yield* owned(app, id)
+    })
+
+    const list = Effect.fn("Sessions.list")(
+      function*(app: AppName, options: { readonly status?: "open" | "closed" | undefined; readonly limit?: number | undefined }) {
+        return yield* ledger.listSessions(app, { status: options.status, limit: options.limit ?? 100 })
+      }
+    )
+
+    const turn = Effect.fn("Sessions.turn")(
+      function*(app: AppName, id: string, request: TurnRequest, onMessage?: (message: AcpMessage) => void) {
+        const session = yield* owned(app, id)
+        if (session.closed_at !== null) return yield* closedError(session.session_id)
+        const actor = yield* actorFor(session)
+        const reply = yield* Deferred.make<TurnReply, TurnError>()
+        yield* Queue.offer(actor.mailbox, { request, onMessage, reply })
+        return yield* Deferred.await(reply).pipe(Effect.raceFirst(Deferred.await(actor.stopped)))
+      }
+    )
+
+    /** Cancels the session's running turn; false when nothing was running. */
+    const cancel = Effect.fn("Sessions.cancel")(function*(app: AppName, id: string) {
+      const session = yield* owned(app, id)
+      const ready = actors.get(session.session_id)
+      if (ready === undefined || !(yield* Deferred.isDone(ready))) return false
+      return yield* Deferred.await(ready).pipe(
+        Effect.flatMap((actor) => actor.cancel),
+        Effect.orElseSucceed(() => false)
+      )
+    })
+
+    /** Stops the session's actor (and so its agent); the ledger is the caller's business. */
+    const stop = Effect.fn("Sessions.stop")(function*(id: SessionId) {
+      yield* FiberMap.remove(fibers, id)
+    })
+
+    const close = Effect.fn("Sessions.close")(function*(app: AppName, id: string) {
+      const session = yield* owned(app, id)
+      const closed = yield* ledger.closeSession(session.session_id, "close", yield* nowSeconds)
+      yield* stop(session.session_id)
+      return { alreadyClosed: !closed }
+    })
+
+    return {
+      create,
+      get,
+      list,
+      turn,
+      cancel,
+      close,
+      stop,
+      live: FiberMap.size(fibers)
+    } as const
+  }),
+  dependencies: [AppConfig.Default, Ledger.Default, AcpxPool.Default, AgentRegistry.Default, Workspaces.Default]
+}) {}
