@@ -61,7 +61,7 @@ export const ListSessionsParams = Schema.Struct({
 })
 
 export const TurnRequest = Schema.Struct({
-  prompt: Schema.String.pipe(Schema.maxLength(1_000_000)),
+  prompt: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(1_000_000)),
   files: Schema.optional(Schema.Array(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(4096))).pipe(
     Schema.maxItems(100)
   ))

@@ -1,4 +1,4 @@
-import { Config, ConfigError, Duration, Effect, Either, Redacted, Schema } from "effect"
+import { Config, ConfigError, Duration, Effect, Either, ParseResult, Redacted, Schema } from "effect"
 import { PermissionMode } from "../domain/Session.js"
 import { AgentDefinition } from "../domain/Agent.js"
 
@@ -38,7 +38,14 @@ const agents = Config.string("CLAWDFORGE_AGENTS").pipe(
   Config.withDefault("{}"),
   Config.mapOrFail((raw) =>
     Schema.decodeUnknownEither(AgentsJson)(raw).pipe(
-      Either.mapLeft((error) => ConfigErrorInvalid("CLAWDFORGE_AGENTS", error.message.split("\n").join(" ")))
+      Either.mapLeft((error) =>
+        ConfigErrorInvalid(
+          "CLAWDFORGE_AGENTS",
+          ParseResult.ArrayFormatter.formatErrorSync(error)
+            .map((issue) => `${issue.path.length === 0 ? "value" : issue.path.join(".")}: ${issue.message}`)
+            .join("; ")
+        )
+      )
     )
   )
 )

@@ -1,0 +1,52 @@
+import { Effect, Layer, Ref } from "effect"
+import { PoolFull } from "../../src/domain/Errors.js"
+import type { AcpMessage } from "../../src/domain/Session.js"
+import { extractStopReason } from "../../src/services/AcpMessages.js"
+import type { AgentHandle } from "../../src/services/AgentDriver.js"
+import { AcpxPool } from "../../src/services/AcpxPool.js"
+
+/** What a test sets on the in-process fake pool (the seed's FakeAcpxManager). */
+export interface FakePoolControl {
+  maxLiveSessions: number
+  nextTurnEvents: ReadonlyArray<AcpMessage>
+  readonly prompts: Array<string>
+}
+
+const defaultEvents: ReadonlyArray<AcpMessage> = [
+  { jsonrpc: "2.0", id: "req-1", result: { stopReason: "end_turn" } }
+]
+
+/** An in-process pool: no processes; a turn answers with `nextTurnEvents`. */
+export const makeFakePool = (maxLiveSessions = 8) => {
+  const control: FakePoolControl = { maxLiveSessions, nextTurnEvents: defaultEvents, prompts: [] }
+  const layer = Layer.effect(
+    AcpxPool,
+    Effect.gen(function*() {
+      const taken = yield* Ref.make(0)
+      let nextId = 0
+      const reserve = Effect.acquireRelease(
+        Ref.modify(taken, (n) => n < control.maxLiveSessions ? [true, n + 1] : [false, n]).pipe(
+          Effect.filterOrFail((ok) => ok, () =>
+            new PoolFull({ message: "fake pool is full", capacity: control.maxLiveSessions }))
+        ),
+        () => Ref.update(taken, (n) => n - 1)
+      ).pipe(Effect.asVoid)
+      const start = () =>
+        Effect.sync((): AgentHandle => ({
+          agentSessionId: `fake-${++nextId}`,
+          origin: "new",
+          pid: undefined,
+          isAlive: Effect.succeed(true),
+          cancel: Effect.void,
+          prompt: (input) =>
+            Effect.sync(() => {
+              control.prompts.push(input.text)
+              const events = control.nextTurnEvents
+              return { stopReason: extractStopReason(events) ?? "end_turn", events }
+            })
+        }))
+      return AcpxPool.make({ capacity: control.maxLiveSessions, live: Ref.get(taken), reserve, start })
+    })
+  )
+  return { control, layer }
+}

@@ -1,0 +1,111 @@
+import { type ChildProcess, spawn } from "node:child_process"
+import { mkdtempSync } from "node:fs"
+import { createServer } from "node:net"
+import { tmpdir } from "node:os"
+import { join, resolve } from "node:path"
+import { appName, appToken, otherApp, otherToken } from "./TestGateway.js"
+
+const root = resolve(import.meta.dirname, "../..")
+const tsx = join(root, "node_modules", ".bin", "tsx")
+
+export const freePort = () =>
+  new Promise<number>((done, fail) => {
+    const server = createServer()
+    server.once("error", fail)
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      server.close(() => done(typeof address === "object" && address !== null ? address.port : 0))
+    })
+  })
+
+export interface GatewayProcess {
+  readonly child: ChildProcess
+  readonly url: string
+  readonly output: () => string
+  readonly exited: Promise<number | null>
+  /** SIGTERM, then wait for the exit code. */
+  readonly stop: (signal?: NodeJS.Signals) => Promise<number | null>
+}
+
+/** The fresh data folder a gateway process keeps its ledger and workspaces in. */
+export const dataDir = () => mkdtempSync(join(tmpdir(), "clawdforge-gw-"))
+
+/** Runs `src/main.ts` as `npm start` does, and waits until `/healthz` answers. */
+export const startGateway = async (env: Record<string, string>, data = dataDir()): Promise<GatewayProcess> => {
+  const port = await freePort()
+  const child = spawn(tsx, ["src/main.ts"], {
+    cwd: root,
+    env: {
+      ...process.env,
+      CLAWDFORGE_PORT: String(port),
+      CLAWDFORGE_DB: join(data, "ledger.db"),
+      CLAWDFORGE_WORKSPACE_ROOT: join(data, "workspaces"),
+      CLAWDFORGE_APP_TOKENS: `${appName}=${appToken},${otherApp}=${otherToken}`,
+      ...env
+    },
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  let output = ""
+  child.stdout!.on("data", (chunk) => output += chunk)
+  child.stderr!.on("data", (chunk) => output += chunk)
+  const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)))
+  const url = `http://127.0.0.1:${port}`
+  const deadline = Date.now() + 20_000
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`gateway exited early (${child.exitCode}):\n${output}`)
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) break
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL")
+      throw new Error(`gateway did not become healthy:\n${output}`)
+    }
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  return {
+    child,
+    url,
+    output: () => output,
+    exited,
+    stop: (signal = "SIGTERM") => {
+      if (child.exitCode === null) child.kill(signal)
+      return exited
+    }
+  }
+}
+
+/** Runs `src/main.ts` and collects what it prints until it exits (for start-up failures). */
+export const runGatewayToExit = (env: Record<string, string>) =>
+  new Promise<{ code: number | null; stdout: string; stderr: string }>((done) => {
+    const child = spawn(tsx, ["src/main.ts"], {
+      cwd: root,
+      env: { ...process.env, CLAWDFORGE_DB: ":memory:", CLAWDFORGE_PORT: "0", ...env },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.on("data", (chunk) => stdout += chunk)
+    child.stderr.on("data", (chunk) => stderr += chunk)
+    const timer = setTimeout(() => child.kill("SIGKILL"), 20_000)
+    child.once("exit", (code) => {
+      clearTimeout(timer)
+      done({ code, stdout, stderr })
+    })
+  })
+
+export const api = async (
+  gateway: GatewayProcess,
+  method: string,
+  path: string,
+  body?: unknown,
+  token = appToken
+) => {
+  const response = await fetch(`${gateway.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) })
+  })
+  return { status: response.status, body: await response.json() as any }
+}

@@ -1,0 +1,48 @@
+import { mkdtempSync, readFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { scriptedAgentPath } from "../../src/services/AgentRegistry.js"
+
+/** A log file the scripted agent appends `{pid, event, ...}` lines to. */
+export const agentLogFile = () => join(mkdtempSync(join(tmpdir(), "clawdforge-agent-")), "agent.log")
+
+export interface AgentLogLine {
+  readonly pid: number
+  readonly event: string
+  readonly sessionId?: string
+}
+
+export const readAgentLog = (file: string): Array<AgentLogLine> => {
+  try {
+    return readFileSync(file, "utf8").split("\n").filter((l) => l.trim().length > 0).map((l) => JSON.parse(l))
+  } catch {
+    return []
+  }
+}
+
+/** Pids of every scripted agent process that started, in order. */
+export const startedPids = (file: string) =>
+  readAgentLog(file).filter((l) => l.event === "start").map((l) => l.pid)
+
+export const isAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** `CLAWDFORGE_AGENTS` registering the scripted agent as `scripted` (and variants). */
+export const scriptedAgents = (log: string, env: Record<string, string> = {}) =>
+  JSON.stringify({
+    scripted: { command: [process.execPath, scriptedAgentPath], env: { SCRIPTED_AGENT_LOG: log, ...env } },
+    "scripted-noload": {
+      command: [process.execPath, scriptedAgentPath],
+      env: { SCRIPTED_AGENT_LOG: log, SCRIPTED_AGENT_NO_LOAD: "1", ...env }
+    },
+    "scripted-stubborn": {
+      command: [process.execPath, scriptedAgentPath],
+      env: { SCRIPTED_AGENT_LOG: log, SCRIPTED_AGENT_IGNORE_CANCEL: "1", ...env }
+    }
+  })
