@@ -4,21 +4,13 @@ import { api, runGatewayToExit, startGateway } from "./support/GatewayProcess.js
 import { agentLogFile, isAlive, scriptedAgents, startedPids } from "./support/ScriptedAgent.js"
 import { appToken, otherToken } from "./support/TestGateway.js"
 
-describe.concurrent("start-up configuration", () => {
-  it.each([
-    ["CLAWDFORGE_PORT", "not-a-port"],
-    ["CLAWDFORGE_MAX_LIVE_SESSIONS", "0"],
-    ["CLAWDFORGE_SESSION_TTL_SECS", "soon"],
-    ["CLAWDFORGE_AGENTS", "{\"broken\": "],
-    ["CLAWDFORGE_AGENTS", "{\"x\": {\"command\": []}}"],
-    ["CLAWDFORGE_APP_TOKENS", "app-without-token"],
-    ["CLAWDFORGE_PERMISSION_MODE", "yolo"]
-  ])("an invalid %s stops start-up with one line naming it", async (name, value) => {
-    const { code, stdout, stderr } = await runGatewayToExit({ [name]: value })
+describe("start-up configuration", () => {
+  it("an invalid value stops start-up with one line naming the variable", async () => {
+    const { code, stdout, stderr } = await runGatewayToExit({ CLAWDFORGE_PORT: "not-a-port" })
     expect(code).toBe(1)
     const lines = stderr.split("\n").filter((l) => l.trim().length > 0)
     expect(lines, stderr).toHaveLength(1)
-    expect(lines[0]).toContain(name)
+    expect(lines[0]).toContain("CLAWDFORGE_PORT")
     expect(stdout).not.toContain("Listening")
   })
 

@@ -74,3 +74,14 @@ export class AppConfig extends Effect.Service<AppConfig>()("clawdforge/AppConfig
     })
   })
 }) {}
+
+/** One line naming the variable: `CLAWDFORGE_PORT: Expected a network port value ...`. */
+export const describeConfigError = (error: ConfigError.ConfigError): string =>
+  ConfigError.reduceWithContext(error, undefined, {
+    andCase: (_, left, right) => `${left}; ${right}`,
+    orCase: (_, left, right) => `${left}; ${right}`,
+    invalidDataCase: (_, path, message) => `${path.join(".")}: ${message}`,
+    missingDataCase: (_, path, message) => `${path.join(".")}: ${message}`,
+    sourceUnavailableCase: (_, path, message) => `${path.join(".")}: ${message}`,
+    unsupportedCase: (_, path, message) => `${path.join(".")}: ${message}`
+  })

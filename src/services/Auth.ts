@@ -11,6 +11,9 @@ export class Auth extends Effect.Service<Auth>()("clawdforge/Auth", {
   effect: Effect.gen(function*() {
     const { appTokens } = yield* AppConfig
     const known = appTokens.map(([app, token]) => ({ app: AppName.make(app), digest: tokenDigest(Redacted.value(token)) }))
+    if (known.length === 0) {
+      yield* Effect.logWarning("No app tokens configured (CLAWDFORGE_APP_TOKENS): every request will be refused")
+    }
 
     const authenticate = Effect.fn("Auth.authenticate")(function*(token: Redacted.Redacted<string>) {
       const digest = tokenDigest(Redacted.value(token))
