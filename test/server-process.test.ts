@@ -1,7 +1,7 @@
 /** The gateway as a user runs it: `src/main.ts` in its own process. */
 import { describe, expect, it } from "vitest"
-import { api, runGatewayToExit, startGateway } from "./support/GatewayProcess.js"
-import { agentLogFile, isAlive, scriptedAgents, startedPids } from "./support/ScriptedAgent.js"
+import { api, dataDir, runGatewayToExit, startGateway } from "./support/GatewayProcess.js"
+import { agentLogFile, isAlive, readAgentLog, scriptedAgents, startedPids } from "./support/ScriptedAgent.js"
 import { appToken, otherToken } from "./support/TestGateway.js"
 
 describe("start-up configuration", () => {
@@ -46,5 +46,86 @@ describe("shutdown", () => {
     } finally {
       await gateway.stop("SIGKILL")
     }
+  })
+})
+
+const text = (events: ReadonlyArray<any>) =>
+  events.filter((e) => e.params?.update?.sessionUpdate === "agent_message_chunk")
+    .map((e) => e.params.update.content.text).join("")
+
+describe("restart", () => {
+  it("a session open when the gateway died continues after a restart on the same database", async () => {
+    const log = agentLogFile()
+    const data = dataDir()
+    const env = { CLAWDFORGE_AGENTS: scriptedAgents(log) }
+    const first = await startGateway(env, data)
+    let sid: string
+    try {
+      sid = (await api(first, "POST", "/sessions", { agent: "scripted" })).body.session_id
+      const t1 = await api(first, "POST", `/sessions/${sid}/turn`, { prompt: "before the restart" })
+      expect(t1.body.turn_index).toBe(1)
+    } finally {
+      await first.stop("SIGKILL")
+    }
+    const second = await startGateway(env, data)
+    try {
+      const state = await api(second, "GET", `/sessions/${sid}`)
+      expect(state.body).toMatchObject({ status: "open", turn_count: 1 })
+      const t2 = await api(second, "POST", `/sessions/${sid}/turn`, { prompt: "history" })
+      expect(t2.status).toBe(200)
+      expect(t2.body.turn_index).toBe(2)
+      expect(text(t2.body.events)).toContain("before the restart")
+      const [, resumedPid] = startedPids(log)
+      expect(readAgentLog(log).filter((l) => l.pid === resumedPid).map((l) => l.event)).toContain("session/load")
+    } finally {
+      await second.stop()
+    }
+    expect(startedPids(log).filter(isAlive)).toEqual([])
+  })
+
+  it("SIGTERM lets a running turn finish, commits it, then exits with no agent left", async () => {
+    const log = agentLogFile()
+    const data = dataDir()
+    const env = { CLAWDFORGE_AGENTS: scriptedAgents(log) }
+    const gateway = await startGateway(env, data)
+    let sid: string
+    try {
+      sid = (await api(gateway, "POST", "/sessions", { agent: "scripted" })).body.session_id
+      const slow = api(gateway, "POST", `/sessions/${sid}/turn`, { prompt: "sleep 1000" }).catch(() => undefined)
+      await new Promise((r) => setTimeout(r, 300))
+      const stoppedAt = Date.now()
+      expect(await gateway.stop("SIGTERM")).toBe(0)
+      console.log(`SIGTERM with a 1 s turn running: exited after ${Date.now() - stoppedAt} ms`)
+      await slow
+    } finally {
+      await gateway.stop("SIGKILL")
+    }
+    expect(startedPids(log).filter(isAlive)).toEqual([])
+    const again = await startGateway(env, data)
+    try {
+      const state = await api(again, "GET", `/sessions/${sid}`)
+      expect(state.body.turn_count).toBe(1)
+    } finally {
+      await again.stop()
+    }
+  })
+
+  it("SIGTERM cancels a turn that does not end, and exits within a few seconds", async () => {
+    const log = agentLogFile()
+    const gateway = await startGateway({ CLAWDFORGE_AGENTS: scriptedAgents(log) })
+    try {
+      const sid = (await api(gateway, "POST", "/sessions", { agent: "scripted" })).body.session_id
+      void api(gateway, "POST", `/sessions/${sid}/turn`, { prompt: "hang" }).catch(() => undefined)
+      await new Promise((r) => setTimeout(r, 300))
+      const stoppedAt = Date.now()
+      expect(await gateway.stop("SIGTERM")).toBe(0)
+      const took = Date.now() - stoppedAt
+      console.log(`SIGTERM with a hung turn: exited after ${took} ms`)
+      expect(took).toBeLessThan(10_000)
+      expect(readAgentLog(log).map((l) => l.event)).toContain("session/cancel")
+    } finally {
+      await gateway.stop("SIGKILL")
+    }
+    expect(startedPids(log).filter(isAlive)).toEqual([])
   })
 })

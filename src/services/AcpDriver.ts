@@ -6,7 +6,7 @@ import {
 } from "@agentclientprotocol/sdk"
 import { Command, CommandExecutor } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
-import { Duration, Effect, Option, Queue, Stream } from "effect"
+import { Duration, Effect, Fiber, Option, Queue, Stream } from "effect"
 import { basename, isAbsolute, resolve } from "node:path"
 import { pathToFileURL } from "node:url"
 import { AgentFailed } from "../domain/Errors.js"
@@ -48,8 +48,9 @@ export class AcpDriver extends Effect.Service<AcpDriver>()("clawdforge/AcpDriver
 
     const start = Effect.fn("AcpDriver.start")(function*(launch: AgentLaunch) {
       const [bin, ...args] = launch.agent.command
+      const prefix = `agent "${launch.agentName}": `
       const failed = (message: string, extra?: { stderr?: string; events?: ReadonlyArray<AcpMessage> }) =>
-        new AgentFailed({ message: `agent "${launch.agentName}": ${message}`, ...extra })
+        new AgentFailed({ message: message.startsWith(prefix) ? message : prefix + message, ...extra })
 
       const process = yield* Command.make(bin, ...args).pipe(
         Command.workingDirectory(launch.cwd),
@@ -62,7 +63,11 @@ export class AcpDriver extends Effect.Service<AcpDriver>()("clawdforge/AcpDriver
         process.kill("SIGTERM").pipe(
           Effect.timeout(killGrace),
           Effect.catchAll(() => process.kill("SIGKILL")),
-          Effect.ignore
+          Effect.ignore,
+          // Finalizers are uninterruptible: on a fiber of its own the timeout can interrupt the wait.
+          Effect.interruptible,
+          Effect.forkDaemon,
+          Effect.flatMap(Fiber.join)
         )
       )
 
@@ -92,6 +97,7 @@ export class AcpDriver extends Effect.Service<AcpDriver>()("clawdforge/AcpDriver
       })
 
       let incoming!: ReadableStreamDefaultController<AnyMessage>
+      let connectionClosed = false
       const readable = new ReadableStream<AnyMessage>({ start: (controller) => void (incoming = controller) })
       yield* process.stdout.pipe(
         Stream.decodeText(),
@@ -105,7 +111,10 @@ export class AcpDriver extends Effect.Service<AcpDriver>()("clawdforge/AcpDriver
           })
         ),
         Effect.ignore,
-        Effect.ensuring(Effect.sync(() => incoming.close())),
+        Effect.ensuring(Effect.sync(() => {
+          connectionClosed = true
+          incoming.close()
+        })),
         Effect.forkScoped
       )
 
@@ -125,6 +134,11 @@ export class AcpDriver extends Effect.Service<AcpDriver>()("clawdforge/AcpDriver
       const call = <A>(label: string, run: () => Promise<A>) =>
         Effect.tryPromise({ try: run, catch: (cause) => describe(cause) }).pipe(
           Effect.raceFirst(exited),
+          // A closed connection means the agent is going: wait for it, so the error carries
+          // all of its stderr and the process is gone when the caller hears of it.
+          Effect.tapError(() =>
+            connectionClosed ? Effect.ignore(Effect.timeout(process.exitCode, killGrace)) : Effect.void
+          ),
           Effect.mapError((reason) => failed(`${label} failed: ${reason}`, { stderr }))
         )
 
@@ -160,7 +174,7 @@ export class AcpDriver extends Effect.Service<AcpDriver>()("clawdforge/AcpDriver
         turn = recorder
         const response = yield* call("session/prompt", () =>
           connection.prompt({ sessionId: opened.sessionId, prompt: promptBlocks(input, launch.cwd) })).pipe(
-            Effect.mapError((error) => new AgentFailed({ ...error, events: recorder.events })),
+            Effect.mapError((error) => failed(error.message, { stderr, events: recorder.events })),
             Effect.ensuring(Effect.sync(() => turn = turn === recorder ? undefined : turn))
           )
         return { stopReason: response.stopReason, events: recorder.events }
@@ -171,7 +185,9 @@ export class AcpDriver extends Effect.Service<AcpDriver>()("clawdforge/AcpDriver
         origin: opened.origin,
         prompt,
         cancel: call("session/cancel", () => connection.cancel({ sessionId: opened.sessionId })).pipe(Effect.ignore),
-        isAlive: Effect.orElseSucceed(process.isRunning, () => false),
+        isAlive: Effect.suspend(() =>
+          connectionClosed ? Effect.succeed(false) : Effect.orElseSucceed(process.isRunning, () => false)
+        ),
         pid: process.pid
       }
       return handle

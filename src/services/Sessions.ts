@@ -1,4 +1,4 @@
-import { Deferred, Duration, Effect, ExecutionStrategy, Exit, Fiber, FiberMap, Option, Queue, Scope, Schema } from "effect"
+import { Deferred, Duration, Effect, ExecutionStrategy, Exit, Fiber, FiberMap, Layer, Option, Queue, Schedule, Schema, Scope } from "effect"
 import { randomBytes } from "node:crypto"
 import type { AgentDefinition } from "../domain/Agent.js"
 import { AgentFailed, PoolFull, SessionClosed, SessionNotFound, TurnTimeout } from "../domain/Errors.js"
@@ -14,6 +14,8 @@ import { Workspaces } from "./Workspaces.js"
 
 /** How long a cancelled turn may take to stop before its agent is killed. */
 const cancelGrace = Duration.seconds(2)
+/** On shutdown, how long running turns may go on before they are cancelled. */
+const shutdownGrace = Duration.seconds(3)
 
 export type TurnError = AgentFailed | TurnTimeout | SessionClosed | PoolFull
 
@@ -31,6 +33,7 @@ interface Actor {
   readonly stopped: Deferred.Deferred<never, SessionClosed>
   /** Cancels the running turn, if any; true when there was one. */
   readonly cancel: Effect.Effect<boolean>
+  readonly isRunning: Effect.Effect<boolean>
 }
 
 const newSessionId = () => SessionId.make(randomBytes(18).toString("base64url"))
@@ -49,6 +52,33 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
     const fibers = yield* FiberMap.make<SessionId>()
     // Set synchronously before an actor starts, so two turns never start two actors.
     const actors = new Map<SessionId, Deferred.Deferred<Actor, AgentFailed | PoolFull>>()
+    const liveActors = new Set<Actor>()
+
+    // On shutdown (before the FiberMap interrupts every actor): let running turns end,
+    // cancel those that do not, and give them a moment to answer.
+    const untilIdle = (live: ReadonlyArray<Actor>) =>
+      Effect.exists(live, (actor) => actor.isRunning).pipe(
+        Effect.repeat({ until: (busy) => !busy, schedule: Schedule.spaced("50 millis") })
+      )
+    /**
+     * Graceful stop: let running turns end, cancel those that do not, and give them a moment
+     * to answer. Runs before the HTTP server closes (see `SessionsDrain`) and again, as a
+     * no-op by then, before the FiberMap interrupts every actor.
+     */
+    const drain = Effect.gen(function*() {
+      const live = [...liveActors]
+      yield* Effect.timeoutOption(untilIdle(live), shutdownGrace)
+      yield* Effect.forEach(live, (actor) => actor.cancel, { discard: true })
+      yield* Effect.timeoutOption(untilIdle(live), cancelGrace)
+    }).pipe(
+      // It runs in finalizers, where the fiber is uninterruptible (and may be interrupted
+      // already): run it on a fiber of its own so its timeouts can interrupt what they time.
+      Effect.interruptible,
+      Effect.forkDaemon,
+      Effect.flatMap(Fiber.join),
+      Effect.withSpan("Sessions.drain")
+    )
+    yield* Effect.addFinalizer(() => drain)
 
     /** The caller's session, or 404: another app's session does not exist for this caller. */
     const owned = (app: AppName, id: string) =>
@@ -140,7 +170,14 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
             }
             return reply
           }).pipe(
-            Effect.tapError((error) => ledger.recordEvent(id, "turn_failed", { error: error.error })),
+            Effect.tapError((error) =>
+              Effect.gen(function*() {
+                yield* ledger.recordEvent(id, "turn_failed", { error: error.error, message: error.message })
+                if (!(yield* agent.handle.isAlive)) {
+                  yield* ledger.recordEvent(id, "agent_exit", { pid: agent.handle.pid })
+                }
+              })
+            ),
             Effect.exit,
             Effect.flatMap((exit) => Deferred.done(job.reply, exit)),
             Effect.onInterrupt(() => Deferred.fail(job.reply, closedError(id)))
@@ -194,7 +231,8 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
               state.running && state.current !== undefined
                 ? Effect.as(state.current.cancel, true)
                 : Effect.succeed(false)
-            )
+            ),
+            isRunning: Effect.sync(() => state.running)
           }
           yield* FiberMap.run(
             fibers,
@@ -204,11 +242,13 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
                 Effect.all([
                   Deferred.fail(stopped, closedError(id)),
                   forget,
+                  Effect.sync(() => liveActors.delete(actor)),
                   Scope.close(slot, Exit.void)
                 ], { discard: true })
               )
             )
           )
+          liveActors.add(actor)
           yield* Deferred.succeed(ready, actor)
           return { actor, handle }
         })
@@ -271,9 +311,10 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
       function*(app: AppName, id: string, request: TurnRequest, onMessage?: (message: AcpMessage) => void) {
         const session = yield* owned(app, id)
         if (session.closed_at !== null) return yield* closedError(session.session_id)
+        const files = yield* workspaces.resolveFiles(session.cwd, request.files ?? [])
         const actor = yield* actorFor(session)
         const reply = yield* Deferred.make<TurnReply, TurnError>()
-        yield* Queue.offer(actor.mailbox, { request, onMessage, reply })
+        yield* Queue.offer(actor.mailbox, { request: { ...request, files }, onMessage, reply })
         return yield* Deferred.await(reply).pipe(Effect.raceFirst(Deferred.await(actor.stopped)))
       }
     )
@@ -309,8 +350,17 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
       cancel,
       close,
       stop,
+      drain,
       live: FiberMap.size(fibers)
     } as const
   }),
   dependencies: [AppConfig.Default, Ledger.Default, AcpxPool.Default, AgentRegistry.Default, Workspaces.Default]
 }) {}
+
+/**
+ * Drains the sessions when its scope closes. Built on top of the HTTP server, it is released
+ * before it: running turns end (or are cancelled) so the server's close does not wait on them.
+ */
+export const SessionsDrain = Layer.scopedDiscard(
+  Effect.flatMap(Sessions, (sessions) => Effect.addFinalizer(() => sessions.drain))
+)

@@ -6,7 +6,8 @@ import { join, resolve } from "node:path"
 import { appName, appToken, otherApp, otherToken } from "./TestGateway.js"
 
 const root = resolve(import.meta.dirname, "../..")
-const tsx = join(root, "node_modules", ".bin", "tsx")
+// `node --import tsx` (as `npm start` runs it): one process, so signals reach the gateway itself.
+const gatewayArgs = ["--import", "tsx", "src/main.ts"]
 
 export const freePort = () =>
   new Promise<number>((done, fail) => {
@@ -33,7 +34,7 @@ export const dataDir = () => mkdtempSync(join(tmpdir(), "clawdforge-gw-"))
 /** Runs `src/main.ts` as `npm start` does, and waits until `/healthz` answers. */
 export const startGateway = async (env: Record<string, string>, data = dataDir()): Promise<GatewayProcess> => {
   const port = await freePort()
-  const child = spawn(tsx, ["src/main.ts"], {
+  const child = spawn(process.execPath, gatewayArgs, {
     cwd: root,
     env: {
       ...process.env,
@@ -79,7 +80,7 @@ export const startGateway = async (env: Record<string, string>, data = dataDir()
 /** Runs `src/main.ts` and collects what it prints until it exits (for start-up failures). */
 export const runGatewayToExit = (env: Record<string, string>) =>
   new Promise<{ code: number | null; stdout: string; stderr: string }>((done) => {
-    const child = spawn(tsx, ["src/main.ts"], {
+    const child = spawn(process.execPath, gatewayArgs, {
       cwd: root,
       env: { ...process.env, CLAWDFORGE_DB: ":memory:", CLAWDFORGE_PORT: "0", ...env },
       stdio: ["ignore", "pipe", "pipe"]
