@@ -14,6 +14,7 @@ import {
   UnknownAgent
 } from "./Errors.js"
 import type { AppName } from "./Ids.js"
+import pkg from "../../package.json" with { type: "json" }
 import { RunReply, RunRequest } from "./Run.js"
 import {
   CloseReply,
@@ -26,6 +27,81 @@ import {
   TurnRequest
 } from "./Session.js"
 
+// OpenAPI post-processing. The document is derived from the Api; these only fix its prose.
+
+/** An endpoint's success response description, instead of the reply schema's identifier. */
+const describeSuccess = (description: string) => (operation: Record<string, any>): Record<string, any> => ({
+  ...operation,
+  responses: { ...operation.responses, 200: { ...operation.responses[200], description } }
+})
+
+const refName = (schema: any): string | undefined =>
+  typeof schema?.$ref === "string" ? schema.$ref.replace("#/components/schemas/", "") : undefined
+
+const refsIn = (value: unknown, into = new Set<string>()): Set<string> => {
+  if (Array.isArray(value)) value.forEach((item) => refsIn(item, into))
+  else if (value !== null && typeof value === "object") {
+    const name = refName(value)
+    if (name !== undefined) into.add(name)
+    Object.values(value).forEach((item) => refsIn(item, into))
+  }
+  return into
+}
+
+// Effect marks `unknown`, `any`, `object`... with a fixed `$id` ("/schemas/unknown"); used twice
+// in one document that is a duplicate `$id`, which OpenAPI 3.1 (JSON Schema 2020-12) forbids.
+const dropMarkerIds = (value: unknown): void => {
+  if (Array.isArray(value)) value.forEach(dropMarkerIds)
+  else if (value !== null && typeof value === "object") {
+    const record = value as Record<string, unknown>
+    if (typeof record.$id === "string" && record.$id.startsWith("/schemas/")) delete record.$id
+    Object.values(record).forEach(dropMarkerIds)
+  }
+}
+
+/**
+ * Error responses as the gateway really sends them. `HttpApiDecodeError` is part of every
+ * HttpApi but never reaches the wire (RequestErrorsLive turns it into `BadRequest`), so it is
+ * dropped with the schemas only it uses; a status shared by several errors gets every
+ * error's description, not just the first one's.
+ */
+const documentErrors = (input: Record<string, any>): Record<string, any> => {
+  const spec = structuredClone(input)
+  dropMarkerIds(spec)
+  const schemas: Record<string, any> = spec.components.schemas
+  const dropped = "HttpApiDecodeError"
+  for (const item of Object.values<Record<string, any>>(spec.paths)) {
+    for (const operation of Object.values<Record<string, any>>(item)) {
+      for (const [status, response] of Object.entries<Record<string, any>>(operation.responses)) {
+        const media = response.content?.["application/json"]
+        if (Number(status) < 400 || media === undefined) continue
+        const alternatives: Array<any> = (media.schema.anyOf ?? [media.schema])
+          .filter((schema: any) => refName(schema) !== dropped)
+        media.schema = alternatives.length === 1 ? alternatives[0] : { anyOf: alternatives }
+        const described = alternatives.flatMap((schema) => {
+          const name = refName(schema)
+          const description = name === undefined ? undefined : schemas[name]?.description
+          return description === undefined ? [] : [{ name, description }]
+        })
+        if (described.length === 1) response.description = described[0]!.description
+        if (described.length > 1) {
+          response.description = described.map(({ description, name }) => `\`${name}\`: ${description}`).join("; ")
+        }
+      }
+    }
+  }
+  // Drop the schemas reachable only through the dropped one.
+  const reachable = (from: unknown) => {
+    const seen = refsIn(from)
+    for (const name of seen) refsIn(schemas[name], seen)
+    return seen
+  }
+  const candidates = reachable(schemas[dropped]).add(dropped)
+  const used = reachable([spec.paths, Object.entries(schemas).filter(([name]) => !candidates.has(name))])
+  for (const name of candidates) if (!used.has(name)) delete schemas[name]
+  return spec
+}
+
 /** The app the request's bearer token belongs to. */
 export class CurrentApp extends Context.Tag("clawdforge/CurrentApp")<CurrentApp, AppName>() {}
 
@@ -34,7 +110,11 @@ export class Authorization extends HttpApiMiddleware.Tag<Authorization>()("clawd
   provides: CurrentApp,
   security: {
     bearer: HttpApiSecurity.bearer.pipe(
-      HttpApiSecurity.annotate(OpenApi.Description, "A per-app token from CLAWDFORGE_APP_TOKENS")
+      HttpApiSecurity.annotate(
+        OpenApi.Description,
+        "`Authorization: Bearer <token>`. Each token names one app (configured as `app=token` pairs in " +
+          "CLAWDFORGE_APP_TOKENS); an app only ever sees its own sessions. Missing or unknown token: 401."
+      )
     )
   }
 }) {}
@@ -44,7 +124,10 @@ export class HealthApi extends HttpApiGroup.make("health")
     HttpApiEndpoint.get("healthz", "/healthz")
       .addSuccess(Schema.Struct({ ok: Schema.Literal(true) }))
       .annotate(OpenApi.Summary, "Liveness: 200 once the gateway serves requests")
+      .annotate(OpenApi.Description, "Needs no token; meant for load balancers and process supervisors.")
+      .annotate(OpenApi.Transform, describeSuccess("The gateway is up"))
   )
+  .annotate(OpenApi.Description, "Liveness probe")
 {}
 
 export class RunApi extends HttpApiGroup.make("run")
@@ -54,8 +137,16 @@ export class RunApi extends HttpApiGroup.make("run")
       .addSuccess(RunReply)
       .addError(RunFailed)
       .annotate(OpenApi.Summary, "One-shot job through `claude -p` (v0.1 reply shape)")
+      .annotate(
+        OpenApi.Description,
+        "Runs `claude -p <prompt> --output-format json` once and waits for it. `result` is the JSON the " +
+          "agent printed (code fences tolerated), else its text. Any failure of claude (non-zero exit, " +
+          "`is_error`, unreadable output, timeout) is a 502 in the v0.1 error shape."
+      )
+      .annotate(OpenApi.Transform, describeSuccess("claude answered: exactly `ok, result, duration_ms, stop_reason`"))
   )
   .middleware(Authorization)
+  .annotate(OpenApi.Description, "One-shot jobs (the v0.1 API)")
 {}
 
 export class SessionsApi extends HttpApiGroup.make("sessions")
@@ -67,6 +158,13 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
       .addError(PoolFull)
       .addError(AgentFailed)
       .annotate(OpenApi.Summary, "Start a session with a live agent")
+      .annotate(
+        OpenApi.Description,
+        "Starts the agent and takes one slot of the live-agent pool until the session is closed or " +
+          "swept. `agent` names an entry of the agent registry (CLAWDFORGE_AGENTS merged over the " +
+          "built-ins); `meta` is stored as given and returned by `GET /sessions/{id}`."
+      )
+      .annotate(OpenApi.Transform, describeSuccess("The new session, open"))
   )
   .add(
     HttpApiEndpoint.post("turn", "/sessions/:id/turn")
@@ -79,6 +177,14 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
       .addError(PoolFull)
       .addError(TurnTimeout)
       .annotate(OpenApi.Summary, "Send one prompt; waits in the session's mailbox behind earlier turns")
+      .annotate(
+        OpenApi.Description,
+        "`events` are the ACP JSON-RPC messages of the turn in order, as `acpx --format json` prints " +
+          "them: the `session/prompt` request, every `session/update` and agent request (with the " +
+          "gateway's answer), and last the prompt response, whose `stopReason` is `stop_reason`. " +
+          "`files` are named to the agent before the prompt text. `turn_index` counts from 1."
+      )
+      .annotate(OpenApi.Transform, describeSuccess("The turn ran to its end"))
   )
   .add(
     HttpApiEndpoint.get("get", "/sessions/:id")
@@ -86,12 +192,19 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
       .addSuccess(SessionReply)
       .addError(SessionNotFound)
       .annotate(OpenApi.Summary, "Session state")
+      .annotate(OpenApi.Description, "Timestamps are integer Unix seconds; `status` is `closed` once `closed_at` is set.")
+      .annotate(OpenApi.Transform, describeSuccess("The session"))
   )
   .add(
     HttpApiEndpoint.get("list", "/sessions")
       .setUrlParams(ListSessionsParams)
       .addSuccess(SessionList)
       .annotate(OpenApi.Summary, "The caller's sessions, newest first")
+      .annotate(
+        OpenApi.Description,
+        "Only the calling app's sessions. `status` filters open or closed ones; `limit` is 1 to 1000."
+      )
+      .annotate(OpenApi.Transform, describeSuccess("The caller's sessions"))
   )
   .add(
     HttpApiEndpoint.del("close", "/sessions/:id")
@@ -99,8 +212,19 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
       .addSuccess(CloseReply)
       .addError(SessionNotFound)
       .annotate(OpenApi.Summary, "Close the session and stop its agent (idempotent)")
+      .annotate(
+        OpenApi.Description,
+        "Stops the agent and frees its pool slot; the ledger keeps the session until the hard TTL. " +
+          "Closing a closed session answers `{ok: true, already_closed: true}`."
+      )
+      .annotate(OpenApi.Transform, describeSuccess("Closed now, or `already_closed`"))
   )
   .middleware(Authorization)
+  .annotate(
+    OpenApi.Description,
+    "Multi-turn sessions, each with its own live agent. Another app's session answers exactly like a " +
+      "missing one: 404, never 403."
+  )
 {}
 
 export class Api extends HttpApi.make("clawdforge")
@@ -112,5 +236,17 @@ export class Api extends HttpApi.make("clawdforge")
   .addError(NotFound)
   .addError(PayloadTooLarge)
   .annotate(OpenApi.Title, "clawdforge")
-  .annotate(OpenApi.Description, "Self-hosted gateway for running coding agents as a service")
+  .annotate(OpenApi.Version, pkg.version)
+  .annotate(OpenApi.Summary, "Self-hosted gateway for running coding agents as a service")
+  .annotate(
+    OpenApi.Description,
+    "Runs coding agents (Claude Code, Codex, Gemini CLI, any Agent Client Protocol agent) as a service: " +
+      "one-shot jobs (`POST /run`) and multi-turn sessions (`/sessions`).\n\n" +
+      "Every request except `GET /healthz`, `GET /openapi.json` and `GET /docs` needs " +
+      "`Authorization: Bearer <token>`. Bodies are JSON. Every error is `{ok: false, error, message}` " +
+      "(plus fields named in its schema): `error` is a stable machine-readable code, `_tag` names the " +
+      "error type for typed clients. Bad input is always a 4xx, never a 500."
+  )
+  .annotate(OpenApi.License, { name: "MIT" })
+  .annotate(OpenApi.Transform, documentErrors)
 {}

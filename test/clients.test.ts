@@ -1,0 +1,144 @@
+/**
+ * Both published clients against a live gateway on loopback (fake pool): the typed Effect
+ * client derived from the Api, and the openapi-fetch client generated from openapi.json.
+ */
+import { FetchHttpClient, HttpServer } from "@effect/platform"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { makeClient } from "../src/client/EffectClient.js"
+import { createFetchClient } from "../src/client/FetchClient.js"
+import type { AcpMessage } from "../src/domain/Session.js"
+import { makeFakePool } from "./support/FakePool.js"
+import { appName, appToken, layerTestGateway, otherToken } from "./support/TestGateway.js"
+
+const events: ReadonlyArray<AcpMessage> = [
+  {
+    jsonrpc: "2.0",
+    method: "session/update",
+    params: { sessionUpdate: "agent_message_chunk", content: { type: "text", text: "hello" } }
+  },
+  { jsonrpc: "2.0", id: "req-1", result: { stopReason: "end_turn" } }
+]
+
+const gateway = () => {
+  const fake = makeFakePool()
+  fake.control.nextTurnEvents = events
+  return layerTestGateway({ pool: fake.layer })
+}
+
+/** The live server's base URL, e.g. http://127.0.0.1:41234. */
+const baseUrl = HttpServer.addressFormattedWith(Effect.succeed)
+
+// Its own HttpClient: the test context's one already prefixes the server URL.
+const effectClient = (token: string) =>
+  Effect.flatMap(baseUrl, (url) => makeClient({ baseUrl: url, token })).pipe(Effect.provide(FetchHttpClient.layer))
+
+const fetchClient = (token: string) => Effect.map(baseUrl, (url) => createFetchClient({ baseUrl: url, token }))
+
+describe("Effect client (HttpApiClient)", () => {
+  it.scopedLive("create, turn, get, list, close", () =>
+    Effect.gen(function*() {
+      const client = yield* effectClient(appToken)
+      const created = yield* client.sessions.create({ payload: { agent: "claude", meta: { via: "effect" } } })
+      expect(created).toMatchObject({ ok: true, agent: "claude", app_name: appName, status: "open" })
+      const id = created.session_id
+
+      const turn = yield* client.sessions.turn({ path: { id }, payload: { prompt: "say hello" } })
+      expect(turn).toEqual({ ok: true, session_id: id, turn_index: 1, stop_reason: "end_turn", events })
+
+      const state = yield* client.sessions.get({ path: { id } })
+      expect(state).toMatchObject({ turn_count: 1, status: "open", meta: { via: "effect" } })
+      expect(state.last_turn_at).not.toBeNull()
+
+      const list = yield* client.sessions.list({ urlParams: { status: "open", limit: 10 } })
+      expect(list.count).toBe(1)
+      expect(list.sessions.map((session) => session.session_id)).toEqual([id])
+
+      expect(yield* client.sessions.close({ path: { id } })).toEqual({ ok: true })
+      expect(yield* client.sessions.close({ path: { id } })).toEqual({ ok: true, already_closed: true })
+      expect(yield* client.health.healthz()).toEqual({ ok: true })
+    }).pipe(Effect.provide(gateway())))
+
+  it.scopedLive("errors are typed failures: 401, 404 for another app, 410 after close", () =>
+    Effect.gen(function*() {
+      const client = yield* effectClient(appToken)
+      const { session_id: id } = yield* client.sessions.create({ payload: { agent: "claude" } })
+
+      const wrongToken = yield* effectClient("not-a-token")
+      const unauthorized = yield* Effect.flip(wrongToken.sessions.list({ urlParams: {} }))
+      expect(unauthorized).toMatchObject({ _tag: "Unauthorized", ok: false, error: "unauthorized" })
+
+      const other = yield* effectClient(otherToken)
+      const notFound = yield* Effect.flip(other.sessions.get({ path: { id } }))
+      expect(notFound).toMatchObject({ _tag: "SessionNotFound", error: "session_not_found" })
+      // Typed: the failure channel narrows by tag.
+      const recovered = yield* other.sessions.turn({ path: { id }, payload: { prompt: "hi" } }).pipe(
+        Effect.as("ran"),
+        Effect.catchTag("SessionNotFound", () => Effect.succeed("not found"))
+      )
+      expect(recovered).toBe("not found")
+
+      yield* client.sessions.close({ path: { id } })
+      const closed = yield* Effect.flip(client.sessions.turn({ path: { id }, payload: { prompt: "hi" } }))
+      expect(closed).toMatchObject({ _tag: "SessionClosed", error: "session_closed" })
+    }).pipe(Effect.provide(gateway())))
+})
+
+describe("fetch client (openapi-typescript + openapi-fetch)", () => {
+  it.scopedLive("create, turn, get, list, close", () =>
+    Effect.gen(function*() {
+      const client = yield* fetchClient(appToken)
+      const created = yield* Effect.promise(() =>
+        client.POST("/sessions", { body: { agent: "claude", meta: { via: "fetch" } } })
+      )
+      expect(created.response.status).toBe(200)
+      expect(created.data).toMatchObject({ ok: true, agent: "claude", app_name: appName, status: "open" })
+      const id = created.data!.session_id
+      const path = { path: { id } }
+
+      const turn = yield* Effect.promise(() =>
+        client.POST("/sessions/{id}/turn", { params: path, body: { prompt: "say hello" } })
+      )
+      expect(turn.data).toEqual({ ok: true, session_id: id, turn_index: 1, stop_reason: "end_turn", events })
+
+      const state = yield* Effect.promise(() => client.GET("/sessions/{id}", { params: path }))
+      expect(state.data).toMatchObject({ turn_count: 1, status: "open", meta: { via: "fetch" } })
+
+      // `limit` is a string on the wire (NumberFromString), so the generated type says string.
+      const list = yield* Effect.promise(() => client.GET("/sessions", { params: { query: { limit: "10" } } }))
+      expect(list.data?.count).toBe(1)
+      expect(list.data?.sessions.map((session) => session.session_id)).toEqual([id])
+
+      const closed = yield* Effect.promise(() => client.DELETE("/sessions/{id}", { params: path }))
+      expect(closed.data).toEqual({ ok: true })
+      const again = yield* Effect.promise(() => client.DELETE("/sessions/{id}", { params: path }))
+      expect(again.data).toEqual({ ok: true, already_closed: true })
+    }).pipe(Effect.provide(gateway())))
+
+  it.scopedLive("errors are typed bodies with their status: 401, 404 for another app, 410 after close", () =>
+    Effect.gen(function*() {
+      const client = yield* fetchClient(appToken)
+      const created = yield* Effect.promise(() => client.POST("/sessions", { body: { agent: "claude" } }))
+      const path = { path: { id: created.data!.session_id } }
+
+      const wrongToken = yield* fetchClient("not-a-token")
+      const unauthorized = yield* Effect.promise(() => wrongToken.GET("/sessions"))
+      expect(unauthorized.response.status).toBe(401)
+      expect(unauthorized.data).toBeUndefined()
+      expect(unauthorized.error).toMatchObject({ ok: false, error: "unauthorized", _tag: "Unauthorized" })
+
+      const other = yield* fetchClient(otherToken)
+      const notFound = yield* Effect.promise(() => other.GET("/sessions/{id}", { params: path }))
+      expect(notFound.response.status).toBe(404)
+      expect(notFound.error).toMatchObject({ ok: false, error: "session_not_found" })
+
+      yield* Effect.promise(() => client.DELETE("/sessions/{id}", { params: path }))
+      const closed = yield* Effect.promise(() =>
+        client.POST("/sessions/{id}/turn", { params: path, body: { prompt: "hi" } })
+      )
+      expect(closed.response.status).toBe(410)
+      // The error type is the union of the turn's documented error bodies.
+      expect(closed.error?.error).toBe("session_closed")
+      expect(closed.error?.message).toBeTypeOf("string")
+    }).pipe(Effect.provide(gateway())))
+})
