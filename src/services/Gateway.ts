@@ -1,12 +1,14 @@
-import { Layer } from "effect"
+import { ConfigError, Effect, Layer } from "effect"
+import { HttpLive } from "../http/Server.js"
 import { AcpxPool } from "./AcpxPool.js"
 import { AgentRegistry } from "./AgentRegistry.js"
-import { AppConfig } from "./AppConfig.js"
+import { AppConfig, describeConfigError } from "./AppConfig.js"
+import { AppTokens } from "./AppTokens.js"
 import { Auth } from "./Auth.js"
 import { ClaudeRunner } from "./ClaudeRunner.js"
 import { DatabaseLive } from "./Database.js"
 import { Ledger } from "./Ledger.js"
-import { Sessions } from "./Sessions.js"
+import { Sessions, SessionsDrain } from "./Sessions.js"
 import { Sweeper, SweeperLoop } from "./Sweeper.js"
 import { Workspaces } from "./Workspaces.js"
 
@@ -19,16 +21,32 @@ export const layerServices = <EP, RP, ER, RR>(
   pool: Layer.Layer<AcpxPool, EP, RP>,
   runner: Layer.Layer<ClaudeRunner, ER, RR>
 ) => {
-  const ledger = Ledger.DefaultWithoutDependencies.pipe(Layer.provideMerge(DatabaseLive))
+  // One SqlClient for the ledger and the app tokens (one connection even for `:memory:`).
+  const ledger = Layer.mergeAll(Ledger.DefaultWithoutDependencies, AppTokens.DefaultWithoutDependencies).pipe(
+    Layer.provideMerge(DatabaseLive)
+  )
   const core = Layer.mergeAll(AppConfig.Default, ledger, AgentRegistry.Default, Workspaces.Default, pool)
   const sessions = Sessions.DefaultWithoutDependencies.pipe(Layer.provideMerge(core))
   const sweeper = Sweeper.DefaultWithoutDependencies.pipe(Layer.provideMerge(sessions))
-  return Layer.mergeAll(
-    SweeperLoop.pipe(Layer.provideMerge(sweeper)),
-    Auth.Default,
-    runner
+  return Layer.mergeAll(SweeperLoop, Auth.DefaultWithoutDependencies).pipe(
+    Layer.provideMerge(sweeper),
+    Layer.merge(runner)
   )
 }
 
 /** The gateway's services with real agent processes. */
 export const ServicesLive = layerServices(AcpxPool.Default, ClaudeRunner.Default)
+
+/** The whole gateway: the HTTP server over the live services, drained before it closes. */
+export const GatewayLive = SessionsDrain.pipe(Layer.provide(HttpLive.pipe(Layer.provideMerge(ServicesLive))))
+
+/** Prints an invalid configuration as one line naming the variable, and fails the exit code. */
+export const reportConfigError = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+  Effect.catchIf(self, ConfigError.isConfigError as (e: E) => e is Extract<E, ConfigError.ConfigError>, (error) =>
+    Effect.sync(() => {
+      console.error(`clawdforge: invalid configuration: ${describeConfigError(error)}`)
+      process.exitCode = 1
+    }))
+
+/** Runs the gateway until interrupted: `src/main.ts` and `clawdforge serve`. */
+export const serveGateway = Layer.launch(GatewayLive).pipe(reportConfigError)

@@ -34,5 +34,17 @@ export const migrations = Migrator.fromRecord({
         detail TEXT
       )`
     yield* sql`CREATE INDEX session_events_by_session ON session_events (session_id, id)`
+  }),
+  // Apps issued by the admin CLI: only the token's SHA-256 (hex) is kept.
+  "0002_apps": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`
+      CREATE TABLE apps (
+        name TEXT PRIMARY KEY,
+        token_hash TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        revoked_at INTEGER
+      )`
+    yield* sql`CREATE UNIQUE INDEX apps_by_token_hash ON apps (token_hash)`
   })
 })

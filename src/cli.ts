@@ -1,0 +1,212 @@
+/**
+ * `clawdforge`: the gateway (`serve`) and its admin commands. The admin commands work on the
+ * SQLite ledger named by `CLAWDFORGE_DB` and never start the HTTP server or an agent.
+ */
+import { Args, Command, Options, ValidationError } from "@effect/cli"
+import { SqlClient } from "@effect/sql"
+import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import { Console, Data, Effect, Layer, Option, Order, Array as Arr, Redacted } from "effect"
+import { createRequire } from "node:module"
+import { AppName, SessionId } from "./domain/Ids.js"
+import type { Session } from "./domain/Session.js"
+import { AppTokens } from "./services/AppTokens.js"
+import { DatabaseLive } from "./services/Database.js"
+import { reportConfigError, serveGateway } from "./services/Gateway.js"
+import { Ledger, nowSeconds } from "./services/Ledger.js"
+
+const { version } = createRequire(import.meta.url)("../package.json") as { version: string }
+
+/** A refusal the admin caused (unknown session, ...): one line on stderr, exit code 1. */
+class CliFailure extends Data.TaggedError("CliFailure")<{ readonly message: string }> {}
+
+/** The ledger alone, migrated: what the admin commands need. */
+const AdminLive = Layer.mergeAll(Ledger.DefaultWithoutDependencies, AppTokens.DefaultWithoutDependencies).pipe(
+  Layer.provideMerge(DatabaseLive)
+)
+
+const json = Options.boolean("json").pipe(Options.withDescription("Print JSON instead of a table"))
+
+const isoTime = (seconds: number | null) => seconds === null ? "-" : new Date(seconds * 1000).toISOString()
+
+/** Left-aligned columns under a header, for people; `--json` is for programs. */
+const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>) => {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)))
+  return [header, ...rows].map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd())
+    .join("\n")
+}
+
+// ---- serve ----------------------------------------------------------------------------
+
+const serve = Command.make("serve", {}, () => serveGateway).pipe(
+  Command.withDescription("Run the HTTP gateway (what `npm start` runs), configured by the CLAWDFORGE_* variables")
+)
+
+// ---- apps -----------------------------------------------------------------------------
+
+/** App names as the gateway accepts them, with a message people can act on. */
+const AppNameArg = AppName.annotations({
+  message: () => "An app name is a letter or digit, then letters, digits, _ . - (64 at most)"
+})
+
+const appName = Args.text({ name: "name" }).pipe(
+  Args.withSchema(AppNameArg),
+  Args.withDescription("App name: a letter or digit, then letters, digits, _ . - (64 at most)")
+)
+
+const appsAdd = Command.make("add", { name: appName }, ({ name }) =>
+  Effect.gen(function*() {
+    const app = yield* (yield* AppTokens).add(name)
+    // The token alone on stdout, so `TOKEN=$(clawdforge apps add NAME)` works; the rest on stderr.
+    yield* Console.error(`Added app ${app.name}. Its bearer token, shown only this once:`)
+    yield* Console.log(Redacted.value(app.token))
+  })).pipe(
+    Command.withDescription(
+      "Add an app and print its new bearer token once (only its SHA-256 is stored). " +
+        "A revoked app can be added again: that issues a new token. A running gateway accepts it within seconds."
+    )
+  )
+
+const appsList = Command.make("list", { json }, ({ json }) =>
+  Effect.gen(function*() {
+    const apps = yield* (yield* AppTokens).list()
+    if (json) return yield* Console.log(JSON.stringify(apps))
+    yield* Console.log(table(
+      ["NAME", "STATUS", "CREATED", "REVOKED"],
+      apps.map((a) => [a.name, a.revoked_at === null ? "active" : "revoked", isoTime(a.created_at), isoTime(a.revoked_at)])
+    ))
+  })).pipe(
+    Command.withDescription(
+      "List the apps in the ledger (not those from CLAWDFORGE_APP_TOKENS); tokens are never shown"
+    )
+  )
+
+const appsRevoke = Command.make("revoke", { name: appName }, ({ name }) =>
+  Effect.gen(function*() {
+    const { alreadyRevoked } = yield* (yield* AppTokens).revoke(name)
+    yield* Console.log(alreadyRevoked ? `App ${name} was already revoked` : `Revoked app ${name}`)
+  })).pipe(
+    Command.withDescription(
+      "Revoke an app's token. A running gateway refuses it (401) within 5 seconds; its sessions stay in the ledger."
+    )
+  )
+
+const apps = Command.make("apps").pipe(
+  Command.withDescription("Manage the apps (bearer tokens) kept in the ledger"),
+  Command.withSubcommands([appsAdd, appsList, appsRevoke])
+)
+
+// ---- sessions -------------------------------------------------------------------------
+
+const sessionId = Args.text({ name: "id" }).pipe(
+  Args.withSchema(SessionId.annotations({ message: () => "A session id is 16 to 64 url-safe characters" })),
+  Args.withDescription("Session id")
+)
+
+const findSession = (id: SessionId) =>
+  Effect.flatMap(Ledger, (ledger) => ledger.findSession(id)).pipe(
+    Effect.flatMap(Option.match({
+      onNone: () => Effect.fail(new CliFailure({ message: `No session ${id}` })),
+      onSome: Effect.succeed
+    }))
+  )
+
+const byNewest = Order.combine(
+  Order.reverse(Order.mapInput(Order.number, (s: Session) => s.created_at)),
+  Order.mapInput(Order.string, (s: Session) => s.session_id)
+)
+
+const sessionsList = Command.make("list", {
+  app: Options.text("app").pipe(
+    Options.withSchema(AppNameArg),
+    Options.optional,
+    Options.withDescription("Only this app's sessions")
+  ),
+  status: Options.choice("status", ["open", "closed"]).pipe(Options.optional),
+  limit: Options.integer("limit").pipe(Options.withDefault(100), Options.withDescription("At most this many")),
+  json
+}, (options) =>
+  Effect.gen(function*() {
+    const ledger = yield* Ledger
+    const sql = yield* SqlClient.SqlClient
+    const query = { status: Option.getOrUndefined(options.status), limit: options.limit }
+    // The ledger lists one app at a time (callers only see their own): merge the apps' lists.
+    const appNames = Option.isSome(options.app)
+      ? [options.app.value]
+      : (yield* sql<{ app_name: string }>`SELECT DISTINCT app_name FROM sessions ORDER BY app_name`.pipe(Effect.orDie))
+        .map((row) => AppName.make(row.app_name))
+    const perApp = yield* Effect.forEach(appNames, (app) => ledger.listSessions(app, query))
+    const sessions = Arr.sort(perApp.flat(), byNewest).slice(0, options.limit)
+    if (options.json) return yield* Console.log(JSON.stringify(sessions))
+    yield* Console.log(table(
+      ["SESSION", "APP", "AGENT", "STATUS", "TURNS", "CREATED", "LAST TURN"],
+      sessions.map((s) => [
+        s.session_id,
+        s.app_name,
+        s.agent,
+        s.status,
+        String(s.turn_count),
+        isoTime(s.created_at),
+        isoTime(s.last_turn_at)
+      ])
+    ))
+  })).pipe(Command.withDescription("List sessions of every app (newest first)"))
+
+const sessionsShow = Command.make("show", { id: sessionId }, ({ id }) =>
+  Effect.gen(function*() {
+    const session = yield* findSession(id)
+    const events = yield* (yield* Ledger).sessionEvents(id)
+    yield* Console.log(JSON.stringify({ session, events }, null, 2))
+  })).pipe(Command.withDescription("Print a session's state and its audit events as JSON"))
+
+const sessionsClose = Command.make("close", { id: sessionId }, ({ id }) =>
+  Effect.gen(function*() {
+    yield* findSession(id)
+    const closed = yield* (yield* Ledger).closeSession(id, "close", yield* nowSeconds)
+    yield* Console.log(closed ? `Closed session ${id}` : `Session ${id} was already closed`)
+  })).pipe(
+    Command.withDescription(
+      "Close a session in the ledger (audit event `close`). A running gateway is not told: it answers " +
+        "410 to the session's next turn, and its live agent (if any) is stopped when the app DELETEs the " +
+        "session, the gateway stops, or the sweeper deletes the session after the hard TTL."
+    )
+  )
+
+const sessions = Command.make("sessions").pipe(
+  Command.withDescription("Inspect and close sessions in the ledger"),
+  Command.withSubcommands([sessionsList, sessionsShow, sessionsClose])
+)
+
+// ---- clawdforge -----------------------------------------------------------------------
+
+const admin = <Name extends string, R, E, A>(command: Command.Command<Name, R, E, A>) =>
+  Command.provide(command, AdminLive)
+
+const clawdforge = Command.make("clawdforge").pipe(
+  Command.withDescription(
+    "Self-hosted HTTP gateway for coding agents. Every command reads the CLAWDFORGE_* variables; " +
+      "`apps` and `sessions` work on the ledger (CLAWDFORGE_DB) without starting the server."
+  ),
+  Command.withSubcommands([serve, admin(apps), admin(sessions)])
+)
+
+const cli = Command.run(clawdforge, { name: "clawdforge", version })
+
+cli(process.argv).pipe(
+  Effect.catchTags({
+    AppExists: (e) => fail(e.message),
+    AppNotFound: (e) => fail(e.message),
+    CliFailure: (e) => fail(e.message)
+  }),
+  // @effect/cli has printed the usage error already.
+  Effect.catchIf(ValidationError.isValidationError, () => Effect.sync(() => process.exitCode = 1)),
+  reportConfigError,
+  Effect.provide(NodeContext.layer),
+  NodeRuntime.runMain
+)
+
+function fail(message: string) {
+  return Effect.sync(() => {
+    console.error(`clawdforge: ${message}`)
+    process.exitCode = 1
+  })
+}
