@@ -30,6 +30,8 @@ const expectedErrors: Record<string, ReadonlyArray<number>> = {
   "run.run": [401, 502],
   "sessions.create": [401, 502, 503],
   "sessions.turn": [401, 410, 502, 503, 504],
+  "sessions.turnStream": [401, 410, 502, 503],
+  "sessions.cancel": [401],
   "sessions.get": [401],
   "sessions.list": [401],
   "sessions.close": [401]

@@ -88,6 +88,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/sessions/{id}/turn/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send one prompt and stream the turn as server-sent events
+         * @description Body as `/turn`. Answers `text/event-stream`: one `event: acp` per ACP JSON-RPC message as it happens (`data:` the message), then one `event: done` whose data is the `/turn` reply without `events`, or `event: error` with `{ok: false, error, message}` (a failed agent, a timeout). A client that disconnects does not stop the turn, and the turn is still recorded.
+         */
+        post: operations["sessions.turnStream"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sessions/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel the running turn
+         * @description Sends `session/cancel` to the agent. The running turn ends with `stop_reason: "cancelled"`; the session stays usable. `cancelled` is false when no turn was running.
+         */
+        post: operations["sessions.cancel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/sessions/{id}": {
         parameters: {
             query?: never;
@@ -232,6 +272,16 @@ export interface components {
             /** @enum {string} */
             _tag: "PoolFull";
         };
+        /** @description The gateway is shutting down */
+        ShuttingDown: {
+            /** @enum {boolean} */
+            ok: false;
+            /** @enum {string} */
+            error: "shutting_down";
+            message: string;
+            /** @enum {string} */
+            _tag: "ShuttingDown";
+        };
         /** @description The agent could not start, failed or exited; `events` holds what it said before */
         AgentFailed: {
             /** @enum {boolean} */
@@ -287,6 +337,13 @@ export interface components {
             timeout_secs: number;
             /** @enum {string} */
             _tag: "TurnTimeout";
+        };
+        TurnEventStream: string;
+        CancelReply: {
+            /** @enum {boolean} */
+            ok: true;
+            /** @description Whether a turn was running (it ends with stop_reason `cancelled`) */
+            cancelled: boolean;
         };
         SessionList: {
             /** @enum {boolean} */
@@ -622,13 +679,13 @@ export interface operations {
                     "application/json": components["schemas"]["AgentFailed"];
                 };
             };
-            /** @description Every live agent slot is taken */
+            /** @description `PoolFull`: Every live agent slot is taken; `ShuttingDown`: The gateway is shutting down */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["PoolFull"];
+                    "application/json": components["schemas"]["PoolFull"] | components["schemas"]["ShuttingDown"];
                 };
             };
         };
@@ -722,13 +779,13 @@ export interface operations {
                     "application/json": components["schemas"]["AgentFailed"];
                 };
             };
-            /** @description Every live agent slot is taken */
+            /** @description `PoolFull`: Every live agent slot is taken; `ShuttingDown`: The gateway is shutting down */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["PoolFull"];
+                    "application/json": components["schemas"]["PoolFull"] | components["schemas"]["ShuttingDown"];
                 };
             };
             /** @description The turn ran past the turn timeout and was cancelled */
@@ -738,6 +795,164 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TurnTimeout"];
+                };
+            };
+        };
+    };
+    "sessions.turnStream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * maxLength(1000000)
+                     * @description a string at most 1000000 character(s) long
+                     */
+                    prompt: string;
+                    /**
+                     * maxItems(100)
+                     * @description an array of at most 100 item(s)
+                     */
+                    files?: string[];
+                };
+            };
+        };
+        responses: {
+            /** @description The turn's events as they happen */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["TurnEventStream"];
+                };
+            };
+            /** @description Malformed or invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description `NotFound`: No such route; `SessionNotFound`: No such session for this app (another app's session is reported the same way) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"];
+                };
+            };
+            /** @description The session is closed */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionClosed"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description The agent could not start, failed or exited; `events` holds what it said before */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentFailed"];
+                };
+            };
+            /** @description `PoolFull`: Every live agent slot is taken; `ShuttingDown`: The gateway is shutting down */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PoolFull"] | components["schemas"]["ShuttingDown"];
+                };
+            };
+        };
+    };
+    "sessions.cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Whether a running turn was cancelled */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CancelReply"];
+                };
+            };
+            /** @description Malformed or invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description `NotFound`: No such route; `SessionNotFound`: No such session for this app (another app's session is reported the same way) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
                 };
             };
         };

@@ -9,6 +9,7 @@ import {
   RunFailed,
   SessionClosed,
   SessionNotFound,
+  ShuttingDown,
   TurnTimeout,
   Unauthorized,
   UnknownAgent
@@ -17,12 +18,14 @@ import type { AppName } from "./Ids.js"
 import pkg from "../../package.json" with { type: "json" }
 import { RunReply, RunRequest } from "./Run.js"
 import {
+  CancelReply,
   CloseReply,
   CreateSessionRequest,
   ListSessionsParams,
   SessionIdParam,
   SessionList,
   SessionReply,
+  TurnEventStream,
   TurnReply,
   TurnRequest
 } from "./Session.js"
@@ -156,6 +159,7 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
       .addSuccess(SessionReply)
       .addError(UnknownAgent)
       .addError(PoolFull)
+      .addError(ShuttingDown)
       .addError(AgentFailed)
       .annotate(OpenApi.Summary, "Start a session with a live agent")
       .annotate(
@@ -175,6 +179,7 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
       .addError(SessionClosed)
       .addError(AgentFailed)
       .addError(PoolFull)
+      .addError(ShuttingDown)
       .addError(TurnTimeout)
       .annotate(OpenApi.Summary, "Send one prompt; waits in the session's mailbox behind earlier turns")
       .annotate(
@@ -185,6 +190,39 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
           "`files` are named to the agent before the prompt text. `turn_index` counts from 1."
       )
       .annotate(OpenApi.Transform, describeSuccess("The turn ran to its end"))
+  )
+  .add(
+    HttpApiEndpoint.post("turnStream", "/sessions/:id/turn/stream")
+      .setPath(SessionIdParam)
+      .setPayload(TurnRequest)
+      .addSuccess(TurnEventStream)
+      .addError(SessionNotFound)
+      .addError(SessionClosed)
+      .addError(AgentFailed)
+      .addError(PoolFull)
+      .addError(ShuttingDown)
+      .annotate(OpenApi.Summary, "Send one prompt and stream the turn as server-sent events")
+      .annotate(
+        OpenApi.Description,
+        "Body as `/turn`. Answers `text/event-stream`: one `event: acp` per ACP JSON-RPC message as it " +
+          "happens (`data:` the message), then one `event: done` whose data is the `/turn` reply without " +
+          "`events`, or `event: error` with `{ok: false, error, message}` (a failed agent, a timeout). " +
+          "A client that disconnects does not stop the turn, and the turn is still recorded."
+      )
+      .annotate(OpenApi.Transform, describeSuccess("The turn's events as they happen"))
+  )
+  .add(
+    HttpApiEndpoint.post("cancel", "/sessions/:id/cancel")
+      .setPath(SessionIdParam)
+      .addSuccess(CancelReply)
+      .addError(SessionNotFound)
+      .annotate(OpenApi.Summary, "Cancel the running turn")
+      .annotate(
+        OpenApi.Description,
+        "Sends `session/cancel` to the agent. The running turn ends with `stop_reason: \"cancelled\"`; " +
+          "the session stays usable. `cancelled` is false when no turn was running."
+      )
+      .annotate(OpenApi.Transform, describeSuccess("Whether a running turn was cancelled"))
   )
   .add(
     HttpApiEndpoint.get("get", "/sessions/:id")

@@ -99,3 +99,9 @@ export class RunFailed extends Schema.TaggedError<RunFailed>()(
   },
   HttpApiSchema.annotations({ status: 502, description: "claude failed (v0.1 error shape)" })
 ) {}
+
+export class ShuttingDown extends Schema.TaggedError<ShuttingDown>()(
+  "ShuttingDown",
+  errorFields("shutting_down"),
+  HttpApiSchema.annotations({ status: 503, description: "The gateway is shutting down" })
+) {}

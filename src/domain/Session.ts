@@ -1,3 +1,4 @@
+import { HttpApiSchema } from "@effect/platform"
 import { Schema } from "effect"
 import { AppName, SessionId, UnixSeconds } from "./Ids.js"
 
@@ -84,3 +85,13 @@ export const CloseReply = Schema.Struct({
 
 /** Path id: any string; one that is not a well-formed id is simply not found (404). */
 export const SessionIdParam = Schema.Struct({ id: Schema.String })
+
+export const CancelReply = Schema.Struct({
+  ok: Ok,
+  cancelled: Schema.Boolean.annotations({ description: "Whether a turn was running (it ends with stop_reason `cancelled`)" })
+}).annotations({ identifier: "CancelReply" })
+
+/** `text/event-stream`: `event: acp` per message, then `event: done` (the turn reply) or `event: error`. */
+export const TurnEventStream = Schema.String.pipe(
+  HttpApiSchema.withEncoding({ kind: "Text", contentType: "text/event-stream" })
+).annotations({ identifier: "TurnEventStream" })

@@ -3,6 +3,7 @@ import { Effect } from "effect"
 import { Api, CurrentApp } from "../domain/Api.js"
 import { ClaudeRunner } from "../services/ClaudeRunner.js"
 import { Sessions } from "../services/Sessions.js"
+import { turnEventStream } from "./TurnStream.js"
 
 export const HealthLive = HttpApiBuilder.group(
   Api,
@@ -27,6 +28,14 @@ export const SessionsLive = HttpApiBuilder.group(Api, "sessions", (handlers) =>
         ))
       .handle("turn", ({ path, payload }) =>
         Effect.flatMap(CurrentApp, (app) => sessions.turn(app, path.id, payload)))
+      .handle("turnStream", ({ path, payload }) =>
+        Effect.flatMap(CurrentApp, (app) =>
+          turnEventStream((onMessage) => sessions.submit(app, path.id, payload, onMessage))))
+      .handle("cancel", ({ path }) =>
+        CurrentApp.pipe(
+          Effect.flatMap((app) => sessions.cancel(app, path.id)),
+          Effect.map((cancelled) => ({ ok: true as const, cancelled }))
+        ))
       .handle("get", ({ path }) =>
         CurrentApp.pipe(
           Effect.flatMap((app) => sessions.get(app, path.id)),

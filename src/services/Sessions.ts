@@ -1,7 +1,7 @@
 import { Deferred, Duration, Effect, ExecutionStrategy, Exit, Fiber, FiberMap, Layer, Option, Queue, Schedule, Schema, Scope } from "effect"
 import { randomBytes } from "node:crypto"
 import type { AgentDefinition } from "../domain/Agent.js"
-import { AgentFailed, PoolFull, SessionClosed, SessionNotFound, TurnTimeout } from "../domain/Errors.js"
+import { AgentFailed, PoolFull, SessionClosed, SessionNotFound, ShuttingDown, TurnTimeout } from "../domain/Errors.js"
 import { type AppName, SessionId } from "../domain/Ids.js"
 import { type CreateSessionRequest, Session, type TurnReply, type TurnRequest } from "../domain/Session.js"
 import type { AcpMessage } from "../domain/Session.js"
@@ -53,6 +53,9 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
     // Set synchronously before an actor starts, so two turns never start two actors.
     const actors = new Map<SessionId, Deferred.Deferred<Actor, AgentFailed | PoolFull>>()
     const liveActors = new Set<Actor>()
+    // Set when the gateway starts to stop: new sessions and turns are refused from then on.
+    let draining = false
+    const shuttingDown = new ShuttingDown({ message: "The gateway is shutting down" })
 
     // On shutdown (before the FiberMap interrupts every actor): let running turns end,
     // cancel those that do not, and give them a moment to answer.
@@ -66,6 +69,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
      * no-op by then, before the FiberMap interrupts every actor.
      */
     const drain = Effect.gen(function*() {
+      draining = true
       const live = [...liveActors]
       yield* Effect.timeoutOption(untilIdle(live), shutdownGrace)
       yield* Effect.forEach(live, (actor) => actor.cancel, { discard: true })
@@ -272,6 +276,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
       })
 
     const create = Effect.fn("Sessions.create")(function*(app: AppName, request: CreateSessionRequest) {
+      if (draining) return yield* shuttingDown
       const definition = yield* registry.lookup(request.agent)
       const id = newSessionId()
       const cwd = yield* workspaces.prepare(app, id, request.cwd)
@@ -307,17 +312,26 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
       }
     )
 
-    const turn = Effect.fn("Sessions.turn")(
+    /**
+     * Queues a turn in the session's mailbox (after the 404/410/400 checks) and returns the
+     * wait for its reply. `onMessage` sees each ACP message of the turn as it happens.
+     */
+    const submit = Effect.fn("Sessions.submit")(
       function*(app: AppName, id: string, request: TurnRequest, onMessage?: (message: AcpMessage) => void) {
+        if (draining) return yield* shuttingDown
         const session = yield* owned(app, id)
         if (session.closed_at !== null) return yield* closedError(session.session_id)
         const files = yield* workspaces.resolveFiles(session.cwd, request.files ?? [])
         const actor = yield* actorFor(session)
         const reply = yield* Deferred.make<TurnReply, TurnError>()
         yield* Queue.offer(actor.mailbox, { request: { ...request, files }, onMessage, reply })
-        return yield* Deferred.await(reply).pipe(Effect.raceFirst(Deferred.await(actor.stopped)))
+        return Deferred.await(reply).pipe(Effect.raceFirst(Deferred.await(actor.stopped)))
       }
     )
+
+    /** Runs one turn: waits behind earlier turns of the session, then for the agent. */
+    const turn = (app: AppName, id: string, request: TurnRequest) =>
+      Effect.flatten(submit(app, id, request)).pipe(Effect.withSpan("Sessions.turn"))
 
     /** Cancels the session's running turn; false when nothing was running. */
     const cancel = Effect.fn("Sessions.cancel")(function*(app: AppName, id: string) {
@@ -346,6 +360,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
       create,
       get,
       list,
+      submit,
       turn,
       cancel,
       close,
