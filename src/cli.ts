@@ -201,7 +201,8 @@ cli(process.argv).pipe(
   Effect.catchIf(ValidationError.isValidationError, () => Effect.sync(() => process.exitCode = 1)),
   reportConfigError,
   Effect.provide(NodeContext.layer),
-  NodeRuntime.runMain
+  // `serve` installs its own logger (JSON by default).
+  NodeRuntime.runMain({ disablePrettyLogger: true })
 )
 
 function fail(message: string) {

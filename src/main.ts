@@ -1,4 +1,5 @@
 import { NodeRuntime } from "@effect/platform-node"
 import { serveGateway } from "./services/Gateway.js"
 
-serveGateway.pipe(NodeRuntime.runMain)
+// Our logger (JSON by default) replaces the runtime's pretty one.
+serveGateway.pipe(NodeRuntime.runMain({ disablePrettyLogger: true }))

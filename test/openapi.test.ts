@@ -34,7 +34,8 @@ const expectedErrors: Record<string, ReadonlyArray<number>> = {
   "sessions.cancel": [401],
   "sessions.get": [401],
   "sessions.list": [401],
-  "sessions.close": [401]
+  "sessions.close": [401],
+  "observability.metrics": [401]
 }
 
 describe("/openapi.json", () => {

@@ -1,4 +1,12 @@
-import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSecurity, OpenApi } from "@effect/platform"
+import {
+  HttpApi,
+  HttpApiEndpoint,
+  HttpApiGroup,
+  HttpApiMiddleware,
+  HttpApiSchema,
+  HttpApiSecurity,
+  OpenApi
+} from "@effect/platform"
 import { Context, Schema } from "effect"
 import {
   AgentFailed,
@@ -265,10 +273,30 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
   )
 {}
 
+export class ObservabilityApi extends HttpApiGroup.make("observability")
+  .add(
+    HttpApiEndpoint.get("metrics", "/metrics")
+      .addSuccess(
+        Schema.String.pipe(HttpApiSchema.withEncoding({ kind: "Text", contentType: "text/plain; version=0.0.4" }))
+      )
+      .annotate(OpenApi.Summary, "Prometheus metrics")
+      .annotate(
+        OpenApi.Description,
+        "Text exposition format: `clawdforge_sessions_live`, `clawdforge_pool_capacity`, " +
+          "`clawdforge_turns_total{app,outcome}`, `clawdforge_turn_duration_seconds` (histogram). " +
+          "Needs an app token like every other endpoint."
+      )
+      .annotate(OpenApi.Transform, describeSuccess("The metrics, as Prometheus scrapes them"))
+  )
+  .middleware(Authorization)
+  .annotate(OpenApi.Description, "What operators watch")
+{}
+
 export class Api extends HttpApi.make("clawdforge")
   .add(HealthApi)
   .add(RunApi)
   .add(SessionsApi)
+  .add(ObservabilityApi)
   // Raised by the gateway's own request handling (decode, routing, body limit).
   .addError(BadRequest)
   .addError(NotFound)

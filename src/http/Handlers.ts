@@ -2,6 +2,7 @@ import { HttpApiBuilder } from "@effect/platform"
 import { Effect } from "effect"
 import { Api, CurrentApp } from "../domain/Api.js"
 import { ClaudeRunner } from "../services/ClaudeRunner.js"
+import { scrapeMetrics } from "../services/Metrics.js"
 import { Sessions } from "../services/Sessions.js"
 import { turnEventStream } from "./TurnStream.js"
 
@@ -52,3 +53,9 @@ export const SessionsLive = HttpApiBuilder.group(Api, "sessions", (handlers) =>
           Effect.map(({ alreadyClosed }) => alreadyClosed ? { ok: true as const, already_closed: true } : { ok: true as const })
         ))
   }))
+
+export const ObservabilityLive = HttpApiBuilder.group(
+  Api,
+  "observability",
+  (handlers) => handlers.handle("metrics", () => scrapeMetrics)
+)

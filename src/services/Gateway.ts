@@ -10,6 +10,7 @@ import { DatabaseLive } from "./Database.js"
 import { Ledger } from "./Ledger.js"
 import { Sessions, SessionsDrain } from "./Sessions.js"
 import { Sweeper, SweeperLoop } from "./Sweeper.js"
+import { LoggingLive, TracingLive } from "./Telemetry.js"
 import { Workspaces } from "./Workspaces.js"
 
 /**
@@ -38,7 +39,10 @@ export const layerServices = <EP, RP, ER, RR>(
 export const ServicesLive = layerServices(AcpxPool.Default, ClaudeRunner.Default)
 
 /** The whole gateway: the HTTP server over the live services, drained before it closes. */
-export const GatewayLive = SessionsDrain.pipe(Layer.provide(HttpLive.pipe(Layer.provideMerge(ServicesLive))))
+export const GatewayLive = SessionsDrain.pipe(
+  Layer.provide(HttpLive.pipe(Layer.provideMerge(ServicesLive))),
+  Layer.provide([LoggingLive, TracingLive])
+)
 
 /** Prints an invalid configuration as one line naming the variable, and fails the exit code. */
 export const reportConfigError = <A, E, R>(self: Effect.Effect<A, E, R>) =>

@@ -1,4 +1,4 @@
-import { Deferred, Duration, Effect, ExecutionStrategy, Exit, Fiber, FiberMap, Layer, Option, Queue, Schedule, Schema, Scope } from "effect"
+import { Deferred, Duration, Effect, ExecutionStrategy, Exit, Fiber, FiberMap, Layer, Metric, Option, Queue, Schedule, Schema, Scope } from "effect"
 import { randomBytes } from "node:crypto"
 import type { AgentDefinition } from "../domain/Agent.js"
 import { AgentFailed, PoolFull, SessionClosed, SessionNotFound, ShuttingDown, TurnTimeout } from "../domain/Errors.js"
@@ -10,6 +10,7 @@ import { AcpxPool } from "./AcpxPool.js"
 import { AgentRegistry } from "./AgentRegistry.js"
 import { AppConfig } from "./AppConfig.js"
 import { Ledger, nowSeconds } from "./Ledger.js"
+import { turnDuration, turnsTotal } from "./Metrics.js"
 import { Workspaces } from "./Workspaces.js"
 
 /** How long a cancelled turn may take to stop before its agent is killed. */
@@ -35,6 +36,13 @@ interface Actor {
   readonly cancel: Effect.Effect<boolean>
   readonly isRunning: Effect.Effect<boolean>
 }
+
+/** Counts the turn by outcome, and times the ones the agent answered. */
+const recordTurnMetrics = (app: string, exit: Exit.Exit<TurnReply, TurnError>) =>
+  Effect.gen(function*() {
+    const outcome = Exit.isSuccess(exit) ? "ok" : exit.cause._tag === "Fail" ? exit.cause.error.error : "interrupted"
+    yield* Metric.update(turnsTotal.pipe(Metric.tagged("app", app), Metric.tagged("outcome", outcome)), 1)
+  })
 
 const newSessionId = () => SessionId.make(randomBytes(18).toString("base64url"))
 const isSessionId = Schema.is(SessionId)
@@ -159,6 +167,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
             const outcome: TurnOutcome = yield* runTurn(handle, job).pipe(
               Effect.ensuring(Effect.sync(() => state.running = false))
             )
+            yield* Metric.update(turnDuration, (Date.now() - startedAt) / 1000)
             // Commit the turn before anyone hears of it.
             const turnIndex = yield* ledger.recordTurn(id, {
               at: yield* nowSeconds,
@@ -183,6 +192,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
               })
             ),
             Effect.exit,
+            Effect.tap((exit) => recordTurnMetrics(session.app_name, exit)),
             Effect.flatMap((exit) => Deferred.done(job.reply, exit)),
             Effect.onInterrupt(() => Deferred.fail(job.reply, closedError(id)))
           )
