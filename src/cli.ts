@@ -165,9 +165,8 @@ const sessionsClose = Command.make("close", { id: sessionId }, ({ id }) =>
     yield* Console.log(closed ? `Closed session ${id}` : `Session ${id} was already closed`)
   })).pipe(
     Command.withDescription(
-      "Close a session in the ledger (audit event `close`). A running gateway is not told: it answers " +
-        "410 to the session's next turn, and its live agent (if any) is stopped when the app DELETEs the " +
-        "session, the gateway stops, or the sweeper deletes the session after the hard TTL."
+      "Close a session in the ledger (audit event `close`). A running gateway answers 410 to the " +
+        "session's next turn at once, and its next sweeper pass stops the session's live agent."
     )
   )
 

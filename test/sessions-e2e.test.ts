@@ -71,6 +71,20 @@ describe("sessions with a real agent process", () => {
       expect(r.status).toBe(410)
     }).pipe(Effect.provide(gateway(log))))
 
+  it.scopedLive("a session closed in the ledger behind the gateway's back loses its agent on the next sweep", () =>
+    Effect.gen(function*() {
+      const sid = (yield* request("POST", "/sessions", { token: appToken, body: { agent: "scripted" } })).body.session_id
+      const [pid] = startedPids(log).slice(-1)
+      // As `clawdforge sessions close` does, from another process.
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`UPDATE sessions SET closed_at = strftime('%s','now') WHERE session_id = ${sid}`
+      expect((yield* turn(sid, { prompt: "hi" })).status).toBe(410)
+      expect(isAlive(pid!)).toBe(true)
+      yield* sweepOnce
+      expect(isAlive(pid!)).toBe(false)
+      expect(yield* Effect.flatMap(AcpxPool, (pool) => pool.live)).toBe(0)
+    }).pipe(Effect.provide(gateway(log))))
+
   it.scopedLive("the pool limit is exact under 20 concurrent creates", () =>
     Effect.gen(function*() {
       const before = startedPids(log).length

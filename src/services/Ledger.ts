@@ -169,6 +169,18 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
       Effect.orDie
     )
 
+    /** Which of `ids` are closed (or gone) in the ledger: their actors should not be running. */
+    const closedAmong = Effect.fn("Ledger.closedAmong")(
+      function*(ids: ReadonlyArray<SessionId>) {
+        if (ids.length === 0) return []
+        const open = yield* sql<{ session_id: SessionId }>`
+          SELECT session_id FROM sessions WHERE closed_at IS NULL AND session_id IN ${sql.in(ids)}`
+        const stillOpen = new Set(open.map((r) => r.session_id))
+        return ids.filter((id) => !stillOpen.has(id))
+      },
+      Effect.orDie
+    )
+
     /** Deletes sessions closed before `cutoff`, with their events; returns what was deleted. */
     const deleteClosedBefore = Effect.fn("Ledger.deleteClosedBefore")(
       function*(cutoff: number) {
@@ -206,6 +218,7 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
       recordEvent,
       closeSession,
       idleSessionIds,
+      closedAmong,
       deleteClosedBefore,
       sessionEvents
     } as const

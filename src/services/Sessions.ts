@@ -376,7 +376,8 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
       close,
       stop,
       drain,
-      live: FiberMap.size(fibers)
+      live: FiberMap.size(fibers),
+      liveSessionIds: Effect.sync(() => [...actors.keys()])
     } as const
   }),
   dependencies: [AppConfig.Default, Ledger.Default, AcpxPool.Default, AgentRegistry.Default, Workspaces.Default]

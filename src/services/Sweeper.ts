@@ -29,6 +29,10 @@ export class Sweeper extends Effect.Service<Sweeper>()("clawdforge/Sweeper", {
         if (yield* ledger.closeSession(id, "sweep_close", now)) softClosed++
         yield* sessions.stop(id)
       }
+      // Sessions closed behind the gateway's back (the admin CLI): stop their agents too.
+      for (const id of yield* ledger.closedAmong(yield* sessions.liveSessionIds)) {
+        yield* sessions.stop(id)
+      }
       const deleted = yield* ledger.deleteClosedBefore(now - hardTtl)
       yield* Effect.forEach(deleted, (row) =>
         sessions.stop(row.session_id).pipe(Effect.zipRight(workspaces.remove(row.app_name, row.session_id))), {
