@@ -7,23 +7,15 @@ import { Effect } from "effect"
 import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { AcpxPool } from "../src/services/AcpxPool.js"
 import { Ledger } from "../src/services/Ledger.js"
-import { agentLogFile, isAlive, readAgentLog, scriptedAgents, startedPids } from "./support/ScriptedAgent.js"
-import { appToken, layerTestGateway, request } from "./support/TestGateway.js"
+import { agentLogFile, agentText, isAlive, readAgentLog, startedPids } from "./support/ScriptedAgent.js"
+import { appToken, layerScriptedGateway, request } from "./support/TestGateway.js"
 
-const gateway = (log: string, config: Record<string, string> = {}) =>
-  layerTestGateway({ pool: AcpxPool.Default, config: { CLAWDFORGE_AGENTS: scriptedAgents(log), ...config } })
+const gateway = layerScriptedGateway
 
 const create = (body: Record<string, unknown> = {}) =>
   request("POST", "/sessions", { token: appToken, body: { agent: "scripted", ...body } })
 const turn = (sid: string, body: unknown) => request("POST", `/sessions/${sid}/turn`, { token: appToken, body })
-
-const messageText = (events: ReadonlyArray<any>) =>
-  events
-    .filter((e) => e.method === "session/update" && e.params?.update?.sessionUpdate === "agent_message_chunk")
-    .map((e) => e.params.update.content.text)
-    .join("")
 
 const auditTrail = (sid: string) =>
   Effect.flatMap(Ledger, (ledger) => ledger.sessionEvents(sid))
@@ -39,7 +31,7 @@ describe("agent crash", () => {
       const crashed = yield* turn(sid, { prompt: "crash" })
       expect(crashed.status).toBe(502)
       expect(crashed.body).toMatchObject({ ok: false, error: "agent_failed" })
-      expect(messageText(crashed.body.events)).toBe("about to crash")
+      expect(agentText(crashed.body.events)).toBe("about to crash")
       expect(crashed.body.stderr).toContain("crashing on purpose")
       expect(isAlive(firstPid!)).toBe(false)
 
@@ -50,7 +42,7 @@ describe("agent crash", () => {
       expect(resumed.status).toBe(200)
       expect(resumed.body.turn_index).toBe(2)
       // The new process loaded the same ACP session: it remembers the first prompt.
-      expect(messageText(resumed.body.events)).toContain("remember this")
+      expect(agentText(resumed.body.events)).toContain("remember this")
       const pids = startedPids(log)
       expect(pids).toHaveLength(2)
       const second = readAgentLog(log).filter((l) => l.pid === pids[1]).map((l) => l.event)
@@ -69,7 +61,7 @@ describe("agent crash", () => {
       expect((yield* turn(sid, { prompt: "crash" })).status).toBe(502)
       const next = yield* turn(sid, { prompt: "history" })
       expect(next.status).toBe(200)
-      expect(messageText(next.body.events)).toBe("history: []")
+      expect(agentText(next.body.events)).toBe("history: []")
       const starts = (yield* auditTrail(sid)).filter((e) => e.event === "agent_start")
       expect(starts.at(-1)?.detail).toMatchObject({ origin: "new_after_failed_load" })
     }).pipe(Effect.provide(gateway(log)))
@@ -87,7 +79,7 @@ describe("turn timeout", () => {
       expect(readAgentLog(log).map((l) => l.event)).toContain("session/cancel")
       const next = yield* turn(sid, { prompt: "after the timeout" })
       expect(next.status).toBe(200)
-      expect(messageText(next.body.events)).toBe("echo: after the timeout")
+      expect(agentText(next.body.events)).toBe("echo: after the timeout")
       expect(startedPids(log)).toHaveLength(1)
     }).pipe(Effect.provide(gateway(log, { CLAWDFORGE_TURN_TIMEOUT_SECS: "1" })))
   })
@@ -120,18 +112,18 @@ describe("permissions", () => {
   it.scopedLive("the session's permission mode answers session/request_permission, in the turn's events", () =>
     Effect.gen(function*() {
       const allowed = yield* permissionTurn("approve-all", "permission write it")
-      expect(messageText(allowed)).toBe("permission: allow")
+      expect(agentText(allowed)).toBe("permission: allow")
       const ask = allowed.find((e) => e.method === "session/request_permission")
       expect(ask).toBeDefined()
       const answer = allowed.find((e) => e.id === ask.id && e.result !== undefined && e.method === undefined)
       expect(answer.result).toEqual({ outcome: { outcome: "selected", optionId: "allow" } })
       expect(allowed.indexOf(answer)).toBeGreaterThan(allowed.indexOf(ask))
 
-      expect(messageText(yield* permissionTurn("deny-all", "permission write it"))).toBe("permission: reject")
-      expect(messageText(yield* permissionTurn("approve-reads", "permission-read it"))).toBe("permission: allow")
-      expect(messageText(yield* permissionTurn("approve-reads", "permission write it"))).toBe("permission: reject")
+      expect(agentText(yield* permissionTurn("deny-all", "permission write it"))).toBe("permission: reject")
+      expect(agentText(yield* permissionTurn("approve-reads", "permission-read it"))).toBe("permission: allow")
+      expect(agentText(yield* permissionTurn("approve-reads", "permission write it"))).toBe("permission: reject")
       // The configured default applies when the session names none.
-      expect(messageText(yield* permissionTurn(undefined, "permission write it"))).toBe("permission: allow")
+      expect(agentText(yield* permissionTurn(undefined, "permission write it"))).toBe("permission: allow")
     }).pipe(Effect.provide(gateway(log, { CLAWDFORGE_PERMISSION_MODE: "approve-all" }))))
 })
 

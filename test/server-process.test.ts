@@ -1,7 +1,7 @@
 /** The gateway as a user runs it: `src/main.ts` in its own process. */
 import { describe, expect, it } from "vitest"
 import { api, dataDir, runGatewayToExit, startGateway } from "./support/GatewayProcess.js"
-import { agentLogFile, isAlive, readAgentLog, scriptedAgents, startedPids } from "./support/ScriptedAgent.js"
+import { agentLogFile, agentText, isAlive, readAgentLog, scriptedAgents, startedPids } from "./support/ScriptedAgent.js"
 import { appToken, otherToken } from "./support/TestGateway.js"
 
 describe("start-up configuration", () => {
@@ -49,10 +49,6 @@ describe("shutdown", () => {
   })
 })
 
-const text = (events: ReadonlyArray<any>) =>
-  events.filter((e) => e.params?.update?.sessionUpdate === "agent_message_chunk")
-    .map((e) => e.params.update.content.text).join("")
-
 describe("restart", () => {
   it("a session open when the gateway died continues after a restart on the same database", async () => {
     const log = agentLogFile()
@@ -74,7 +70,7 @@ describe("restart", () => {
       const t2 = await api(second, "POST", `/sessions/${sid}/turn`, { prompt: "history" })
       expect(t2.status).toBe(200)
       expect(t2.body.turn_index).toBe(2)
-      expect(text(t2.body.events)).toContain("before the restart")
+      expect(agentText(t2.body.events)).toContain("before the restart")
       const [, resumedPid] = startedPids(log)
       expect(readAgentLog(log).filter((l) => l.pid === resumedPid).map((l) => l.event)).toContain("session/load")
     } finally {

@@ -7,19 +7,12 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { AcpxPool } from "../src/services/AcpxPool.js"
 import { sweepOnce } from "../src/services/Sweeper.js"
-import { agentLogFile, isAlive, scriptedAgents, startedPids } from "./support/ScriptedAgent.js"
-import { appToken, layerTestGateway, request } from "./support/TestGateway.js"
+import { agentLogFile, agentText, isAlive, startedPids } from "./support/ScriptedAgent.js"
+import { appToken, layerScriptedGateway, request } from "./support/TestGateway.js"
 
-const gateway = (log: string, config: Record<string, string> = {}) =>
-  layerTestGateway({ pool: AcpxPool.Default, config: { CLAWDFORGE_AGENTS: scriptedAgents(log), ...config } })
+const gateway = layerScriptedGateway
 
 const turn = (sid: string, body: unknown) => request("POST", `/sessions/${sid}/turn`, { token: appToken, body })
-
-const messageText = (events: ReadonlyArray<any>) =>
-  events
-    .filter((e) => e.method === "session/update" && e.params?.update?.sessionUpdate === "agent_message_chunk")
-    .map((e) => e.params.update.content.text)
-    .join("")
 
 describe("sessions with a real agent process", () => {
   const log = agentLogFile()
@@ -40,12 +33,12 @@ describe("sessions with a real agent process", () => {
       const events = first.body.events
       expect(events[0]).toMatchObject({ jsonrpc: "2.0", method: "session/prompt" })
       expect(events.at(-1)).toMatchObject({ jsonrpc: "2.0", id: events[0].id, result: { stopReason: "end_turn" } })
-      expect(messageText(events)).toBe("echo: hello agent")
+      expect(agentText(events)).toBe("echo: hello agent")
 
       const second = yield* turn(sid, { prompt: "history" })
       expect(second.status).toBe(200)
       expect(second.body.turn_index).toBe(2)
-      expect(messageText(second.body.events)).toContain("hello agent")
+      expect(agentText(second.body.events)).toContain("hello agent")
       // One warm process served both turns.
       expect(startedPids(log).filter((p) => p === pid)).toHaveLength(1)
 

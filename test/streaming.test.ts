@@ -2,12 +2,10 @@
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Stream } from "effect"
-import { AcpxPool } from "../src/services/AcpxPool.js"
-import { agentLogFile, scriptedAgents } from "./support/ScriptedAgent.js"
-import { appToken, layerTestGateway, otherToken, request } from "./support/TestGateway.js"
+import { agentLogFile } from "./support/ScriptedAgent.js"
+import { appToken, layerScriptedGateway, otherToken, request } from "./support/TestGateway.js"
 
-const gateway = () =>
-  layerTestGateway({ pool: AcpxPool.Default, config: { CLAWDFORGE_AGENTS: scriptedAgents(agentLogFile()) } })
+const gateway = () => layerScriptedGateway(agentLogFile())
 
 const create = Effect.map(
   request("POST", "/sessions", { token: appToken, body: { agent: "scripted" } }),

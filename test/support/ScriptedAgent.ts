@@ -46,3 +46,10 @@ export const scriptedAgents = (log: string, env: Record<string, string> = {}) =>
       env: { SCRIPTED_AGENT_LOG: log, SCRIPTED_AGENT_IGNORE_CANCEL: "1", ...env }
     }
   })
+
+/** What the agent said in a turn: the text of its `agent_message_chunk` updates. */
+export const agentText = (events: ReadonlyArray<any>) =>
+  events
+    .filter((e) => e.method === "session/update" && e.params?.update?.sessionUpdate === "agent_message_chunk")
+    .map((e) => e.params.update.content.text)
+    .join("")

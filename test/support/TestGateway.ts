@@ -6,9 +6,10 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { createServer } from "node:http"
 import { HttpAppLive } from "../../src/http/Server.js"
-import type { AcpxPool } from "../../src/services/AcpxPool.js"
+import { AcpxPool } from "../../src/services/AcpxPool.js"
 import { ClaudeRunner } from "../../src/services/ClaudeRunner.js"
 import { layerServices } from "../../src/services/Gateway.js"
+import { scriptedAgents } from "./ScriptedAgent.js"
 
 export const appToken = "token-app-a-0123456789"
 export const otherToken = "token-app-b-9876543210"
@@ -69,3 +70,7 @@ export const request = (
   }).pipe(Effect.scoped)
 
 export type JsonResponse = { status: number; body: any; response: HttpClientResponse.HttpClientResponse }
+
+/** The gateway over loopback with the real pool and the scripted agents registered. */
+export const layerScriptedGateway = (log: string, config: Record<string, string> = {}) =>
+  layerTestGateway({ pool: AcpxPool.Default, config: { CLAWDFORGE_AGENTS: scriptedAgents(log), ...config } })
