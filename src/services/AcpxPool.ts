@@ -1,6 +1,7 @@
 import { Effect, Ref } from "effect"
-import { AgentFailed, PoolFull } from "../domain/Errors.js"
+import { PoolFull } from "../domain/Errors.js"
 import { AcpDriver } from "./AcpDriver.js"
+import { AcpxDriver } from "./AcpxDriver.js"
 import type { AgentLaunch } from "./AgentDriver.js"
 import { AppConfig } from "./AppConfig.js"
 
@@ -12,6 +13,7 @@ export class AcpxPool extends Effect.Service<AcpxPool>()("clawdforge/AcpxPool", 
   effect: Effect.gen(function*() {
     const { maxLiveSessions: capacity } = yield* AppConfig
     const acp = yield* AcpDriver
+    const acpx = yield* AcpxDriver
     const taken = yield* Ref.make(0)
 
     const reserve = Effect.acquireRelease(
@@ -29,11 +31,11 @@ export class AcpxPool extends Effect.Service<AcpxPool>()("clawdforge/AcpxPool", 
         case "acp":
           return acp.start(launch)
         case "acpx":
-          return new AgentFailed({ message: `agent "${launch.agentName}": the acpx driver is not available yet` })
+          return acpx.start(launch)
       }
     }
 
     return { capacity, live: Ref.get(taken), reserve, start } as const
   }),
-  dependencies: [AppConfig.Default, AcpDriver.Default]
+  dependencies: [AppConfig.Default, AcpDriver.Default, AcpxDriver.Default]
 }) {}
