@@ -3,9 +3,16 @@ import { mkdtempSync } from "node:fs"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
+import { afterAll } from "vitest"
 import { appName, appToken, otherApp, otherToken } from "./TestGateway.js"
 
 const root = resolve(import.meta.dirname, "../..")
+
+// Every gateway a test starts is killed when its file ends, even when the test timed out.
+const started = new Set<ChildProcess>()
+afterAll(() => {
+  for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
+})
 // `node --import tsx` (as `npm start` runs it): one process, so signals reach the gateway itself.
 const gatewayArgs = ["--import", "tsx", "src/main.ts"]
 
@@ -46,6 +53,7 @@ export const startGateway = async (env: Record<string, string>, data = dataDir()
     },
     stdio: ["ignore", "pipe", "pipe"]
   })
+  started.add(child)
   let output = ""
   child.stdout!.on("data", (chunk) => output += chunk)
   child.stderr!.on("data", (chunk) => output += chunk)
