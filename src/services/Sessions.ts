@@ -5,7 +5,7 @@ import { AgentFailed, PoolFull, SessionClosed, SessionNotFound, ShuttingDown, Tu
 import { type AppName, SessionId } from "../domain/Ids.js"
 import { type CreateSessionRequest, Session, type TurnReply, type TurnRequest } from "../domain/Session.js"
 import type { AcpMessage } from "../domain/Session.js"
-import type { AgentHandle, TurnOutcome } from "./AgentDriver.js"
+import type { AgentHandle, AgentLaunch, TurnOutcome } from "./AgentDriver.js"
 import { AcpxPool } from "./AcpxPool.js"
 import { AgentRegistry } from "./AgentRegistry.js"
 import { AppConfig } from "./AppConfig.js"
@@ -65,8 +65,6 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
     let draining = false
     const shuttingDown = new ShuttingDown({ message: "The gateway is shutting down" })
 
-    // On shutdown (before the FiberMap interrupts every actor): let running turns end,
-    // cancel those that do not, and give them a moment to answer.
     const untilIdle = (live: ReadonlyArray<Actor>) =>
       Effect.exists(live, (actor) => actor.isRunning).pipe(
         Effect.repeat({ until: (busy) => !busy, schedule: Schedule.spaced("50 millis") })
@@ -101,6 +99,24 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
         }))
         : Effect.fail(notFound(id))
 
+    const launchOf = (session: Session, definition: AgentDefinition, resume: Option.Option<string>): AgentLaunch => ({
+      sessionId: session.session_id,
+      agentName: session.agent,
+      agent: definition,
+      cwd: session.cwd,
+      permissionMode: session.permission_mode,
+      resume
+    })
+
+    /** Audits a (re)started agent, and keeps its own session id for the next `session/load`. */
+    const noteAgentStart = (id: SessionId, handle: AgentHandle, previous: Option.Option<string>) =>
+      Effect.gen(function*() {
+        yield* ledger.recordEvent(id, "agent_start", { origin: handle.origin, pid: handle.pid })
+        if (Option.getOrUndefined(previous) !== handle.agentSessionId) {
+          yield* ledger.setAgentSessionId(id, handle.agentSessionId)
+        }
+      })
+
     /** Runs a session: holds its pool slot and agent, takes turns from the mailbox one by one. */
     const actorLoop = (
       session: Session,
@@ -119,20 +135,14 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
           if (yield* agent.handle.isAlive) return agent.handle
           yield* Scope.close(agent.scope, Exit.void)
           const scope = yield* Scope.fork(slot, ExecutionStrategy.sequential)
-          const handle = yield* pool.start({
-            sessionId: id,
-            agentName: session.agent,
-            agent: definition,
-            cwd: session.cwd,
-            permissionMode: session.permission_mode,
-            resume: Option.some(agent.handle.agentSessionId)
-          }).pipe(Scope.extend(scope), Effect.tapError(() => Scope.close(scope, Exit.void)))
+          const previous = Option.some(agent.handle.agentSessionId)
+          const handle = yield* pool.start(launchOf(session, definition, previous)).pipe(
+            Scope.extend(scope),
+            Effect.tapError(() => Scope.close(scope, Exit.void))
+          )
           agent = { handle, scope }
           state.current = handle
-          yield* ledger.recordEvent(id, "agent_start", { origin: handle.origin, pid: handle.pid })
-          if (handle.agentSessionId !== first.handle.agentSessionId) {
-            yield* ledger.setAgentSessionId(id, handle.agentSessionId)
-          }
+          yield* noteAgentStart(id, handle, previous)
           return handle
         })
 
@@ -216,16 +226,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
           const started = yield* restore(
             pool.reserve.pipe(
               Scope.extend(slot),
-              Effect.zipRight(
-                pool.start({
-                  sessionId: id,
-                  agentName: session.agent,
-                  agent: definition,
-                  cwd: session.cwd,
-                  permissionMode: session.permission_mode,
-                  resume
-                }).pipe(Scope.extend(agentScope))
-              )
+              Effect.zipRight(pool.start(launchOf(session, definition, resume)).pipe(Scope.extend(agentScope)))
             )
           ).pipe(Effect.exit)
           if (Exit.isFailure(started)) {
@@ -278,10 +279,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
         )
         const resume = yield* ledger.agentSessionId(session.session_id)
         const { actor, handle } = yield* startActor(session, definition, resume)
-        yield* ledger.recordEvent(session.session_id, "agent_start", { origin: handle.origin, pid: handle.pid })
-        if (Option.getOrUndefined(resume) !== handle.agentSessionId) {
-          yield* ledger.setAgentSessionId(session.session_id, handle.agentSessionId)
-        }
+        yield* noteAgentStart(session.session_id, handle, resume)
         return actor
       })
 
