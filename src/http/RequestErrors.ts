@@ -7,7 +7,9 @@ import {
   HttpServerError,
   HttpServerRequest
 } from "@effect/platform"
+import { NodeHttpServerRequest } from "@effect/platform-node"
 import { Cause, Effect, Option } from "effect"
+import type { IncomingMessage } from "node:http"
 import { BadRequest, NotFound, PayloadTooLarge } from "../domain/Errors.js"
 
 const clip = (text: string) => text.length > 500 ? `${text.slice(0, 500)}…` : text
@@ -25,6 +27,10 @@ const tooLarge = (maxBodyBytes: number) =>
 const toApiError = (error: unknown, maxBodyBytes: number): Option.Option<unknown> => {
   if (error instanceof HttpApiError.HttpApiDecodeError) {
     return Option.some(new BadRequest({ message: clip(`Invalid request: ${describeIssues(error)}`) }))
+  }
+  // A body nested so deeply that describing why it does not decode overflows the stack.
+  if (error instanceof RangeError && error.message.includes("call stack")) {
+    return Option.some(new BadRequest({ message: "The request body is nested too deeply" }))
   }
   if (!HttpServerError.isServerError(error)) return Option.none()
   switch (error._tag) {
@@ -47,9 +53,29 @@ const toApiError = (error: unknown, maxBodyBytes: number): Option.Option<unknown
 }
 
 /**
+ * Reads a body that came without a Content-Length (chunked) up to the limit. Past it, the rest
+ * is drained, not destroyed (destroying the socket would drop the 413 with it), up to a bound.
+ */
+const readStreamed = (source: IncomingMessage, maxBodyBytes: number) =>
+  Effect.async<string, PayloadTooLarge>((resume) => {
+    const chunks: Array<Buffer> = []
+    let bytes = 0
+    source.on("data", (chunk: Buffer) => {
+      bytes += chunk.length
+      if (bytes <= maxBodyBytes) chunks.push(chunk)
+      else if (bytes > 16 * maxBodyBytes) source.destroy()
+    })
+    source.once("end", () =>
+      resume(bytes > maxBodyBytes ? Effect.fail(tooLarge(maxBodyBytes)) : Effect.succeed(Buffer.concat(chunks).toString("utf8"))))
+    source.once("error", () => resume(Effect.fail(tooLarge(maxBodyBytes))))
+    source.once("close", () => resume(Effect.fail(tooLarge(maxBodyBytes))))
+  })
+
+/**
  * Api-level middleware. Bodies are JSON whatever the Content-Type says; a body over the
- * limit is refused from its Content-Length before it is read; and the platform's own request
- * errors (some of them defects) become the API's error types, encoded like any other.
+ * limit is a 413 (refused from its Content-Length before it is read, or read and drained
+ * when chunked); and the platform's own request errors (some of them defects) become the
+ * API's error types, encoded like any other.
  */
 export const RequestErrorsLive = (maxBodyBytes: number) =>
   HttpApiBuilder.middleware((app) =>
@@ -57,12 +83,16 @@ export const RequestErrorsLive = (maxBodyBytes: number) =>
       const request = yield* HttpServerRequest.HttpServerRequest
       const length = Number(request.headers["content-length"] ?? 0)
       if (length > maxBodyBytes) return yield* tooLarge(maxBodyBytes)
+      let modified = request.modify({ headers: Headers.set(request.headers, "content-type", "application/json") })
+      if (request.headers["content-length"] === undefined && request.headers["transfer-encoding"] !== undefined) {
+        // The platform's reader destroys the socket past its limit: read it here, and hand the
+        // handler a request whose body (`text`, which `json` reads) is what was read.
+        const text = yield* readStreamed(NodeHttpServerRequest.toIncomingMessage(request), maxBodyBytes)
+        modified = Object.create(modified, { text: { value: Effect.succeed(text) } })
+      }
       return yield* (app as HttpApp.Default<unknown>).pipe(
         HttpIncomingMessage.withMaxBodySize(Option.some(maxBodyBytes)),
-        Effect.provideService(
-          HttpServerRequest.HttpServerRequest,
-          request.modify({ headers: Headers.set(request.headers, "content-type", "application/json") })
-        ),
+        Effect.provideService(HttpServerRequest.HttpServerRequest, modified),
         Effect.catchAllCause((cause) =>
           Option.match(toApiError(Cause.squash(cause), maxBodyBytes), {
             onNone: () => Effect.failCause(cause),

@@ -1,7 +1,8 @@
 import { HttpApiBuilder, HttpApiScalar, HttpMiddleware, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Effect, flow, Layer } from "effect"
-import { createServer } from "node:http"
+import { createServer, type Server, STATUS_CODES } from "node:http"
+import type { Duplex } from "node:stream"
 import { Api } from "../domain/Api.js"
 import { AppConfig } from "../services/AppConfig.js"
 import { AuthorizationLive } from "./Authorization.js"
@@ -26,9 +27,29 @@ export const HttpAppLive = HttpApiBuilder.serve(flow(HttpMiddleware.logger, with
   Layer.provide(ApiLive)
 )
 
+/**
+ * Requests Node's HTTP parser refuses before the gateway sees them (raw NUL or non-ASCII in
+ * the path, over-long headers, broken framing) get the gateway's error shape, not a bare 400.
+ */
+export const jsonClientErrors = (server: Server): Server =>
+  server.on("clientError", (error: NodeJS.ErrnoException, socket: Duplex) => {
+    if (error.code === "ECONNRESET" || !socket.writable) return void socket.destroy()
+    const status = error.code === "HPE_HEADER_OVERFLOW" ? 431 : 400
+    const body = JSON.stringify({
+      ok: false,
+      error: status === 431 ? "headers_too_large" : "bad_request",
+      message: status === 431 ? "The request line or headers are too large" : "The request is not valid HTTP"
+    })
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\n` +
+        `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
+    )
+  })
+
 /** The Node HTTP server on `CLAWDFORGE_HOST:CLAWDFORGE_PORT`. */
 export const NodeServerLive = Layer.unwrapEffect(
-  Effect.map(AppConfig, (config) => NodeHttpServer.layer(createServer, { host: config.host, port: config.port }))
+  Effect.map(AppConfig, (config) =>
+    NodeHttpServer.layer(() => jsonClientErrors(createServer()), { host: config.host, port: config.port }))
 )
 
 export const HttpLive = HttpAppLive.pipe(HttpServer.withLogAddress, Layer.provide(NodeServerLive))

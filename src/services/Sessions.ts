@@ -169,42 +169,46 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
             })
           })
 
+        /** One job: the turn may be interrupted (a close), its commit and its answer may not. */
         const work = (job: Job) =>
-          Effect.gen(function*() {
-            const handle = yield* ensureAgent
-            const startedAt = Date.now()
-            state.running = true
-            const outcome: TurnOutcome = yield* runTurn(handle, job).pipe(
-              Effect.ensuring(Effect.sync(() => state.running = false))
-            )
-            yield* Metric.update(turnDuration, (Date.now() - startedAt) / 1000)
-            // Commit the turn before anyone hears of it.
-            const turnIndex = yield* ledger.recordTurn(id, {
-              at: yield* nowSeconds,
-              stopReason: outcome.stopReason,
-              durationMs: Date.now() - startedAt
-            })
-            const reply: TurnReply = {
-              ok: true,
-              session_id: id,
-              turn_index: turnIndex,
-              stop_reason: outcome.stopReason,
-              events: outcome.events
-            }
-            return reply
-          }).pipe(
-            Effect.tapError((error) =>
-              Effect.gen(function*() {
-                yield* ledger.recordEvent(id, "turn_failed", { error: error.error, message: error.message })
-                if (!(yield* agent.handle.isAlive)) {
-                  yield* ledger.recordEvent(id, "agent_exit", { pid: agent.handle.pid })
-                }
+          Effect.uninterruptibleMask((restore) =>
+            Effect.gen(function*() {
+              const handle = yield* restore(ensureAgent)
+              const startedAt = Date.now()
+              state.running = true
+              const outcome: TurnOutcome = yield* restore(runTurn(handle, job)).pipe(
+                Effect.ensuring(Effect.sync(() => state.running = false))
+              )
+              yield* Metric.update(turnDuration, (Date.now() - startedAt) / 1000)
+              // Commit the turn before anyone hears of it.
+              const turnIndex = yield* ledger.recordTurn(id, {
+                at: yield* nowSeconds,
+                stopReason: outcome.stopReason,
+                durationMs: Date.now() - startedAt
               })
-            ),
-            Effect.exit,
-            Effect.tap((exit) => recordTurnMetrics(session.app_name, exit)),
-            Effect.flatMap((exit) => Deferred.done(job.reply, exit)),
-            Effect.onInterrupt(() => Deferred.fail(job.reply, closedError(id)))
+              const reply: TurnReply = {
+                ok: true,
+                session_id: id,
+                turn_index: turnIndex,
+                stop_reason: outcome.stopReason,
+                events: outcome.events
+              }
+              return reply
+            }).pipe(
+              Effect.tapError((error) =>
+                Effect.gen(function*() {
+                  yield* ledger.recordEvent(id, "turn_failed", { error: error.error, message: error.message })
+                  if (!(yield* agent.handle.isAlive)) {
+                    yield* ledger.recordEvent(id, "agent_exit", { pid: agent.handle.pid })
+                  }
+                })
+              ),
+              Effect.exit,
+              // Interrupted: the session was closed under the turn.
+              Effect.map((exit) => Exit.isInterrupted(exit) ? Exit.fail(closedError(id)) : exit),
+              Effect.tap((exit) => recordTurnMetrics(session.app_name, exit)),
+              Effect.flatMap((exit) => Deferred.done(job.reply, exit))
+            )
           )
 
         return yield* Queue.take(mailbox).pipe(Effect.flatMap(work), Effect.forever)

@@ -52,7 +52,11 @@ export class Workspaces extends Effect.Service<Workspaces>()("clawdforge/Workspa
       const base = appRoot(app)
       yield* Effect.promise(() => mkdir(base, { recursive: true }))
       const dir = yield* confine(base, cwd ?? sessionDir(app, id), "cwd")
-      yield* Effect.promise(() => mkdir(dir, { recursive: true }))
+      yield* Effect.tryPromise({
+        try: () => mkdir(dir, { recursive: true }),
+        catch: (error) =>
+          new BadRequest({ message: `cwd cannot be a directory (${(error as NodeJS.ErrnoException).code ?? "error"})` })
+      })
       return dir
     })
 
