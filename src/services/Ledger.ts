@@ -158,14 +158,20 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
       Effect.orDie
     )
 
-    /** Open sessions whose last activity is older than `cutoff`. */
-    const idleSessionIds = Effect.fn("Ledger.idleSessionIds")(
-      function*(cutoff: number) {
+    /**
+     * Closes every open session whose last activity is older than `cutoff`, with a
+     * `sweep_close` event each, in one transaction; returns their ids.
+     */
+    const closeIdleBefore = Effect.fn("Ledger.closeIdleBefore")(
+      function*(cutoff: number, at: number) {
+        const idle = sql`closed_at IS NULL AND max(created_at, coalesce(last_turn_at, 0)) < ${cutoff}`
+        yield* sql`INSERT INTO session_events (session_id, at, event)
+          SELECT session_id, ${at}, 'sweep_close' FROM sessions WHERE ${idle}`
         const rows = yield* sql<{ session_id: SessionId }>`
-          SELECT session_id FROM sessions
-          WHERE closed_at IS NULL AND max(created_at, coalesce(last_turn_at, 0)) < ${cutoff}`
+          UPDATE sessions SET closed_at = ${at} WHERE ${idle} RETURNING session_id`
         return rows.map((r) => r.session_id)
       },
+      sql.withTransaction,
       Effect.orDie
     )
 
@@ -217,7 +223,7 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
       recordTurn,
       recordEvent,
       closeSession,
-      idleSessionIds,
+      closeIdleBefore,
       closedAmong,
       deleteClosedBefore,
       sessionEvents

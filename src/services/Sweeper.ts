@@ -10,7 +10,7 @@ export interface SweepCounts {
 }
 
 export class Sweeper extends Effect.Service<Sweeper>()("clawdforge/Sweeper", {
-  effect: Effect.gen(function*() {
+  scoped: Effect.gen(function*() {
     const config = yield* AppConfig
     const ledger = yield* Ledger
     const sessions = yield* Sessions
@@ -22,24 +22,23 @@ export class Sweeper extends Effect.Service<Sweeper>()("clawdforge/Sweeper", {
      * One pass: soft-close sessions idle past the TTL (stopping their agents), then delete
      * sessions closed longer than the hard TTL, with their events and workspaces.
      */
+    const scope = yield* Effect.scope
     const sweepOnce = Effect.gen(function*() {
       const now = yield* nowSeconds
-      let softClosed = 0
-      for (const id of yield* ledger.idleSessionIds(now - ttl)) {
-        if (yield* ledger.closeSession(id, "sweep_close", now)) softClosed++
-        yield* sessions.stop(id)
-      }
-      // Sessions closed behind the gateway's back (the admin CLI): stop their agents too.
-      for (const id of yield* ledger.closedAmong(yield* sessions.liveSessionIds)) {
-        yield* sessions.stop(id)
-      }
+      const closed = yield* ledger.closeIdleBefore(now - ttl, now)
       const deleted = yield* ledger.deleteClosedBefore(now - hardTtl)
-      yield* Effect.forEach(deleted, (row) =>
-        sessions.stop(row.session_id).pipe(Effect.zipRight(workspaces.remove(row.app_name, row.session_id))), {
+      // Stop the agents of what was closed or deleted now, and of sessions closed behind
+      // the gateway's back (the admin CLI): only live ones have anything to stop.
+      const live = yield* sessions.liveSessionIds
+      const stale = new Set<string>([...closed, ...deleted.map((row) => row.session_id)])
+      const orphaned = yield* ledger.closedAmong(live.filter((id) => !stale.has(id)))
+      yield* Effect.forEach([...live.filter((id) => stale.has(id)), ...orphaned], sessions.stop, { discard: true })
+      // Removing directories is slow and nobody waits on it: in the background.
+      yield* Effect.forEach(deleted, (row) => workspaces.remove(row.app_name, row.session_id), {
         discard: true,
         concurrency: 8
-      })
-      const counts: SweepCounts = { soft_closed: softClosed, hard_deleted: deleted.length }
+      }).pipe(Effect.forkIn(scope))
+      const counts: SweepCounts = { soft_closed: closed.length, hard_deleted: deleted.length }
       if (counts.soft_closed + counts.hard_deleted > 0) yield* Effect.logInfo("sweep", counts)
       return counts
     }).pipe(Effect.withSpan("Sweeper.sweepOnce"))
