@@ -33,6 +33,7 @@ describe("agent crash", () => {
       expect(crashed.body).toMatchObject({ ok: false, error: "agent_failed" })
       expect(agentText(crashed.body.events)).toBe("about to crash")
       expect(crashed.body.stderr).toContain("crashing on purpose")
+      expect(crashed.body.message).toContain("exit code 17")
       expect(isAlive(firstPid!)).toBe(false)
 
       const state = yield* request("GET", `/sessions/${sid}`, { token: appToken })

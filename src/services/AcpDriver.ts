@@ -99,6 +99,12 @@ export class AcpDriver extends Effect.Service<AcpDriver>()("clawdforge/AcpDriver
       let incoming!: ReadableStreamDefaultController<AnyMessage>
       let connectionClosed = false
       const readable = new ReadableStream<AnyMessage>({ start: (controller) => void (incoming = controller) })
+      // Ending the connection makes the SDK reject every call still waiting on the agent.
+      const closeConnection = Effect.sync(() => {
+        if (connectionClosed) return
+        connectionClosed = true
+        incoming.close()
+      })
       yield* process.stdout.pipe(
         Stream.decodeText(),
         Stream.splitLines,
@@ -111,12 +117,11 @@ export class AcpDriver extends Effect.Service<AcpDriver>()("clawdforge/AcpDriver
           })
         ),
         Effect.ignore,
-        Effect.ensuring(Effect.sync(() => {
-          connectionClosed = true
-          incoming.close()
-        })),
+        Effect.ensuring(closeConnection),
         Effect.forkScoped
       )
+      // Its stdout may outlive it (held by a child of its own): the exit ends the connection too.
+      yield* process.exitCode.pipe(Effect.ignore, Effect.zipRight(closeConnection), Effect.forkScoped)
 
       const connection = new ClientSideConnection(() => ({
         requestPermission: async (request) => answerPermission(launch.permissionMode, request),
@@ -124,22 +129,19 @@ export class AcpDriver extends Effect.Service<AcpDriver>()("clawdforge/AcpDriver
         sessionUpdate: async () => {}
       }), { readable, writable })
 
-      // Every call also watches the process: an agent that dies fails the call at once.
-      const exited = process.exitCode.pipe(
-        Effect.matchEffect({
-          onFailure: () => Effect.fail("exited"),
-          onSuccess: (code) => Effect.fail(`exited with code ${code}`)
-        })
-      )
       const call = <A>(label: string, run: () => Promise<A>) =>
         Effect.tryPromise({ try: run, catch: (cause) => describe(cause) }).pipe(
-          Effect.raceFirst(exited),
-          // A closed connection means the agent is going: wait for it, so the error carries
-          // all of its stderr and the process is gone when the caller hears of it.
-          Effect.tapError(() =>
-            connectionClosed ? Effect.ignore(Effect.timeout(process.exitCode, killGrace)) : Effect.void
-          ),
-          Effect.mapError((reason) => failed(`${label} failed: ${reason}`, { stderr }))
+          Effect.catchAll((reason) =>
+            Effect.gen(function*() {
+              // A closed connection means the agent is going: wait for it, so the error carries
+              // all of its stderr and its exit code, and the process is gone when the caller hears.
+              const exit = connectionClosed
+                ? yield* Effect.option(Effect.timeout(process.exitCode, killGrace))
+                : Option.none()
+              const exited = Option.match(exit, { onNone: () => "", onSome: (code) => ` (exit code ${code})` })
+              return yield* failed(`${label} failed: ${reason}${exited}`, { stderr })
+            })
+          )
         )
 
       const initialized = yield* call("initialize", () =>

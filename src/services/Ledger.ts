@@ -23,6 +23,7 @@ export class SessionEvent extends Schema.Class<SessionEvent>("SessionEvent")({
   detail: Schema.NullOr(Schema.parseJson(Schema.Unknown))
 }) {}
 
+// Rows are decoded once, here; building the Session from them skips a second validation.
 const SessionRow = Schema.Struct({ ...Session.fields, meta: Schema.parseJson(Meta) })
 
 /** Integer Unix seconds from the Effect clock, so tests can drive time with `TestClock`. */
@@ -72,7 +73,7 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
     const getSession = Effect.fn("Ledger.getSession")(
       function*(app: AppName, id: string) {
         const row = yield* findById(id)
-        return Option.filter(row, (r) => r.app_name === app).pipe(Option.map((r) => new Session(r)))
+        return Option.filter(row, (r) => r.app_name === app).pipe(Option.map((r) => new Session(r, true)))
       },
       Effect.orDie
     )
@@ -80,7 +81,7 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
     /** Any app's session: for the runtime and the sweeper, never for a caller. */
     const findSession = Effect.fn("Ledger.findSession")(
       function*(id: string) {
-        return Option.map(yield* findById(id), (r) => new Session(r))
+        return Option.map(yield* findById(id), (r) => new Session(r, true))
       },
       Effect.orDie
     )
@@ -99,7 +100,7 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
             sql`SELECT ${columns} FROM sessions WHERE app_name = ${app} ${status}
                 ORDER BY created_at DESC, rowid DESC LIMIT ${options.limit}`
         })(undefined)
-        return rows.map((r) => new Session(r))
+        return rows.map((r) => new Session(r, true))
       },
       Effect.orDie
     )

@@ -30,7 +30,7 @@ interface Job {
 /** A live session: a fiber that owns the agent and works through its mailbox in order. */
 interface Actor {
   readonly mailbox: Queue.Queue<Job>
-  /** Fails with SessionClosed once the actor has stopped. */
+  /** Done once the actor has stopped (and answered what was left in its mailbox). */
   readonly stopped: Deferred.Deferred<never, SessionClosed>
   /** Cancels the running turn, if any; true when there was one. */
   readonly cancel: Effect.Effect<boolean>
@@ -260,6 +260,9 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
               Effect.ensuring(
                 Effect.all([
                   Deferred.fail(stopped, closedError(id)),
+                  // Turns still in the mailbox will never run: answer them.
+                  Effect.flatMap(Queue.takeAll(mailbox), (jobs) =>
+                    Effect.forEach(jobs, (job) => Deferred.fail(job.reply, closedError(id)), { discard: true })),
                   forget,
                   Effect.sync(() => liveActors.delete(actor)),
                   Scope.close(slot, Exit.void)
@@ -337,7 +340,9 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
         const actor = yield* actorFor(session)
         const reply = yield* Deferred.make<TurnReply, TurnError>()
         yield* Queue.offer(actor.mailbox, { request: { ...request, files }, onMessage, reply })
-        return Deferred.await(reply).pipe(Effect.raceFirst(Deferred.await(actor.stopped)))
+        // The actor may have stopped (and emptied its mailbox) before this turn arrived.
+        if (yield* Deferred.isDone(actor.stopped)) yield* Deferred.fail(reply, closedError(session.session_id))
+        return Deferred.await(reply)
       }
     )
 
