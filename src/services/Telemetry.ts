@@ -1,7 +1,20 @@
 import { OtlpSerialization, OtlpTracer } from "@effect/opentelemetry"
 import { NodeHttpClient } from "@effect/platform-node"
-import { Config, Effect, Layer, Logger, LogLevel, Option } from "effect"
+import { Config, ConfigError, Effect, Either, Layer, Logger, LogLevel, Option } from "effect"
 import pkg from "../../package.json" with { type: "json" }
+
+const logLevels: Record<string, LogLevel.LogLevel> = {
+  all: LogLevel.All,
+  trace: LogLevel.Trace,
+  debug: LogLevel.Debug,
+  info: LogLevel.Info,
+  warning: LogLevel.Warning,
+  warn: LogLevel.Warning,
+  error: LogLevel.Error,
+  fatal: LogLevel.Fatal,
+  none: LogLevel.None,
+  off: LogLevel.None
+}
 
 /**
  * Structured JSON log lines (or Effect's pretty format with `CLAWDFORGE_LOG_FORMAT=pretty`),
@@ -10,7 +23,17 @@ import pkg from "../../package.json" with { type: "json" }
 export const LoggingLive = Layer.unwrapEffect(
   Effect.gen(function*() {
     const format = yield* Config.literal("json", "pretty")("CLAWDFORGE_LOG_FORMAT").pipe(Config.withDefault("json"))
-    const level = yield* Config.logLevel("CLAWDFORGE_LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info))
+    const level = yield* Config.string("CLAWDFORGE_LOG_LEVEL").pipe(
+      Config.withDefault("info"),
+      Config.mapOrFail((name) => {
+        const level = logLevels[name.toLowerCase()]
+        return level === undefined
+          ? Either.left(
+            ConfigError.InvalidData(["CLAWDFORGE_LOG_LEVEL"], `Expected one of ${Object.keys(logLevels).join(", ")}`)
+          )
+          : Either.right(level)
+      })
+    )
     return Layer.merge(format === "json" ? Logger.json : Logger.pretty, Logger.minimumLogLevel(level))
   })
 )
