@@ -83,6 +83,12 @@ describe("turn round trip", () => {
       expect(r3.body.turn_count).toBe(1)
       expect(r3.body.last_turn_at).not.toBeNull()
       expect(r3.body.status).toBe("open")
+      // The audit trail has the turn, committed with it.
+      const turns = (yield* Effect.flatMap(Ledger, (l) => l.sessionEvents(sid))).filter((e) => e.event === "turn")
+      expect(turns.map((e) => e.detail)).toEqual([
+        { turn_index: 1, stop_reason: "end_turn", duration_ms: expect.any(Number) }
+      ])
+      expect(turns[0]!.at).toBe(r3.body.last_turn_at)
     }).pipe(Effect.provide(gateway(fake)))
   })
 

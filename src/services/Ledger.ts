@@ -121,21 +121,18 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
       Effect.orDie
     )
 
-    /** Counts the turn and records it; returns the turn's 1-based index. */
+    /**
+     * Counts the turn and records it (its `turn` event is written by a trigger, in the same
+     * statement); returns the turn's 1-based index.
+     */
     const recordTurn = Effect.fn("Ledger.recordTurn")(
       function*(id: SessionId, turn: { readonly at: number; readonly stopReason: string; readonly durationMs: number }) {
         const rows = yield* sql<{ turn_count: number }>`
-          UPDATE sessions SET turn_count = turn_count + 1, last_turn_at = ${turn.at}
+          UPDATE sessions SET turn_count = turn_count + 1, last_turn_at = ${turn.at},
+            last_stop_reason = ${turn.stopReason}, last_turn_ms = ${turn.durationMs}
           WHERE session_id = ${id} RETURNING turn_count`
-        const turnIndex = rows[0]?.turn_count ?? 0
-        yield* appendEvent(id, "turn", turn.at, {
-          turn_index: turnIndex,
-          stop_reason: turn.stopReason,
-          duration_ms: turn.durationMs
-        })
-        return turnIndex
+        return rows[0]?.turn_count ?? 0
       },
-      sql.withTransaction,
       Effect.orDie
     )
 

@@ -46,5 +46,19 @@ export const migrations = Migrator.fromRecord({
         revoked_at INTEGER
       )`
     yield* sql`CREATE UNIQUE INDEX apps_by_token_hash ON apps (token_hash)`
+  }),
+  // A turn is one statement: counting it on the session writes its audit event (same
+  // transaction, by the trigger), from the turn's columns on the row.
+  "0003_turn_trigger": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`ALTER TABLE sessions ADD COLUMN last_stop_reason TEXT`
+    yield* sql`ALTER TABLE sessions ADD COLUMN last_turn_ms INTEGER`
+    yield* sql`
+      CREATE TRIGGER sessions_turn_event AFTER UPDATE OF turn_count ON sessions
+      BEGIN
+        INSERT INTO session_events (session_id, at, event, detail)
+        VALUES (NEW.session_id, NEW.last_turn_at, 'turn', json_object(
+          'turn_index', NEW.turn_count, 'stop_reason', NEW.last_stop_reason, 'duration_ms', NEW.last_turn_ms));
+      END`
   })
 })
