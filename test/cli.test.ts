@@ -4,42 +4,20 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Option, Redacted, TestClock } from "effect"
-import { spawn } from "node:child_process"
 import { join, resolve } from "node:path"
 import { AppName } from "../src/domain/Ids.js"
 import { AppConfig } from "../src/services/AppConfig.js"
 import { AppTokens, tokenDigest } from "../src/services/AppTokens.js"
 import { Auth, ledgerTokensTtl } from "../src/services/Auth.js"
 import { DatabaseLive } from "../src/services/Database.js"
-import { api, dataDir, startGateway } from "./support/GatewayProcess.js"
+import { api, dataDir, runToExit, startGateway } from "./support/GatewayProcess.js"
 import { appName, appToken, otherApp, otherToken, testConfig } from "./support/TestGateway.js"
 
 const root = resolve(import.meta.dirname, "..")
 
-interface CliResult {
-  readonly code: number | null
-  readonly stdout: string
-  readonly stderr: string
-}
-
 /** One `clawdforge ...` process on the given ledger. */
 const clawdforge = (db: string, args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
-  new Promise<CliResult>((done) => {
-    const child = spawn(process.execPath, [join(root, "bin", "clawdforge.mjs"), ...args], {
-      cwd: root,
-      env: { ...process.env, CLAWDFORGE_DB: db, CLAWDFORGE_APP_TOKENS: "", ...env },
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.on("data", (chunk) => stdout += chunk)
-    child.stderr.on("data", (chunk) => stderr += chunk)
-    const timer = setTimeout(() => child.kill("SIGKILL"), 20_000)
-    child.once("exit", (code) => {
-      clearTimeout(timer)
-      done({ code, stdout, stderr })
-    })
-  })
+  runToExit([join(root, "bin", "clawdforge.mjs"), ...args], { CLAWDFORGE_DB: db, CLAWDFORGE_APP_TOKENS: "", ...env })
 
 describe("clawdforge CLI", () => {
   it("apps add/list/revoke and sessions list/show/close work on a running gateway's ledger", async () => {

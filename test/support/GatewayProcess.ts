@@ -85,14 +85,16 @@ export const startGateway = async (env: Record<string, string>, data = dataDir()
   }
 }
 
-/** Runs `src/main.ts` and collects what it prints until it exits (for start-up failures). */
-export const runGatewayToExit = (env: Record<string, string>) =>
-  new Promise<{ code: number | null; stdout: string; stderr: string }>((done) => {
-    const child = spawn(process.execPath, gatewayArgs, {
-      cwd: root,
-      env: { ...process.env, CLAWDFORGE_DB: ":memory:", CLAWDFORGE_PORT: "0", ...env },
-      stdio: ["ignore", "pipe", "pipe"]
-    })
+export interface ProcessResult {
+  readonly code: number | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+/** Runs `node <args>` in the project and collects what it prints until it exits. */
+export const runToExit = (args: ReadonlyArray<string>, env: Record<string, string>) =>
+  new Promise<ProcessResult>((done) => {
+    const child = spawn(process.execPath, args, { cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] })
     let stdout = ""
     let stderr = ""
     child.stdout.on("data", (chunk) => stdout += chunk)
@@ -103,6 +105,10 @@ export const runGatewayToExit = (env: Record<string, string>) =>
       done({ code, stdout, stderr })
     })
   })
+
+/** Runs `src/main.ts` until it exits (for start-up failures). */
+export const runGatewayToExit = (env: Record<string, string>) =>
+  runToExit(gatewayArgs, { CLAWDFORGE_DB: ":memory:", CLAWDFORGE_PORT: "0", ...env })
 
 export const api = async (
   gateway: GatewayProcess,
