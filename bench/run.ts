@@ -24,7 +24,6 @@ import { type ChildProcess, spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import http from "node:http"
-import { createServer } from "node:net"
 import os from "node:os"
 import { join, resolve } from "node:path"
 import { performance } from "node:perf_hooks"
@@ -33,6 +32,7 @@ import { AcpxPool } from "../src/services/AcpxPool.js"
 import { ClaudeRunner } from "../src/services/ClaudeRunner.js"
 import { layerServices } from "../src/services/Gateway.js"
 import { sweepOnce } from "../src/services/Sweeper.js"
+import { freePort } from "../test/support/freePort.js"
 
 const root = resolve(import.meta.dirname, "..")
 const scriptedAgent = join(root, "test/fixtures/scripted-agent.mjs")
@@ -95,16 +95,6 @@ const mapLimit = async <A, B>(items: ReadonlyArray<A>, limit: number, f: (a: A, 
   }))
   return out
 }
-
-const freePort = () =>
-  new Promise<number>((done, fail) => {
-    const server = createServer()
-    server.once("error", fail)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      server.close(() => done(typeof address === "object" && address !== null ? address.port : 0))
-    })
-  })
 
 const section = (title: string) => console.error(`[bench] ${title}`)
 

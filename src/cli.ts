@@ -161,7 +161,7 @@ const sessionsShow = Command.make("show", { id: sessionId }, ({ id }) =>
 const sessionsClose = Command.make("close", { id: sessionId }, ({ id }) =>
   Effect.gen(function*() {
     yield* findSession(id)
-    const closed = yield* (yield* Ledger).closeSession(id, "close", yield* nowSeconds)
+    const closed = yield* (yield* Ledger).closeSession(id, yield* nowSeconds)
     yield* Console.log(closed ? `Closed session ${id}` : `Session ${id} was already closed`)
   })).pipe(
     Command.withDescription(

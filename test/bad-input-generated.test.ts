@@ -808,35 +808,36 @@ const runCorpus = (name: string, build: (g: Gen, ids: Ids) => Array<RawRequest>)
   })
 
 const total = { count: 0 }
+const counted = <E, R>(self: Effect.Effect<number, E, R>) => Effect.tap(self, (n) => total.count += n)
 
 describe("generated bad input", () => {
   it.scopedLive("malformed, wrongly typed, missing, injected and huge bodies on every body endpoint", () =>
     runCorpus("bodies", (g, ids) => bodyCorpus(g, ids, 650)).pipe(
-      Effect.tap((n) => total.count += n),
+      counted,
       Effect.provide(gateway())
     ), 60_000)
 
   it.scopedLive("hostile ids and paths on every id endpoint, and bad GET /sessions queries (400)", () =>
     runCorpus("paths", (g, ids) => pathCorpus(g, ids, 420)).pipe(
-      Effect.tap((n) => total.count += n),
+      counted,
       Effect.provide(gateway())
     ), 60_000)
 
   it.scopedLive("wrong methods on every route", () =>
     runCorpus("methods", (g, ids) => wrongMethodCorpus(g, ids, 120)).pipe(
-      Effect.tap((n) => total.count += n),
+      counted,
       Effect.provide(gateway())
     ), 60_000)
 
   it.scopedLive("wrong, malformed or missing Authorization on every endpoint is 401", () =>
     runCorpus("auth", (g, ids) => authCorpus(g, ids, 300)).pipe(
-      Effect.tap((n) => total.count += n),
+      counted,
       Effect.provide(gateway())
     ), 60_000)
 
   it.scopedLive("bodies over 1 MiB with a Content-Length are 413 on every endpoint", () =>
     runCorpus("oversize", (g, ids) => oversizeCorpus(g, ids, 27)).pipe(
-      Effect.tap((n) => total.count += n),
+      counted,
       Effect.tap(() => Effect.sync(() => console.log(`[bad-input] ${total.count} generated bad requests in all`))),
       Effect.provide(gateway())
     ), 60_000)

@@ -67,8 +67,12 @@ const readStreamed = (source: IncomingMessage, maxBodyBytes: number) =>
     })
     source.once("end", () =>
       resume(bytes > maxBodyBytes ? Effect.fail(tooLarge(maxBodyBytes)) : Effect.succeed(Buffer.concat(chunks).toString("utf8"))))
-    source.once("error", () => resume(Effect.fail(tooLarge(maxBodyBytes))))
-    source.once("close", () => resume(Effect.fail(tooLarge(maxBodyBytes))))
+    // An error is followed by `close`; listening keeps it from being thrown.
+    source.on("error", () => {})
+    // Destroyed before its end (past 16x the limit, or the client went away).
+    source.once("close", () => {
+      if (!source.readableEnded) resume(Effect.fail(tooLarge(maxBodyBytes)))
+    })
   })
 
 /**

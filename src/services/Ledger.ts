@@ -13,7 +13,6 @@ export type SessionEventKind =
   | "sweep_close"
   | "agent_exit"
   | "agent_start"
-  | "shutdown"
 
 export class SessionEvent extends Schema.Class<SessionEvent>("SessionEvent")({
   id: Schema.Int,
@@ -143,13 +142,13 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
       Effect.orDie
     )
 
-    /** Closes an open session; false when it was closed already. */
+    /** Closes an open session (event `close`); false when it was closed already. */
     const closeSession = Effect.fn("Ledger.closeSession")(
-      function*(id: SessionId, event: "close" | "sweep_close" | "agent_exit", at: number) {
+      function*(id: SessionId, at: number) {
         const rows = yield* sql`UPDATE sessions SET closed_at = ${at}
           WHERE session_id = ${id} AND closed_at IS NULL RETURNING session_id`
         if (rows.length === 0) return false
-        yield* appendEvent(id, event, at)
+        yield* appendEvent(id, "close", at)
         return true
       },
       sql.withTransaction,

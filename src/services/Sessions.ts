@@ -368,7 +368,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
 
     const close = Effect.fn("Sessions.close")(function*(app: AppName, id: string) {
       const session = yield* owned(app, id)
-      const closed = yield* ledger.closeSession(session.session_id, "close", yield* nowSeconds)
+      const closed = yield* ledger.closeSession(session.session_id, yield* nowSeconds)
       yield* stop(session.session_id)
       return { alreadyClosed: !closed }
     })

@@ -1,9 +1,9 @@
 import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtempSync } from "node:fs"
-import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { afterAll } from "vitest"
+import { freePort } from "./freePort.js"
 import { appName, appToken, otherApp, otherToken } from "./TestGateway.js"
 
 const root = resolve(import.meta.dirname, "../..")
@@ -16,15 +16,7 @@ afterAll(() => {
 // `node --import tsx` (as `npm start` runs it): one process, so signals reach the gateway itself.
 const gatewayArgs = ["--import", "tsx", "src/main.ts"]
 
-export const freePort = () =>
-  new Promise<number>((done, fail) => {
-    const server = createServer()
-    server.once("error", fail)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      server.close(() => done(typeof address === "object" && address !== null ? address.port : 0))
-    })
-  })
+export { freePort }
 
 export interface GatewayProcess {
   readonly child: ChildProcess
