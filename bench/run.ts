@@ -28,14 +28,14 @@ import os from "node:os"
 import { join, resolve } from "node:path"
 import { performance } from "node:perf_hooks"
 import { Readable, Writable } from "node:stream"
-import { AcpxPool } from "../src/services/AcpxPool.js"
-import { ClaudeRunner } from "../src/services/ClaudeRunner.js"
-import { layerServices } from "../src/services/Gateway.js"
-import { sweepOnce } from "../src/services/Sweeper.js"
+import { AgentPool } from "../src/services/sessions/AgentPool.js"
+import { ClaudeRunner } from "../src/services/agents/ClaudeRunner.js"
+import { layerServices } from "../src/Gateway.js"
+import { sweepOnce } from "../src/services/sessions/Sweeper.js"
 import { freePort } from "../test/support/freePort.js"
 
 const root = resolve(import.meta.dirname, "..")
-const scriptedAgent = join(root, "test/fixtures/scripted-agent.mjs")
+const scriptedAgent = join(root, "src/services/agents/demo-agent.mjs")
 const fakeClaude = join(root, "test/fixtures/fake-claude.mjs")
 const acpxBin = join(root, "node_modules/.bin/acpx")
 const work = mkdtempSync(join(os.tmpdir(), "clawdforge-bench-"))
@@ -594,7 +594,7 @@ const ledgerBench = async (gateway: Gateway) => {
   // The gateway's services in this process, on the gateway's own ledger file: the sweeper pass
   // has no HTTP surface. Its start-up pass runs now, before the stale rows exist.
   const runtime = ManagedRuntime.make(
-    layerServices(AcpxPool.Default, ClaudeRunner.Default).pipe(
+    layerServices(AgentPool.Default, ClaudeRunner.Default).pipe(
       Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(
         new Map([
           ["CLAWDFORGE_DB", gateway.db],

@@ -1,6 +1,3 @@
 #!/usr/bin/env node
-// There is no build step: run the TypeScript CLI through tsx's loader (a dependency).
-import { register } from "tsx/esm/api"
-
-register()
-await import("../src/cli.ts")
+// The compiled admin CLI and gateway (`npm ci` builds dist/ through the prepare script).
+await import("../dist/cli.js")

@@ -6,15 +6,14 @@ import { Args, Command, Options, ValidationError } from "@effect/cli"
 import { SqlClient } from "@effect/sql"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Console, Data, Effect, Layer, Option, Order, Array as Arr, Redacted } from "effect"
-import { createRequire } from "node:module"
 import { AppName, SessionId } from "./domain/Ids.js"
 import type { Session } from "./domain/Session.js"
-import { AppTokens } from "./services/AppTokens.js"
-import { DatabaseLive } from "./services/Database.js"
-import { reportConfigError, serveGateway } from "./services/Gateway.js"
-import { Ledger, nowSeconds } from "./services/Ledger.js"
+import { AppTokens } from "./services/ledger/AppTokens.js"
+import { DatabaseLive } from "./services/ledger/Database.js"
+import { reportConfigError, serveGateway } from "./Gateway.js"
+import { Ledger, nowSeconds } from "./services/ledger/Ledger.js"
+import { version } from "./version.js"
 
-const { version } = createRequire(import.meta.url)("../package.json") as { version: string }
 
 /** A refusal the admin caused (unknown session, ...): one line on stderr, exit code 1. */
 class CliFailure extends Data.TaggedError("CliFailure")<{ readonly message: string }> {}

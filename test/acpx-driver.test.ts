@@ -8,9 +8,9 @@ import { execFileSync } from "node:child_process"
 import { mkdtempSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { AcpxPool } from "../src/services/AcpxPool.js"
-import { acpxBin, agentCommandLine } from "../src/services/AcpxDriver.js"
-import { scriptedAgentPath } from "../src/services/AgentRegistry.js"
+import { AgentPool } from "../src/services/sessions/AgentPool.js"
+import { acpxBin, agentCommandLine } from "../src/services/agents/AcpxDriver.js"
+import { scriptedAgentPath } from "../src/services/agents/AgentRegistry.js"
 import { agentLogFile, agentText, isAlive, startedPids } from "./support/ScriptedAgent.js"
 import { appToken, layerTestGateway, request } from "./support/TestGateway.js"
 
@@ -22,7 +22,7 @@ const agentArgv = [process.execPath, scriptedAgentPath, oddArg]
 const acpxGateway = (log: string, config: Record<string, string> = {}) => {
   const data = mkdtempSync(join(tmpdir(), "clawdforge-acpx-"))
   const layer = layerTestGateway({
-    pool: AcpxPool.Default,
+    pool: AgentPool.Default,
     config: {
       CLAWDFORGE_WORKSPACE_ROOT: join(data, "workspaces"),
       CLAWDFORGE_AGENTS: JSON.stringify({

@@ -7,7 +7,7 @@ import { Effect } from "effect"
 import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Ledger } from "../src/services/Ledger.js"
+import { Ledger } from "../src/services/ledger/Ledger.js"
 import { agentLogFile, agentText, isAlive, readAgentLog, startedPids } from "./support/ScriptedAgent.js"
 import { appToken, layerScriptedGateway, request } from "./support/TestGateway.js"
 

@@ -15,7 +15,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { readdirSync } from "node:fs"
 import { join } from "node:path"
-import { Workspaces } from "../src/services/Workspaces.js"
+import { Workspaces } from "../src/services/sessions/Workspaces.js"
 import {
   badInputProblem,
   describeRequest,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigError, ConfigProvider, Duration, Effect, Either, Redacted } from "effect"
-import { AppConfig, describeConfigError } from "../src/services/AppConfig.js"
+import { AppConfig, describeConfigError } from "../src/services/config/AppConfig.js"
 
 const load = (env: Record<string, string>) =>
   AppConfig.pipe(

@@ -8,7 +8,7 @@ const root = resolve(import.meta.dirname, "..")
 
 describe("embedding", () => {
   it("the package surface exports the Api, the services, the layers and the clients", () => {
-    for (const name of ["Api", "Sessions", "Ledger", "AcpxPool", "Sweeper", "sweepOnce", "ServicesLive", "GatewayLive", "HttpAppLive", "makeClient", "createFetchClient"]) {
+    for (const name of ["Api", "Sessions", "Ledger", "AgentPool", "Sweeper", "sweepOnce", "ServicesLive", "GatewayLive", "HttpAppLive", "makeClient", "createFetchClient"]) {
       expect(clawdforge, name).toHaveProperty(name)
     }
   })

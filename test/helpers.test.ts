@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
-import { extractStopReason, formatPromptWithFiles, parseNdjson } from "../src/services/AcpMessages.js"
-import { parseResultText } from "../src/services/ClaudeRunner.js"
-import { answerPermission } from "../src/services/Permissions.js"
+import { extractStopReason, formatPromptWithFiles, parseNdjson } from "../src/services/agents/AcpMessages.js"
+import { parseResultText } from "../src/services/agents/ClaudeRunner.js"
+import { answerPermission } from "../src/services/agents/Permissions.js"
 
 describe("acpx output helpers", () => {
   it("extracts the stop reason from NDJSON", () => {

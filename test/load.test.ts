@@ -5,8 +5,8 @@
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { AcpxPool } from "../src/services/AcpxPool.js"
-import { Ledger } from "../src/services/Ledger.js"
+import { AgentPool } from "../src/services/sessions/AgentPool.js"
+import { Ledger } from "../src/services/ledger/Ledger.js"
 import { agentLogFile, agentText, isAlive, startedPids } from "./support/ScriptedAgent.js"
 import { appToken, layerScriptedGateway, request } from "./support/TestGateway.js"
 
@@ -87,7 +87,7 @@ describe("load", () => {
       expect(pids).toHaveLength(sessionCount)
 
       for (const sid of sids) expect((yield* request("DELETE", `/sessions/${sid}`, { token: appToken })).body).toEqual({ ok: true })
-      expect(yield* Effect.flatMap(AcpxPool, (pool) => pool.live)).toBe(0)
+      expect(yield* Effect.flatMap(AgentPool, (pool) => pool.live)).toBe(0)
       const deadline = Date.now() + 5_000
       while (pids.some(isAlive) && Date.now() < deadline) yield* Effect.sleep("20 millis")
       expect(pids.filter(isAlive)).toEqual([])

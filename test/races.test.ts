@@ -6,9 +6,9 @@
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { AcpxPool } from "../src/services/AcpxPool.js"
-import { Ledger } from "../src/services/Ledger.js"
-import { sweepOnce } from "../src/services/Sweeper.js"
+import { AgentPool } from "../src/services/sessions/AgentPool.js"
+import { Ledger } from "../src/services/ledger/Ledger.js"
+import { sweepOnce } from "../src/services/sessions/Sweeper.js"
 import { Gen } from "./support/Fuzz.js"
 import { agentLogFile, isAlive, startedPids } from "./support/ScriptedAgent.js"
 import { appToken, layerScriptedGateway, request } from "./support/TestGateway.js"
@@ -18,7 +18,7 @@ const seed = Number(process.env.RACES_SEED ?? 7331)
 const create = request("POST", "/sessions", { token: appToken, body: { agent: "scripted" } })
 const turn = (sid: string, prompt: string) => request("POST", `/sessions/${sid}/turn`, { token: appToken, body: { prompt } })
 const close = (sid: string) => request("DELETE", `/sessions/${sid}`, { token: appToken })
-const live = Effect.flatMap(AcpxPool, (pool) => pool.live)
+const live = Effect.flatMap(AgentPool, (pool) => pool.live)
 const events = (sid: string) => Effect.flatMap(Ledger, (ledger) => ledger.sessionEvents(sid))
 
 /** Creates a session and returns it with the pid of the agent it started (creates run one at a time). */

@@ -5,8 +5,8 @@
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { AcpxPool } from "../src/services/AcpxPool.js"
-import { sweepOnce } from "../src/services/Sweeper.js"
+import { AgentPool } from "../src/services/sessions/AgentPool.js"
+import { sweepOnce } from "../src/services/sessions/Sweeper.js"
 import { agentLogFile, agentText, isAlive, startedPids } from "./support/ScriptedAgent.js"
 import { appToken, layerScriptedGateway, request } from "./support/TestGateway.js"
 
@@ -75,7 +75,7 @@ describe("sessions with a real agent process", () => {
       expect(isAlive(pid!)).toBe(true)
       yield* sweepOnce
       expect(isAlive(pid!)).toBe(false)
-      expect(yield* Effect.flatMap(AcpxPool, (pool) => pool.live)).toBe(0)
+      expect(yield* Effect.flatMap(AgentPool, (pool) => pool.live)).toBe(0)
     }).pipe(Effect.provide(gateway(log))))
 
   it.scopedLive("the pool limit is exact under 20 concurrent creates", () =>
@@ -89,7 +89,7 @@ describe("sessions with a real agent process", () => {
       const statuses = replies.map((r) => r.status)
       expect(statuses.filter((s) => s === 200)).toHaveLength(5)
       expect(statuses.filter((s) => s === 503)).toHaveLength(15)
-      expect(yield* Effect.flatMap(AcpxPool, (pool) => pool.live)).toBe(5)
+      expect(yield* Effect.flatMap(AgentPool, (pool) => pool.live)).toBe(5)
       // Only the admitted sessions ever started an agent.
       const pids = startedPids(log).slice(before)
       expect(pids).toHaveLength(5)
@@ -99,7 +99,7 @@ describe("sessions with a real agent process", () => {
         yield* request("DELETE", `/sessions/${r.body.session_id}`, { token: appToken })
       }
       expect(pids.filter(isAlive)).toEqual([])
-      expect(yield* Effect.flatMap(AcpxPool, (pool) => pool.live)).toBe(0)
+      expect(yield* Effect.flatMap(AgentPool, (pool) => pool.live)).toBe(0)
     }).pipe(Effect.provide(gateway(log, { CLAWDFORGE_MAX_LIVE_SESSIONS: "5" }))))
 
   it.scopedLive("files are named before the prompt text and linked as resources", () =>
@@ -121,7 +121,7 @@ describe("sessions with a real agent process", () => {
       expect(r.body).toMatchObject({ ok: false, error: "agent_failed" })
       const list = yield* request("GET", "/sessions", { token: appToken })
       expect(list.body.count).toBe(0)
-      expect(yield* Effect.flatMap(AcpxPool, (pool) => pool.live)).toBe(0)
+      expect(yield* Effect.flatMap(AgentPool, (pool) => pool.live)).toBe(0)
     }).pipe(Effect.provide(gateway(log, {
       CLAWDFORGE_AGENTS: JSON.stringify({ missing: { command: ["/nonexistent/agent-binary"] } })
     }))))

@@ -23,7 +23,7 @@ import {
   UnknownAgent
 } from "./Errors.js"
 import type { AppName } from "./Ids.js"
-import pkg from "../../package.json" with { type: "json" }
+import { version } from "../version.js"
 import { RunReply, RunRequest } from "./Run.js"
 import {
   CancelReply,
@@ -302,7 +302,7 @@ export class Api extends HttpApi.make("clawdforge")
   .addError(NotFound)
   .addError(PayloadTooLarge)
   .annotate(OpenApi.Title, "clawdforge")
-  .annotate(OpenApi.Version, pkg.version)
+  .annotate(OpenApi.Version, version)
   .annotate(OpenApi.Summary, "Self-hosted gateway for running coding agents as a service")
   .annotate(
     OpenApi.Description,

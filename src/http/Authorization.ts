@@ -2,7 +2,7 @@ import { HttpServerRequest } from "@effect/platform"
 import { Effect, Layer } from "effect"
 import { Authorization } from "../domain/Api.js"
 import { Unauthorized } from "../domain/Errors.js"
-import { Auth } from "../services/Auth.js"
+import { Auth } from "../services/tenancy/Auth.js"
 
 // The platform's bearer security takes whatever follows the header's first 7 characters.
 const bearerHeader = /^Bearer +\S/i

@@ -1,9 +1,9 @@
 import { HttpApiBuilder } from "@effect/platform"
 import { Effect } from "effect"
 import { Api, CurrentApp } from "../domain/Api.js"
-import { ClaudeRunner } from "../services/ClaudeRunner.js"
-import { scrapeMetrics } from "../services/Metrics.js"
-import { Sessions } from "../services/Sessions.js"
+import { ClaudeRunner } from "../services/agents/ClaudeRunner.js"
+import { scrapeMetrics } from "../services/observability/Metrics.js"
+import { Sessions } from "../services/sessions/Sessions.js"
 import { turnEventStream } from "./TurnStream.js"
 
 export const HealthLive = HttpApiBuilder.group(

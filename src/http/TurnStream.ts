@@ -1,7 +1,7 @@
 import { HttpServerResponse } from "@effect/platform"
 import { Effect, Exit, Queue, Stream } from "effect"
 import type { AcpMessage, TurnReply } from "../domain/Session.js"
-import type { TurnError } from "../services/Sessions.js"
+import type { TurnError } from "../services/sessions/Sessions.js"
 
 type Item =
   | { readonly _tag: "message"; readonly message: AcpMessage }

@@ -1,9 +1,9 @@
 import { Effect, Layer, Ref } from "effect"
 import { PoolFull } from "../../src/domain/Errors.js"
 import type { AcpMessage } from "../../src/domain/Session.js"
-import { extractStopReason } from "../../src/services/AcpMessages.js"
-import type { AgentHandle } from "../../src/services/AgentDriver.js"
-import { AcpxPool } from "../../src/services/AcpxPool.js"
+import { extractStopReason } from "../../src/services/agents/AcpMessages.js"
+import type { AgentHandle } from "../../src/services/agents/AgentDriver.js"
+import { AgentPool } from "../../src/services/sessions/AgentPool.js"
 
 /** What a test sets on the in-process fake pool (the seed's FakeAcpxManager). */
 export interface FakePoolControl {
@@ -20,7 +20,7 @@ const defaultEvents: ReadonlyArray<AcpMessage> = [
 export const makeFakePool = (maxLiveSessions = 8) => {
   const control: FakePoolControl = { maxLiveSessions, nextTurnEvents: defaultEvents, prompts: [] }
   const layer = Layer.effect(
-    AcpxPool,
+    AgentPool,
     Effect.gen(function*() {
       const taken = yield* Ref.make(0)
       let nextId = 0
@@ -45,7 +45,7 @@ export const makeFakePool = (maxLiveSessions = 8) => {
               return { stopReason: extractStopReason(events) ?? "end_turn", events }
             })
         }))
-      return AcpxPool.make({ capacity: control.maxLiveSessions, live: Ref.get(taken), reserve, start })
+      return AgentPool.make({ capacity: control.maxLiveSessions, live: Ref.get(taken), reserve, start })
     })
   )
   return { control, layer }

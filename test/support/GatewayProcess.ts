@@ -13,8 +13,9 @@ const started = new Set<ChildProcess>()
 afterAll(() => {
   for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
 })
-// `node --import tsx` (as `npm start` runs it): one process, so signals reach the gateway itself.
-const gatewayArgs = ["--import", "tsx", "src/main.ts"]
+// `node dist/main.js`, as `npm start` runs it (the global setup builds dist/): one process, so
+// signals reach the gateway itself.
+const gatewayArgs = ["dist/main.js"]
 
 export { freePort }
 
@@ -30,7 +31,7 @@ export interface GatewayProcess {
 /** The fresh data folder a gateway process keeps its ledger and workspaces in. */
 export const dataDir = () => mkdtempSync(join(tmpdir(), "clawdforge-gw-"))
 
-/** Runs `src/main.ts` as `npm start` does, and waits until `/healthz` answers. */
+/** Runs the compiled gateway as `npm start` does, and waits until `/healthz` answers. */
 export const startGateway = async (env: Record<string, string>, data = dataDir()): Promise<GatewayProcess> => {
   const port = await freePort()
   const child = spawn(process.execPath, gatewayArgs, {
@@ -98,7 +99,7 @@ export const runToExit = (args: ReadonlyArray<string>, env: Record<string, strin
     })
   })
 
-/** Runs `src/main.ts` until it exits (for start-up failures). */
+/** Runs the compiled gateway until it exits (for start-up failures). */
 export const runGatewayToExit = (env: Record<string, string>) =>
   runToExit(gatewayArgs, { CLAWDFORGE_DB: ":memory:", CLAWDFORGE_PORT: "0", ...env })
 

@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { scriptedAgentPath } from "../../src/services/AgentRegistry.js"
+import { scriptedAgentPath } from "../../src/services/agents/AgentRegistry.js"
 
 /** A log file the scripted agent appends `{pid, event, ...}` lines to. */
 export const agentLogFile = () => join(mkdtempSync(join(tmpdir(), "clawdforge-agent-")), "agent.log")

@@ -6,9 +6,9 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { createServer } from "node:http"
 import { HttpAppLive } from "../../src/http/Server.js"
-import { AcpxPool } from "../../src/services/AcpxPool.js"
-import { ClaudeRunner } from "../../src/services/ClaudeRunner.js"
-import { layerServices } from "../../src/services/Gateway.js"
+import { AgentPool } from "../../src/services/sessions/AgentPool.js"
+import { ClaudeRunner } from "../../src/services/agents/ClaudeRunner.js"
+import { layerServices } from "../../src/Gateway.js"
 import { scriptedAgents } from "./ScriptedAgent.js"
 
 export const appToken = "token-app-a-0123456789"
@@ -41,7 +41,7 @@ export const LoopbackServer = HttpServer.layerTestClient.pipe(
  * exposing its services to the test as well.
  */
 export const layerTestGateway = <E, R>(options: {
-  readonly pool: Layer.Layer<AcpxPool, E, R>
+  readonly pool: Layer.Layer<AgentPool, E, R>
   readonly runner?: Layer.Layer<ClaudeRunner, any>
   readonly config?: Record<string, string>
 }) => {
@@ -73,4 +73,4 @@ export type JsonResponse = { status: number; body: any; response: HttpClientResp
 
 /** The gateway over loopback with the real pool and the scripted agents registered. */
 export const layerScriptedGateway = (log: string, config: Record<string, string> = {}) =>
-  layerTestGateway({ pool: AcpxPool.Default, config: { CLAWDFORGE_AGENTS: scriptedAgents(log), ...config } })
+  layerTestGateway({ pool: AgentPool.Default, config: { CLAWDFORGE_AGENTS: scriptedAgents(log), ...config } })

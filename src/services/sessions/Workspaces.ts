@@ -1,9 +1,9 @@
 import { Effect } from "effect"
 import { mkdir, realpath, rm } from "node:fs/promises"
 import { dirname, isAbsolute, relative, resolve } from "node:path"
-import { BadRequest } from "../domain/Errors.js"
-import type { AppName, SessionId } from "../domain/Ids.js"
-import { AppConfig } from "./AppConfig.js"
+import { BadRequest } from "../../domain/Errors.js"
+import type { AppName, SessionId } from "../../domain/Ids.js"
+import { AppConfig } from "../config/AppConfig.js"
 
 const inside = (root: string, path: string) => {
   const rel = relative(root, path)

@@ -3,8 +3,8 @@ import { SqliteClient, SqliteMigrator } from "@effect/sql-sqlite-node"
 import { Effect, Layer } from "effect"
 import { mkdirSync } from "node:fs"
 import { dirname } from "node:path"
-import { migrations } from "./migrations.js"
-import { AppConfig } from "./AppConfig.js"
+import { migrations } from "./Migrations.js"
+import { AppConfig } from "../config/AppConfig.js"
 
 /** The SQLite client for `CLAWDFORGE_DB` (WAL mode), migrated before anything uses it. */
 export const layerSqlite = (filename: string) =>

@@ -1,6 +1,6 @@
 import { Duration, Effect, Layer, Schedule } from "effect"
-import { AppConfig } from "./AppConfig.js"
-import { Ledger, nowSeconds } from "./Ledger.js"
+import { AppConfig } from "../config/AppConfig.js"
+import { Ledger, nowSeconds } from "../ledger/Ledger.js"
 import { Sessions } from "./Sessions.js"
 import { Workspaces } from "./Workspaces.js"
 

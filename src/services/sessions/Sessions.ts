@@ -1,16 +1,16 @@
 import { Deferred, Duration, Effect, ExecutionStrategy, Exit, Fiber, FiberMap, Layer, Metric, Option, Queue, Schedule, Schema, Scope } from "effect"
 import { randomBytes } from "node:crypto"
-import type { AgentDefinition } from "../domain/Agent.js"
-import { AgentFailed, PoolFull, SessionClosed, SessionNotFound, ShuttingDown, TurnTimeout } from "../domain/Errors.js"
-import { type AppName, SessionId } from "../domain/Ids.js"
-import { type CreateSessionRequest, Session, type TurnReply, type TurnRequest } from "../domain/Session.js"
-import type { AcpMessage } from "../domain/Session.js"
-import type { AgentHandle, AgentLaunch, TurnOutcome } from "./AgentDriver.js"
-import { AcpxPool } from "./AcpxPool.js"
-import { AgentRegistry } from "./AgentRegistry.js"
-import { AppConfig } from "./AppConfig.js"
-import { Ledger, nowSeconds } from "./Ledger.js"
-import { turnDuration, turnsTotal } from "./Metrics.js"
+import type { AgentDefinition } from "../../domain/Agent.js"
+import { AgentFailed, PoolFull, SessionClosed, SessionNotFound, ShuttingDown, TurnTimeout } from "../../domain/Errors.js"
+import { type AppName, SessionId } from "../../domain/Ids.js"
+import { type CreateSessionRequest, Session, type TurnReply, type TurnRequest } from "../../domain/Session.js"
+import type { AcpMessage } from "../../domain/Session.js"
+import type { AgentHandle, AgentLaunch, TurnOutcome } from "../agents/AgentDriver.js"
+import { AgentPool } from "./AgentPool.js"
+import { AgentRegistry } from "../agents/AgentRegistry.js"
+import { AppConfig } from "../config/AppConfig.js"
+import { Ledger, nowSeconds } from "../ledger/Ledger.js"
+import { turnDuration, turnsTotal } from "../observability/Metrics.js"
 import { Workspaces } from "./Workspaces.js"
 
 /** How long a cancelled turn may take to stop before its agent is killed. */
@@ -54,7 +54,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
   scoped: Effect.gen(function*() {
     const config = yield* AppConfig
     const ledger = yield* Ledger
-    const pool = yield* AcpxPool
+    const pool = yield* AgentPool
     const registry = yield* AgentRegistry
     const workspaces = yield* Workspaces
     const fibers = yield* FiberMap.make<SessionId>()
@@ -387,7 +387,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
       liveSessionIds: Effect.sync(() => [...actors.keys()])
     } as const
   }),
-  dependencies: [AppConfig.Default, Ledger.Default, AcpxPool.Default, AgentRegistry.Default, Workspaces.Default]
+  dependencies: [AppConfig.Default, Ledger.Default, AgentPool.Default, AgentRegistry.Default, Workspaces.Default]
 }) {}
 
 /**

@@ -1,7 +1,7 @@
 import { OtlpSerialization, OtlpTracer } from "@effect/opentelemetry"
 import { NodeHttpClient } from "@effect/platform-node"
 import { Config, ConfigError, Effect, Either, Layer, Logger, LogLevel, Option } from "effect"
-import pkg from "../../package.json" with { type: "json" }
+import { version } from "../../version.js"
 
 const logLevels: Record<string, LogLevel.LogLevel> = {
   all: LogLevel.All,
@@ -50,7 +50,7 @@ export const TracingLive = Layer.unwrapEffect(
     const serviceName = yield* Config.string("OTEL_SERVICE_NAME").pipe(Config.withDefault("clawdforge"))
     const url = Option.orElse(traces, () => Option.map(base, (endpoint) => `${endpoint.replace(/\/$/, "")}/v1/traces`))
     if (Option.isNone(url)) return Layer.empty
-    return OtlpTracer.layer({ url: url.value, resource: { serviceName, serviceVersion: pkg.version } }).pipe(
+    return OtlpTracer.layer({ url: url.value, resource: { serviceName, serviceVersion: version } }).pipe(
       Layer.provide([NodeHttpClient.layerUndici, OtlpSerialization.layerJson])
     )
   })

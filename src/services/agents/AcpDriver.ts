@@ -9,8 +9,9 @@ import { NodeContext } from "@effect/platform-node"
 import { Duration, Effect, Fiber, Option, Queue, Stream } from "effect"
 import { basename, isAbsolute, resolve } from "node:path"
 import { pathToFileURL } from "node:url"
-import { AgentFailed } from "../domain/Errors.js"
-import type { AcpMessage } from "../domain/Session.js"
+import { AgentFailed } from "../../domain/Errors.js"
+import { version } from "../../version.js"
+import type { AcpMessage } from "../../domain/Session.js"
 import { filesNote, parseJsonLine } from "./AcpMessages.js"
 import type { AgentDriver, AgentHandle, AgentLaunch, PromptInput } from "./AgentDriver.js"
 import { answerPermission } from "./Permissions.js"
@@ -148,7 +149,7 @@ export class AcpDriver extends Effect.Service<AcpDriver>()("clawdforge/AcpDriver
         connection.initialize({
           protocolVersion: PROTOCOL_VERSION,
           clientCapabilities: { fs: { readTextFile: false, writeTextFile: false }, terminal: false },
-          clientInfo: { name: "clawdforge", version: "0.2.0" }
+          clientInfo: { name: "clawdforge", version }
         })).pipe(
           Effect.timeoutFail({ duration: startTimeout, onTimeout: () => failed("initialize timed out", { stderr }) })
         )

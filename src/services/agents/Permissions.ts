@@ -1,5 +1,5 @@
 import type { RequestPermissionRequest, RequestPermissionResponse } from "@agentclientprotocol/sdk"
-import type { PermissionMode } from "../domain/Session.js"
+import type { PermissionMode } from "../../domain/Session.js"
 
 // Tool kinds that only look: what `approve-reads` lets through.
 const readKinds = new Set(["read", "search", "fetch", "think"])

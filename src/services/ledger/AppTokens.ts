@@ -1,7 +1,7 @@
 import { SqlClient, SqlSchema } from "@effect/sql"
 import { Effect, Option, Redacted, Schema } from "effect"
 import { createHash, randomBytes } from "node:crypto"
-import { AppName } from "../domain/Ids.js"
+import { AppName } from "../../domain/Ids.js"
 import { DatabaseLive } from "./Database.js"
 import { nowSeconds } from "./Ledger.js"
 

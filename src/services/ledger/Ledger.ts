@@ -1,7 +1,7 @@
 import { SqlClient, SqlSchema } from "@effect/sql"
 import { Clock, Effect, Option, Schema } from "effect"
-import type { AppName, SessionId } from "../domain/Ids.js"
-import { Meta, type SessionStatus, Session } from "../domain/Session.js"
+import type { AppName, SessionId } from "../../domain/Ids.js"
+import { Meta, type SessionStatus, Session } from "../../domain/Session.js"
 import { DatabaseLive } from "./Database.js"
 
 /** What the audit trail records; `detail` is free-form JSON. */

@@ -1,4 +1,4 @@
-import type { AcpMessage } from "../domain/Session.js"
+import type { AcpMessage } from "../../domain/Session.js"
 
 /**
  * Parses newline-delimited JSON (what `acpx --format json` prints): one object per line;

@@ -1,11 +1,11 @@
 import { Effect, Option, Record } from "effect"
 import { fileURLToPath } from "node:url"
-import type { AgentDefinition } from "../domain/Agent.js"
-import { UnknownAgent } from "../domain/Errors.js"
-import { AppConfig } from "./AppConfig.js"
+import type { AgentDefinition } from "../../domain/Agent.js"
+import { UnknownAgent } from "../../domain/Errors.js"
+import { AppConfig } from "../config/AppConfig.js"
 
 /** The scripted ACP agent the project ships; the demo agent `echo` needs no API key. */
-export const scriptedAgentPath = fileURLToPath(new URL("../../test/fixtures/scripted-agent.mjs", import.meta.url))
+export const scriptedAgentPath = fileURLToPath(new URL("./demo-agent.mjs", import.meta.url))
 
 export const builtinAgents = (): Record<string, AgentDefinition> => ({
   claude: { command: ["claude-agent-acp"], driver: "acp", env: {} },

@@ -1,17 +1,17 @@
 import { ConfigError, Effect, Layer } from "effect"
-import { HttpLive } from "../http/Server.js"
-import { AcpxPool } from "./AcpxPool.js"
-import { AgentRegistry } from "./AgentRegistry.js"
-import { AppConfig, describeConfigError } from "./AppConfig.js"
-import { AppTokens } from "./AppTokens.js"
-import { Auth } from "./Auth.js"
-import { ClaudeRunner } from "./ClaudeRunner.js"
-import { DatabaseLive } from "./Database.js"
-import { Ledger } from "./Ledger.js"
-import { Sessions, SessionsDrain } from "./Sessions.js"
-import { Sweeper, SweeperLoop } from "./Sweeper.js"
-import { LoggingLive, TracingLive } from "./Telemetry.js"
-import { Workspaces } from "./Workspaces.js"
+import { HttpLive } from "./http/Server.js"
+import { AgentPool } from "./services/sessions/AgentPool.js"
+import { AgentRegistry } from "./services/agents/AgentRegistry.js"
+import { AppConfig, describeConfigError } from "./services/config/AppConfig.js"
+import { AppTokens } from "./services/ledger/AppTokens.js"
+import { Auth } from "./services/tenancy/Auth.js"
+import { ClaudeRunner } from "./services/agents/ClaudeRunner.js"
+import { DatabaseLive } from "./services/ledger/Database.js"
+import { Ledger } from "./services/ledger/Ledger.js"
+import { Sessions, SessionsDrain } from "./services/sessions/Sessions.js"
+import { Sweeper, SweeperLoop } from "./services/sessions/Sweeper.js"
+import { LoggingLive, TracingLive } from "./services/observability/Telemetry.js"
+import { Workspaces } from "./services/sessions/Workspaces.js"
 
 /**
  * Every gateway service (and the ledger's SqlClient) over a given agent pool and `/run`
@@ -19,7 +19,7 @@ import { Workspaces } from "./Workspaces.js"
  * Configuration comes from the `ConfigProvider`.
  */
 export const layerServices = <EP, RP, ER, RR>(
-  pool: Layer.Layer<AcpxPool, EP, RP>,
+  pool: Layer.Layer<AgentPool, EP, RP>,
   runner: Layer.Layer<ClaudeRunner, ER, RR>
 ) => {
   // One SqlClient for the ledger and the app tokens (one connection even for `:memory:`).
@@ -36,7 +36,7 @@ export const layerServices = <EP, RP, ER, RR>(
 }
 
 /** The gateway's services with real agent processes. */
-export const ServicesLive = layerServices(AcpxPool.Default, ClaudeRunner.Default)
+export const ServicesLive = layerServices(AgentPool.Default, ClaudeRunner.Default)
 
 /** The whole gateway: the HTTP server over the live services, drained before it closes. */
 export const GatewayLive = SessionsDrain.pipe(

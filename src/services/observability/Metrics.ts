@@ -1,6 +1,6 @@
 import { Effect, Metric, MetricBoundaries, MetricState } from "effect"
 import type { MetricPair } from "effect"
-import { AcpxPool } from "./AcpxPool.js"
+import { AgentPool } from "../sessions/AgentPool.js"
 
 /** Live agents (sessions holding a pool slot), set when scraped. */
 export const sessionsLive = Metric.gauge("clawdforge_sessions_live", { description: "Sessions with a live agent" })
@@ -64,7 +64,7 @@ export const renderPrometheus = (pairs: ReadonlyArray<MetricPair.MetricPair.Unty
 
 /** What `GET /metrics` serves: the pool's gauges set now, then every registered metric. */
 export const scrapeMetrics = Effect.gen(function*() {
-  const pool = yield* AcpxPool
+  const pool = yield* AgentPool
   yield* Metric.set(sessionsLive, yield* pool.live)
   yield* Metric.set(poolCapacity, pool.capacity)
   return renderPrometheus(yield* Metric.snapshot)

@@ -1,11 +1,11 @@
 import { Duration, Effect, Redacted, Ref } from "effect"
 import { timingSafeEqual } from "node:crypto"
-import { Unauthorized } from "../domain/Errors.js"
-import { AppName } from "../domain/Ids.js"
-import { AppConfig } from "./AppConfig.js"
-import { AppTokens, tokenDigest } from "./AppTokens.js"
+import { Unauthorized } from "../../domain/Errors.js"
+import { AppName } from "../../domain/Ids.js"
+import { AppConfig } from "../config/AppConfig.js"
+import { AppTokens, tokenDigest } from "../ledger/AppTokens.js"
 
-export { tokenDigest } from "./AppTokens.js"
+export { tokenDigest } from "../ledger/AppTokens.js"
 
 /** How stale the ledger's tokens may be: a revoked token is refused at most this long after. */
 export const ledgerTokensTtl = Duration.seconds(2)

@@ -4,14 +4,14 @@ import { Deferred, Duration, Effect, Either, ExecutionStrategy, Exit, Fiber, Opt
 import { mkdir } from "node:fs/promises"
 import { resolve } from "node:path"
 import { fileURLToPath } from "node:url"
-import { AgentFailed } from "../domain/Errors.js"
-import type { AcpMessage, PermissionMode } from "../domain/Session.js"
+import { AgentFailed } from "../../domain/Errors.js"
+import type { AcpMessage, PermissionMode } from "../../domain/Session.js"
 import { extractStopReason, formatPromptWithFiles, messageMethod, parseJsonLine, parseNdjson } from "./AcpMessages.js"
 import type { AgentDriver, AgentHandle, AgentLaunch, PromptInput, TurnOutcome } from "./AgentDriver.js"
-import { AppConfig } from "./AppConfig.js"
+import { AppConfig } from "../config/AppConfig.js"
 
 /** The acpx CLI of the pinned npm package; never `npx`, which could fetch another version. */
-export const acpxBin = fileURLToPath(new URL("../../node_modules/.bin/acpx", import.meta.url))
+export const acpxBin = fileURLToPath(new URL("../../../node_modules/.bin/acpx", import.meta.url))
 
 const openTimeout = Duration.seconds(60)
 // `sessions close` retires the queue owner and its agent: about 2.5 s when they are warm.

@@ -1,6 +1,6 @@
 import { Config, ConfigError, Duration, Effect, Either, ParseResult, Redacted, Schema } from "effect"
-import { PermissionMode } from "../domain/Session.js"
-import { AgentDefinition } from "../domain/Agent.js"
+import { PermissionMode } from "../../domain/Session.js"
+import { AgentDefinition } from "../../domain/Agent.js"
 
 const positiveInt = (name: string, fallback: number) =>
   Config.integer(name).pipe(

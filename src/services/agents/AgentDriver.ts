@@ -1,8 +1,8 @@
 import type { Effect, Option, Scope } from "effect"
-import type { AgentDefinition } from "../domain/Agent.js"
-import type { AgentFailed } from "../domain/Errors.js"
-import type { SessionId } from "../domain/Ids.js"
-import type { AcpMessage, PermissionMode } from "../domain/Session.js"
+import type { AgentDefinition } from "../../domain/Agent.js"
+import type { AgentFailed } from "../../domain/Errors.js"
+import type { SessionId } from "../../domain/Ids.js"
+import type { AcpMessage, PermissionMode } from "../../domain/Session.js"
 
 /** Everything a driver needs to start the agent of one session. */
 export interface AgentLaunch {

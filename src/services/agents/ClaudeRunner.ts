@@ -1,9 +1,9 @@
 import { Command, CommandExecutor } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { Duration, Effect, Option, Stream } from "effect"
-import { RunFailed } from "../domain/Errors.js"
-import type { RunReply, RunRequest } from "../domain/Run.js"
-import { AppConfig } from "./AppConfig.js"
+import { RunFailed } from "../../domain/Errors.js"
+import type { RunReply, RunRequest } from "../../domain/Run.js"
+import { AppConfig } from "../config/AppConfig.js"
 
 const defaultTimeout = Duration.minutes(10)
 const stderrLimit = 64 * 1024

@@ -1,15 +1,15 @@
 import { Effect, Ref } from "effect"
-import { PoolFull } from "../domain/Errors.js"
-import { AcpDriver } from "./AcpDriver.js"
-import { AcpxDriver } from "./AcpxDriver.js"
-import type { AgentLaunch } from "./AgentDriver.js"
-import { AppConfig } from "./AppConfig.js"
+import { PoolFull } from "../../domain/Errors.js"
+import { AcpDriver } from "../agents/AcpDriver.js"
+import { AcpxDriver } from "../agents/AcpxDriver.js"
+import type { AgentLaunch } from "../agents/AgentDriver.js"
+import { AppConfig } from "../config/AppConfig.js"
 
 /**
  * The bounded pool of live agents. A slot is held by a scope (a session's lifetime)
  * and taken with one atomic `Ref.modify`, so concurrent creates can never overshoot.
  */
-export class AcpxPool extends Effect.Service<AcpxPool>()("clawdforge/AcpxPool", {
+export class AgentPool extends Effect.Service<AgentPool>()("clawdforge/AgentPool", {
   effect: Effect.gen(function*() {
     const { maxLiveSessions: capacity } = yield* AppConfig
     const acp = yield* AcpDriver
@@ -24,7 +24,7 @@ export class AcpxPool extends Effect.Service<AcpxPool>()("clawdforge/AcpxPool", 
         )
       ),
       () => Ref.update(taken, (n) => n - 1)
-    ).pipe(Effect.asVoid, Effect.withSpan("AcpxPool.reserve"))
+    ).pipe(Effect.asVoid, Effect.withSpan("AgentPool.reserve"))
 
     const start = (launch: AgentLaunch) => {
       switch (launch.agent.driver) {
