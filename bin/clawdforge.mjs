@@ -1,3 +1,3 @@
 #!/usr/bin/env node
 // The compiled admin CLI and gateway (`npm ci` builds dist/ through the prepare script).
-await import("../dist/cli.js")
+await import("../dist/app/cli.js")

@@ -1,4 +1,4 @@
-/** The gateway as a user runs it: the compiled `dist/main.js` in its own process (`npm start`). */
+/** The gateway as a user runs it: the compiled `dist/app/main.js` in its own process (`npm start`). */
 import { describe, expect, it } from "vitest"
 import { api, dataDir, runGatewayToExit, startGateway } from "./support/GatewayProcess.js"
 import { agentLogFile, agentText, isAlive, readAgentLog, scriptedAgents, startedPids } from "./support/ScriptedAgent.js"

@@ -13,9 +13,9 @@ const started = new Set<ChildProcess>()
 afterAll(() => {
   for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
 })
-// `node dist/main.js`, as `npm start` runs it (the global setup builds dist/): one process, so
+// `node dist/app/main.js`, as `npm start` runs it (the global setup builds it): one process, so
 // signals reach the gateway itself.
-const gatewayArgs = ["dist/main.js"]
+const gatewayArgs = ["dist/app/main.js"]
 
 export { freePort }
 

@@ -24,10 +24,13 @@ export const readAgentLog = (file: string): Array<AgentLogLine> => {
 export const startedPids = (file: string) =>
   readAgentLog(file).filter((l) => l.event === "start").map((l) => l.pid)
 
+/**
+ * Whether the process still runs. A zombie does not: an agent orphaned by a SIGKILLed gateway
+ * exits but waits for PID 1 to reap it, which in a container may take a while.
+ */
 export const isAlive = (pid: number) => {
   try {
-    process.kill(pid, 0)
-    return true
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"))
   } catch {
     return false
   }

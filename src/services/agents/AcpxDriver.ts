@@ -2,16 +2,19 @@ import { Command, CommandExecutor } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { Deferred, Duration, Effect, Either, ExecutionStrategy, Exit, Fiber, Option, Schedule, Scope, Stream } from "effect"
 import { mkdir } from "node:fs/promises"
+import { createRequire } from "node:module"
 import { resolve } from "node:path"
-import { fileURLToPath } from "node:url"
 import { AgentFailed } from "../../domain/Errors.js"
 import type { AcpMessage, PermissionMode } from "../../domain/Session.js"
 import { extractStopReason, formatPromptWithFiles, messageMethod, parseJsonLine, parseNdjson } from "./AcpMessages.js"
 import type { AgentDriver, AgentHandle, AgentLaunch, PromptInput, TurnOutcome } from "./AgentDriver.js"
 import { AppConfig } from "../config/AppConfig.js"
 
-/** The acpx CLI of the pinned npm package; never `npx`, which could fetch another version. */
-export const acpxBin = fileURLToPath(new URL("../../../node_modules/.bin/acpx", import.meta.url))
+/**
+ * The acpx CLI of the pinned npm package; never `npx`, which could fetch another version.
+ * Resolved through the package, not a relative path, so it holds from src/, dist/ and the bundle.
+ */
+export const acpxBin = createRequire(import.meta.url).resolve("acpx")
 
 const openTimeout = Duration.seconds(60)
 // `sessions close` retires the queue owner and its agent: about 2.5 s when they are warm.

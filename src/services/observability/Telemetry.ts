@@ -1,5 +1,4 @@
-import { OtlpSerialization, OtlpTracer } from "@effect/opentelemetry"
-import { NodeHttpClient } from "@effect/platform-node"
+import { HttpMiddleware } from "@effect/platform"
 import { Config, ConfigError, Effect, Either, Layer, Logger, LogLevel, Option } from "effect"
 import { version } from "../../version.js"
 
@@ -41,7 +40,9 @@ export const LoggingLive = Layer.unwrapEffect(
 /**
  * Exports the `Effect.fn` spans over OTLP/HTTP when the standard OpenTelemetry variables
  * ask for it (`OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`,
- * `OTEL_SERVICE_NAME`); nothing otherwise.
+ * `OTEL_SERVICE_NAME`). Otherwise spans are switched off, the HTTP server's request spans
+ * too: nobody would read them, and making them is a good part of a turn's cost. The exporter's
+ * modules are loaded only when it is configured.
  */
 export const TracingLive = Layer.unwrapEffect(
   Effect.gen(function*() {
@@ -49,7 +50,19 @@ export const TracingLive = Layer.unwrapEffect(
     const traces = yield* Config.option(Config.string("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
     const serviceName = yield* Config.string("OTEL_SERVICE_NAME").pipe(Config.withDefault("clawdforge"))
     const url = Option.orElse(traces, () => Option.map(base, (endpoint) => `${endpoint.replace(/\/$/, "")}/v1/traces`))
-    if (Option.isNone(url)) return Layer.empty
+    if (Option.isNone(url)) {
+      return Layer.mergeAll(
+        Layer.setTracerEnabled(false),
+        Layer.locallyScoped(HttpMiddleware.currentTracerDisabledWhen, () => true)
+      )
+    }
+    const [OtlpTracer, OtlpSerialization, NodeHttpClient] = yield* Effect.promise(() =>
+      Promise.all([
+        import("@effect/opentelemetry/OtlpTracer"),
+        import("@effect/opentelemetry/OtlpSerialization"),
+        import("@effect/platform-node/NodeHttpClient")
+      ])
+    )
     return OtlpTracer.layer({ url: url.value, resource: { serviceName, serviceVersion: version } }).pipe(
       Layer.provide([NodeHttpClient.layerUndici, OtlpSerialization.layerJson])
     )

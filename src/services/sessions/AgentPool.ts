@@ -1,7 +1,7 @@
-import { Effect, Ref } from "effect"
+import { NodeContext } from "@effect/platform-node"
+import { Effect, Layer, Ref } from "effect"
 import { PoolFull } from "../../domain/Errors.js"
 import { AcpDriver } from "../agents/AcpDriver.js"
-import { AcpxDriver } from "../agents/AcpxDriver.js"
 import type { AgentLaunch } from "../agents/AgentDriver.js"
 import { AppConfig } from "../config/AppConfig.js"
 
@@ -11,9 +11,20 @@ import { AppConfig } from "../config/AppConfig.js"
  */
 export class AgentPool extends Effect.Service<AgentPool>()("clawdforge/AgentPool", {
   effect: Effect.gen(function*() {
-    const { maxLiveSessions: capacity } = yield* AppConfig
+    const config = yield* AppConfig
+    const capacity = config.maxLiveSessions
     const acp = yield* AcpDriver
-    const acpx = yield* AcpxDriver
+    // The acpx driver's module is loaded when the first acpx agent starts, not at start-up.
+    const acpx = yield* Effect.cached(
+      Effect.promise(() => import("../agents/AcpxDriver.js")).pipe(
+        Effect.flatMap(({ AcpxDriver }) =>
+          AcpxDriver.pipe(
+            Effect.provide(AcpxDriver.DefaultWithoutDependencies.pipe(Layer.provide(NodeContext.layer))),
+            Effect.provideService(AppConfig, config)
+          )
+        )
+      )
+    )
     const taken = yield* Ref.make(0)
 
     const reserve = Effect.acquireRelease(
@@ -31,11 +42,11 @@ export class AgentPool extends Effect.Service<AgentPool>()("clawdforge/AgentPool
         case "acp":
           return acp.start(launch)
         case "acpx":
-          return acpx.start(launch)
+          return Effect.flatMap(acpx, (driver) => driver.start(launch))
       }
     }
 
     return { capacity, live: Ref.get(taken), reserve, start } as const
   }),
-  dependencies: [AppConfig.Default, AcpDriver.Default, AcpxDriver.Default]
+  dependencies: [AppConfig.Default, AcpDriver.Default]
 }) {}
