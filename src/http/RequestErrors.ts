@@ -53,33 +53,91 @@ const toApiError = (error: unknown, maxBodyBytes: number): Option.Option<unknown
 }
 
 /**
- * Reads a body that came without a Content-Length (chunked) up to the limit. Past it, the rest
- * is drained, not destroyed (destroying the socket would drop the 413 with it), up to a bound.
+ * How much of a refused body is still read (and thrown away) after the 413, and for how long:
+ * enough for an ordinary client to finish writing the upload it began, so the connection ends
+ * cleanly and the client reads the 413, without letting a client hold the connection open.
  */
-const readStreamed = (source: IncomingMessage, maxBodyBytes: number) =>
-  Effect.async<string, PayloadTooLarge>((resume) => {
-    const chunks: Array<Buffer> = []
+const discardBytes = 64 * 1024 * 1024
+const discardMillis = 10_000
+
+/**
+ * After a 413 sent while the body is still arriving: the answer says `Connection: close`, the
+ * rest of the body is read and thrown away, and the connection closes once the body has ended
+ * (or past `discardBytes` or `discardMillis`). Node's own way of closing after such an answer,
+ * `socket.destroySoon()`, would close the socket with the client's bytes still unread, and the
+ * reset that sends can reach the client before it reads the 413 (ECONNRESET, EPIPE, no answer).
+ */
+const discardRest = (request: HttpServerRequest.HttpServerRequest) =>
+  Effect.sync(() => {
+    const source = NodeHttpServerRequest.toIncomingMessage(request)
+    const socket = source.socket
+    const response = NodeHttpServerRequest.toServerResponse(request)
+    if (source.readableEnded || socket === null || socket.destroyed || response.headersSent) return
+    response.setHeader("connection", "close")
     let bytes = 0
+    let answered = false
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const close = () => {
+      clearTimeout(timer)
+      // Node's own: end, then destroy once the answer has been written out.
+      delete (socket as { destroySoon?: unknown }).destroySoon
+      socket.destroySoon()
+    }
     source.on("data", (chunk: Buffer) => {
       bytes += chunk.length
-      if (bytes <= maxBodyBytes) chunks.push(chunk)
-      else if (bytes > 16 * maxBodyBytes) source.destroy()
+      if (answered && bytes > discardBytes) close()
     })
-    source.once("end", () =>
-      resume(bytes > maxBodyBytes ? Effect.fail(tooLarge(maxBodyBytes)) : Effect.succeed(Buffer.concat(chunks).toString("utf8"))))
+    source.once("end", () => {
+      if (answered) close()
+    })
+    source.resume()
+    // Node calls this once the answer is written, as the request's last on this connection.
+    socket.destroySoon = () => {
+      answered = true
+      // The answer and a FIN go out; the client's bytes are still read.
+      socket.end()
+      if (source.readableEnded || bytes > discardBytes) return close()
+      timer = setTimeout(() => socket.destroy(), discardMillis)
+      socket.once("close", () => clearTimeout(timer))
+    }
+  })
+
+/**
+ * Reads a body that came without a Content-Length (chunked) up to the limit, never holding
+ * more than the limit. Past it, fails at once: the 413 goes out while the rest still arrives
+ * (see `discardRest`).
+ */
+const readStreamed = (source: IncomingMessage, maxBodyBytes: number) =>
+  Effect.async<string, PayloadTooLarge | BadRequest>((resume) => {
+    let chunks: Array<Buffer> = []
+    let bytes = 0
+    const onData = (chunk: Buffer) => {
+      bytes += chunk.length
+      if (bytes <= maxBodyBytes) return void chunks.push(chunk)
+      chunks = []
+      source.off("data", onData)
+      resume(Effect.fail(tooLarge(maxBodyBytes)))
+    }
+    source.on("data", onData)
+    source.once("end", () => {
+      if (bytes <= maxBodyBytes) resume(Effect.succeed(Buffer.concat(chunks).toString("utf8")))
+    })
     // An error is followed by `close`; listening keeps it from being thrown.
     source.on("error", () => {})
-    // Destroyed before its end (past 16x the limit, or the client went away).
+    // Closed before its end: the client went away.
     source.once("close", () => {
-      if (!source.readableEnded) resume(Effect.fail(tooLarge(maxBodyBytes)))
+      if (!source.readableEnded && bytes <= maxBodyBytes) {
+        resume(Effect.fail(new BadRequest({ message: "The request body could not be read" })))
+      }
     })
   })
 
 /**
  * Api-level middleware. Bodies are JSON whatever the Content-Type says; a body over the
- * limit is a 413 (refused from its Content-Length before it is read, or read and drained
- * when chunked); and the platform's own request errors (some of them defects) become the
- * API's error types, encoded like any other.
+ * limit is a 413 (refused from its Content-Length before it is read, or as soon as a chunked
+ * one passes the limit), answered with `Connection: close` while the rest of the body is
+ * thrown away; and the platform's own request errors (some of them defects) become the API's
+ * error types, encoded like any other.
  */
 export const RequestErrorsLive = (maxBodyBytes: number) =>
   HttpApiBuilder.middleware((app) =>
@@ -104,5 +162,11 @@ export const RequestErrorsLive = (maxBodyBytes: number) =>
           })
         )
       )
-    }) as HttpApp.Default
+    }).pipe(
+      Effect.tapError((error) =>
+        error instanceof PayloadTooLarge
+          ? Effect.flatMap(HttpServerRequest.HttpServerRequest, discardRest)
+          : Effect.void
+      )
+    ) as HttpApp.Default
   )
