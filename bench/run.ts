@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: what the gateway costs, on one machine, in one run, with the demo agent
- * answering at once. It builds `dist/` (`npm run build`), then asks each question in order, a file
- * each, prints one table and writes `bench/results.json`.
+ * answering at once. It builds `dist/` (`npm run build`, then a snapshot: support/build.ts), asks
+ * each question in order, a file each, prints one table and writes `bench/results.json`.
  *
  * Two floors: the bare pass-through gateway (`bench/bare-gateway.mjs`: plain node:http in front of
  * the same agent, nothing else) for everything HTTP, and the agent over one direct ACP connection
@@ -14,7 +14,6 @@
  *   BENCH_NO_BUILD=1        skip `npm run build` and run the dist/ already there (e.g. while profiling)
  *   BENCH_KEEP=1            keep the scratch folder (ledgers, logs) and print its path
  */
-import { spawnSync } from "node:child_process"
 import { writeFileSync } from "node:fs"
 import os from "node:os"
 import { join, resolve } from "node:path"
@@ -27,6 +26,7 @@ import { memory } from "./memory.js"
 import { startup } from "./startup.js"
 import { streaming } from "./streaming.js"
 import { type Answer, type Bench, type Question, type Row, sizes } from "./support/bench.js"
+import { prepareGateway } from "./support/build.js"
 import { type Gateway, startBare, startClawdforge, stopGateway } from "./support/gateways.js"
 import { keepAlive } from "./support/http.js"
 import { root } from "./support/paths.js"
@@ -59,15 +59,6 @@ const selected = (): ReadonlyArray<Question> => {
     throw new Error(`BENCH_ONLY: unknown ${unknown.join(", ")}; questions: ${questions.map((q) => q.name).join(", ")}`)
   }
   return questions.filter((q) => only.includes(q.name))
-}
-
-/** `npm run build`, so that `dist/` is what src/ says now (its output goes to stderr). */
-const build = () => {
-  if (process.env.BENCH_NO_BUILD !== undefined) return note("BENCH_NO_BUILD: dist/ as it is")
-  note("npm run build")
-  const result = spawnSync("npm", ["run", "build"], { cwd: root, stdio: ["ignore", 2, 2] })
-  // A failed build may leave dist/ stale or half written: timing it would mislead.
-  if (result.status !== 0) throw new Error(`npm run build exited ${result.status}; the bench needs a clean build`)
 }
 
 /** A gateway started on first use, and stopped at the end if it was. */
@@ -104,7 +95,7 @@ const tableOf = (rows: ReadonlyArray<Row>) => {
 const main = async () => {
   const started = Date.now()
   const chosen = selected()
-  build()
+  await prepareGateway(note)
   const cpus = os.cpus()
   const machine = {
     cpu: cpus[0]?.model ?? "unknown",

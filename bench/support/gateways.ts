@@ -1,6 +1,6 @@
 /**
  * The two HTTP gateways the bench times with the same client: clawdforge as `npm start` runs it
- * (`node dist/...`, read from package.json), and the bare pass-through gateway (`node bench/bare-gateway.mjs`). Each is
+ * (its `node dist/...` command from package.json, on the snapshot `prepareGateway` took), and the bare pass-through gateway (`node bench/bare-gateway.mjs`). Each is
  * its own child process, so client and server do not share an event loop.
  */
 import { type ChildProcess, spawn } from "node:child_process"
@@ -9,7 +9,8 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from
 import { join } from "node:path"
 import { freePort } from "../../test/support/freePort.js"
 import { callJson, expectOk, isHealthy, type Reply, streamSse } from "./http.js"
-import { bareGatewayMain, demoAgent, fakeClaude, npmStartArgs, root } from "./paths.js"
+import { gatewayArgs } from "./build.js"
+import { bareGatewayMain, demoAgent, fakeClaude, root } from "./paths.js"
 import { hasExited, leftovers, noteAgentsOf, sleep, stopProcess, track, vmRssKb, waitForAgentsToDie, work } from "./processes.js"
 import { now } from "./stats.js"
 
@@ -89,7 +90,7 @@ const spawnHealthy = async (
 
 /** clawdforge exactly as `npm start` runs it, with default logging unless `env` says otherwise. */
 export const startClawdforge = async (options: StartOptions = {}): Promise<ClawdforgeGateway> => {
-  const gateway = await spawnHealthy("clawdforge", npmStartArgs(), (dir, port) => ({
+  const gateway = await spawnHealthy("clawdforge", gatewayArgs(), (dir, port) => ({
     CLAWDFORGE_HOST: "127.0.0.1",
     CLAWDFORGE_PORT: String(port),
     CLAWDFORGE_DB: join(dir, "ledger.db"),

@@ -109,9 +109,14 @@ export const stopProcess = async (child: ChildProcess, ms: number) => {
   return false
 }
 
+const removals: Array<string> = []
+
+/** A folder outside the scratch folder to remove at the end. */
+export const removeOnCleanup = (path: string) => void removals.push(path)
+
 let cleanedUp = false
 
-/** Ends every tracked process and every gateway agent still alive, and removes the scratch folder. */
+/** Ends every tracked process and every gateway agent still alive, and removes what the bench wrote. */
 export const cleanup = async () => {
   if (cleanedUp) return
   cleanedUp = true
@@ -128,6 +133,7 @@ export const cleanup = async () => {
       process.kill(pid, "SIGKILL")
     }
   }
+  for (const path of removals) rmSync(path, { recursive: true, force: true })
   if (process.env.BENCH_KEEP === undefined) rmSync(work, { recursive: true, force: true })
   else console.error(`[bench] kept ${work}`)
 }
