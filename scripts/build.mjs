@@ -9,7 +9,7 @@
  */
 import { build } from "esbuild"
 import { execFileSync } from "node:child_process"
-import { copyFileSync, rmSync } from "node:fs"
+import { copyFileSync, renameSync, rmSync } from "node:fs"
 import { createRequire } from "node:module"
 import { join, resolve } from "node:path"
 
@@ -23,9 +23,12 @@ const library = () =>
   })
 
 const app = join(root, "dist/app")
+// Built beside it and swapped in, so a gateway already running from dist/app keeps its files
+// for as short a time as possible.
+const next = `${app}.next-${process.pid}`
 const programs = () => build({
   entryPoints: { main: join(root, "src/main.ts"), cli: join(root, "src/cli.ts") },
-  outdir: app,
+  outdir: next,
   bundle: true,
   splitting: true,
   format: "esm",
@@ -39,12 +42,10 @@ const programs = () => build({
   logLevel: "warning"
 })
 
-rmSync(app, { recursive: true, force: true })
-if (process.argv.includes("--programs")) await programs()
-else {
-  library()
-  await programs()
-}
+if (!process.argv.includes("--programs")) library()
+await programs()
 // The demo agent is a program of its own, found beside the module that names it.
-copyFileSync(join(root, "src/services/agents/demo-agent.mjs"), join(app, "demo-agent.mjs"))
+copyFileSync(join(root, "src/services/agents/demo-agent.mjs"), join(next, "demo-agent.mjs"))
+rmSync(app, { recursive: true, force: true })
+renameSync(next, app)
 console.log("built dist/app/")
