@@ -1,4 +1,6 @@
-import { HttpServerRequest } from "@effect/platform"
+import * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Effect, Layer } from "effect"
 import { Authorization } from "../domain/Api.js"
 import { Unauthorized } from "../domain/Errors.js"
@@ -7,14 +9,34 @@ import { Auth } from "../services/tenancy/Auth.js"
 // The platform's bearer security takes whatever follows the header's first 7 characters.
 const bearerHeader = /^Bearer +\S/i
 
+/**
+ * The RFC 6750 challenge of a 401: a request without a token gets the bare challenge, one whose
+ * token names no app gets `error="invalid_token"`.
+ */
+const challenge = (tokenSent: boolean) =>
+  HttpApp.appendPreResponseHandler((_request, response) =>
+    Effect.succeed(
+      response.status === 401
+        ? HttpServerResponse.setHeader(
+          response,
+          "www-authenticate",
+          tokenSent ? `Bearer realm="clawdforge", error="invalid_token"` : `Bearer realm="clawdforge"`
+        )
+        : response
+    )
+  )
+
 export const AuthorizationLive = Layer.effect(
   Authorization,
   Effect.map(Auth, (auth) =>
     Authorization.of({
       bearer: (token) =>
-        Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
-          bearerHeader.test(request.headers.authorization ?? "")
+        Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+          const tokenSent = bearerHeader.test(request.headers.authorization ?? "")
+          const authenticated = tokenSent
             ? auth.authenticate(token)
-            : Effect.fail(new Unauthorized({ message: "Missing or unknown bearer token" })))
+            : Effect.fail(new Unauthorized({ message: "Missing or unknown bearer token" }))
+          return Effect.tapError(authenticated, () => challenge(tokenSent))
+        })
     }))
 )
