@@ -1,6 +1,6 @@
 /**
  * Writes the OpenAPI document of the Api (`openapi.json`) and the client types generated from
- * it by openapi-typescript (`src/client/openapi.d.ts`). Both are committed, so that clients in
+ * it by openapi-typescript (`src/client/openapi.ts`). Both are committed, so that clients in
  * other languages and reviewers see the contract without running the gateway.
  *
  *   tsx scripts/openapi.ts           regenerate both files
@@ -26,7 +26,7 @@ const generate = Effect.fn("openapi.generate")(function*() {
   const ast = yield* Effect.promise(() => openapiTS(structuredClone(spec) as unknown as OpenAPI3, { silent: true }))
   return [
     ["openapi.json", `${JSON.stringify(spec, null, 2)}\n`],
-    ["src/client/openapi.d.ts", header + astToString(ast)]
+    ["src/client/openapi.ts", header + astToString(ast)]
   ] as const
 })
 
@@ -48,7 +48,7 @@ const main = Effect.gen(function*() {
       // A missing file is as stale as a different one.
       Effect.catchTag("SystemError", () => Effect.succeed(true))
     ))
-  if (stale.length === 0) return yield* Console.log("openapi.json and src/client/openapi.d.ts are up to date")
+  if (stale.length === 0) return yield* Console.log("openapi.json and src/client/openapi.ts are up to date")
   for (const [file] of stale) yield* Console.error(`stale: ${file} differs from what src/domain/Api.ts produces`)
   yield* Console.error("run `npm run gen:client` and commit the result")
   process.exitCode = 1

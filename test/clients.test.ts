@@ -39,47 +39,64 @@ describe("Effect client (HttpApiClient)", () => {
   it.scopedLive("create, turn, get, list, close", () =>
     Effect.gen(function*() {
       const client = yield* effectClient(appToken)
-      const created = yield* client.sessions.create({ payload: { agent: "claude", meta: { via: "effect" } } })
+      const created = yield* client.createSession({ payload: { agent: "claude", meta: { via: "effect" } } })
       expect(created).toMatchObject({ ok: true, agent: "claude", app_name: appName, status: "open" })
       const id = created.session_id
 
-      const turn = yield* client.sessions.turn({ path: { id }, payload: { prompt: "say hello" } })
+      const turn = yield* client.runTurn({ path: { id }, payload: { prompt: "say hello" } })
       expect(turn).toEqual({ ok: true, session_id: id, turn_index: 1, stop_reason: "end_turn", events })
 
-      const state = yield* client.sessions.get({ path: { id } })
+      const state = yield* client.getSession({ path: { id } })
       expect(state).toMatchObject({ turn_count: 1, status: "open", meta: { via: "effect" } })
       expect(state.last_turn_at).not.toBeNull()
 
-      const list = yield* client.sessions.list({ urlParams: { status: "open", limit: 10 } })
+      const list = yield* client.listSessions({ urlParams: { status: "open", limit: 10 } })
       expect(list.count).toBe(1)
       expect(list.sessions.map((session) => session.session_id)).toEqual([id])
 
-      expect(yield* client.sessions.close({ path: { id } })).toEqual({ ok: true })
-      expect(yield* client.sessions.close({ path: { id } })).toEqual({ ok: true, already_closed: true })
-      expect(yield* client.health.healthz()).toEqual({ ok: true })
+      expect(yield* client.closeSession({ path: { id } })).toEqual({ ok: true })
+      expect(yield* client.closeSession({ path: { id } })).toEqual({ ok: true, already_closed: true })
+      expect(yield* client.getHealth()).toEqual({ ok: true })
+    }).pipe(Effect.provide(gateway())))
+
+  it.scopedLive("a streamed turn answers its events, decoded, ending with done", () =>
+    Effect.gen(function*() {
+      const client = yield* effectClient(appToken)
+      const { session_id: id } = yield* client.createSession({ payload: { agent: "claude" } })
+      const streamed = yield* client.streamTurn({ path: { id }, payload: { prompt: "say hello" } })
+      // (The fake pool reports no message as it happens; test/generated-client.test.ts streams real ones.)
+      expect(streamed.slice(0, -1).every((event) => event.event === "acp")).toBe(true)
+      expect(streamed.at(-1)).toEqual({
+        event: "done",
+        data: { ok: true, session_id: id, turn_index: 1, stop_reason: "end_turn" }
+      })
+      // Typed: the event name narrows the data.
+      const done = streamed.find((event) => event.event === "done")
+      expect(done?.event === "done" ? done.data.turn_index : undefined).toBe(1)
+      expect(yield* client.getSession({ path: { id } })).toMatchObject({ turn_count: 1 })
     }).pipe(Effect.provide(gateway())))
 
   it.scopedLive("errors are typed failures: 401, 404 for another app, 410 after close", () =>
     Effect.gen(function*() {
       const client = yield* effectClient(appToken)
-      const { session_id: id } = yield* client.sessions.create({ payload: { agent: "claude" } })
+      const { session_id: id } = yield* client.createSession({ payload: { agent: "claude" } })
 
       const wrongToken = yield* effectClient("not-a-token")
-      const unauthorized = yield* Effect.flip(wrongToken.sessions.list({ urlParams: {} }))
+      const unauthorized = yield* Effect.flip(wrongToken.listSessions({ urlParams: {} }))
       expect(unauthorized).toMatchObject({ _tag: "Unauthorized", ok: false, error: "unauthorized" })
 
       const other = yield* effectClient(otherToken)
-      const notFound = yield* Effect.flip(other.sessions.get({ path: { id } }))
+      const notFound = yield* Effect.flip(other.getSession({ path: { id } }))
       expect(notFound).toMatchObject({ _tag: "SessionNotFound", error: "session_not_found" })
       // Typed: the failure channel narrows by tag.
-      const recovered = yield* other.sessions.turn({ path: { id }, payload: { prompt: "hi" } }).pipe(
+      const recovered = yield* other.runTurn({ path: { id }, payload: { prompt: "hi" } }).pipe(
         Effect.as("ran"),
         Effect.catchTag("SessionNotFound", () => Effect.succeed("not found"))
       )
       expect(recovered).toBe("not found")
 
-      yield* client.sessions.close({ path: { id } })
-      const closed = yield* Effect.flip(client.sessions.turn({ path: { id }, payload: { prompt: "hi" } }))
+      yield* client.closeSession({ path: { id } })
+      const closed = yield* Effect.flip(client.runTurn({ path: { id }, payload: { prompt: "hi" } }))
       expect(closed).toMatchObject({ _tag: "SessionClosed", error: "session_closed" })
     }).pipe(Effect.provide(gateway())))
 })
@@ -104,8 +121,8 @@ describe("fetch client (openapi-typescript + openapi-fetch)", () => {
       const state = yield* Effect.promise(() => client.GET("/sessions/{id}", { params: path }))
       expect(state.data).toMatchObject({ turn_count: 1, status: "open", meta: { via: "fetch" } })
 
-      // `limit` is a string on the wire (NumberFromString), so the generated type says string.
-      const list = yield* Effect.promise(() => client.GET("/sessions", { params: { query: { limit: "10" } } }))
+      // `limit` is an integer in the document, so the generated type says number.
+      const list = yield* Effect.promise(() => client.GET("/sessions", { params: { query: { limit: 10 } } }))
       expect(list.data?.count).toBe(1)
       expect(list.data?.sessions.map((session) => session.session_id)).toEqual([id])
 

@@ -3,12 +3,14 @@
  * errors, identical to the committed `openapi.json` (so clients generated from the file match
  * the server), and every documented operation really routed.
  */
-import { HttpClient, HttpClientRequest } from "@effect/platform"
+import { FetchHttpClient, HttpApi, HttpClient, HttpClientRequest, OpenApi } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { Validator } from "@seriousme/openapi-schema-validator"
-import { Effect } from "effect"
+import { Effect, Either, Option, Schema } from "effect"
 import { readFileSync } from "node:fs"
 import pkg from "../package.json" with { type: "json" }
+import { makeClient } from "../src/client/EffectClient.js"
+import { Api } from "../src/domain/Api.js"
 import { makeFakePool } from "./support/FakePool.js"
 import { appToken, layerTestGateway, request } from "./support/TestGateway.js"
 
@@ -26,17 +28,22 @@ const operations = (spec: Record<string, any>) =>
 
 // The error statuses each operation must document (besides 400/404/413, which every one has).
 const expectedErrors: Record<string, ReadonlyArray<number>> = {
-  "health.healthz": [],
-  "run.run": [401, 502],
-  "sessions.create": [401, 502, 503],
-  "sessions.turn": [401, 410, 502, 503, 504],
-  "sessions.turnStream": [401, 410, 502, 503],
-  "sessions.cancel": [401],
-  "sessions.get": [401],
-  "sessions.list": [401],
-  "sessions.close": [401],
-  "observability.metrics": [401]
+  getHealth: [],
+  getOpenApi: [],
+  getDocs: [],
+  runPrompt: [401, 502],
+  createSession: [401, 502, 503],
+  runTurn: [401, 410, 502, 503, 504],
+  streamTurn: [401, 410, 502, 503],
+  cancelTurn: [401],
+  getSession: [401],
+  listSessions: [401],
+  closeSession: [401],
+  getMetrics: [401]
 }
+
+// The routes that need no token.
+const openPaths = ["/healthz", "/openapi.json", "/docs"]
 
 describe("/openapi.json", () => {
   it.scopedLive("is a valid OpenAPI 3.1 document, equal to the committed openapi.json", () =>
@@ -53,15 +60,21 @@ describe("/openapi.json", () => {
       expect(spec).toEqual(committed)
     }).pipe(Effect.provide(gateway())))
 
-  it.scopedLive("describes the bearer scheme; /healthz alone needs no token", () =>
+  it.scopedLive("describes the bearer scheme, required by default; /healthz, /openapi.json and /docs need no token", () =>
     Effect.gen(function*() {
       const spec = yield* fetchSpec
       expect(spec.components.securitySchemes).toEqual({
         bearer: { type: "http", scheme: "bearer", description: expect.stringContaining("Bearer") }
       })
+      expect(spec.security).toEqual([{ bearer: [] }])
+      expect(spec.servers).toEqual([{ url: "/", description: expect.any(String) }])
       for (const { method, operation, path } of operations(spec)) {
-        const expected = path === "/healthz" ? [] : [{ bearer: [] }]
+        const expected = openPaths.includes(path) ? [] : [{ bearer: [] }]
         expect(operation.security, `${method} ${path}`).toEqual(expected)
+        // Every 401 documents its RFC 6750 challenge.
+        if (operation.responses[401] !== undefined) {
+          expect(operation.responses[401].headers, `${method} ${path}`).toHaveProperty("WWW-Authenticate")
+        }
       }
     }).pipe(Effect.provide(gateway())))
 
@@ -108,6 +121,98 @@ describe("/openapi.json", () => {
         expect((body as any).error, `${method} ${path}`).not.toBe("not_found")
       }
     }).pipe(Effect.provide(gateway())))
+
+  it.scopedLive("operation ids are verb-first camelCase, and the Effect client's methods", () =>
+    Effect.gen(function*() {
+      const spec = yield* fetchSpec
+      const ids = operations(spec).map(({ operation }) => operation.operationId as string).sort()
+      for (const id of ids) expect(id).toMatch(/^[a-z]+(?:[A-Z][a-z0-9]*)+$/)
+      const client = yield* makeClient({ baseUrl: "http://127.0.0.1:1", token: appToken }).pipe(
+        Effect.provide(FetchHttpClient.layer)
+      )
+      expect(Object.keys(client).sort()).toEqual(ids)
+    }).pipe(Effect.provide(gateway())))
+
+  it("no schema is titled or described by a refinement's generated name", () => {
+    const spec = OpenApi.fromApi(Api)
+    const seen: Array<string> = []
+    const walk = (value: unknown, at: string): void => {
+      if (Array.isArray(value)) return value.forEach((item, i) => walk(item, `${at}/${i}`))
+      if (value === null || typeof value !== "object") return
+      for (const [key, item] of Object.entries(value)) {
+        // Property names may be anything; keywords are what is checked.
+        const keyword = !at.endsWith("/properties") && !at.endsWith("/schemas") && !at.endsWith("/examples")
+        if (keyword && key === "title" && at !== "/info") seen.push(`${at}/title: ${JSON.stringify(item)}`)
+        if (keyword && key === "description" && typeof item === "string" && /^an? [a-z]|\w+\(\d*\)/.test(item)) {
+          seen.push(`${at}/description: ${item}`)
+        }
+        walk(item, `${at}/${key}`)
+      }
+    }
+    walk(spec, "")
+    expect(seen).toEqual([])
+    // No one-line scalar components either (Effect's `Int`): they are written inline.
+    expect(Object.keys(spec.components.schemas)).not.toContain("Int")
+  })
+
+  it("query parameters are typed as what they are, with their bounds", () => {
+    const spec = OpenApi.fromApi(Api)
+    const parameters: Array<any> = (spec.paths["/sessions"]!.get as any).parameters
+    expect(parameters.find((p) => p.name === "limit")).toEqual({
+      name: "limit",
+      in: "query",
+      required: false,
+      description: expect.stringMatching(/^At most/),
+      schema: { type: "integer", minimum: 1, maximum: 1000, description: expect.any(String) }
+    })
+    expect(parameters.find((p) => p.name === "status").schema).toMatchObject({ type: "string", enum: ["open", "closed"] })
+  })
+
+  it("every request body has examples, and each one is a valid body", () => {
+    const spec = OpenApi.fromApi(Api)
+    const payloads = new Map<string, Schema.Schema.Any>()
+    HttpApi.reflect(Api, {
+      onGroup: () => {},
+      onEndpoint: ({ endpoint }) => {
+        if (Option.isSome(endpoint.payloadSchema)) payloads.set(endpoint.name, endpoint.payloadSchema.value as unknown as Schema.Schema.Any)
+      }
+    })
+    let bodies = 0
+    for (const { method, operation, path } of operations(spec)) {
+      if (operation.requestBody === undefined) continue
+      bodies++
+      const media = operation.requestBody.content["application/json"]
+      const examples = Object.values<any>(media.examples ?? {})
+      expect(examples.length, `${method} ${path}`).toBeGreaterThan(0)
+      const decode = Schema.decodeUnknownEither(payloads.get(operation.operationId) as Schema.Schema<unknown, unknown>)
+      for (const example of examples) {
+        expect(example.summary).toBeTypeOf("string")
+        expect(Either.isRight(decode(example.value)), JSON.stringify(example.value)).toBe(true)
+      }
+    }
+    expect(bodies).toBe(4)
+  })
+
+  it("a streamed turn is text/event-stream, with the data of each event as schemas", () => {
+    const spec = OpenApi.fromApi(Api)
+    const operation: any = spec.paths["/sessions/{id}/turn/stream"]!.post
+    expect(Object.keys(operation.responses[200].content)).toEqual(["text/event-stream"])
+    expect(operation.responses[200].content["text/event-stream"].schema).toEqual({
+      $ref: "#/components/schemas/TurnStreamEventData"
+    })
+    for (const event of ["`event: acp`", "`event: done`", "`event: error`"]) expect(operation.description).toContain(event)
+    const schemas: Record<string, any> = spec.components.schemas
+    expect(schemas.TurnStreamEventData.anyOf).toEqual(
+      ["AcpMessage", "TurnDone", "TurnStreamError"].map((name) => ({ $ref: `#/components/schemas/${name}` }))
+    )
+    expect(schemas.TurnDone.required).toEqual(["ok", "session_id", "turn_index", "stop_reason"])
+    expect(schemas.TurnStreamError.required).toEqual(["ok", "error", "message"])
+    expect(schemas.AcpMessage).toMatchObject({ type: "object", additionalProperties: true })
+    // Errors found before the stream starts stay JSON, with their status.
+    for (const status of [401, 404, 410, 502, 503]) {
+      expect(Object.keys(operation.responses[status].content), String(status)).toEqual(["application/json"])
+    }
+  })
 })
 
 describe("/docs", () => {

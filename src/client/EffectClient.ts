@@ -1,17 +1,52 @@
-import { HttpApiClient, HttpClient, HttpClientRequest } from "@effect/platform"
-import type { Effect } from "effect"
+import type * as HttpApi from "@effect/platform/HttpApi"
+import * as HttpApiClient from "@effect/platform/HttpApiClient"
+import type * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import type * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type { Effect, Types } from "effect"
 import { Api } from "../domain/Api.js"
+
+type UnionToIntersection<U> = (U extends unknown ? (u: U) => void : never) extends (i: infer I) => void ? I
+  : never
+
+/**
+ * The client of an Api whose groups are all top-level: one method per endpoint, at the root.
+ * (`HttpApiClient.Client` in @effect/platform 0.97 reads the methods of one top-level group only;
+ * the runtime client has them all.)
+ */
+export type TopLevelClient<Groups extends HttpApiGroup.HttpApiGroup.Any, E, R> = Types.Simplify<
+  UnionToIntersection<
+    Groups extends HttpApiGroup.HttpApiGroup<infer _Id, infer Endpoints, infer GroupError, infer _R, true> ? {
+        readonly [Endpoint in Endpoints as HttpApiEndpoint.HttpApiEndpoint.Name<Endpoint>]: HttpApiClient.Client.Method<
+          Endpoint,
+          E,
+          GroupError,
+          R
+        >
+      }
+      : never
+  >
+>
+
+type ApiClient = typeof Api extends HttpApi.HttpApi<infer _Id, infer Groups, infer E, infer _R>
+  ? TopLevelClient<Groups, E, never>
+  : never
 
 /**
  * The typed Effect client, derived from the same `Api` the server serves: every endpoint is a
- * method (`client.sessions.turn({ path, payload })`) and every documented error is a typed
- * failure (`SessionNotFound`, `SessionClosed`, ...). Needs an `HttpClient`, e.g.
+ * method named as its OpenAPI operationId (`client.runTurn({ path, payload })`), and every
+ * documented error is a typed failure (`SessionNotFound`, `SessionClosed`, ...). `streamTurn`
+ * reads the whole stream and answers its events (`TurnStreamEvent`). Needs an `HttpClient`, e.g.
  * `FetchHttpClient.layer` or `NodeHttpClient.layerUndici`.
  */
-export const makeClient = (options: { readonly baseUrl: string; readonly token: string }) =>
+export const makeClient = (options: {
+  readonly baseUrl: string
+  readonly token: string
+}): Effect.Effect<ApiClient, never, HttpClient.HttpClient> =>
   HttpApiClient.make(Api, {
     baseUrl: options.baseUrl,
     transformClient: HttpClient.mapRequest(HttpClientRequest.bearerToken(options.token))
-  })
+  }) as any
 
-export type Client = Effect.Effect.Success<ReturnType<typeof makeClient>>
+export type Client = ApiClient

@@ -1,13 +1,13 @@
-import {
-  HttpApi,
-  HttpApiEndpoint,
-  HttpApiGroup,
-  HttpApiMiddleware,
-  HttpApiSchema,
-  HttpApiSecurity,
-  OpenApi
-} from "@effect/platform"
+import * as HttpApi from "@effect/platform/HttpApi"
+import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import * as HttpApiSecurity from "@effect/platform/HttpApiSecurity"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { Context, Schema } from "effect"
+import { version } from "../version.js"
+import { finishDocument, operation } from "./ApiDocument.js"
 import {
   AgentFailed,
   BadRequest,
@@ -23,7 +23,6 @@ import {
   UnknownAgent
 } from "./Errors.js"
 import type { AppName } from "./Ids.js"
-import { version } from "../version.js"
 import { RunReply, RunRequest } from "./Run.js"
 import {
   CancelReply,
@@ -35,83 +34,15 @@ import {
   SessionReply,
   TurnEventStream,
   TurnReply,
-  TurnRequest
+  TurnRequest,
+  TurnStreamEventData
 } from "./Session.js"
 
-// OpenAPI post-processing. The document is derived from the Api; these only fix its prose.
-
-/** An endpoint's success response description, instead of the reply schema's identifier. */
-const describeSuccess = (description: string) => (operation: Record<string, any>): Record<string, any> => ({
-  ...operation,
-  responses: { ...operation.responses, 200: { ...operation.responses[200], description } }
-})
-
-const refName = (schema: any): string | undefined =>
-  typeof schema?.$ref === "string" ? schema.$ref.replace("#/components/schemas/", "") : undefined
-
-const refsIn = (value: unknown, into = new Set<string>()): Set<string> => {
-  if (Array.isArray(value)) value.forEach((item) => refsIn(item, into))
-  else if (value !== null && typeof value === "object") {
-    const name = refName(value)
-    if (name !== undefined) into.add(name)
-    Object.values(value).forEach((item) => refsIn(item, into))
-  }
-  return into
-}
-
-// Effect marks `unknown`, `any`, `object`... with a fixed `$id` ("/schemas/unknown"); used twice
-// in one document that is a duplicate `$id`, which OpenAPI 3.1 (JSON Schema 2020-12) forbids.
-const dropMarkerIds = (value: unknown): void => {
-  if (Array.isArray(value)) value.forEach(dropMarkerIds)
-  else if (value !== null && typeof value === "object") {
-    const record = value as Record<string, unknown>
-    if (typeof record.$id === "string" && record.$id.startsWith("/schemas/")) delete record.$id
-    Object.values(record).forEach(dropMarkerIds)
-  }
-}
-
-/**
- * Error responses as the gateway really sends them. `HttpApiDecodeError` is part of every
- * HttpApi but never reaches the wire (RequestErrorsLive turns it into `BadRequest`), so it is
- * dropped with the schemas only it uses; a status shared by several errors gets every
- * error's description, not just the first one's.
- */
-const documentErrors = (input: Record<string, any>): Record<string, any> => {
-  const spec = structuredClone(input)
-  dropMarkerIds(spec)
-  const schemas: Record<string, any> = spec.components.schemas
-  const dropped = "HttpApiDecodeError"
-  for (const item of Object.values<Record<string, any>>(spec.paths)) {
-    for (const operation of Object.values<Record<string, any>>(item)) {
-      for (const [status, response] of Object.entries<Record<string, any>>(operation.responses)) {
-        const media = response.content?.["application/json"]
-        if (Number(status) < 400 || media === undefined) continue
-        const alternatives: Array<any> = (media.schema.anyOf ?? [media.schema])
-          .filter((schema: any) => refName(schema) !== dropped)
-        media.schema = alternatives.length === 1 ? alternatives[0] : { anyOf: alternatives }
-        const described = alternatives.flatMap((schema) => {
-          const name = refName(schema)
-          const description = name === undefined ? undefined : schemas[name]?.description
-          return description === undefined ? [] : [{ name, description }]
-        })
-        if (described.length === 1) response.description = described[0]!.description
-        if (described.length > 1) {
-          response.description = described.map(({ description, name }) => `\`${name}\`: ${description}`).join("; ")
-        }
-      }
-    }
-  }
-  // Drop the schemas reachable only through the dropped one.
-  const reachable = (from: unknown) => {
-    const seen = refsIn(from)
-    for (const name of seen) refsIn(schemas[name], seen)
-    return seen
-  }
-  const candidates = reachable(schemas[dropped]).add(dropped)
-  const used = reachable([spec.paths, Object.entries(schemas).filter(([name]) => !candidates.has(name))])
-  for (const name of candidates) if (!used.has(name)) delete schemas[name]
-  return spec
-}
+// Conventions every endpoint follows, so that generated clients and the docs page read well:
+// - groups are top-level (`{ topLevel: true }`) and endpoints are named verb-first in camelCase:
+//   the name is the OpenAPI operationId and the Effect client's method (`client.createSession`);
+// - every JSON body has typed examples (`operation({ payload, examples })`);
+// - fields carry descriptions for people (see ApiDocument.ts for what is stripped).
 
 /** The app the request's bearer token belongs to. */
 export class CurrentApp extends Context.Tag("clawdforge/CurrentApp")<CurrentApp, AppName>() {}
@@ -124,26 +55,64 @@ export class Authorization extends HttpApiMiddleware.Tag<Authorization>()("clawd
       HttpApiSecurity.annotate(
         OpenApi.Description,
         "`Authorization: Bearer <token>`. Each token names one app (configured as `app=token` pairs in " +
-          "CLAWDFORGE_APP_TOKENS); an app only ever sees its own sessions. Missing or unknown token: 401."
+          "CLAWDFORGE_APP_TOKENS, or added with `clawdforge apps add`); an app only ever sees its own " +
+          "sessions. Missing or unknown token: 401 with `WWW-Authenticate: Bearer`."
       )
     )
   }
 }) {}
 
-export class HealthApi extends HttpApiGroup.make("health")
+/** The OpenAPI document, as `GET /openapi.json` serves it. */
+export const OpenApiDocument = Schema.Record({ key: Schema.String, value: Schema.Unknown }).annotations({
+  description: "An OpenAPI 3.1 document",
+  jsonSchema: { type: "object", description: "An OpenAPI 3.1 document" }
+})
+
+/** The docs page, as `GET /docs` serves it. */
+export const DocsPage = Schema.String.pipe(HttpApiSchema.withEncoding({ kind: "Text", contentType: "text/html" }))
+
+const cacheHeaders = {
+  ETag: { description: "The representation's validator: send it back as `If-None-Match` to get a 304" },
+  "Cache-Control": { description: "`no-cache`: keep it, and revalidate it before use" }
+}
+
+export class HealthApi extends HttpApiGroup.make("health", { topLevel: true })
   .add(
-    HttpApiEndpoint.get("healthz", "/healthz")
-      .addSuccess(Schema.Struct({ ok: Schema.Literal(true) }))
+    HttpApiEndpoint.get("getHealth", "/healthz")
+      .addSuccess(Schema.Struct({ ok: Schema.Literal(true) }).annotations({ identifier: "Health" }))
       .annotate(OpenApi.Summary, "Liveness: 200 once the gateway serves requests")
       .annotate(OpenApi.Description, "Needs no token; meant for load balancers and process supervisors.")
-      .annotate(OpenApi.Transform, describeSuccess("The gateway is up"))
+      .annotate(OpenApi.Transform, operation({ success: "The gateway is up" }))
   )
-  .annotate(OpenApi.Description, "Liveness probe")
+  .add(
+    HttpApiEndpoint.get("getOpenApi", "/openapi.json")
+      .addSuccess(OpenApiDocument)
+      .annotate(OpenApi.Summary, "This document")
+      .annotate(
+        OpenApi.Description,
+        "The OpenAPI 3.1 document of the gateway's API, to generate clients from. Needs no token. " +
+          "Compressed (br, gzip) when the request accepts it; revalidate with `If-None-Match`."
+      )
+      .annotate(OpenApi.Transform, operation({ success: "The OpenAPI document", successHeaders: cacheHeaders }))
+  )
+  .add(
+    HttpApiEndpoint.get("getDocs", "/docs")
+      .addSuccess(DocsPage)
+      .annotate(OpenApi.Summary, "This document as a web page")
+      .annotate(
+        OpenApi.Description,
+        "The API reference (Scalar), served whole by the gateway: no request leaves it. Needs no token. " +
+          "Compressed (br, gzip) when the request accepts it; revalidate with `If-None-Match`."
+      )
+      .annotate(OpenApi.Transform, operation({ success: "An HTML page", successHeaders: cacheHeaders }))
+  )
+  .annotate(OpenApi.Title, "gateway")
+  .annotate(OpenApi.Description, "Open routes (no token): liveness, the OpenAPI document and its docs page")
 {}
 
-export class RunApi extends HttpApiGroup.make("run")
+export class RunApi extends HttpApiGroup.make("run", { topLevel: true })
   .add(
-    HttpApiEndpoint.post("run", "/run")
+    HttpApiEndpoint.post("runPrompt", "/run")
       .setPayload(RunRequest)
       .addSuccess(RunReply)
       .addError(RunFailed)
@@ -154,15 +123,45 @@ export class RunApi extends HttpApiGroup.make("run")
           "agent printed (code fences tolerated), else its text. Any failure of claude (non-zero exit, " +
           "`is_error`, unreadable output, timeout) is a 502 in the v0.1 error shape."
       )
-      .annotate(OpenApi.Transform, describeSuccess("claude answered: exactly `ok, result, duration_ms, stop_reason`"))
+      .annotate(
+        OpenApi.Transform,
+        operation({
+          success: "claude answered: exactly `ok, result, duration_ms, stop_reason`",
+          payload: RunRequest,
+          examples: {
+            json: {
+              summary: "Ask for JSON",
+              value: { prompt: "List the three largest risks in this diff as a JSON array of strings." }
+            },
+            options: {
+              summary: "With a model, a system prompt and a timeout",
+              value: {
+                prompt: "Summarize README.md in one sentence.",
+                model: "sonnet",
+                system_prompt: "Answer in plain text.",
+                timeout_secs: 120
+              }
+            }
+          }
+        })
+      )
   )
   .middleware(Authorization)
+  .annotate(OpenApi.Title, "run")
   .annotate(OpenApi.Description, "One-shot jobs (the v0.1 API)")
 {}
 
-export class SessionsApi extends HttpApiGroup.make("sessions")
+const turnExamples = {
+  prompt: { summary: "A prompt", value: { prompt: "Add a unit test for parseConfig." } },
+  files: {
+    summary: "A prompt about files",
+    value: { prompt: "Why does this test fail?", files: ["src/config.ts", "test/config.test.ts"] }
+  }
+}
+
+export class SessionsApi extends HttpApiGroup.make("sessions", { topLevel: true })
   .add(
-    HttpApiEndpoint.post("create", "/sessions")
+    HttpApiEndpoint.post("createSession", "/sessions")
       .setPayload(CreateSessionRequest)
       .addSuccess(SessionReply)
       .addError(UnknownAgent)
@@ -176,10 +175,23 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
           "swept. `agent` names an entry of the agent registry (CLAWDFORGE_AGENTS merged over the " +
           "built-ins); `meta` is stored as given and returned by `GET /sessions/{id}`."
       )
-      .annotate(OpenApi.Transform, describeSuccess("The new session, open"))
+      .annotate(
+        OpenApi.Transform,
+        operation({
+          success: "The new session, open",
+          payload: CreateSessionRequest,
+          examples: {
+            claude: { summary: "Claude Code", value: { agent: "claude", meta: { ticket: "ENG-42" } } },
+            echo: {
+              summary: "The demo agent, allowed to read only",
+              value: { agent: "echo", permission_mode: "approve-reads" }
+            }
+          }
+        })
+      )
   )
   .add(
-    HttpApiEndpoint.post("turn", "/sessions/:id/turn")
+    HttpApiEndpoint.post("runTurn", "/sessions/:id/turn")
       .setPath(SessionIdParam)
       .setPayload(TurnRequest)
       .addSuccess(TurnReply)
@@ -197,10 +209,13 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
           "gateway's answer), and last the prompt response, whose `stopReason` is `stop_reason`. " +
           "`files` are named to the agent before the prompt text. `turn_index` counts from 1."
       )
-      .annotate(OpenApi.Transform, describeSuccess("The turn ran to its end"))
+      .annotate(
+        OpenApi.Transform,
+        operation({ success: "The turn ran to its end", payload: TurnRequest, examples: turnExamples })
+      )
   )
   .add(
-    HttpApiEndpoint.post("turnStream", "/sessions/:id/turn/stream")
+    HttpApiEndpoint.post("streamTurn", "/sessions/:id/turn/stream")
       .setPath(SessionIdParam)
       .setPayload(TurnRequest)
       .addSuccess(TurnEventStream)
@@ -212,15 +227,30 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
       .annotate(OpenApi.Summary, "Send one prompt and stream the turn as server-sent events")
       .annotate(
         OpenApi.Description,
-        "Body as `/turn`. Answers `text/event-stream`: one `event: acp` per ACP JSON-RPC message as it " +
-          "happens (`data:` the message), then one `event: done` whose data is the `/turn` reply without " +
-          "`events`, or `event: error` with `{ok: false, error, message}` (a failed agent, a timeout). " +
-          "A client that disconnects does not stop the turn, and the turn is still recorded."
+        "Body as `/turn`. Answers `text/event-stream`; each event's `data:` is one line of JSON:\n\n" +
+          "- `event: acp`, data `AcpMessage`: one per ACP JSON-RPC message of the turn, as it happens;\n" +
+          "- `event: done`, data `TurnDone`: the `/turn` reply without `events`; the last event when the " +
+          "turn ran to its end;\n" +
+          "- `event: error`, data `TurnStreamError` (`{ok: false, error, message}`): the last event when " +
+          "the turn failed after the stream started (the agent failed, the turn timed out).\n\n" +
+          "The response schema is the union of the three data shapes (`TurnStreamEventData`); tell them " +
+          "apart by the event name. Errors found before the stream starts (unknown or closed session, " +
+          "full pool, bad body, no token) are JSON replies with their status, as for `/turn`.\n\n" +
+          "Every POST runs a new turn: do not let a client re-send it on its own after a dropped " +
+          "connection (generated SSE clients retry by default; allow them one attempt). A client that " +
+          "disconnects does not stop the turn, and the turn is still recorded."
       )
-      .annotate(OpenApi.Transform, describeSuccess("The turn's events as they happen"))
+      .annotate(
+        OpenApi.Transform,
+        operation({
+          success: "The turn's events as they happen, ending with `done` or `error`",
+          payload: TurnRequest,
+          examples: turnExamples
+        })
+      )
   )
   .add(
-    HttpApiEndpoint.post("cancel", "/sessions/:id/cancel")
+    HttpApiEndpoint.post("cancelTurn", "/sessions/:id/cancel")
       .setPath(SessionIdParam)
       .addSuccess(CancelReply)
       .addError(SessionNotFound)
@@ -230,30 +260,31 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
         "Sends `session/cancel` to the agent. The running turn ends with `stop_reason: \"cancelled\"`; " +
           "the session stays usable. `cancelled` is false when no turn was running."
       )
-      .annotate(OpenApi.Transform, describeSuccess("Whether a running turn was cancelled"))
+      .annotate(OpenApi.Transform, operation({ success: "Whether a running turn was cancelled" }))
   )
   .add(
-    HttpApiEndpoint.get("get", "/sessions/:id")
+    HttpApiEndpoint.get("getSession", "/sessions/:id")
       .setPath(SessionIdParam)
       .addSuccess(SessionReply)
       .addError(SessionNotFound)
       .annotate(OpenApi.Summary, "Session state")
       .annotate(OpenApi.Description, "Timestamps are integer Unix seconds; `status` is `closed` once `closed_at` is set.")
-      .annotate(OpenApi.Transform, describeSuccess("The session"))
+      .annotate(OpenApi.Transform, operation({ success: "The session" }))
   )
   .add(
-    HttpApiEndpoint.get("list", "/sessions")
+    HttpApiEndpoint.get("listSessions", "/sessions")
       .setUrlParams(ListSessionsParams)
       .addSuccess(SessionList)
       .annotate(OpenApi.Summary, "The caller's sessions, newest first")
       .annotate(
         OpenApi.Description,
-        "Only the calling app's sessions. `status` filters open or closed ones; `limit` is 1 to 1000."
+        "Only the calling app's sessions. `status` filters open or closed ones; `limit` is 1 to 1000 " +
+          "(default 100)."
       )
-      .annotate(OpenApi.Transform, describeSuccess("The caller's sessions"))
+      .annotate(OpenApi.Transform, operation({ success: "The caller's sessions" }))
   )
   .add(
-    HttpApiEndpoint.del("close", "/sessions/:id")
+    HttpApiEndpoint.del("closeSession", "/sessions/:id")
       .setPath(SessionIdParam)
       .addSuccess(CloseReply)
       .addError(SessionNotFound)
@@ -263,9 +294,10 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
         "Stops the agent and frees its pool slot; the ledger keeps the session until the hard TTL. " +
           "Closing a closed session answers `{ok: true, already_closed: true}`."
       )
-      .annotate(OpenApi.Transform, describeSuccess("Closed now, or `already_closed`"))
+      .annotate(OpenApi.Transform, operation({ success: "Closed now, or `already_closed`" }))
   )
   .middleware(Authorization)
+  .annotate(OpenApi.Title, "sessions")
   .annotate(
     OpenApi.Description,
     "Multi-turn sessions, each with its own live agent. Another app's session answers exactly like a " +
@@ -273,9 +305,9 @@ export class SessionsApi extends HttpApiGroup.make("sessions")
   )
 {}
 
-export class ObservabilityApi extends HttpApiGroup.make("observability")
+export class ObservabilityApi extends HttpApiGroup.make("observability", { topLevel: true })
   .add(
-    HttpApiEndpoint.get("metrics", "/metrics")
+    HttpApiEndpoint.get("getMetrics", "/metrics")
       .addSuccess(
         Schema.String.pipe(HttpApiSchema.withEncoding({ kind: "Text", contentType: "text/plain; version=0.0.4" }))
       )
@@ -286,9 +318,10 @@ export class ObservabilityApi extends HttpApiGroup.make("observability")
           "`clawdforge_turns_total{app,outcome}`, `clawdforge_turn_duration_seconds` (histogram). " +
           "Needs an app token like every other endpoint."
       )
-      .annotate(OpenApi.Transform, describeSuccess("The metrics, as Prometheus scrapes them"))
+      .annotate(OpenApi.Transform, operation({ success: "The metrics, as Prometheus scrapes them" }))
   )
   .middleware(Authorization)
+  .annotate(OpenApi.Title, "observability")
   .annotate(OpenApi.Description, "What operators watch")
 {}
 
@@ -301,6 +334,8 @@ export class Api extends HttpApi.make("clawdforge")
   .addError(BadRequest)
   .addError(NotFound)
   .addError(PayloadTooLarge)
+  // The data of a streamed turn's events, for clients that read the stream event by event.
+  .annotate(HttpApi.AdditionalSchemas, [TurnStreamEventData])
   .annotate(OpenApi.Title, "clawdforge")
   .annotate(OpenApi.Version, version)
   .annotate(OpenApi.Summary, "Self-hosted gateway for running coding agents as a service")
@@ -314,5 +349,6 @@ export class Api extends HttpApi.make("clawdforge")
       "error type for typed clients. Bad input is always a 4xx, never a 500."
   )
   .annotate(OpenApi.License, { name: "MIT" })
-  .annotate(OpenApi.Transform, documentErrors)
+  .annotate(OpenApi.Servers, [{ url: "/", description: "The gateway serving this document" }])
+  .annotate(OpenApi.Transform, finishDocument)
 {}

@@ -1,4 +1,4 @@
-import { HttpApiSchema } from "@effect/platform"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import { Schema } from "effect"
 
 // Every error body has the shape `{ ok: false, error, message }`: `error` is a stable
@@ -9,11 +9,11 @@ const errorFields = <const Code extends string>(code: Code) => ({
     Schema.propertySignature,
     Schema.withConstructorDefault(() => false as const)
   ),
-  error: Schema.Literal(code).pipe(
+  error: Schema.Literal(code).annotations({ description: "A stable machine-readable code" }).pipe(
     Schema.propertySignature,
     Schema.withConstructorDefault(() => code)
   ),
-  message: Schema.String
+  message: Schema.String.annotations({ description: "What went wrong, for people" })
 })
 
 export class Unauthorized extends Schema.TaggedError<Unauthorized>()(
@@ -30,7 +30,10 @@ export class BadRequest extends Schema.TaggedError<BadRequest>()(
 
 export class UnknownAgent extends Schema.TaggedError<UnknownAgent>()(
   "UnknownAgent",
-  { ...errorFields("unknown_agent"), agents: Schema.Array(Schema.String) },
+  {
+    ...errorFields("unknown_agent"),
+    agents: Schema.Array(Schema.String).annotations({ description: "The agents this gateway knows" })
+  },
   HttpApiSchema.annotations({ status: 400, description: "The agent is not in the registry" })
 ) {}
 
@@ -65,8 +68,10 @@ export class AgentFailed extends Schema.TaggedError<AgentFailed>()(
   "AgentFailed",
   {
     ...errorFields("agent_failed"),
-    stderr: Schema.optional(Schema.String),
-    events: Schema.optional(Schema.Array(Schema.Unknown))
+    stderr: Schema.optional(Schema.String.annotations({ description: "What the agent printed on stderr" })),
+    events: Schema.optional(
+      Schema.Array(Schema.Unknown).annotations({ description: "The ACP messages of the turn before it failed" })
+    )
   },
   HttpApiSchema.annotations({
     status: 502,
@@ -76,13 +81,19 @@ export class AgentFailed extends Schema.TaggedError<AgentFailed>()(
 
 export class PoolFull extends Schema.TaggedError<PoolFull>()(
   "PoolFull",
-  { ...errorFields("pool_full"), capacity: Schema.Int },
+  {
+    ...errorFields("pool_full"),
+    capacity: Schema.Int.annotations({ description: "How many live agents the gateway holds at most" })
+  },
   HttpApiSchema.annotations({ status: 503, description: "Every live agent slot is taken" })
 ) {}
 
 export class TurnTimeout extends Schema.TaggedError<TurnTimeout>()(
   "TurnTimeout",
-  { ...errorFields("turn_timeout"), timeout_secs: Schema.Number },
+  {
+    ...errorFields("turn_timeout"),
+    timeout_secs: Schema.Number.annotations({ description: "The turn timeout it ran past" })
+  },
   HttpApiSchema.annotations({ status: 504, description: "The turn ran past the turn timeout and was cancelled" })
 ) {}
 
@@ -91,11 +102,11 @@ export class RunFailed extends Schema.TaggedError<RunFailed>()(
   "RunFailed",
   {
     ok: errorFields("run_failed").ok,
-    error: Schema.String,
-    message: Schema.String,
-    stderr: Schema.String,
-    duration_ms: Schema.Int,
-    stop_reason: Schema.NullOr(Schema.String)
+    error: Schema.String.annotations({ description: "What failed (v0.1): `timeout`, `spawn_failed`, `claude exit <code>`, ..." }),
+    message: Schema.String.annotations({ description: "What went wrong, for people" }),
+    stderr: Schema.String.annotations({ description: "What claude printed on stderr" }),
+    duration_ms: Schema.Int.annotations({ description: "How long claude ran, in milliseconds" }),
+    stop_reason: Schema.NullOr(Schema.String).annotations({ description: "claude's `stop_reason`, when it gave one" })
   },
   HttpApiSchema.annotations({ status: 502, description: "claude failed (v0.1 error shape)" })
 ) {}

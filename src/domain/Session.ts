@@ -1,13 +1,16 @@
-import { HttpApiSchema } from "@effect/platform"
-import { Schema } from "effect"
-import { AppName, SessionId, UnixSeconds } from "./Ids.js"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import { Either, ParseResult, Schema, type SchemaAST as AST } from "effect"
+import { AppName, IntFromString, SessionId, UnixSeconds } from "./Ids.js"
 
 export const PermissionMode = Schema.Literal("approve-all", "approve-reads", "deny-all").annotations({
-  description: "How the gateway answers the agent's session/request_permission"
+  description: "How the gateway answers the agent's `session/request_permission`: allow everything, allow " +
+    "reads only, or refuse everything"
 })
 export type PermissionMode = typeof PermissionMode.Type
 
-export const SessionStatus = Schema.Literal("open", "closed")
+export const SessionStatus = Schema.Literal("open", "closed").annotations({
+  description: "`open` until the session is closed or swept"
+})
 export type SessionStatus = typeof SessionStatus.Type
 
 export const Meta = Schema.Record({ key: Schema.String, value: Schema.Unknown }).annotations({
@@ -17,7 +20,27 @@ export const Meta = Schema.Record({ key: Schema.String, value: Schema.Unknown })
 /** One ACP JSON-RPC message, as `acpx --format json` prints it. */
 export const AcpMessage = Schema.Record({ key: Schema.String, value: Schema.Unknown }).annotations({
   identifier: "AcpMessage",
-  description: "An ACP JSON-RPC message (request, notification or response)"
+  description: "An ACP JSON-RPC message (request, notification or response), as the agent and the gateway " +
+    "exchanged it. Every member is optional: tell messages apart by `method` (requests and " +
+    "notifications) or `result`/`error` (responses).",
+  // The type stays an open record; the document names the JSON-RPC members a reader looks for.
+  jsonSchema: {
+    type: "object",
+    properties: {
+      jsonrpc: { type: "string", enum: ["2.0"] },
+      id: { type: ["string", "integer", "null"], description: "Request id; absent on notifications" },
+      method: { type: "string", description: "e.g. `session/prompt`, `session/update`, `session/request_permission`" },
+      params: { description: "The request's or notification's parameters" },
+      result: { description: "A response's result; the prompt response's is `{stopReason}`" },
+      error: {
+        type: "object",
+        required: ["code", "message"],
+        properties: { code: { type: "integer" }, message: { type: "string" }, data: {} },
+        description: "A failed response's error"
+      }
+    },
+    additionalProperties: true
+  }
 })
 export type AcpMessage = typeof AcpMessage.Type
 
@@ -25,73 +48,183 @@ export type AcpMessage = typeof AcpMessage.Type
 export class Session extends Schema.Class<Session>("Session")({
   session_id: SessionId,
   app_name: AppName,
-  agent: Schema.String,
+  agent: Schema.String.annotations({ description: "The agent registry entry the session runs" }),
   meta: Meta,
-  cwd: Schema.String,
+  cwd: Schema.String.annotations({ description: "The agent's working directory" }),
   permission_mode: PermissionMode,
   created_at: UnixSeconds,
-  last_turn_at: Schema.NullOr(UnixSeconds),
-  closed_at: Schema.NullOr(UnixSeconds),
-  turn_count: Schema.Int,
+  last_turn_at: Schema.NullOr(UnixSeconds).annotations({ description: "When the last turn ended; null before the first" }),
+  closed_at: Schema.NullOr(UnixSeconds).annotations({ description: "When the session was closed; null while open" }),
+  turn_count: Schema.Int.annotations({ description: "Turns accepted so far" }),
   status: SessionStatus
-}) {}
+}, { description: "A session's state" }) {}
 
 const Ok = Schema.Literal(true)
 
+const Prompt = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(1_000_000)).annotations({
+  description: "What to ask the agent"
+})
+
 export const CreateSessionRequest = Schema.Struct({
-  agent: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(128)),
+  agent: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(128)).annotations({
+    description: "An agent registry entry: a built-in (`claude`, `codex`, `gemini`, `echo`) or one named in " +
+      "CLAWDFORGE_AGENTS. An unknown name is a 400 listing the known ones."
+  }),
   meta: Schema.optional(Meta),
-  cwd: Schema.optional(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(4096))),
+  cwd: Schema.optional(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(4096)).annotations({
+    description: "The agent's working directory; by default a fresh folder under CLAWDFORGE_WORKSPACE_ROOT"
+  })),
   permission_mode: Schema.optional(PermissionMode)
 })
 export type CreateSessionRequest = typeof CreateSessionRequest.Type
 
 export const SessionReply = Schema.Struct({ ok: Ok, ...Session.fields }).annotations({
-  identifier: "SessionReply"
+  identifier: "SessionReply",
+  description: "A session's state"
 })
 
 export const SessionList = Schema.Struct({
   ok: Ok,
-  count: Schema.Int,
+  count: Schema.Int.annotations({ description: "How many sessions `sessions` holds" }),
   sessions: Schema.Array(Session)
-}).annotations({ identifier: "SessionList" })
+}).annotations({ identifier: "SessionList", description: "The caller's sessions, newest first" })
 
 export const ListSessionsParams = Schema.Struct({
-  status: Schema.optional(SessionStatus),
-  limit: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 1000)))
+  status: Schema.optionalWith(SessionStatus.annotations({ description: "Only open or only closed sessions" }), {
+    exact: true
+  }),
+  limit: Schema.optionalWith(
+    IntFromString({ minimum: 1, maximum: 1000, description: "At most this many sessions (default 100)" }),
+    { exact: true }
+  )
 })
 
 export const TurnRequest = Schema.Struct({
-  prompt: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(1_000_000)),
-  files: Schema.optional(Schema.Array(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(4096))).pipe(
-    Schema.maxItems(100)
-  ))
+  prompt: Prompt,
+  files: Schema.optional(
+    Schema.Array(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(4096))).pipe(Schema.maxItems(100))
+      .annotations({ description: "Paths the agent should look at, named to it before the prompt text (at most 100)" })
+  )
 })
 export type TurnRequest = typeof TurnRequest.Type
 
 export const TurnReply = Schema.Struct({
   ok: Ok,
   session_id: SessionId,
-  turn_index: Schema.Int,
-  stop_reason: Schema.String,
-  events: Schema.Array(AcpMessage)
-}).annotations({ identifier: "TurnReply" })
+  turn_index: Schema.Int.annotations({ description: "The turn's number in its session, from 1" }),
+  stop_reason: Schema.String.annotations({
+    description: "The prompt response's `stopReason`: `end_turn`, `max_tokens`, `refusal`, `cancelled`, ..."
+  }),
+  events: Schema.Array(AcpMessage).annotations({ description: "The turn's ACP messages, in order" })
+}).annotations({ identifier: "TurnReply", description: "A turn that ran to its end" })
 export type TurnReply = typeof TurnReply.Type
 
 export const CloseReply = Schema.Struct({
   ok: Ok,
-  already_closed: Schema.optional(Schema.Boolean)
-}).annotations({ identifier: "CloseReply" })
+  already_closed: Schema.optional(Schema.Boolean.annotations({ description: "Present when it was closed before" }))
+}).annotations({ identifier: "CloseReply", description: "The session is closed" })
 
 /** Path id: any string; one that is not a well-formed id is simply not found (404). */
-export const SessionIdParam = Schema.Struct({ id: Schema.String })
+export const SessionIdParam = Schema.Struct({
+  id: Schema.String.annotations({ description: "The `session_id` that `POST /sessions` answered" })
+})
 
 export const CancelReply = Schema.Struct({
   ok: Ok,
   cancelled: Schema.Boolean.annotations({ description: "Whether a turn was running (it ends with stop_reason `cancelled`)" })
-}).annotations({ identifier: "CancelReply" })
+}).annotations({ identifier: "CancelReply", description: "Whether a running turn was cancelled" })
 
-/** `text/event-stream`: `event: acp` per message, then `event: done` (the turn reply) or `event: error`. */
-export const TurnEventStream = Schema.String.pipe(
-  HttpApiSchema.withEncoding({ kind: "Text", contentType: "text/event-stream" })
-).annotations({ identifier: "TurnEventStream" })
+// The streamed turn (`POST /sessions/{id}/turn/stream`): the data of each server-sent event.
+
+/** `event: done`: the `/turn` reply without `events` (they were streamed one by one). */
+export const TurnDone = TurnReply.omit("events").annotations({
+  identifier: "TurnDone",
+  description: "The data of `event: done`, the stream's last event when the turn ran to its end: the `/turn` " +
+    "reply without `events`"
+})
+export type TurnDone = typeof TurnDone.Type
+
+/** `event: error`: the turn failed after its stream had started. */
+export const TurnStreamError = Schema.Struct({
+  ok: Schema.Literal(false),
+  error: Schema.String.annotations({
+    description: "A stable code, as the error replies have: `agent_failed`, `turn_timeout`, `session_closed`, ..."
+  }),
+  message: Schema.String.annotations({ description: "What happened, for people" })
+}).annotations({
+  identifier: "TurnStreamError",
+  description: "The data of `event: error`, the stream's last event when the turn failed after the stream " +
+    "had started (the agent failed or exited, the turn timed out, the session was closed under it)"
+})
+export type TurnStreamError = typeof TurnStreamError.Type
+
+/** What a generated SSE client yields per event: the event's parsed `data`. */
+export const TurnStreamEventData = Schema.Union(AcpMessage, TurnDone, TurnStreamError).annotations({
+  identifier: "TurnStreamEventData",
+  description: "The JSON `data` of one event of a streamed turn: an `AcpMessage` for each `event: acp`, then " +
+    "one `TurnDone` (`event: done`) or one `TurnStreamError` (`event: error`), which ends the stream"
+})
+
+const StreamEvent = <Name extends string, S extends Schema.Schema.Any>(event: Name, data: S) =>
+  Schema.Struct({
+    event: Schema.Literal(event),
+    /** The SSE `id:` of the event, when the server sends one. */
+    id: Schema.optionalWith(Schema.String, { exact: true }),
+    data
+  })
+
+/** One server-sent event of a streamed turn, with its name. */
+export const TurnStreamEvent = Schema.Union(
+  StreamEvent("acp", AcpMessage),
+  StreamEvent("done", TurnDone),
+  StreamEvent("error", TurnStreamError)
+)
+export type TurnStreamEvent = typeof TurnStreamEvent.Type
+
+const knownEvents: ReadonlySet<string> = new Set(["acp", "done", "error"])
+
+/** The events of a `text/event-stream` body, with each `data` parsed as JSON. */
+const parseEventStream = (text: string, ast: AST.AST) => {
+  const events: Array<{ event: string; id?: string; data: unknown }> = []
+  for (const block of text.replace(/\r\n?/g, "\n").split("\n\n")) {
+    let event = "message"
+    let id: string | undefined
+    const data: Array<string> = []
+    for (const line of block.split("\n")) {
+      const colon = line.indexOf(":")
+      if (colon === 0) continue // a comment
+      const field = colon < 0 ? line : line.slice(0, colon)
+      const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "")
+      if (field === "event") event = value
+      else if (field === "id") id = value
+      else if (field === "data") data.push(value)
+    }
+    // Events a newer gateway may send and this client does not know are skipped.
+    if (data.length === 0 || !knownEvents.has(event)) continue
+    try {
+      events.push({ event, ...(id === undefined ? {} : { id }), data: JSON.parse(data.join("\n")) })
+    } catch {
+      return Either.left(new ParseResult.Type(ast, text, `The data of an \`event: ${event}\` is not JSON`))
+    }
+  }
+  return Either.right(events)
+}
+
+/**
+ * The body of a streamed turn. On the wire it is `text/event-stream`: `event: acp` per ACP message as it
+ * happens, then `event: done` (the turn reply without `events`) or `event: error`. The Effect client
+ * reads the whole stream and decodes it into its events.
+ */
+export const TurnEventStream = Schema.transformOrFail(Schema.String, Schema.Array(TurnStreamEvent), {
+  strict: false,
+  decode: (text, _, ast) => parseEventStream(text, ast),
+  encode: (events) =>
+    ParseResult.succeed(
+      events.map(({ data, event, id }) =>
+        `event: ${event}\n${id === undefined ? "" : `id: ${id}\n`}data: ${JSON.stringify(data)}\n\n`
+      ).join("")
+    )
+}).pipe(
+  HttpApiSchema.withEncoding({ kind: "Text", contentType: "text/event-stream" }),
+  Schema.annotations({ jsonSchema: { $ref: "#/components/schemas/TurnStreamEventData" } })
+)

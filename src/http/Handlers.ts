@@ -1,53 +1,58 @@
-import { HttpApiBuilder } from "@effect/platform"
-import { Effect } from "effect"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import { Effect, Layer } from "effect"
 import { Api, CurrentApp } from "../domain/Api.js"
 import { ClaudeRunner } from "../services/agents/ClaudeRunner.js"
 import { scrapeMetrics } from "../services/observability/Metrics.js"
 import { Sessions } from "../services/sessions/Sessions.js"
+import { Docs } from "./Docs.js"
 import { turnEventStream } from "./TurnStream.js"
 
-export const HealthLive = HttpApiBuilder.group(
-  Api,
-  "health",
-  (handlers) => handlers.handle("healthz", () => Effect.succeed({ ok: true as const }))
-)
+/** The open routes: liveness, the OpenAPI document and its docs page. */
+export const HealthLive = HttpApiBuilder.group(Api, "health", (handlers) =>
+  Effect.gen(function*() {
+    const docs = yield* Docs
+    return handlers
+      .handle("getHealth", () => Effect.succeed({ ok: true as const }))
+      .handle("getOpenApi", () => docs.openApi())
+      .handle("getDocs", () => docs.docs())
+  })).pipe(Layer.provide(Docs.Default))
 
 export const RunLive = HttpApiBuilder.group(Api, "run", (handlers) =>
   Effect.gen(function*() {
     const runner = yield* ClaudeRunner
-    return handlers.handle("run", ({ payload }) => runner.run(payload))
+    return handlers.handle("runPrompt", ({ payload }) => runner.run(payload))
   }))
 
 export const SessionsLive = HttpApiBuilder.group(Api, "sessions", (handlers) =>
   Effect.gen(function*() {
     const sessions = yield* Sessions
     return handlers
-      .handle("create", ({ payload }) =>
+      .handle("createSession", ({ payload }) =>
         CurrentApp.pipe(
           Effect.flatMap((app) => sessions.create(app, payload)),
           Effect.map((session) => ({ ok: true as const, ...session }))
         ))
-      .handle("turn", ({ path, payload }) =>
+      .handle("runTurn", ({ path, payload }) =>
         Effect.flatMap(CurrentApp, (app) => sessions.turn(app, path.id, payload)))
-      .handle("turnStream", ({ path, payload }) =>
+      .handle("streamTurn", ({ path, payload }) =>
         Effect.flatMap(CurrentApp, (app) =>
           turnEventStream((onMessage) => sessions.submit(app, path.id, payload, onMessage))))
-      .handle("cancel", ({ path }) =>
+      .handle("cancelTurn", ({ path }) =>
         CurrentApp.pipe(
           Effect.flatMap((app) => sessions.cancel(app, path.id)),
           Effect.map((cancelled) => ({ ok: true as const, cancelled }))
         ))
-      .handle("get", ({ path }) =>
+      .handle("getSession", ({ path }) =>
         CurrentApp.pipe(
           Effect.flatMap((app) => sessions.get(app, path.id)),
           Effect.map((session) => ({ ok: true as const, ...session }))
         ))
-      .handle("list", ({ urlParams }) =>
+      .handle("listSessions", ({ urlParams }) =>
         CurrentApp.pipe(
           Effect.flatMap((app) => sessions.list(app, urlParams)),
           Effect.map((list) => ({ ok: true as const, count: list.length, sessions: list }))
         ))
-      .handle("close", ({ path }) =>
+      .handle("closeSession", ({ path }) =>
         CurrentApp.pipe(
           Effect.flatMap((app) => sessions.close(app, path.id)),
           Effect.map(({ alreadyClosed }) => alreadyClosed ? { ok: true as const, already_closed: true } : { ok: true as const })
@@ -57,5 +62,5 @@ export const SessionsLive = HttpApiBuilder.group(Api, "sessions", (handlers) =>
 export const ObservabilityLive = HttpApiBuilder.group(
   Api,
   "observability",
-  (handlers) => handlers.handle("metrics", () => scrapeMetrics)
+  (handlers) => handlers.handle("getMetrics", () => scrapeMetrics)
 )

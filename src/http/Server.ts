@@ -1,4 +1,4 @@
-import { HttpApiBuilder, HttpApiScalar, HttpMiddleware, HttpServer } from "@effect/platform"
+import { HttpApiBuilder, HttpMiddleware, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Effect, flow, Layer } from "effect"
 import { createServer, type Server, STATUS_CODES } from "node:http"
@@ -22,8 +22,6 @@ export const ApiLive = HttpApiBuilder.api(Api).pipe(
  * the request id); needs an HttpServer.
  */
 export const HttpAppLive = HttpApiBuilder.serve(flow(HttpMiddleware.logger, withRequestId)).pipe(
-  Layer.provide(HttpApiScalar.layer({ path: "/docs" })),
-  Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
   Layer.provide(ApiLive)
 )
 

@@ -15,7 +15,47 @@ export interface paths {
          * Liveness: 200 once the gateway serves requests
          * @description Needs no token; meant for load balancers and process supervisors.
          */
-        get: operations["health.healthz"];
+        get: operations["getHealth"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/openapi.json": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * This document
+         * @description The OpenAPI 3.1 document of the gateway's API, to generate clients from. Needs no token. Compressed (br, gzip) when the request accepts it; revalidate with `If-None-Match`.
+         */
+        get: operations["getOpenApi"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/docs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * This document as a web page
+         * @description The API reference (Scalar), served whole by the gateway: no request leaves it. Needs no token. Compressed (br, gzip) when the request accepts it; revalidate with `If-None-Match`.
+         */
+        get: operations["getDocs"];
         put?: never;
         post?: never;
         delete?: never;
@@ -37,7 +77,7 @@ export interface paths {
          * One-shot job through `claude -p` (v0.1 reply shape)
          * @description Runs `claude -p <prompt> --output-format json` once and waits for it. `result` is the JSON the agent printed (code fences tolerated), else its text. Any failure of claude (non-zero exit, `is_error`, unreadable output, timeout) is a 502 in the v0.1 error shape.
          */
-        post: operations["run.run"];
+        post: operations["runPrompt"];
         delete?: never;
         options?: never;
         head?: never;
@@ -53,15 +93,15 @@ export interface paths {
         };
         /**
          * The caller's sessions, newest first
-         * @description Only the calling app's sessions. `status` filters open or closed ones; `limit` is 1 to 1000.
+         * @description Only the calling app's sessions. `status` filters open or closed ones; `limit` is 1 to 1000 (default 100).
          */
-        get: operations["sessions.list"];
+        get: operations["listSessions"];
         put?: never;
         /**
          * Start a session with a live agent
          * @description Starts the agent and takes one slot of the live-agent pool until the session is closed or swept. `agent` names an entry of the agent registry (CLAWDFORGE_AGENTS merged over the built-ins); `meta` is stored as given and returned by `GET /sessions/{id}`.
          */
-        post: operations["sessions.create"];
+        post: operations["createSession"];
         delete?: never;
         options?: never;
         head?: never;
@@ -81,7 +121,7 @@ export interface paths {
          * Send one prompt; waits in the session's mailbox behind earlier turns
          * @description `events` are the ACP JSON-RPC messages of the turn in order, as `acpx --format json` prints them: the `session/prompt` request, every `session/update` and agent request (with the gateway's answer), and last the prompt response, whose `stopReason` is `stop_reason`. `files` are named to the agent before the prompt text. `turn_index` counts from 1.
          */
-        post: operations["sessions.turn"];
+        post: operations["runTurn"];
         delete?: never;
         options?: never;
         head?: never;
@@ -99,9 +139,17 @@ export interface paths {
         put?: never;
         /**
          * Send one prompt and stream the turn as server-sent events
-         * @description Body as `/turn`. Answers `text/event-stream`: one `event: acp` per ACP JSON-RPC message as it happens (`data:` the message), then one `event: done` whose data is the `/turn` reply without `events`, or `event: error` with `{ok: false, error, message}` (a failed agent, a timeout). A client that disconnects does not stop the turn, and the turn is still recorded.
+         * @description Body as `/turn`. Answers `text/event-stream`; each event's `data:` is one line of JSON:
+         *
+         *     - `event: acp`, data `AcpMessage`: one per ACP JSON-RPC message of the turn, as it happens;
+         *     - `event: done`, data `TurnDone`: the `/turn` reply without `events`; the last event when the turn ran to its end;
+         *     - `event: error`, data `TurnStreamError` (`{ok: false, error, message}`): the last event when the turn failed after the stream started (the agent failed, the turn timed out).
+         *
+         *     The response schema is the union of the three data shapes (`TurnStreamEventData`); tell them apart by the event name. Errors found before the stream starts (unknown or closed session, full pool, bad body, no token) are JSON replies with their status, as for `/turn`.
+         *
+         *     Every POST runs a new turn: do not let a client re-send it on its own after a dropped connection (generated SSE clients retry by default; allow them one attempt). A client that disconnects does not stop the turn, and the turn is still recorded.
          */
-        post: operations["sessions.turnStream"];
+        post: operations["streamTurn"];
         delete?: never;
         options?: never;
         head?: never;
@@ -121,7 +169,7 @@ export interface paths {
          * Cancel the running turn
          * @description Sends `session/cancel` to the agent. The running turn ends with `stop_reason: "cancelled"`; the session stays usable. `cancelled` is false when no turn was running.
          */
-        post: operations["sessions.cancel"];
+        post: operations["cancelTurn"];
         delete?: never;
         options?: never;
         head?: never;
@@ -139,14 +187,14 @@ export interface paths {
          * Session state
          * @description Timestamps are integer Unix seconds; `status` is `closed` once `closed_at` is set.
          */
-        get: operations["sessions.get"];
+        get: operations["getSession"];
         put?: never;
         post?: never;
         /**
          * Close the session and stop its agent (idempotent)
          * @description Stops the agent and frees its pool slot; the ledger keeps the session until the hard TTL. Closing a closed session answers `{ok: true, already_closed: true}`.
          */
-        delete: operations["sessions.close"];
+        delete: operations["closeSession"];
         options?: never;
         head?: never;
         patch?: never;
@@ -163,7 +211,7 @@ export interface paths {
          * Prometheus metrics
          * @description Text exposition format: `clawdforge_sessions_live`, `clawdforge_pool_capacity`, `clawdforge_turns_total{app,outcome}`, `clawdforge_turn_duration_seconds` (histogram). Needs an app token like every other endpoint.
          */
-        get: operations["observability.metrics"];
+        get: operations["getMetrics"];
         put?: never;
         post?: never;
         delete?: never;
@@ -176,12 +224,62 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description The JSON `data` of one event of a streamed turn: an `AcpMessage` for each `event: acp`, then one `TurnDone` (`event: done`) or one `TurnStreamError` (`event: error`), which ends the stream */
+        TurnStreamEventData: components["schemas"]["AcpMessage"] | components["schemas"]["TurnDone"] | components["schemas"]["TurnStreamError"];
+        AcpMessage: {
+            /** @enum {string} */
+            jsonrpc?: "2.0";
+            /** @description Request id; absent on notifications */
+            id?: string | number | null;
+            /** @description e.g. `session/prompt`, `session/update`, `session/request_permission` */
+            method?: string;
+            /** @description The request's or notification's parameters */
+            params?: unknown;
+            /** @description A response's result; the prompt response's is `{stopReason}` */
+            result?: unknown;
+            /** @description A failed response's error */
+            error?: {
+                code: number;
+                message: string;
+                data?: unknown;
+            };
+        } & {
+            [key: string]: unknown;
+        };
+        /** @description The data of `event: done`, the stream's last event when the turn ran to its end: the `/turn` reply without `events` */
+        TurnDone: {
+            /** @enum {boolean} */
+            ok: true;
+            /** @description Opaque session id (16+ url-safe characters) */
+            session_id: string;
+            /** @description The turn's number in its session, from 1 */
+            turn_index: number;
+            /** @description The prompt response's `stopReason`: `end_turn`, `max_tokens`, `refusal`, `cancelled`, ... */
+            stop_reason: string;
+        };
+        /** @description The data of `event: error`, the stream's last event when the turn failed after the stream had started (the agent failed or exited, the turn timed out, the session was closed under it) */
+        TurnStreamError: {
+            /** @enum {boolean} */
+            ok: false;
+            /** @description A stable code, as the error replies have: `agent_failed`, `turn_timeout`, `session_closed`, ... */
+            error: string;
+            /** @description What happened, for people */
+            message: string;
+        };
+        Health: {
+            /** @enum {boolean} */
+            ok: true;
+        };
         /** @description Malformed or invalid request */
         BadRequest: {
             /** @enum {boolean} */
             ok: false;
-            /** @enum {string} */
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
             error: "bad_request";
+            /** @description What went wrong, for people */
             message: string;
             /** @enum {string} */
             _tag: "BadRequest";
@@ -190,8 +288,12 @@ export interface components {
         NotFound: {
             /** @enum {boolean} */
             ok: false;
-            /** @enum {string} */
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
             error: "not_found";
+            /** @description What went wrong, for people */
             message: string;
             /** @enum {string} */
             _tag: "NotFound";
@@ -200,31 +302,37 @@ export interface components {
         PayloadTooLarge: {
             /** @enum {boolean} */
             ok: false;
-            /** @enum {string} */
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
             error: "payload_too_large";
+            /** @description What went wrong, for people */
             message: string;
             /** @enum {string} */
             _tag: "PayloadTooLarge";
         };
+        /** @description claude answered (the v0.1 reply: exactly these four keys) */
         RunReply: {
             /** @enum {boolean} */
             ok: true;
-            /** unknown */
+            /** @description The JSON claude printed (code fences tolerated), else its text */
             result: unknown;
-            duration_ms: components["schemas"]["Int"];
+            /** @description How long claude ran, in milliseconds */
+            duration_ms: number;
+            /** @description claude's `stop_reason`, when it gave one */
             stop_reason: string | null;
         };
-        /**
-         * int
-         * @description an integer
-         */
-        Int: number;
         /** @description Missing or unknown bearer token */
         Unauthorized: {
             /** @enum {boolean} */
             ok: false;
-            /** @enum {string} */
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
             error: "unauthorized";
+            /** @description What went wrong, for people */
             message: string;
             /** @enum {string} */
             _tag: "Unauthorized";
@@ -233,50 +341,66 @@ export interface components {
         RunFailed: {
             /** @enum {boolean} */
             ok: false;
+            /** @description What failed (v0.1): `timeout`, `spawn_failed`, `claude exit <code>`, ... */
             error: string;
+            /** @description What went wrong, for people */
             message: string;
+            /** @description What claude printed on stderr */
             stderr: string;
-            duration_ms: components["schemas"]["Int"];
+            /** @description How long claude ran, in milliseconds */
+            duration_ms: number;
+            /** @description claude's `stop_reason`, when it gave one */
             stop_reason: string | null;
             /** @enum {string} */
             _tag: "RunFailed";
         };
+        /** @description A session's state */
         SessionReply: {
             /** @enum {boolean} */
             ok: true;
             /** @description Opaque session id (16+ url-safe characters) */
             session_id: string;
-            /** @description a string matching the pattern ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$ */
+            /** @description The app the bearer token names */
             app_name: string;
+            /** @description The agent registry entry the session runs */
             agent: string;
             /** @description Free-form JSON object stored with the session */
             meta: {
                 [key: string]: unknown;
             };
+            /** @description The agent's working directory */
             cwd: string;
             /**
-             * @description How the gateway answers the agent's session/request_permission
+             * @description How the gateway answers the agent's `session/request_permission`: allow everything, allow reads only, or refuse everything
              * @enum {string}
              */
             permission_mode: "approve-all" | "approve-reads" | "deny-all";
+            /** @description Unix time, in whole seconds */
+            created_at: number;
+            /** @description When the last turn ended; null before the first */
+            last_turn_at: number | null;
+            /** @description When the session was closed; null while open */
+            closed_at: number | null;
+            /** @description Turns accepted so far */
+            turn_count: number;
             /**
-             * nonNegative
-             * @description a non-negative number
+             * @description `open` until the session is closed or swept
+             * @enum {string}
              */
-            created_at: components["schemas"]["Int"];
-            last_turn_at: components["schemas"]["Int"] | null;
-            closed_at: components["schemas"]["Int"] | null;
-            turn_count: components["schemas"]["Int"];
-            /** @enum {string} */
             status: "open" | "closed";
         };
         /** @description The agent is not in the registry */
         UnknownAgent: {
             /** @enum {boolean} */
             ok: false;
-            /** @enum {string} */
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
             error: "unknown_agent";
+            /** @description What went wrong, for people */
             message: string;
+            /** @description The agents this gateway knows */
             agents: string[];
             /** @enum {string} */
             _tag: "UnknownAgent";
@@ -285,10 +409,15 @@ export interface components {
         PoolFull: {
             /** @enum {boolean} */
             ok: false;
-            /** @enum {string} */
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
             error: "pool_full";
+            /** @description What went wrong, for people */
             message: string;
-            capacity: components["schemas"]["Int"];
+            /** @description How many live agents the gateway holds at most */
+            capacity: number;
             /** @enum {string} */
             _tag: "PoolFull";
         };
@@ -296,8 +425,12 @@ export interface components {
         ShuttingDown: {
             /** @enum {boolean} */
             ok: false;
-            /** @enum {string} */
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
             error: "shutting_down";
+            /** @description What went wrong, for people */
             message: string;
             /** @enum {string} */
             _tag: "ShuttingDown";
@@ -306,33 +439,43 @@ export interface components {
         AgentFailed: {
             /** @enum {boolean} */
             ok: false;
-            /** @enum {string} */
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
             error: "agent_failed";
+            /** @description What went wrong, for people */
             message: string;
+            /** @description What the agent printed on stderr */
             stderr?: string;
+            /** @description The ACP messages of the turn before it failed */
             events?: unknown[];
             /** @enum {string} */
             _tag: "AgentFailed";
         };
+        /** @description A turn that ran to its end */
         TurnReply: {
             /** @enum {boolean} */
             ok: true;
             /** @description Opaque session id (16+ url-safe characters) */
             session_id: string;
-            turn_index: components["schemas"]["Int"];
+            /** @description The turn's number in its session, from 1 */
+            turn_index: number;
+            /** @description The prompt response's `stopReason`: `end_turn`, `max_tokens`, `refusal`, `cancelled`, ... */
             stop_reason: string;
+            /** @description The turn's ACP messages, in order */
             events: components["schemas"]["AcpMessage"][];
-        };
-        /** @description An ACP JSON-RPC message (request, notification or response) */
-        AcpMessage: {
-            [key: string]: unknown;
         };
         /** @description No such session for this app (another app's session is reported the same way) */
         SessionNotFound: {
             /** @enum {boolean} */
             ok: false;
-            /** @enum {string} */
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
             error: "session_not_found";
+            /** @description What went wrong, for people */
             message: string;
             /** @enum {string} */
             _tag: "SessionNotFound";
@@ -341,8 +484,12 @@ export interface components {
         SessionClosed: {
             /** @enum {boolean} */
             ok: false;
-            /** @enum {string} */
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
             error: "session_closed";
+            /** @description What went wrong, for people */
             message: string;
             /** @enum {string} */
             _tag: "SessionClosed";
@@ -351,56 +498,71 @@ export interface components {
         TurnTimeout: {
             /** @enum {boolean} */
             ok: false;
-            /** @enum {string} */
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
             error: "turn_timeout";
+            /** @description What went wrong, for people */
             message: string;
+            /** @description The turn timeout it ran past */
             timeout_secs: number;
             /** @enum {string} */
             _tag: "TurnTimeout";
         };
-        TurnEventStream: string;
+        /** @description Whether a running turn was cancelled */
         CancelReply: {
             /** @enum {boolean} */
             ok: true;
             /** @description Whether a turn was running (it ends with stop_reason `cancelled`) */
             cancelled: boolean;
         };
+        /** @description The caller's sessions, newest first */
         SessionList: {
             /** @enum {boolean} */
             ok: true;
-            count: components["schemas"]["Int"];
+            /** @description How many sessions `sessions` holds */
+            count: number;
             sessions: components["schemas"]["Session"][];
         };
+        /** @description A session's state */
         Session: {
             /** @description Opaque session id (16+ url-safe characters) */
             session_id: string;
-            /** @description a string matching the pattern ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$ */
+            /** @description The app the bearer token names */
             app_name: string;
+            /** @description The agent registry entry the session runs */
             agent: string;
             /** @description Free-form JSON object stored with the session */
             meta: {
                 [key: string]: unknown;
             };
+            /** @description The agent's working directory */
             cwd: string;
             /**
-             * @description How the gateway answers the agent's session/request_permission
+             * @description How the gateway answers the agent's `session/request_permission`: allow everything, allow reads only, or refuse everything
              * @enum {string}
              */
             permission_mode: "approve-all" | "approve-reads" | "deny-all";
+            /** @description Unix time, in whole seconds */
+            created_at: number;
+            /** @description When the last turn ended; null before the first */
+            last_turn_at: number | null;
+            /** @description When the session was closed; null while open */
+            closed_at: number | null;
+            /** @description Turns accepted so far */
+            turn_count: number;
             /**
-             * nonNegative
-             * @description a non-negative number
+             * @description `open` until the session is closed or swept
+             * @enum {string}
              */
-            created_at: components["schemas"]["Int"];
-            last_turn_at: components["schemas"]["Int"] | null;
-            closed_at: components["schemas"]["Int"] | null;
-            turn_count: components["schemas"]["Int"];
-            /** @enum {string} */
             status: "open" | "closed";
         };
+        /** @description The session is closed */
         CloseReply: {
             /** @enum {boolean} */
             ok: true;
+            /** @description Present when it was closed before */
             already_closed?: boolean;
         };
     };
@@ -412,7 +574,7 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
-    "health.healthz": {
+    getHealth: {
         parameters: {
             query?: never;
             header?: never;
@@ -427,10 +589,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        /** @enum {boolean} */
-                        ok: true;
-                    };
+                    "application/json": components["schemas"]["Health"];
                 };
             };
             /** @description Malformed or invalid request */
@@ -462,7 +621,109 @@ export interface operations {
             };
         };
     };
-    "run.run": {
+    getOpenApi: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The OpenAPI document */
+            200: {
+                headers: {
+                    /** @description The representation's validator: send it back as `If-None-Match` to get a 304 */
+                    ETag?: string;
+                    /** @description `no-cache`: keep it, and revalidate it before use */
+                    "Cache-Control"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Malformed or invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"];
+                };
+            };
+            /** @description No such route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+        };
+    };
+    getDocs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An HTML page */
+            200: {
+                headers: {
+                    /** @description The representation's validator: send it back as `If-None-Match` to get a 304 */
+                    ETag?: string;
+                    /** @description `no-cache`: keep it, and revalidate it before use */
+                    "Cache-Control"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description Malformed or invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"];
+                };
+            };
+            /** @description No such route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+        };
+    };
+    runPrompt: {
         parameters: {
             query?: never;
             header?: never;
@@ -472,25 +733,13 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    /**
-                     * maxLength(1000000)
-                     * @description a string at most 1000000 character(s) long
-                     */
+                    /** @description What to ask claude */
                     prompt: string;
-                    /**
-                     * maxLength(256)
-                     * @description a string at most 256 character(s) long
-                     */
+                    /** @description Passed as `--model` */
                     model?: string;
-                    /**
-                     * maxLength(1000000)
-                     * @description a string at most 1000000 character(s) long
-                     */
+                    /** @description Passed as claude's system prompt */
                     system_prompt?: string;
-                    /**
-                     * lessThanOrEqualTo(3600)
-                     * @description a number less than or equal to 3600
-                     */
+                    /** @description Stop claude after this many seconds (at most 3600); a timeout is a 502 */
                     timeout_secs?: number;
                 };
             };
@@ -517,6 +766,8 @@ export interface operations {
             /** @description Missing or unknown bearer token */
             401: {
                 headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -552,12 +803,13 @@ export interface operations {
             };
         };
     };
-    "sessions.list": {
+    listSessions: {
         parameters: {
             query?: {
+                /** @description Only open or only closed sessions */
                 status?: "open" | "closed";
-                /** @description a string to be decoded into a number */
-                limit?: string;
+                /** @description At most this many sessions (default 100) */
+                limit?: number;
             };
             header?: never;
             path?: never;
@@ -586,6 +838,8 @@ export interface operations {
             /** @description Missing or unknown bearer token */
             401: {
                 headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -612,7 +866,7 @@ export interface operations {
             };
         };
     };
-    "sessions.create": {
+    createSession: {
         parameters: {
             query?: never;
             header?: never;
@@ -622,22 +876,16 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    /**
-                     * maxLength(128)
-                     * @description a string at most 128 character(s) long
-                     */
+                    /** @description An agent registry entry: a built-in (`claude`, `codex`, `gemini`, `echo`) or one named in CLAWDFORGE_AGENTS. An unknown name is a 400 listing the known ones. */
                     agent: string;
                     /** @description Free-form JSON object stored with the session */
                     meta?: {
                         [key: string]: unknown;
                     };
-                    /**
-                     * maxLength(4096)
-                     * @description a string at most 4096 character(s) long
-                     */
+                    /** @description The agent's working directory; by default a fresh folder under CLAWDFORGE_WORKSPACE_ROOT */
                     cwd?: string;
                     /**
-                     * @description How the gateway answers the agent's session/request_permission
+                     * @description How the gateway answers the agent's `session/request_permission`: allow everything, allow reads only, or refuse everything
                      * @enum {string}
                      */
                     permission_mode?: "approve-all" | "approve-reads" | "deny-all";
@@ -666,6 +914,8 @@ export interface operations {
             /** @description Missing or unknown bearer token */
             401: {
                 headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -710,11 +960,12 @@ export interface operations {
             };
         };
     };
-    "sessions.turn": {
+    runTurn: {
         parameters: {
             query?: never;
             header?: never;
             path: {
+                /** @description The `session_id` that `POST /sessions` answered */
                 id: string;
             };
             cookie?: never;
@@ -722,15 +973,9 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    /**
-                     * maxLength(1000000)
-                     * @description a string at most 1000000 character(s) long
-                     */
+                    /** @description What to ask the agent */
                     prompt: string;
-                    /**
-                     * maxItems(100)
-                     * @description an array of at most 100 item(s)
-                     */
+                    /** @description Paths the agent should look at, named to it before the prompt text (at most 100) */
                     files?: string[];
                 };
             };
@@ -757,6 +1002,8 @@ export interface operations {
             /** @description Missing or unknown bearer token */
             401: {
                 headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -819,11 +1066,12 @@ export interface operations {
             };
         };
     };
-    "sessions.turnStream": {
+    streamTurn: {
         parameters: {
             query?: never;
             header?: never;
             path: {
+                /** @description The `session_id` that `POST /sessions` answered */
                 id: string;
             };
             cookie?: never;
@@ -831,27 +1079,21 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    /**
-                     * maxLength(1000000)
-                     * @description a string at most 1000000 character(s) long
-                     */
+                    /** @description What to ask the agent */
                     prompt: string;
-                    /**
-                     * maxItems(100)
-                     * @description an array of at most 100 item(s)
-                     */
+                    /** @description Paths the agent should look at, named to it before the prompt text (at most 100) */
                     files?: string[];
                 };
             };
         };
         responses: {
-            /** @description The turn's events as they happen */
+            /** @description The turn's events as they happen, ending with `done` or `error` */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": components["schemas"]["TurnEventStream"];
+                    "text/event-stream": components["schemas"]["TurnStreamEventData"];
                 };
             };
             /** @description Malformed or invalid request */
@@ -866,6 +1108,8 @@ export interface operations {
             /** @description Missing or unknown bearer token */
             401: {
                 headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -919,11 +1163,12 @@ export interface operations {
             };
         };
     };
-    "sessions.cancel": {
+    cancelTurn: {
         parameters: {
             query?: never;
             header?: never;
             path: {
+                /** @description The `session_id` that `POST /sessions` answered */
                 id: string;
             };
             cookie?: never;
@@ -951,6 +1196,8 @@ export interface operations {
             /** @description Missing or unknown bearer token */
             401: {
                 headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -977,11 +1224,12 @@ export interface operations {
             };
         };
     };
-    "sessions.get": {
+    getSession: {
         parameters: {
             query?: never;
             header?: never;
             path: {
+                /** @description The `session_id` that `POST /sessions` answered */
                 id: string;
             };
             cookie?: never;
@@ -1009,6 +1257,8 @@ export interface operations {
             /** @description Missing or unknown bearer token */
             401: {
                 headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1035,11 +1285,12 @@ export interface operations {
             };
         };
     };
-    "sessions.close": {
+    closeSession: {
         parameters: {
             query?: never;
             header?: never;
             path: {
+                /** @description The `session_id` that `POST /sessions` answered */
                 id: string;
             };
             cookie?: never;
@@ -1067,6 +1318,8 @@ export interface operations {
             /** @description Missing or unknown bearer token */
             401: {
                 headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1093,7 +1346,7 @@ export interface operations {
             };
         };
     };
-    "observability.metrics": {
+    getMetrics: {
         parameters: {
             query?: never;
             header?: never;
@@ -1123,6 +1376,8 @@ export interface operations {
             /** @description Missing or unknown bearer token */
             401: {
                 headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
