@@ -1,0 +1,83 @@
+/**
+ * `/docs` in a real browser (Debian's `chromium`, driven by playwright-core), served by the
+ * compiled gateway as `npm start` runs it: the page renders the API, asks nothing of any host
+ * but the gateway (no fonts, scripts or telemetry from elsewhere: it must work on a closed
+ * network and tell no one who reads it), and logs no error.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { type Browser, chromium } from "playwright-core"
+import { type GatewayProcess, startGateway } from "./support/GatewayProcess.js"
+
+// As CI runs it: as root, without a GPU, with no network but the gateway's.
+const chromiumArgs = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync"
+]
+
+let gateway: GatewayProcess
+let browser: Browser
+
+beforeAll(async () => {
+  // Each launch gets a fresh temporary profile (playwright's default).
+  ;[gateway, browser] = await Promise.all([
+    startGateway({}),
+    chromium.launch({ executablePath: "/usr/bin/chromium", args: chromiumArgs })
+  ])
+})
+
+afterAll(async () => {
+  await browser?.close()
+  await gateway?.stop()
+})
+
+describe("/docs in headless Chromium", () => {
+  it("renders the API from the gateway alone, and logs no error", async () => {
+    const context = await browser.newContext()
+    const origin = new URL(gateway.url).origin
+    const requested: Array<string> = []
+    const outside: Array<string> = []
+    const errors: Array<string> = []
+    // Record every request; one that would leave the gateway's origin is refused, not sent.
+    await context.route("**/*", (route) => {
+      const url = route.request().url()
+      requested.push(url)
+      if (new URL(url).origin === origin) return route.continue()
+      outside.push(url)
+      return route.abort("blockedbyclient")
+    })
+    const page = await context.newPage()
+    page.on("console", (message) => {
+      if (message.type() === "error") errors.push(`console: ${message.text()}`)
+    })
+    page.on("pageerror", (error) => errors.push(`page: ${error.message}`))
+    page.on("requestfailed", (request) => errors.push(`request failed: ${request.url()}`))
+
+    const response = await page.goto(`${gateway.url}/docs`, { waitUntil: "load" })
+    expect(response?.status()).toBe(200)
+    const headers = await response!.allHeaders()
+    // Chromium accepts br: the 3 MB page travels compressed, with a validator.
+    expect(headers["content-encoding"]).toBe("br")
+    expect(headers["etag"]).toMatch(/^"[\w-]+-br"$/)
+    expect(headers["cache-control"]).toBe("no-cache")
+
+    // Scalar rendered the document: the first group's operations are shown, every group is
+    // listed, and the bearer token is required by default (the page selects it).
+    await page.getByText("Liveness: 200 once the gateway serves requests").first().waitFor({ timeout: 15_000 })
+    await page.getByText("Selected Auth Type").first().waitFor({ state: "attached" })
+    const text = await page.innerText("body")
+    for (const tag of ["gateway", "run", "sessions", "observability"]) expect(text).toContain(tag)
+    expect(text).not.toContain("No authentication selected")
+    await page.waitForLoadState("networkidle")
+
+    expect(outside).toEqual([])
+    expect(errors).toEqual([])
+    for (const url of requested) expect(new URL(url).origin).toBe(origin)
+    await context.close()
+  })
+})
