@@ -117,8 +117,7 @@ const docsPage = (spec: OpenApi.OpenAPISpec, scalar: string) => {
   const config = {
     _integration: "html",
     // The system's fonts: Scalar's own are fetched from fonts.scalar.com.
-    withDefaultFonts: false,
-    hideClientButton: true
+    withDefaultFonts: false
   }
   return `<!doctype html>
 <html lang="en">
@@ -140,10 +139,16 @@ const docsPage = (spec: OpenApi.OpenAPISpec, scalar: string) => {
 
 export class Docs extends Effect.Service<Docs>()("clawdforge/Docs", {
   effect: Effect.gen(function*() {
-    const spec = OpenApi.fromApi(Api)
-    const document = yield* Effect.cached(makeAsset("application/json", JSON.stringify(spec)))
+    // Both are made when first asked for, not at start-up.
+    const spec = Effect.sync(() => OpenApi.fromApi(Api))
+    const document = yield* Effect.cached(
+      Effect.flatMap(spec, (spec) => makeAsset("application/json", JSON.stringify(spec)))
+    )
     const page = yield* Effect.cached(
-      Effect.flatMap(loadScalar, (scalar) => makeAsset("text/html; charset=utf-8", docsPage(spec, scalar)))
+      Effect.flatMap(
+        Effect.zip(spec, loadScalar),
+        ([spec, scalar]) => makeAsset("text/html; charset=utf-8", docsPage(spec, scalar))
+      )
     )
 
     /** `GET /openapi.json`. */
