@@ -8,7 +8,7 @@ import {
   HttpServerRequest
 } from "@effect/platform"
 import { NodeHttpServerRequest } from "@effect/platform-node"
-import { Cause, Effect, Option } from "effect"
+import { Cause, Effect, identity, Option } from "effect"
 import type { IncomingMessage } from "node:http"
 import { BadRequest, NotFound, PayloadTooLarge } from "../domain/Errors.js"
 
@@ -145,7 +145,10 @@ export const RequestErrorsLive = (maxBodyBytes: number) =>
       const request = yield* HttpServerRequest.HttpServerRequest
       const length = Number(request.headers["content-length"] ?? 0)
       if (length > maxBodyBytes) return yield* tooLarge(maxBodyBytes)
-      let modified = request.modify({ headers: Headers.set(request.headers, "content-type", "application/json") })
+      // Most callers send JSON as JSON: the request is copied only when it says otherwise.
+      let modified = request.headers["content-type"] === "application/json"
+        ? request
+        : request.modify({ headers: Headers.set(request.headers, "content-type", "application/json") })
       if (request.headers["content-length"] === undefined && request.headers["transfer-encoding"] !== undefined) {
         // The platform's reader destroys the socket past its limit: read it here, and hand the
         // handler a request whose body (`text`, which `json` reads) is what was read.
@@ -154,7 +157,7 @@ export const RequestErrorsLive = (maxBodyBytes: number) =>
       }
       return yield* (app as HttpApp.Default<unknown>).pipe(
         HttpIncomingMessage.withMaxBodySize(Option.some(maxBodyBytes)),
-        Effect.provideService(HttpServerRequest.HttpServerRequest, modified),
+        modified === request ? identity : Effect.provideService(HttpServerRequest.HttpServerRequest, modified),
         Effect.catchAllCause((cause) =>
           Option.match(toApiError(Cause.squash(cause), maxBodyBytes), {
             onNone: () => Effect.failCause(cause),

@@ -1,6 +1,6 @@
-import { HttpApiBuilder, HttpMiddleware, HttpServer } from "@effect/platform"
+import { HttpApiBuilder, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Effect, flow, Layer } from "effect"
+import { Effect, Layer } from "effect"
 import { createServer, type Server, STATUS_CODES } from "node:http"
 import type { Duplex } from "node:stream"
 import { Api } from "../domain/Api.js"
@@ -8,7 +8,7 @@ import { AppConfig } from "../services/config/AppConfig.js"
 import { AuthorizationLive } from "./Authorization.js"
 import { HealthLive, ObservabilityLive, RunLive, SessionsLive } from "./Handlers.js"
 import { RequestErrorsLive } from "./RequestErrors.js"
-import { withRequestId } from "./RequestId.js"
+import { withRequestLog } from "./RequestLog.js"
 
 /** The API with its handlers; needs the gateway services. */
 export const ApiLive = HttpApiBuilder.api(Api).pipe(
@@ -18,10 +18,10 @@ export const ApiLive = HttpApiBuilder.api(Api).pipe(
 )
 
 /**
- * Routes: the API, `/openapi.json` and `/docs`, behind the request logger (whose lines carry
- * the request id); needs an HttpServer.
+ * Routes: the API, `/openapi.json` and `/docs`, behind the request log (whose lines carry the
+ * request id); needs an HttpServer.
  */
-export const HttpAppLive = HttpApiBuilder.serve(flow(HttpMiddleware.logger, withRequestId)).pipe(
+export const HttpAppLive = HttpApiBuilder.serve(withRequestLog).pipe(
   Layer.provide(ApiLive)
 )
 

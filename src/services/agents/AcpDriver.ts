@@ -11,6 +11,7 @@ import { basename, isAbsolute, resolve } from "node:path"
 import { pathToFileURL } from "node:url"
 import { AgentFailed } from "../../domain/Errors.js"
 import { version } from "../../version.js"
+import { spanWhenTraced } from "../observability/Spans.js"
 import type { AcpMessage } from "../../domain/Session.js"
 import { filesNote, parseJsonLine } from "./AcpMessages.js"
 import type { AgentDriver, AgentHandle, AgentLaunch, PromptInput } from "./AgentDriver.js"
@@ -172,7 +173,8 @@ export class AcpDriver extends Effect.Service<AcpDriver>()("clawdforge/AcpDriver
         Effect.timeoutFail({ duration: startTimeout, onTimeout: () => failed("session setup timed out", { stderr }) })
       )
 
-      const prompt = Effect.fn("AcpDriver.prompt")(function*(input: PromptInput) {
+      // On every turn's path: no `Effect.fn` (see `spanWhenTraced`).
+      const prompt = Effect.fnUntraced(function*(input: PromptInput) {
         const recorder: TurnRecorder = { events: [], onMessage: input.onMessage }
         turn = recorder
         const response = yield* call("session/prompt", () =>
@@ -186,7 +188,7 @@ export class AcpDriver extends Effect.Service<AcpDriver>()("clawdforge/AcpDriver
       const handle: AgentHandle = {
         agentSessionId: opened.sessionId,
         origin: opened.origin,
-        prompt,
+        prompt: (input) => prompt(input).pipe(spanWhenTraced("AcpDriver.prompt")),
         cancel: call("session/cancel", () => connection.cancel({ sessionId: opened.sessionId })).pipe(Effect.ignore),
         isAlive: Effect.suspend(() =>
           connectionClosed ? Effect.succeed(false) : Effect.orElseSucceed(process.isRunning, () => false)

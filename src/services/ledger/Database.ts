@@ -1,4 +1,5 @@
 import { NodeContext } from "@effect/platform-node"
+import { SqlClient } from "@effect/sql"
 import { SqliteClient, SqliteMigrator } from "@effect/sql-sqlite-node"
 import { Effect, Layer } from "effect"
 import { mkdirSync } from "node:fs"
@@ -6,9 +7,20 @@ import { dirname } from "node:path"
 import { migrations } from "./Migrations.js"
 import { AppConfig } from "../config/AppConfig.js"
 
+/**
+ * In WAL mode, `synchronous = NORMAL` commits without an fsync per transaction: a commit
+ * survives the gateway's crash (what the durability tests kill it with), and only an OS crash
+ * or power loss may take back the last commits. An fsync per turn would cost more than the rest
+ * of the turn's ledger work.
+ */
+const tuneSqlite = Layer.effectDiscard(
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql`PRAGMA synchronous = NORMAL`)
+)
+
 /** The SQLite client for `CLAWDFORGE_DB` (WAL mode), migrated before anything uses it. */
 export const layerSqlite = (filename: string) =>
   SqliteMigrator.layer({ loader: migrations }).pipe(
+    Layer.provideMerge(tuneSqlite),
     Layer.provideMerge(
       Layer.unwrapEffect(
         Effect.sync(() => {

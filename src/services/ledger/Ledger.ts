@@ -121,16 +121,18 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
     )
 
     /**
-     * Counts the turn and records it (its `turn` event is written by a trigger, in the same
-     * statement); returns the turn's 1-based index.
+     * Counts the turn of an open session and records it (its `turn` event is written by a
+     * trigger, in the same statement); returns the turn's 1-based index, or none when the
+     * session is closed (or gone) in the ledger.
      */
-    const recordTurn = Effect.fn("Ledger.recordTurn")(
+    // On every turn's path: no `Effect.fn` (see `spanWhenTraced`).
+    const recordTurn = Effect.fnUntraced(
       function*(id: SessionId, turn: { readonly at: number; readonly stopReason: string; readonly durationMs: number }) {
         const rows = yield* sql<{ turn_count: number }>`
           UPDATE sessions SET turn_count = turn_count + 1, last_turn_at = ${turn.at},
             last_stop_reason = ${turn.stopReason}, last_turn_ms = ${turn.durationMs}
-          WHERE session_id = ${id} RETURNING turn_count`
-        return rows[0]?.turn_count ?? 0
+          WHERE session_id = ${id} AND closed_at IS NULL RETURNING turn_count`
+        return Option.fromNullable(rows[0]?.turn_count)
       },
       Effect.orDie
     )

@@ -1,4 +1,4 @@
-import { Deferred, Duration, Effect, ExecutionStrategy, Exit, Fiber, FiberMap, Layer, Metric, Option, Queue, Schedule, Schema, Scope } from "effect"
+import { Deferred, Duration, Effect, ExecutionStrategy, Exit, Fiber, FiberMap, Layer, Metric, Option, Queue, Runtime, Schedule, Schema, Scope } from "effect"
 import { randomBytes } from "node:crypto"
 import type { AgentDefinition } from "../../domain/Agent.js"
 import { AgentFailed, PoolFull, SessionClosed, SessionNotFound, ShuttingDown, TurnTimeout } from "../../domain/Errors.js"
@@ -11,6 +11,7 @@ import { AgentRegistry } from "../agents/AgentRegistry.js"
 import { AppConfig } from "../config/AppConfig.js"
 import { Ledger, nowSeconds } from "../ledger/Ledger.js"
 import { turnDuration, turnsTotal } from "../observability/Metrics.js"
+import { spanWhenTraced } from "../observability/Spans.js"
 import { Workspaces } from "./Workspaces.js"
 
 /** How long a cancelled turn may take to stop before its agent is killed. */
@@ -27,8 +28,21 @@ interface Job {
   readonly reply: Deferred.Deferred<TurnReply, TurnError>
 }
 
+/** What an actor's fiber and its callers share. */
+interface ActorState {
+  /** The agent the session runs now (it changes when the agent is restarted). */
+  current: AgentHandle | undefined
+  /** Whether a turn is running. */
+  running: boolean
+  /** Set when a turn found the session closed in the ledger by another process (the admin CLI). */
+  closedInLedger: boolean
+}
+
 /** A live session: a fiber that owns the agent and works through its mailbox in order. */
 interface Actor {
+  /** The session as it was opened: whose it is and where it works. */
+  readonly session: Session
+  readonly state: ActorState
   readonly mailbox: Queue.Queue<Job>
   /** Done once the actor has stopped (and answered what was left in its mailbox). */
   readonly stopped: Deferred.Deferred<never, SessionClosed>
@@ -37,12 +51,23 @@ interface Actor {
   readonly isRunning: Effect.Effect<boolean>
 }
 
-/** Counts the turn by outcome, and times the ones the agent answered. */
+/** The turn counter of one app and outcome, tagged once: tagging builds a new metric key. */
+const turnCounters = new Map<string, Metric.Metric.Counter<number>>()
+const turnCounter = (app: string, outcome: string) => {
+  const key = `${app}\u0000${outcome}`
+  let counter = turnCounters.get(key)
+  if (counter === undefined) {
+    counter = turnsTotal.pipe(Metric.tagged("app", app), Metric.tagged("outcome", outcome))
+    turnCounters.set(key, counter)
+  }
+  return counter
+}
+
+/** Counts the turn by outcome. */
 const recordTurnMetrics = (app: string, exit: Exit.Exit<TurnReply, TurnError>) =>
-  Effect.gen(function*() {
-    const outcome = Exit.isSuccess(exit) ? "ok" : exit.cause._tag === "Fail" ? exit.cause.error.error : "interrupted"
-    yield* Metric.update(turnsTotal.pipe(Metric.tagged("app", app), Metric.tagged("outcome", outcome)), 1)
-  })
+  Metric.increment(
+    turnCounter(app, Exit.isSuccess(exit) ? "ok" : exit.cause._tag === "Fail" ? exit.cause.error.error : "interrupted")
+  )
 
 const newSessionId = () => SessionId.make(randomBytes(18).toString("base64url"))
 const isSessionId = Schema.is(SessionId)
@@ -60,7 +85,8 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
     const fibers = yield* FiberMap.make<SessionId>()
     // Set synchronously before an actor starts, so two turns never start two actors.
     const actors = new Map<SessionId, Deferred.Deferred<Actor, AgentFailed | PoolFull>>()
-    const liveActors = new Set<Actor>()
+    // The running actors: a turn for one of them needs no ledger read (the actor knows its owner).
+    const liveActors = new Map<SessionId, Actor>()
     // Set when the gateway starts to stop: new sessions and turns are refused from then on.
     let draining = false
     const shuttingDown = new ShuttingDown({ message: "The gateway is shutting down" })
@@ -76,7 +102,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
      */
     const drain = Effect.gen(function*() {
       draining = true
-      const live = [...liveActors]
+      const live = [...liveActors.values()]
       yield* Effect.timeoutOption(untilIdle(live), shutdownGrace)
       yield* Effect.forEach(live, (actor) => actor.cancel, { discard: true })
       yield* Effect.timeoutOption(untilIdle(live), cancelGrace)
@@ -124,7 +150,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
       slot: Scope.CloseableScope,
       first: { readonly handle: AgentHandle; readonly scope: Scope.CloseableScope },
       mailbox: Queue.Queue<Job>,
-      state: { current: AgentHandle | undefined; running: boolean }
+      state: ActorState
     ) =>
       Effect.gen(function*() {
         const id = session.session_id
@@ -146,27 +172,42 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
           return handle
         })
 
-        /** One prompt under the turn timeout: past it, cancel, wait a moment, then kill the agent. */
+        const timeout = new TurnTimeout({
+          message: `The turn ran past ${Duration.format(config.turnTimeout)} and was cancelled`,
+          timeout_secs: Duration.toSeconds(config.turnTimeout)
+        })
+        const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+        let turnsStarted = 0
+
+        /** Past the deadline: cancel the turn; if the agent ignores that, stop it (the next turn restarts it). */
+        const expire = (handle: AgentHandle, turn: number) =>
+          handle.cancel.pipe(
+            Effect.zipRight(Effect.sleep(cancelGrace)),
+            Effect.zipRight(Effect.suspend(() =>
+              state.running && turnsStarted === turn ? Scope.close(agent.scope, Exit.void) : Effect.void
+            )),
+            Effect.forkIn(slot)
+          )
+
+        /**
+         * One prompt under the turn timeout. The deadline is one timer, not a race of fibers (a
+         * race forks and joins two fibers on every turn): past it the turn is cancelled, and
+         * whatever the prompt ends with, the turn answers 504.
+         */
         const runTurn = (handle: AgentHandle, job: Job) =>
-          Effect.gen(function*() {
-            const running = yield* Effect.fork(handle.prompt({
-              text: job.request.prompt,
-              files: job.request.files ?? [],
-              onMessage: job.onMessage
-            }))
-            const done = yield* Effect.timeoutOption(Fiber.join(running), config.turnTimeout)
-            if (Option.isSome(done)) return done.value
-            yield* handle.cancel
-            const stopped = yield* Effect.timeoutOption(Fiber.await(running), cancelGrace)
-            if (Option.isNone(stopped)) {
-              // It ignored the cancel: kill it; the next turn starts it again and resumes.
-              yield* Fiber.interrupt(running)
-              yield* Scope.close(agent.scope, Exit.void)
-            }
-            return yield* new TurnTimeout({
-              message: `The turn ran past ${Duration.format(config.turnTimeout)} and was cancelled`,
-              timeout_secs: Duration.toSeconds(config.turnTimeout)
-            })
+          Effect.suspend(() => {
+            const turn = ++turnsStarted
+            let expired = false
+            const timer = setTimeout(() => {
+              expired = true
+              runFork(expire(handle, turn))
+            }, Duration.toMillis(config.turnTimeout))
+            return handle.prompt({ text: job.request.prompt, files: job.request.files ?? [], onMessage: job.onMessage })
+              .pipe(
+                Effect.ensuring(Effect.sync(() => clearTimeout(timer))),
+                Effect.catchAll((error) => Effect.fail(expired ? timeout : error)),
+                Effect.filterOrFail(() => !expired, () => timeout)
+              )
           })
 
         /** One job: the turn may be interrupted (a close), its commit and its answer may not. */
@@ -186,17 +227,23 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
                 stopReason: outcome.stopReason,
                 durationMs: Date.now() - startedAt
               })
+              if (Option.isNone(turnIndex)) {
+                // Closed in the ledger behind the gateway's back (the admin CLI): the turn is not
+                // counted, later turns are refused at once, and the next sweep stops the agent.
+                state.closedInLedger = true
+                return yield* closedError(id)
+              }
               const reply: TurnReply = {
                 ok: true,
                 session_id: id,
-                turn_index: turnIndex,
+                turn_index: turnIndex.value,
                 stop_reason: outcome.stopReason,
                 events: outcome.events
               }
               return reply
             }).pipe(
               Effect.tapError((error) =>
-                Effect.gen(function*() {
+                error._tag === "SessionClosed" ? Effect.void : Effect.gen(function*() {
                   yield* ledger.recordEvent(id, "turn_failed", { error: error.error, message: error.message })
                   if (!(yield* agent.handle.isAlive)) {
                     yield* ledger.recordEvent(id, "agent_exit", { pid: agent.handle.pid })
@@ -242,8 +289,10 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
           const handle = started.value
           const mailbox = yield* Queue.unbounded<Job>()
           const stopped = yield* Deferred.make<never, SessionClosed>()
-          const state = { current: handle as AgentHandle | undefined, running: false }
+          const state: ActorState = { current: handle, running: false, closedInLedger: false }
           const actor: Actor = {
+            session,
+            state,
             mailbox,
             stopped,
             cancel: Effect.suspend(() =>
@@ -264,13 +313,13 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
                   Effect.flatMap(Queue.takeAll(mailbox), (jobs) =>
                     Effect.forEach(jobs, (job) => Deferred.fail(job.reply, closedError(id)), { discard: true })),
                   forget,
-                  Effect.sync(() => liveActors.delete(actor)),
+                  Effect.sync(() => liveActors.get(id) === actor && liveActors.delete(id)),
                   Scope.close(slot, Exit.void)
                 ], { discard: true })
               )
             )
           )
-          liveActors.add(actor)
+          liveActors.set(id, actor)
           yield* Deferred.succeed(ready, actor)
           return { actor, handle }
         })
@@ -327,28 +376,43 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
       }
     )
 
-    /**
-     * Queues a turn in the session's mailbox (after the 404/410/400 checks) and returns the
-     * wait for its reply. `onMessage` sees each ACP message of the turn as it happens.
-     */
-    const submit = Effect.fn("Sessions.submit")(
-      function*(app: AppName, id: string, request: TurnRequest, onMessage?: (message: AcpMessage) => void) {
-        if (draining) return yield* shuttingDown
-        const session = yield* owned(app, id)
-        if (session.closed_at !== null) return yield* closedError(session.session_id)
-        const files = yield* workspaces.resolveFiles(session.cwd, request.files ?? [])
-        const actor = yield* actorFor(session)
+    /** Puts the turn in the actor's mailbox and returns the wait for its reply. */
+    const enqueue = (actor: Actor, request: TurnRequest, onMessage: ((message: AcpMessage) => void) | undefined) =>
+      Effect.gen(function*() {
+        const id = actor.session.session_id
+        const files = request.files === undefined || request.files.length === 0
+          ? []
+          : yield* workspaces.resolveFiles(actor.session.cwd, request.files)
         const reply = yield* Deferred.make<TurnReply, TurnError>()
         yield* Queue.offer(actor.mailbox, { request: { ...request, files }, onMessage, reply })
         // The actor may have stopped (and emptied its mailbox) before this turn arrived.
-        if (yield* Deferred.isDone(actor.stopped)) yield* Deferred.fail(reply, closedError(session.session_id))
+        if (yield* Deferred.isDone(actor.stopped)) yield* Deferred.fail(reply, closedError(id))
         return Deferred.await(reply)
+      })
+
+    /**
+     * Queues a turn in the session's mailbox (after the 404/410/400 checks) and returns the
+     * wait for its reply. `onMessage` sees each ACP message of the turn as it happens. A live
+     * actor answers for its session (whose it is, that it is open) without a ledger read.
+     */
+    // On the turn's path: no `Effect.fn` (see `spanWhenTraced`).
+    const submit = Effect.fnUntraced(
+      function*(app: AppName, id: string, request: TurnRequest, onMessage?: (message: AcpMessage) => void) {
+        if (draining) return yield* shuttingDown
+        const live = liveActors.get(id as SessionId)
+        if (live !== undefined && live.session.app_name === app) {
+          if (live.state.closedInLedger) return yield* closedError(live.session.session_id)
+          return yield* enqueue(live, request, onMessage)
+        }
+        const session = yield* owned(app, id)
+        if (session.closed_at !== null) return yield* closedError(session.session_id)
+        return yield* enqueue(yield* actorFor(session), request, onMessage)
       }
     )
 
     /** Runs one turn: waits behind earlier turns of the session, then for the agent. */
     const turn = (app: AppName, id: string, request: TurnRequest) =>
-      Effect.flatten(submit(app, id, request)).pipe(Effect.withSpan("Sessions.turn"))
+      Effect.flatten(submit(app, id, request)).pipe(spanWhenTraced("Sessions.turn"))
 
     /** Cancels the session's running turn; false when nothing was running. */
     const cancel = Effect.fn("Sessions.cancel")(function*(app: AppName, id: string) {
