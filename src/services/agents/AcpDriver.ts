@@ -4,9 +4,7 @@ import {
   type ContentBlock,
   PROTOCOL_VERSION
 } from "@agentclientprotocol/sdk"
-import { Command, CommandExecutor } from "@effect/platform"
-import { NodeContext } from "@effect/platform-node"
-import { Duration, Effect, Fiber, Option, Queue, Stream } from "effect"
+import { Duration, Effect, Option } from "effect"
 import { basename, isAbsolute, resolve } from "node:path"
 import { pathToFileURL } from "node:url"
 import { AgentFailed } from "../../domain/Errors.js"
@@ -15,12 +13,11 @@ import { spanWhenTraced } from "../observability/Spans.js"
 import type { AcpMessage } from "../../domain/Session.js"
 import { filesNote, parseJsonLine } from "./AcpMessages.js"
 import type { AgentDriver, AgentHandle, AgentLaunch, PromptInput } from "./AgentDriver.js"
+import { spawnAgentProcess } from "./AgentProcess.js"
 import { answerPermission } from "./Permissions.js"
 
 const startTimeout = Duration.seconds(60)
 const killGrace = Duration.seconds(3)
-const stderrTailBytes = 8192
-const encoder = new TextEncoder()
 
 /** The messages of the turn in progress, in order, as they cross the wire. */
 interface TurnRecorder {
@@ -39,168 +36,127 @@ export const promptBlocks = (input: PromptInput, cwd: string): Array<ContentBloc
   ]
 }
 
+/** Starts the agent of one session: spawn, `initialize`, then `session/new` or a resume. */
+const start = Effect.fn("AcpDriver.start")(function*(launch: AgentLaunch) {
+  const prefix = `agent "${launch.agentName}": `
+  const failed = (message: string, extra?: { stderr?: string; events?: ReadonlyArray<AcpMessage> }) =>
+    new AgentFailed({ message: message.startsWith(prefix) ? message : prefix + message, ...extra })
+
+  let turn: TurnRecorder | undefined
+  const record = (message: AcpMessage) => {
+    if (turn !== undefined) {
+      turn.events.push(message)
+      turn.onMessage?.(message)
+    }
+  }
+
+  let incoming!: ReadableStreamDefaultController<AnyMessage>
+  let connectionClosed = false
+  const readable = new ReadableStream<AnyMessage>({ start: (controller) => void (incoming = controller) })
+  // Ending the connection makes the SDK reject every call still waiting on the agent.
+  const closeConnection = () => {
+    if (connectionClosed) return
+    connectionClosed = true
+    incoming.close()
+  }
+
+  const process = yield* spawnAgentProcess(launch.agent.command, {
+    cwd: launch.cwd,
+    env: launch.agent.env,
+    onLine: (line) => {
+      const message = parseJsonLine(line)
+      if (message === undefined || connectionClosed) return
+      record(message)
+      incoming.enqueue(message as AnyMessage)
+    },
+    onClose: closeConnection
+  }).pipe(Effect.mapError((error) => failed(`could not start: ${error.message}`)))
+
+  const writable = new WritableStream<AnyMessage>({
+    write(message) {
+      record(message as AcpMessage)
+      process.writeLine(JSON.stringify(message))
+    }
+  })
+
+  const connection = new ClientSideConnection(() => ({
+    requestPermission: async (request) => answerPermission(launch.permissionMode, request),
+    // Updates are recorded at the transport; nothing else to do with them here.
+    sessionUpdate: async () => {}
+  }), { readable, writable })
+
+  const call = <A>(label: string, run: () => Promise<A>) =>
+    Effect.tryPromise({ try: run, catch: (cause) => describe(cause) }).pipe(
+      Effect.catchAll((reason) =>
+        Effect.gen(function*() {
+          // A closed connection means the agent is going: wait for it, so the error carries
+          // all of its stderr and its exit code, and the process is gone when the caller hears.
+          const exit = connectionClosed
+            ? yield* Effect.option(Effect.timeout(process.exited, killGrace))
+            : Option.none()
+          const exited = Option.match(exit, { onNone: () => "", onSome: (code) => ` (exit code ${code})` })
+          return yield* failed(`${label} failed: ${reason}${exited}`, { stderr: process.stderr() })
+        })
+      )
+    )
+
+  const initialized = yield* call("initialize", () =>
+    connection.initialize({
+      protocolVersion: PROTOCOL_VERSION,
+      clientCapabilities: { fs: { readTextFile: false, writeTextFile: false }, terminal: false },
+      clientInfo: { name: "clawdforge", version }
+    })).pipe(
+      Effect.timeoutFail({ duration: startTimeout, onTimeout: () => failed("initialize timed out", { stderr: process.stderr() }) })
+    )
+
+  const canLoad = initialized.agentCapabilities?.loadSession === true
+  const newSession = (origin: AgentHandle["origin"]) =>
+    call("session/new", () => connection.newSession({ cwd: launch.cwd, mcpServers: [] })).pipe(
+      Effect.map((created) => ({ sessionId: created.sessionId, origin }))
+    )
+  const load = (sessionId: string) =>
+    call("session/load", () => connection.loadSession({ sessionId, cwd: launch.cwd, mcpServers: [] })).pipe(
+      Effect.as({ sessionId, origin: "loaded" as AgentHandle["origin"] }),
+      // The agent lost it (or cannot load): carry on in a fresh session, and say so.
+      Effect.orElse(() => newSession("new_after_failed_load"))
+    )
+  const opened = yield* Option.match(launch.resume, {
+    onNone: () => newSession("new"),
+    onSome: (sessionId) => canLoad ? load(sessionId) : newSession("new_after_failed_load")
+  }).pipe(
+    Effect.timeoutFail({ duration: startTimeout, onTimeout: () => failed("session setup timed out", { stderr: process.stderr() }) })
+  )
+
+  // On every turn's path: no `Effect.fn` (see `spanWhenTraced`).
+  const prompt = Effect.fnUntraced(function*(input: PromptInput) {
+    const recorder: TurnRecorder = { events: [], onMessage: input.onMessage }
+    turn = recorder
+    const response = yield* call("session/prompt", () =>
+      connection.prompt({ sessionId: opened.sessionId, prompt: promptBlocks(input, launch.cwd) })).pipe(
+        Effect.mapError((error) => failed(error.message, { stderr: process.stderr(), events: recorder.events })),
+        Effect.ensuring(Effect.sync(() => turn = turn === recorder ? undefined : turn))
+      )
+    return { stopReason: response.stopReason, events: recorder.events }
+  })
+
+  const handle: AgentHandle = {
+    agentSessionId: opened.sessionId,
+    origin: opened.origin,
+    prompt: (input) => prompt(input).pipe(spanWhenTraced("AcpDriver.prompt")),
+    cancel: call("session/cancel", () => connection.cancel({ sessionId: opened.sessionId })).pipe(Effect.ignore),
+    isAlive: Effect.sync(() => !connectionClosed && process.isRunning()),
+    pid: process.pid
+  }
+  return handle
+})
+
 /**
  * The native driver: spawns the agent command and speaks ACP over its stdio through the
  * ACP SDK. The SDK's transport is ours, so every JSON-RPC message of a turn is recorded
  * exactly as it crosses the wire.
  */
 export class AcpDriver extends Effect.Service<AcpDriver>()("clawdforge/AcpDriver", {
-  effect: Effect.gen(function*() {
-    const executor = yield* CommandExecutor.CommandExecutor
-
-    const start = Effect.fn("AcpDriver.start")(function*(launch: AgentLaunch) {
-      const [bin, ...args] = launch.agent.command
-      const prefix = `agent "${launch.agentName}": `
-      const failed = (message: string, extra?: { stderr?: string; events?: ReadonlyArray<AcpMessage> }) =>
-        new AgentFailed({ message: message.startsWith(prefix) ? message : prefix + message, ...extra })
-
-      const process = yield* Command.make(bin, ...args).pipe(
-        Command.workingDirectory(launch.cwd),
-        Command.env(launch.agent.env),
-        executor.start,
-        Effect.mapError((error) => failed(`could not start: ${error.message}`))
-      )
-      // The process runs in its own group; `Command` sends SIGTERM on release, escalate if ignored.
-      yield* Effect.addFinalizer(() =>
-        process.kill("SIGTERM").pipe(
-          Effect.timeout(killGrace),
-          Effect.catchAll(() => process.kill("SIGKILL")),
-          Effect.ignore,
-          // Finalizers are uninterruptible: on a fiber of its own the timeout can interrupt the wait.
-          Effect.interruptible,
-          Effect.forkDaemon,
-          Effect.flatMap(Fiber.join)
-        )
-      )
-
-      let stderr = ""
-      yield* process.stderr.pipe(
-        Stream.decodeText(),
-        Stream.runForEach((chunk) => Effect.sync(() => stderr = (stderr + chunk).slice(-stderrTailBytes))),
-        Effect.ignore,
-        Effect.forkScoped
-      )
-
-      let turn: TurnRecorder | undefined
-      const record = (message: AcpMessage) => {
-        if (turn !== undefined) {
-          turn.events.push(message)
-          turn.onMessage?.(message)
-        }
-      }
-
-      const stdin = yield* Queue.unbounded<Uint8Array>()
-      yield* Stream.fromQueue(stdin).pipe(Stream.run(process.stdin), Effect.ignore, Effect.forkScoped)
-      const writable = new WritableStream<AnyMessage>({
-        write(message) {
-          record(message as AcpMessage)
-          Queue.unsafeOffer(stdin, encoder.encode(JSON.stringify(message) + "\n"))
-        }
-      })
-
-      let incoming!: ReadableStreamDefaultController<AnyMessage>
-      let connectionClosed = false
-      const readable = new ReadableStream<AnyMessage>({ start: (controller) => void (incoming = controller) })
-      // Ending the connection makes the SDK reject every call still waiting on the agent.
-      const closeConnection = Effect.sync(() => {
-        if (connectionClosed) return
-        connectionClosed = true
-        incoming.close()
-      })
-      yield* process.stdout.pipe(
-        Stream.decodeText(),
-        Stream.splitLines,
-        Stream.runForEach((line) =>
-          Effect.sync(() => {
-            const message = parseJsonLine(line)
-            if (message === undefined) return
-            record(message)
-            incoming.enqueue(message as AnyMessage)
-          })
-        ),
-        Effect.ignore,
-        Effect.ensuring(closeConnection),
-        Effect.forkScoped
-      )
-      // Its stdout may outlive it (held by a child of its own): the exit ends the connection too.
-      yield* process.exitCode.pipe(Effect.ignore, Effect.zipRight(closeConnection), Effect.forkScoped)
-
-      const connection = new ClientSideConnection(() => ({
-        requestPermission: async (request) => answerPermission(launch.permissionMode, request),
-        // Updates are recorded at the transport; nothing else to do with them here.
-        sessionUpdate: async () => {}
-      }), { readable, writable })
-
-      const call = <A>(label: string, run: () => Promise<A>) =>
-        Effect.tryPromise({ try: run, catch: (cause) => describe(cause) }).pipe(
-          Effect.catchAll((reason) =>
-            Effect.gen(function*() {
-              // A closed connection means the agent is going: wait for it, so the error carries
-              // all of its stderr and its exit code, and the process is gone when the caller hears.
-              const exit = connectionClosed
-                ? yield* Effect.option(Effect.timeout(process.exitCode, killGrace))
-                : Option.none()
-              const exited = Option.match(exit, { onNone: () => "", onSome: (code) => ` (exit code ${code})` })
-              return yield* failed(`${label} failed: ${reason}${exited}`, { stderr })
-            })
-          )
-        )
-
-      const initialized = yield* call("initialize", () =>
-        connection.initialize({
-          protocolVersion: PROTOCOL_VERSION,
-          clientCapabilities: { fs: { readTextFile: false, writeTextFile: false }, terminal: false },
-          clientInfo: { name: "clawdforge", version }
-        })).pipe(
-          Effect.timeoutFail({ duration: startTimeout, onTimeout: () => failed("initialize timed out", { stderr }) })
-        )
-
-      const canLoad = initialized.agentCapabilities?.loadSession === true
-      const newSession = (origin: AgentHandle["origin"]) =>
-        call("session/new", () => connection.newSession({ cwd: launch.cwd, mcpServers: [] })).pipe(
-          Effect.map((created) => ({ sessionId: created.sessionId, origin }))
-        )
-      const load = (sessionId: string) =>
-        call("session/load", () => connection.loadSession({ sessionId, cwd: launch.cwd, mcpServers: [] })).pipe(
-          Effect.as({ sessionId, origin: "loaded" as AgentHandle["origin"] }),
-          // The agent lost it (or cannot load): carry on in a fresh session, and say so.
-          Effect.orElse(() => newSession("new_after_failed_load"))
-        )
-      const opened = yield* Option.match(launch.resume, {
-        onNone: () => newSession("new"),
-        onSome: (sessionId) => canLoad ? load(sessionId) : newSession("new_after_failed_load")
-      }).pipe(
-        Effect.timeoutFail({ duration: startTimeout, onTimeout: () => failed("session setup timed out", { stderr }) })
-      )
-
-      // On every turn's path: no `Effect.fn` (see `spanWhenTraced`).
-      const prompt = Effect.fnUntraced(function*(input: PromptInput) {
-        const recorder: TurnRecorder = { events: [], onMessage: input.onMessage }
-        turn = recorder
-        const response = yield* call("session/prompt", () =>
-          connection.prompt({ sessionId: opened.sessionId, prompt: promptBlocks(input, launch.cwd) })).pipe(
-            Effect.mapError((error) => failed(error.message, { stderr, events: recorder.events })),
-            Effect.ensuring(Effect.sync(() => turn = turn === recorder ? undefined : turn))
-          )
-        return { stopReason: response.stopReason, events: recorder.events }
-      })
-
-      const handle: AgentHandle = {
-        agentSessionId: opened.sessionId,
-        origin: opened.origin,
-        prompt: (input) => prompt(input).pipe(spanWhenTraced("AcpDriver.prompt")),
-        cancel: call("session/cancel", () => connection.cancel({ sessionId: opened.sessionId })).pipe(Effect.ignore),
-        isAlive: Effect.suspend(() =>
-          connectionClosed ? Effect.succeed(false) : Effect.orElseSucceed(process.isRunning, () => false)
-        ),
-        pid: process.pid
-      }
-      return handle
-    })
-
-    return { start } as const satisfies AgentDriver
-  }),
-  dependencies: [NodeContext.layer]
+  succeed: { start } as const satisfies AgentDriver
 }) {}
 
 const describe = (cause: unknown): string => {
