@@ -1,9 +1,4 @@
-import {
-  type AnyMessage,
-  ClientSideConnection,
-  type ContentBlock,
-  PROTOCOL_VERSION
-} from "@agentclientprotocol/sdk"
+import { type ContentBlock, PROTOCOL_VERSION } from "@agentclientprotocol/sdk"
 import { Duration, Effect, Option } from "effect"
 import { basename, isAbsolute, resolve } from "node:path"
 import { pathToFileURL } from "node:url"
@@ -13,6 +8,7 @@ import { spanWhenTraced } from "../observability/Spans.js"
 import type { AcpMessage } from "../../domain/Session.js"
 import { filesNote, parseJsonLine } from "./AcpMessages.js"
 import type { AgentDriver, AgentHandle, AgentLaunch, PromptInput } from "./AgentDriver.js"
+import { AcpRequestError, makeAcpConnection } from "./AcpConnection.js"
 import { spawnAgentProcess } from "./AgentProcess.js"
 import { answerPermission } from "./Permissions.js"
 
@@ -50,15 +46,11 @@ const start = Effect.fn("AcpDriver.start")(function*(launch: AgentLaunch) {
     }
   }
 
-  let incoming!: ReadableStreamDefaultController<AnyMessage>
   let connectionClosed = false
-  const readable = new ReadableStream<AnyMessage>({ start: (controller) => void (incoming = controller) })
-  // Ending the connection makes the SDK reject every call still waiting on the agent.
-  const closeConnection = () => {
-    if (connectionClosed) return
-    connectionClosed = true
-    incoming.close()
-  }
+  const connection = makeAcpConnection((message) => {
+    record(message as AcpMessage)
+    process.writeLine(JSON.stringify(message))
+  }, { requestPermission: (request) => answerPermission(launch.permissionMode, request) })
 
   const process = yield* spawnAgentProcess(launch.agent.command, {
     cwd: launch.cwd,
@@ -67,23 +59,14 @@ const start = Effect.fn("AcpDriver.start")(function*(launch: AgentLaunch) {
       const message = parseJsonLine(line)
       if (message === undefined || connectionClosed) return
       record(message)
-      incoming.enqueue(message as AnyMessage)
+      connection.receive(message)
     },
-    onClose: closeConnection
-  }).pipe(Effect.mapError((error) => failed(`could not start: ${error.message}`)))
-
-  const writable = new WritableStream<AnyMessage>({
-    write(message) {
-      record(message as AcpMessage)
-      process.writeLine(JSON.stringify(message))
+    // Ending the connection rejects every call still waiting on the agent.
+    onClose: () => {
+      connectionClosed = true
+      connection.close()
     }
-  })
-
-  const connection = new ClientSideConnection(() => ({
-    requestPermission: async (request) => answerPermission(launch.permissionMode, request),
-    // Updates are recorded at the transport; nothing else to do with them here.
-    sessionUpdate: async () => {}
-  }), { readable, writable })
+  }).pipe(Effect.mapError((error) => failed(`could not start: ${error.message}`)))
 
   const call = <A>(label: string, run: () => Promise<A>) =>
     Effect.tryPromise({ try: run, catch: (cause) => describe(cause) }).pipe(
@@ -143,7 +126,7 @@ const start = Effect.fn("AcpDriver.start")(function*(launch: AgentLaunch) {
     agentSessionId: opened.sessionId,
     origin: opened.origin,
     prompt: (input) => prompt(input).pipe(spanWhenTraced("AcpDriver.prompt")),
-    cancel: call("session/cancel", () => connection.cancel({ sessionId: opened.sessionId })).pipe(Effect.ignore),
+    cancel: Effect.sync(() => connection.cancel(opened.sessionId)),
     isAlive: Effect.sync(() => !connectionClosed && process.isRunning()),
     pid: process.pid
   }
@@ -159,7 +142,12 @@ export class AcpDriver extends Effect.Service<AcpDriver>()("clawdforge/AcpDriver
   succeed: { start } as const satisfies AgentDriver
 }) {}
 
+/** An error as one line; an agent's JSON-RPC error keeps its `data`, which says what went wrong. */
 const describe = (cause: unknown): string => {
+  if (cause instanceof AcpRequestError && cause.data !== undefined && cause.data !== null) {
+    const data = JSON.stringify(cause.data)
+    return `${cause.message}: ${data.length > 2000 ? `${data.slice(0, 2000)}…` : data}`
+  }
   if (cause instanceof Error) return cause.message
   if (typeof cause === "object" && cause !== null && "message" in cause) return String(cause.message)
   return String(cause)

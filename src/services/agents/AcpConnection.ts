@@ -1,0 +1,98 @@
+import {
+  AGENT_METHODS,
+  type AnyMessage,
+  CLIENT_METHODS,
+  type InitializeRequest,
+  type InitializeResponse,
+  type LoadSessionRequest,
+  type NewSessionRequest,
+  type NewSessionResponse,
+  type PromptRequest,
+  type PromptResponse,
+  type RequestPermissionRequest,
+  type RequestPermissionResponse
+} from "@agentclientprotocol/sdk"
+
+/** A JSON-RPC error the agent answered with: code, message and its `data`, kept whole. */
+export class AcpRequestError extends Error {
+  constructor(readonly code: number, message: string, readonly data: unknown) {
+    super(message)
+  }
+}
+
+/** What the gateway answers when the agent asks something of its client. */
+export interface AcpClientHandlers {
+  readonly requestPermission: (request: RequestPermissionRequest) => RequestPermissionResponse
+}
+
+type Pending = { readonly resolve: (result: any) => void; readonly reject: (error: Error) => void }
+
+/**
+ * The client side of an ACP connection, over newline-delimited JSON-RPC on an agent's stdio.
+ * The ACP SDK's own connection runs every message through web streams and a schema pass; on a
+ * turn's path that cost more than the rest of the turn, so the wire is handled here, with the
+ * SDK's types and method names. `send` writes one message; `receive` takes each message the
+ * agent writes; `close` fails every call still waiting once the agent has gone.
+ */
+export const makeAcpConnection = (send: (message: AnyMessage) => void, handlers: AcpClientHandlers) => {
+  const pending = new Map<number, Pending>()
+  let nextId = 0
+  let closed = false
+
+  const request = <A>(method: string, params: unknown) =>
+    new Promise<A>((resolve, reject) => {
+      if (closed) return reject(new Error("the agent's connection is closed"))
+      const id = nextId++
+      pending.set(id, { resolve, reject })
+      send({ jsonrpc: "2.0", id, method, params } as AnyMessage)
+    })
+
+  /** The agent's own requests: permissions are answered by the policy, the rest is not offered. */
+  const answer = (id: string | number, method: string, params: unknown) => {
+    if (method === CLIENT_METHODS.session_request_permission) {
+      const result = handlers.requestPermission(params as RequestPermissionRequest)
+      return send({ jsonrpc: "2.0", id, result } as AnyMessage)
+    }
+    send({ jsonrpc: "2.0", id, error: { code: -32601, message: `Method not found: ${method}` } } as AnyMessage)
+  }
+
+  const receive = (message: Record<string, unknown>) => {
+    const id = message["id"]
+    if (typeof message["method"] === "string") {
+      // A request from the agent, or a notification (`session/update`: the recorder keeps it).
+      if (typeof id === "string" || typeof id === "number") answer(id, message["method"], message["params"])
+      return
+    }
+    const waiting = typeof id === "number" ? pending.get(id) : undefined
+    if (waiting === undefined) return
+    pending.delete(id as number)
+    const error = message["error"] as { code?: unknown; message?: unknown; data?: unknown } | undefined
+    if (error !== undefined && error !== null) {
+      waiting.reject(
+        new AcpRequestError(
+          typeof error.code === "number" ? error.code : -32603,
+          typeof error.message === "string" ? error.message : "Internal error",
+          error.data
+        )
+      )
+    } else waiting.resolve(message["result"])
+  }
+
+  const close = () => {
+    if (closed) return
+    closed = true
+    for (const waiting of pending.values()) waiting.reject(new Error("the agent's connection closed"))
+    pending.clear()
+  }
+
+  return {
+    receive,
+    close,
+    initialize: (params: InitializeRequest) => request<InitializeResponse>(AGENT_METHODS.initialize, params),
+    newSession: (params: NewSessionRequest) => request<NewSessionResponse>(AGENT_METHODS.session_new, params),
+    loadSession: (params: LoadSessionRequest) => request<unknown>(AGENT_METHODS.session_load, params),
+    prompt: (params: PromptRequest) => request<PromptResponse>(AGENT_METHODS.session_prompt, params),
+    cancel: (sessionId: string) =>
+      send({ jsonrpc: "2.0", method: AGENT_METHODS.session_cancel, params: { sessionId } } as AnyMessage)
+  } as const
+}
