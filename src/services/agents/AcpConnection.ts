@@ -1,17 +1,30 @@
-import {
-  AGENT_METHODS,
-  type AnyMessage,
-  CLIENT_METHODS,
-  type InitializeRequest,
-  type InitializeResponse,
-  type LoadSessionRequest,
-  type NewSessionRequest,
-  type NewSessionResponse,
-  type PromptRequest,
-  type PromptResponse,
-  type RequestPermissionRequest,
-  type RequestPermissionResponse
+import type * as Acp from "@agentclientprotocol/sdk"
+import type {
+  AnyMessage,
+  InitializeRequest,
+  InitializeResponse,
+  LoadSessionRequest,
+  NewSessionRequest,
+  NewSessionResponse,
+  PromptRequest,
+  PromptResponse,
+  RequestPermissionRequest,
+  RequestPermissionResponse
 } from "@agentclientprotocol/sdk"
+
+// The protocol version and method names this client speaks, checked against the SDK's own. Named
+// here because importing the SDK's values would load all of its schemas into the gateway.
+export const PROTOCOL_VERSION: typeof Acp.PROTOCOL_VERSION = 1
+const AGENT_METHODS = {
+  initialize: "initialize",
+  session_new: "session/new",
+  session_load: "session/load",
+  session_prompt: "session/prompt",
+  session_cancel: "session/cancel"
+} as const satisfies Partial<typeof Acp.AGENT_METHODS>
+const CLIENT_METHODS = {
+  session_request_permission: "session/request_permission"
+} as const satisfies Partial<typeof Acp.CLIENT_METHODS>
 
 /** A JSON-RPC error the agent answered with: code, message and its `data`, kept whole. */
 export class AcpRequestError extends Error {
