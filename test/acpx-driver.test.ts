@@ -4,10 +4,11 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect } from "effect"
-import { execFileSync } from "node:child_process"
+import { execFile, execFileSync } from "node:child_process"
 import { mkdtempSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { promisify } from "node:util"
 import { AgentPool } from "../src/services/sessions/AgentPool.js"
 import { acpxBin, agentCommandLine } from "../src/services/agents/AcpxDriver.js"
 import { scriptedAgentPath } from "../src/services/agents/AgentRegistry.js"
@@ -177,10 +178,14 @@ describe("the acpx driver", () => {
 
       // Someone closes the named session behind the gateway's back.
       const agent = agentCommandLine(["env", `HOME=${process.env["HOME"]}`, ...agentArgv])
-      execFileSync(
-        process.execPath,
-        [acpxBin, "--format", "json", "--cwd", created.body.cwd, "--agent", agent, "sessions", "close", sid],
-        { env: { ...process.env, HOME: acpxHome }, stdio: "ignore" }
+      // Not execFileSync: the gateway under test shares this event loop, and blocking it for seconds
+      // lets its keep-alive timer close the client's socket just as the next request goes out.
+      yield* Effect.promise(() =>
+        promisify(execFile)(
+          process.execPath,
+          [acpxBin, "--format", "json", "--cwd", created.body.cwd, "--agent", agent, "sessions", "close", sid],
+          { env: { ...process.env, HOME: acpxHome } }
+        )
       )
       const lost = yield* turn(sid, { prompt: "anyone there?" })
       expect(lost.status).toBe(502)
