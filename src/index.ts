@@ -10,6 +10,7 @@ export * from "./domain/Errors.js"
 export * from "./domain/Ids.js"
 export * from "./domain/Run.js"
 export * from "./domain/Session.js"
+export * from "./domain/Turn.js"
 
 // Clients: a typed Effect client over the Api, and an openapi-fetch one from the document.
 export { type Client, makeClient } from "./client/EffectClient.js"
@@ -28,7 +29,8 @@ export { ClaudeRunner, parseResultText } from "./services/agents/ClaudeRunner.js
 export { Ledger, SessionEvent } from "./services/ledger/Ledger.js"
 export { renderPrometheus, scrapeMetrics } from "./services/observability/Metrics.js"
 export { answerPermission } from "./services/agents/Permissions.js"
-export { Sessions, SessionsDrain, type TurnError } from "./services/sessions/Sessions.js"
+export { type AcceptedTurn, Sessions, SessionsDrain, type TurnError } from "./services/sessions/Sessions.js"
+export { LiveTurn, type TurnFeed, type TurnStreamEnd } from "./services/sessions/TurnFeed.js"
 export { type SweepCounts, Sweeper, SweeperLoop, sweepOnce } from "./services/sessions/Sweeper.js"
 export { Workspaces } from "./services/sessions/Workspaces.js"
 

@@ -36,12 +36,13 @@ describe("agent crash", () => {
       expect(crashed.body.message).toContain("exit code 17")
       expect(isAlive(firstPid!)).toBe(false)
 
+      // The crashed turn was accepted, so it counts and is stored (failed): issue 11.
       const state = yield* request("GET", `/sessions/${sid}`, { token: appToken })
-      expect(state.body).toMatchObject({ status: "open", turn_count: 1 })
+      expect(state.body).toMatchObject({ status: "open", turn_count: 2 })
 
       const resumed = yield* turn(sid, { prompt: "history" })
       expect(resumed.status).toBe(200)
-      expect(resumed.body.turn_index).toBe(2)
+      expect(resumed.body.turn_index).toBe(3)
       // The new process loaded the same ACP session: it remembers the first prompt.
       expect(agentText(resumed.body.events)).toContain("remember this")
       const pids = startedPids(log)
@@ -94,7 +95,8 @@ describe("turn timeout", () => {
       expect(isAlive(pid!)).toBe(false)
       const next = yield* turn(sid, { prompt: "again" })
       expect(next.status).toBe(200)
-      expect(next.body.turn_index).toBe(1)
+      // The timed-out turn was accepted and keeps its index (stored as failed): issue 11.
+      expect(next.body.turn_index).toBe(2)
       expect(startedPids(log)).toHaveLength(2)
     }).pipe(Effect.provide(gateway(log, { CLAWDFORGE_TURN_TIMEOUT_SECS: "1" })))
   })

@@ -4,7 +4,7 @@
  */
 import { FetchHttpClient, HttpServer } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Schedule } from "effect"
 import { makeClient } from "../src/client/EffectClient.js"
 import { createFetchClient } from "../src/client/FetchClient.js"
 import type { AcpMessage } from "../src/domain/Session.js"
@@ -15,7 +15,7 @@ const events: ReadonlyArray<AcpMessage> = [
   {
     jsonrpc: "2.0",
     method: "session/update",
-    params: { sessionUpdate: "agent_message_chunk", content: { type: "text", text: "hello" } }
+    params: { sessionId: "fake-1", update: { sessionUpdate: "agent_message_chunk", content: { type: "text", text: "hello" } } }
   },
   { jsonrpc: "2.0", id: "req-1", result: { stopReason: "end_turn" } }
 ]
@@ -68,12 +68,32 @@ describe("Effect client (HttpApiClient)", () => {
       expect(streamed.slice(0, -1).every((event) => event.event === "acp")).toBe(true)
       expect(streamed.at(-1)).toEqual({
         event: "done",
+        id: "1.1",
         data: { ok: true, session_id: id, turn_index: 1, stop_reason: "end_turn" }
       })
       // Typed: the event name narrows the data.
       const done = streamed.find((event) => event.event === "done")
       expect(done?.event === "done" ? done.data.turn_index : undefined).toBe(1)
       expect(yield* client.getSession({ path: { id } })).toMatchObject({ turn_count: 1 })
+    }).pipe(Effect.provide(gateway())))
+
+  it.scopedLive("stored turns: queue one (202), read it, list it, stream it resumed after Last-Event-ID", () =>
+    Effect.gen(function*() {
+      const client = yield* effectClient(appToken)
+      const { session_id: id } = yield* client.createSession({ payload: { agent: "claude" } })
+      const accepted = yield* client.queueTurn({ path: { id }, payload: { prompt: "say hello" } })
+      expect(accepted).toEqual({ ok: true, session_id: id, turn_index: 1, status: "queued" })
+      const turn = yield* client.getTurn({ path: { id, n: 1 } }).pipe(
+        Effect.repeat({ until: (turn) => turn.status === "completed", schedule: Schedule.spaced("10 millis") }),
+        Effect.zipRight(client.getTurn({ path: { id, n: 1 } }))
+      )
+      expect(turn).toMatchObject({ ok: true, turn_index: 1, prompt: "say hello", text: "hello", events })
+      const list = yield* client.listTurns({ path: { id }, urlParams: { after: 0, limit: 10 } })
+      expect(list.turns.map((t) => [t.turn_index, t.status])).toEqual([[1, "completed"]])
+      const resumed = yield* client.streamStoredTurn({ path: { id, n: 1 }, headers: { "last-event-id": "1.1" } })
+      expect(resumed.map((event) => [event.event, event.id])).toEqual([["acp", "1.2"], ["done", "1.3"]])
+      const missing = yield* Effect.flip(client.getTurn({ path: { id, n: 2 } }))
+      expect(missing).toMatchObject({ _tag: "TurnNotFound", error: "turn_not_found" })
     }).pipe(Effect.provide(gateway())))
 
   it.scopedLive("errors are typed failures: 401, 404 for another app, 410 after close", () =>
@@ -130,6 +150,39 @@ describe("fetch client (openapi-typescript + openapi-fetch)", () => {
       expect(closed.data).toEqual({ ok: true })
       const again = yield* Effect.promise(() => client.DELETE("/sessions/{id}", { params: path }))
       expect(again.data).toEqual({ ok: true, already_closed: true })
+    }).pipe(Effect.provide(gateway())))
+
+  it.scopedLive("stored turns: queue one (202), read it, list it, stream it resumed after Last-Event-ID", () =>
+    Effect.gen(function*() {
+      const client = yield* fetchClient(appToken)
+      const created = yield* Effect.promise(() => client.POST("/sessions", { body: { agent: "claude" } }))
+      const id = created.data!.session_id
+      const accepted = yield* Effect.promise(() =>
+        client.POST("/sessions/{id}/turns", { params: { path: { id } }, body: { prompt: "say hello" } })
+      )
+      expect(accepted.response.status).toBe(202)
+      expect(accepted.data).toEqual({ ok: true, session_id: id, turn_index: 1, status: "queued" })
+      let turn = yield* Effect.promise(() => client.GET("/sessions/{id}/turns/{n}", { params: { path: { id, n: 1 } } }))
+      for (let i = 0; i < 100 && turn.data?.status !== "completed"; i++) {
+        yield* Effect.sleep("10 millis")
+        turn = yield* Effect.promise(() => client.GET("/sessions/{id}/turns/{n}", { params: { path: { id, n: 1 } } }))
+      }
+      expect(turn.data).toMatchObject({ status: "completed", text: "hello", events })
+      const list = yield* Effect.promise(() =>
+        client.GET("/sessions/{id}/turns", { params: { path: { id }, query: { after: 0, limit: 10 } } })
+      )
+      expect(list.data?.turns.map((t) => t.turn_index)).toEqual([1])
+      const stream = yield* Effect.promise(() =>
+        client.GET("/sessions/{id}/turns/{n}/stream", {
+          params: { path: { id, n: 1 }, header: { "Last-Event-ID": "1.2" } },
+          parseAs: "text"
+        })
+      )
+      expect(stream.response.headers.get("content-type")).toContain("text/event-stream")
+      expect(stream.data).toMatch(/^event: done\nid: 1\.3\ndata: /)
+      const missing = yield* Effect.promise(() => client.GET("/sessions/{id}/turns/{n}", { params: { path: { id, n: 9 } } }))
+      expect(missing.response.status).toBe(404)
+      expect(missing.error).toMatchObject({ ok: false, error: "turn_not_found" })
     }).pipe(Effect.provide(gateway())))
 
   it.scopedLive("errors are typed bodies with their status: 401, 404 for another app, 410 after close", () =>

@@ -60,7 +60,9 @@ const inspect = (file: string, sids: ReadonlyArray<string>) => {
       const row = db.prepare("SELECT turn_count, closed_at FROM sessions WHERE session_id = ?").get(sid)
       const turns = db.prepare("SELECT detail FROM session_events WHERE session_id = ? AND event = 'turn' ORDER BY id")
         .all(sid).map((r) => JSON.parse(r.detail).turn_index as number)
-      return { turnCount: row.turn_count as number, closedAt: row.closed_at as number | null, turns }
+      const stored = db.prepare("SELECT turn_index, status FROM turns WHERE session_id = ? ORDER BY turn_index")
+        .all(sid) as Array<{ turn_index: number; status: string }>
+      return { turnCount: row.turn_count as number, closedAt: row.closed_at as number | null, turns, stored }
     })
     return { integrity, sessions }
   } finally {
@@ -115,9 +117,20 @@ describe("durability", () => {
           expect(ok).toEqual(Array.from({ length: ok.length }, (_, i) => answeredSoFar[s]! + 1 + i))
           expect(state.closedAt).toBeNull()
           expect(state.turnCount).toBeGreaterThanOrEqual(ok.at(-1)!)
-          // At most the one turn in flight at the kill was committed without an answer.
+          // At most the one turn in flight at the kill was accepted without an answer.
           expect(state.turnCount).toBeLessThanOrEqual(ok.at(-1)! + 1)
-          expect(state.turns).toEqual(Array.from({ length: state.turnCount }, (_, i) => i + 1))
+          // Every accepted turn is stored (issue 11); those the agent answered are completed, with
+          // their `turn` event; the one in flight, if any, is left unfinished (until the restart).
+          expect(state.stored.map((t) => t.turn_index)).toEqual(Array.from({ length: state.turnCount }, (_, i) => i + 1))
+          const completed = state.stored.filter((t) => t.status === "completed").map((t) => t.turn_index)
+          expect(completed).toEqual(expect.arrayContaining(ok))
+          expect(state.turns).toEqual(completed)
+          const unfinished = state.stored.filter((t) => t.status === "queued" || t.status === "running")
+          expect(unfinished.length).toBeLessThanOrEqual(1)
+          // Left unfinished by an earlier kill: `interrupted` since that restart.
+          const interrupted = state.stored.filter((t) => t.status === "interrupted")
+          expect(interrupted.length).toBeLessThanOrEqual(cycle - 1)
+          expect(completed.length + unfinished.length + interrupted.length).toBe(state.turnCount)
         }
 
         // Restart on the same database: each session answers its next turn.

@@ -35,6 +35,10 @@ const expectedErrors: Record<string, ReadonlyArray<number>> = {
   createSession: [401, 502, 503],
   runTurn: [401, 410, 502, 503, 504],
   streamTurn: [401, 410, 502, 503],
+  queueTurn: [401, 410, 502, 503],
+  listTurns: [401],
+  getTurn: [401],
+  streamStoredTurn: [401],
   cancelTurn: [401],
   getSession: [401],
   listSessions: [401],
@@ -89,7 +93,8 @@ describe("/openapi.json", () => {
       for (const { operation } of found) {
         const statuses = Object.keys(operation.responses).map(Number).filter((status) => status >= 400)
         expect(statuses, operation.operationId).toEqual([400, 404, 413, ...expectedErrors[operation.operationId]!].sort())
-        expect(operation.responses[200].description).not.toBe("Success")
+        const success = Object.keys(operation.responses).find((status) => status.startsWith("2"))!
+        expect(operation.responses[success].description).not.toBe("Success")
         expect(operation.summary).toBeTypeOf("string")
         for (const status of statuses) {
           const response = operation.responses[status]
@@ -190,7 +195,7 @@ describe("/openapi.json", () => {
         expect(Either.isRight(decode(example.value)), JSON.stringify(example.value)).toBe(true)
       }
     }
-    expect(bodies).toBe(4)
+    expect(bodies).toBe(5)
   })
 
   it("a streamed turn is text/event-stream, with the data of each event as schemas", () => {
@@ -212,6 +217,33 @@ describe("/openapi.json", () => {
     for (const status of [401, 404, 410, 502, 503]) {
       expect(Object.keys(operation.responses[status].content), String(status)).toEqual(["application/json"])
     }
+  })
+})
+
+describe("stored turns", () => {
+  it("a turn's stored stream is text/event-stream like /turn/stream, resumed with a Last-Event-ID header", () => {
+    const spec = OpenApi.fromApi(Api)
+    const operation: any = spec.paths["/sessions/{id}/turns/{n}/stream"]!.get
+    expect(Object.keys(operation.responses[200].content)).toEqual(["text/event-stream"])
+    expect(operation.responses[200].content["text/event-stream"].schema).toEqual({
+      $ref: "#/components/schemas/TurnStreamEventData"
+    })
+    for (const event of ["`event: acp`", "`event: done`", "`event: error`", "`Last-Event-ID`"]) {
+      expect(operation.description).toContain(event)
+    }
+    const header = operation.parameters.find((p: any) => p.in === "header")
+    expect(header).toMatchObject({ name: "Last-Event-ID", required: false, schema: { type: "string" } })
+    expect(operation.parameters.find((p: any) => p.name === "n").schema).toMatchObject({ type: "integer", minimum: 1 })
+    // The async turn answers 202.
+    const queued: any = spec.paths["/sessions/{id}/turns"]!.post
+    expect(Object.keys(queued.responses).filter((status) => status.startsWith("2"))).toEqual(["202"])
+    expect(queued.responses[202].content["application/json"].schema).toEqual({ $ref: "#/components/schemas/TurnAccepted" })
+    const list: any = spec.paths["/sessions/{id}/turns"]!.get
+    expect(list.parameters.map((p: any) => [p.name, p.schema.type, p.schema.minimum, p.schema.maximum])).toEqual([
+      ["id", "string", undefined, undefined],
+      ["after", "integer", 0, 2147483647],
+      ["limit", "integer", 1, 1000]
+    ])
   })
 })
 

@@ -125,8 +125,16 @@ describe("races", () => {
         // The turns that answered 200 are exactly the ones the ledger counted, in order.
         const ok = replies.filter((r) => r.status === 200).map((r) => r.body.turn_index as number).sort((a, b) => a - b)
         expect(ok).toEqual(Array.from({ length: ok.length }, (_, i) => i + 2))
+        // Every accepted turn is stored (issue 11): the 200s completed, those the close caught
+        // queued or running cancelled; the session counts them all.
+        const stored: Array<any> = (yield* request("GET", `/sessions/${sid}/turns`, { token: appToken })).body.turns
+        expect(stored.filter((t) => t.status === "completed").map((t) => t.turn_index)).toEqual([1, ...ok])
+        for (const t of stored.filter((t) => t.status !== "completed")) {
+          expect(t).toMatchObject({ status: "cancelled", error: { error: "session_closed" } })
+        }
+        expect(stored.map((t) => t.turn_index)).toEqual(Array.from({ length: stored.length }, (_, i) => i + 1))
         const state = yield* request("GET", `/sessions/${sid}`, { token: appToken })
-        expect(state.body).toMatchObject({ status: "closed", turn_count: 1 + ok.length })
+        expect(state.body).toMatchObject({ status: "closed", turn_count: stored.length })
         const trail = yield* events(sid)
         expect(trail.filter((e) => e.event === "close")).toHaveLength(1)
         expect(trail.filter((e) => e.event === "sweep_close")).toHaveLength(0)

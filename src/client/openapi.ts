@@ -147,9 +147,75 @@ export interface paths {
          *
          *     The response schema is the union of the three data shapes (`TurnStreamEventData`); tell them apart by the event name. Errors found before the stream starts (unknown or closed session, full pool, bad body, no token) are JSON replies with their status, as for `/turn`.
          *
+         *     Every event has `id: <turn_index>.<seq>`: after a dropped connection, resume with `GET /sessions/{id}/turns/{n}/stream` and `Last-Event-ID`.
+         *
          *     Every POST runs a new turn: do not let a client re-send it on its own after a dropped connection (generated SSE clients retry by default; allow them one attempt). A client that disconnects does not stop the turn, and the turn is still recorded.
          */
         post: operations["streamTurn"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sessions/{id}/turns": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The session's turns, oldest first, without their messages
+         * @description Every accepted turn is stored, whatever its outcome: queued, running, completed, failed, cancelled, or interrupted (the gateway stopped during it). Page with `after` (the last `turn_index` seen, default 0) and `limit` (1 to 1000, default 100).
+         */
+        get: operations["listTurns"];
+        put?: never;
+        /**
+         * Queue one prompt and answer at once (async turn)
+         * @description Body as `/turn`. The turn is recorded (`queued`) with the next `turn_index` before this answers 202, and runs in the session's mailbox order like any other turn. Read it back with `GET /sessions/{id}/turns/{n}` (poll until its `status` is no longer `queued` or `running`), or follow it with `GET /sessions/{id}/turns/{n}/stream`.
+         */
+        post: operations["queueTurn"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sessions/{id}/turns/{n}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One stored turn with its messages and text
+         * @description `events` are the turn's ACP messages in order (those so far while it runs); `text` joins the text of its `agent_message_chunk` updates: what the agent said.
+         */
+        get: operations["getTurn"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sessions/{id}/turns/{n}/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The turn's events from its start (or after `Last-Event-ID`), then live ones
+         * @description Answers `text/event-stream` with the events of `/turn/stream`: `event: acp` per ACP message (`AcpMessage`), then `event: done` (`TurnDone`) or `event: error` (`TurnStreamError`), which ends the stream. The messages stored so far come first, then the live ones while the turn runs. Every event has `id: <turn_index>.<seq>` (`seq` counts the turn's events from 1); send the last id you received as `Last-Event-ID` and the stream resumes right after that event: nothing twice, nothing missing. A turn interrupted by a gateway restart ends with `error` `turn_interrupted`. Reading never changes the turn; it may be read any number of times.
+         */
+        get: operations["streamStoredTurn"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -509,6 +575,121 @@ export interface components {
             timeout_secs: number;
             /** @enum {string} */
             _tag: "TurnTimeout";
+        };
+        /** @description The turn is recorded and waits in the session's mailbox */
+        TurnAccepted: {
+            /** @enum {boolean} */
+            ok: true;
+            /** @description Opaque session id (16+ url-safe characters) */
+            session_id: string;
+            /** @description The index the turn took; read it back at `/turns/{n}` */
+            turn_index: number;
+            /** @enum {string} */
+            status: "queued";
+        };
+        /** @description A page of the session's turns, oldest first */
+        TurnList: {
+            /** @enum {boolean} */
+            ok: true;
+            /** @description How many turns `turns` holds */
+            count: number;
+            turns: components["schemas"]["TurnSummary"][];
+        };
+        /** @description A stored turn, without its messages */
+        TurnSummary: {
+            /** @description Opaque session id (16+ url-safe characters) */
+            session_id: string;
+            /** @description The turn's number in its session, from 1 */
+            turn_index: number;
+            /**
+             * @description `queued` once accepted, `running` while the agent works on it, then `completed` (the agent answered), `failed` (the agent failed or the turn timed out), `cancelled` (cancelled, or the session was closed under it) or `interrupted` (the gateway stopped during it: its outcome is unknown)
+             * @enum {string}
+             */
+            status: "queued" | "running" | "completed" | "failed" | "cancelled" | "interrupted";
+            /** @description The prompt as it was sent */
+            prompt: string;
+            /** @description The files the turn named (empty when none) */
+            files: string[];
+            /** @description Unix time, in whole seconds */
+            accepted_at: number;
+            /** @description When the agent got it; null while queued */
+            started_at: number | null;
+            /** @description When it ended; null until then */
+            ended_at: number | null;
+            /** @description How long the agent worked on it, in ms */
+            duration_ms: number | null;
+            /** @description The prompt response's `stopReason`; null unless the agent answered */
+            stop_reason: string | null;
+            usage: components["schemas"]["TurnUsage"];
+            /** @description Why it did not complete; null otherwise */
+            error: components["schemas"]["TurnFailure"] | null;
+        };
+        /** @description What the turn used, as far as the agent reports it */
+        TurnUsage: {
+            /** @description Input tokens of the turn; null when the agent does not say */
+            input_tokens: number | null;
+            /** @description Output tokens of the turn; null when the agent does not say */
+            output_tokens: number | null;
+            /** @description All tokens of the turn; null when the agent does not say */
+            total_tokens: number | null;
+            /** @description What the turn cost, in US dollars; null when the agent does not say */
+            cost_usd: number | null;
+        };
+        /** @description Why the turn did not complete */
+        TurnFailure: {
+            /** @description A stable code: `agent_failed`, `turn_timeout`, `session_closed`, `turn_interrupted`, ... */
+            error: string;
+            /** @description What happened, for people */
+            message: string;
+        };
+        /** @description A stored turn with its messages */
+        TurnDetail: {
+            /** @enum {boolean} */
+            ok: true;
+            /** @description Opaque session id (16+ url-safe characters) */
+            session_id: string;
+            /** @description The turn's number in its session, from 1 */
+            turn_index: number;
+            /**
+             * @description `queued` once accepted, `running` while the agent works on it, then `completed` (the agent answered), `failed` (the agent failed or the turn timed out), `cancelled` (cancelled, or the session was closed under it) or `interrupted` (the gateway stopped during it: its outcome is unknown)
+             * @enum {string}
+             */
+            status: "queued" | "running" | "completed" | "failed" | "cancelled" | "interrupted";
+            /** @description The prompt as it was sent */
+            prompt: string;
+            /** @description The files the turn named (empty when none) */
+            files: string[];
+            /** @description Unix time, in whole seconds */
+            accepted_at: number;
+            /** @description When the agent got it; null while queued */
+            started_at: number | null;
+            /** @description When it ended; null until then */
+            ended_at: number | null;
+            /** @description How long the agent worked on it, in ms */
+            duration_ms: number | null;
+            /** @description The prompt response's `stopReason`; null unless the agent answered */
+            stop_reason: string | null;
+            usage: components["schemas"]["TurnUsage"];
+            /** @description Why it did not complete; null otherwise */
+            error: components["schemas"]["TurnFailure"] | null;
+            /** @description What the agent said: its `agent_message_chunk` texts joined */
+            text: string;
+            /** @description The turn's ACP messages in order (so far, while it runs) */
+            events: components["schemas"]["AcpMessage"][];
+        };
+        /** @description The session has no turn with that index */
+        TurnNotFound: {
+            /** @enum {boolean} */
+            ok: false;
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
+            error: "turn_not_found";
+            /** @description What went wrong, for people */
+            message: string;
+            /** @enum {string} */
+            _tag: "TurnNotFound";
         };
         /** @description Whether a running turn was cancelled */
         CancelReply: {
@@ -1159,6 +1340,298 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PoolFull"] | components["schemas"]["ShuttingDown"];
+                };
+            };
+        };
+    };
+    listTurns: {
+        parameters: {
+            query?: {
+                /** @description Only turns with a greater `turn_index` (default 0) */
+                after?: number;
+                /** @description At most this many turns (default 100) */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The `session_id` that `POST /sessions` answered */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of the session's turns */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TurnList"];
+                };
+            };
+            /** @description Malformed or invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description `NotFound`: No such route; `SessionNotFound`: No such session for this app (another app's session is reported the same way) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+        };
+    };
+    queueTurn: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The `session_id` that `POST /sessions` answered */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description What to ask the agent */
+                    prompt: string;
+                    /** @description Paths the agent should look at, named to it before the prompt text (at most 100) */
+                    files?: string[];
+                };
+            };
+        };
+        responses: {
+            /** @description The turn is queued */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TurnAccepted"];
+                };
+            };
+            /** @description Malformed or invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description `NotFound`: No such route; `SessionNotFound`: No such session for this app (another app's session is reported the same way) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"];
+                };
+            };
+            /** @description The session is closed */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionClosed"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description The agent could not start, failed or exited; `events` holds what it said before */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentFailed"];
+                };
+            };
+            /** @description `PoolFull`: Every live agent slot is taken; `ShuttingDown`: The gateway is shutting down */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PoolFull"] | components["schemas"]["ShuttingDown"];
+                };
+            };
+        };
+    };
+    getTurn: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The `session_id` that `POST /sessions` answered */
+                id: string;
+                /** @description The turn's `turn_index` */
+                n: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The turn */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TurnDetail"];
+                };
+            };
+            /** @description Malformed or invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description `NotFound`: No such route; `SessionNotFound`: No such session for this app (another app's session is reported the same way); `TurnNotFound`: The session has no turn with that index */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"] | components["schemas"]["TurnNotFound"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+        };
+    };
+    streamStoredTurn: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The `id` of the last event the client received (`<turn_index>.<seq>`): the stream resumes right after it */
+                "Last-Event-ID"?: string;
+            };
+            path: {
+                /** @description The `session_id` that `POST /sessions` answered */
+                id: string;
+                /** @description The turn's `turn_index` */
+                n: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The turn's events, ending with `done` or `error` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["TurnStreamEventData"];
+                };
+            };
+            /** @description Malformed or invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description `NotFound`: No such route; `SessionNotFound`: No such session for this app (another app's session is reported the same way); `TurnNotFound`: The session has no turn with that index */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"] | components["schemas"]["TurnNotFound"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
                 };
             };
         };

@@ -18,6 +18,7 @@ import {
   SessionClosed,
   SessionNotFound,
   ShuttingDown,
+  TurnNotFound,
   TurnTimeout,
   Unauthorized,
   UnknownAgent
@@ -37,6 +38,7 @@ import {
   TurnRequest,
   TurnStreamEventData
 } from "./Session.js"
+import { ListTurnsParams, TurnAccepted, TurnDetail, TurnList, TurnPathParams, TurnStreamHeaders } from "./Turn.js"
 
 // Conventions every endpoint follows, so that generated clients and the docs page read well:
 // - groups are top-level (`{ topLevel: true }`) and endpoints are named verb-first in camelCase:
@@ -236,6 +238,8 @@ export class SessionsApi extends HttpApiGroup.make("sessions", { topLevel: true 
           "The response schema is the union of the three data shapes (`TurnStreamEventData`); tell them " +
           "apart by the event name. Errors found before the stream starts (unknown or closed session, " +
           "full pool, bad body, no token) are JSON replies with their status, as for `/turn`.\n\n" +
+          "Every event has `id: <turn_index>.<seq>`: after a dropped connection, resume with " +
+          "`GET /sessions/{id}/turns/{n}/stream` and `Last-Event-ID`.\n\n" +
           "Every POST runs a new turn: do not let a client re-send it on its own after a dropped " +
           "connection (generated SSE clients retry by default; allow them one attempt). A client that " +
           "disconnects does not stop the turn, and the turn is still recorded."
@@ -247,6 +251,88 @@ export class SessionsApi extends HttpApiGroup.make("sessions", { topLevel: true 
           payload: TurnRequest,
           examples: turnExamples
         })
+      )
+  )
+  .add(
+    HttpApiEndpoint.post("queueTurn", "/sessions/:id/turns")
+      .setPath(SessionIdParam)
+      .setPayload(TurnRequest)
+      .addSuccess(TurnAccepted)
+      .addError(SessionNotFound)
+      .addError(SessionClosed)
+      .addError(AgentFailed)
+      .addError(PoolFull)
+      .addError(ShuttingDown)
+      .annotate(OpenApi.Summary, "Queue one prompt and answer at once (async turn)")
+      .annotate(
+        OpenApi.Description,
+        "Body as `/turn`. The turn is recorded (`queued`) with the next `turn_index` before this answers " +
+          "202, and runs in the session's mailbox order like any other turn. Read it back with " +
+          "`GET /sessions/{id}/turns/{n}` (poll until its `status` is no longer `queued` or `running`), " +
+          "or follow it with `GET /sessions/{id}/turns/{n}/stream`."
+      )
+      .annotate(
+        OpenApi.Transform,
+        operation({ success: "The turn is queued", payload: TurnRequest, examples: turnExamples })
+      )
+  )
+  .add(
+    HttpApiEndpoint.get("listTurns", "/sessions/:id/turns")
+      .setPath(SessionIdParam)
+      .setUrlParams(ListTurnsParams)
+      .addSuccess(TurnList)
+      .addError(SessionNotFound)
+      .annotate(OpenApi.Summary, "The session's turns, oldest first, without their messages")
+      .annotate(
+        OpenApi.Description,
+        "Every accepted turn is stored, whatever its outcome: queued, running, completed, failed, " +
+          "cancelled, or interrupted (the gateway stopped during it). Page with `after` (the last " +
+          "`turn_index` seen, default 0) and `limit` (1 to 1000, default 100)."
+      )
+      .annotate(OpenApi.Transform, operation({ success: "A page of the session's turns" }))
+  )
+  .add(
+    HttpApiEndpoint.get("getTurn", "/sessions/:id/turns/:n")
+      .setPath(TurnPathParams)
+      .addSuccess(TurnDetail)
+      .addError(SessionNotFound)
+      .addError(TurnNotFound)
+      .annotate(OpenApi.Summary, "One stored turn with its messages and text")
+      .annotate(
+        OpenApi.Description,
+        "`events` are the turn's ACP messages in order (those so far while it runs); `text` joins the " +
+          "text of its `agent_message_chunk` updates: what the agent said."
+      )
+      .annotate(OpenApi.Transform, operation({ success: "The turn" }))
+  )
+  .add(
+    HttpApiEndpoint.get("streamStoredTurn", "/sessions/:id/turns/:n/stream")
+      .setPath(TurnPathParams)
+      .setHeaders(TurnStreamHeaders)
+      .addSuccess(TurnEventStream)
+      .addError(SessionNotFound)
+      .addError(TurnNotFound)
+      .annotate(OpenApi.Summary, "The turn's events from its start (or after `Last-Event-ID`), then live ones")
+      .annotate(
+        OpenApi.Description,
+        "Answers `text/event-stream` with the events of `/turn/stream`: `event: acp` per ACP message " +
+          "(`AcpMessage`), then `event: done` (`TurnDone`) or `event: error` (`TurnStreamError`), which " +
+          "ends the stream. The messages stored so far come first, then the live ones while the turn runs. " +
+          "Every event has `id: <turn_index>.<seq>` (`seq` counts the turn's events from 1); send the last " +
+          "id you received as `Last-Event-ID` and the stream resumes right after that event: nothing twice, " +
+          "nothing missing. A turn interrupted by a gateway restart ends with `error` `turn_interrupted`. " +
+          "Reading never changes the turn; it may be read any number of times."
+      )
+      .annotate(
+        OpenApi.Transform,
+        (op: Record<string, any>) => {
+          const done = operation({ success: "The turn's events, ending with `done` or `error`" })(op)
+          // Headers are declared lower-case; the document spells this one as RFC 8895 and browsers do.
+          for (const parameter of done.parameters ?? []) {
+            if (parameter.in === "header" && parameter.name === "last-event-id") parameter.name = "Last-Event-ID"
+          }
+          return done
+        }
       )
   )
   .add(

@@ -195,7 +195,7 @@ export interface Example<A> {
 /**
  * An endpoint's prose beyond its summary and description: what its 200 means, the examples of
  * its JSON body (typed against the payload schema, written to the document as the wire carries
- * them), and the headers of its 200.
+ * them), and the headers of its 200 (or other success status).
  */
 export const operation = <A, I>(options: {
   readonly success: string
@@ -205,7 +205,8 @@ export const operation = <A, I>(options: {
 }) =>
 (input: Json): Json => {
   const op: Json = structuredClone(input)
-  const ok: Json = { ...op.responses[200], description: options.success }
+  const status = Object.keys(op.responses).find((code) => code.startsWith("2")) ?? "200"
+  const ok: Json = { ...op.responses[status], description: options.success }
   if (options.successHeaders !== undefined) {
     ok.headers = Object.fromEntries(
       Object.entries(options.successHeaders).map(([name, { description }]) => [
@@ -214,7 +215,7 @@ export const operation = <A, I>(options: {
       ])
     )
   }
-  op.responses = { ...op.responses, 200: ok }
+  op.responses = { ...op.responses, [status]: ok }
   const media = op.requestBody?.content?.["application/json"]
   if (options.examples !== undefined && options.payload !== undefined && media !== undefined) {
     const encode = Schema.encodeSync(options.payload)

@@ -52,6 +52,12 @@ export class SessionNotFound extends Schema.TaggedError<SessionNotFound>()(
   })
 ) {}
 
+export class TurnNotFound extends Schema.TaggedError<TurnNotFound>()(
+  "TurnNotFound",
+  errorFields("turn_not_found"),
+  HttpApiSchema.annotations({ status: 404, description: "The session has no turn with that index" })
+) {}
+
 export class SessionClosed extends Schema.TaggedError<SessionClosed>()(
   "SessionClosed",
   errorFields("session_closed"),

@@ -1,54 +1,54 @@
 import { HttpServerResponse } from "@effect/platform"
-import { Effect, Exit, Queue, Stream } from "effect"
-import type { AcpMessage, TurnReply } from "../domain/Session.js"
-import type { TurnError } from "../services/sessions/Sessions.js"
+import { Effect, Queue, Stream } from "effect"
+import type { TurnFeed } from "../services/sessions/TurnFeed.js"
 
-type Item =
-  | { readonly _tag: "message"; readonly message: AcpMessage }
-  | { readonly _tag: "end"; readonly exit: Exit.Exit<TurnReply, TurnError> }
+interface Item {
+  readonly text: string
+  readonly last: boolean
+}
 
-const sse = (event: string, data: unknown) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`
-
-const encodeEnd = (exit: Exit.Exit<TurnReply, TurnError>): string =>
-  Exit.match(exit, {
-    onSuccess: ({ events: _events, ...reply }) => sse("done", reply),
-    onFailure: (cause) => {
-      const error = cause._tag === "Fail" ? cause.error : undefined
-      return sse("error", {
-        ok: false,
-        error: error?.error ?? "session_closed",
-        message: error?.message ?? "The turn was interrupted"
-      })
-    }
-  })
+const sse = (event: string, id: string, data: unknown) => `event: ${event}\nid: ${id}\ndata: ${JSON.stringify(data)}\n\n`
 
 /**
- * The turn as server-sent events: `acp` per message as it happens, then `done` or `error`.
- * The turn runs in the session's actor: a client that goes away stops only this stream.
+ * A turn as server-sent events: `acp` per message, then `done` or `error`. Every event has the
+ * id `<turn_index>.<seq>` (`seq` counts the turn's events from 1), and the stream starts after
+ * event `after` (0: from the start). The turn runs in the session's actor: a client that goes
+ * away stops only this stream.
  */
-export const turnEventStream = <E, R>(
-  start: (onMessage: (message: AcpMessage) => void) => Effect.Effect<Effect.Effect<TurnReply, TurnError>, E, R>
-) =>
-  Effect.gen(function*() {
-    const items = yield* Queue.unbounded<Item>()
-    const reply = yield* start((message) => Queue.unsafeOffer(items, { _tag: "message", message }))
-    const body = Stream.unwrapScoped(
-      Effect.gen(function*() {
-        // Every message is queued before the reply completes, so `end` comes last.
-        yield* reply.pipe(
-          Effect.exit,
-          Effect.flatMap((exit) => Queue.offer(items, { _tag: "end", exit })),
-          Effect.forkScoped
-        )
-        return Stream.fromQueue(items).pipe(
-          Stream.takeUntil((item) => item._tag === "end"),
-          Stream.map((item) => item._tag === "message" ? sse("acp", item.message) : encodeEnd(item.exit)),
-          Stream.encodeText
-        )
-      })
-    )
-    return HttpServerResponse.stream(body, {
-      contentType: "text/event-stream",
-      headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
+export const turnEventStream = (feed: TurnFeed, after = 0) => {
+  const prefix = `${feed.turnIndex}.`
+  const body = Stream.unwrapScoped(
+    Effect.gen(function*() {
+      const items = yield* Queue.unbounded<Item>()
+      let seq = 0
+      const message = (data: unknown) => {
+        if (++seq > after) Queue.unsafeOffer(items, { text: sse("acp", prefix + seq, data), last: false })
+      }
+      const end = (end: { readonly event: string; readonly data: unknown }) => {
+        // Resumed after the last event: nothing is left to send.
+        if (++seq > after) Queue.unsafeOffer(items, { text: sse(end.event, prefix + seq, end.data), last: true })
+        else Queue.unsafeOffer(items, { text: "", last: true })
+      }
+      // What the turn said so far is queued in the same synchronous step as the subscription,
+      // so later messages come after it.
+      yield* Effect.acquireRelease(
+        Effect.sync(() => {
+          const followed = feed.follow(message, end)
+          for (let i = 0; i < followed.count; i++) message(followed.messages[i])
+          if (followed.end !== undefined) end(followed.end)
+          return followed
+        }),
+        (followed) => Effect.sync(followed.unsubscribe)
+      )
+      return Stream.fromQueue(items).pipe(
+        Stream.takeUntil((item) => item.last),
+        Stream.map((item) => item.text),
+        Stream.encodeText
+      )
     })
+  )
+  return HttpServerResponse.stream(body, {
+    contentType: "text/event-stream",
+    headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
   })
+}

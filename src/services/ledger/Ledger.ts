@@ -1,7 +1,8 @@
 import { SqlClient, SqlSchema } from "@effect/sql"
 import { Clock, Effect, Option, Schema } from "effect"
 import type { AppName, SessionId } from "../../domain/Ids.js"
-import { Meta, type SessionStatus, Session } from "../../domain/Session.js"
+import { type AcpMessage, Meta, type SessionStatus, Session } from "../../domain/Session.js"
+import { type TurnStatus, TurnSummary } from "../../domain/Turn.js"
 import { DatabaseLive } from "./Database.js"
 
 /** What the audit trail records; `detail` is free-form JSON. */
@@ -13,6 +14,7 @@ export type SessionEventKind =
   | "sweep_close"
   | "agent_exit"
   | "agent_start"
+  | "turn_interrupted"
 
 export class SessionEvent extends Schema.Class<SessionEvent>("SessionEvent")({
   id: Schema.Int,
@@ -24,6 +26,72 @@ export class SessionEvent extends Schema.Class<SessionEvent>("SessionEvent")({
 
 // Rows are decoded once, here; building the Session from them skips a second validation.
 const SessionRow = Schema.Struct({ ...Session.fields, meta: Schema.parseJson(Meta) })
+
+/** How a turn ended, as its end write records it. */
+export interface StoredTurnEnd {
+  readonly status: Exclude<TurnStatus, "queued" | "running">
+  readonly startedAt: number | null
+  readonly endedAt: number
+  readonly durationMs: number | null
+  readonly stopReason: string | null
+  readonly error: { readonly error: string; readonly message: string } | null
+  readonly events: ReadonlyArray<AcpMessage>
+}
+
+/** A stored turn's row (`events` only when asked for). */
+interface TurnRow {
+  readonly session_id: string
+  readonly turn_index: number
+  readonly prompt: string
+  readonly files: string | null
+  readonly status: TurnStatus
+  readonly accepted_at: number
+  readonly started_at: number | null
+  readonly ended_at: number | null
+  readonly duration_ms: number | null
+  readonly stop_reason: string | null
+  readonly input_tokens: number | null
+  readonly output_tokens: number | null
+  readonly total_tokens: number | null
+  readonly cost_usd: number | null
+  readonly error: string | null
+  readonly error_message: string | null
+  readonly events?: string | null
+}
+
+// Rows are the ledger's own writes: built into the domain class without a second validation.
+const turnOfRow = (row: TurnRow) =>
+  new TurnSummary({
+    session_id: row.session_id as SessionId,
+    turn_index: row.turn_index,
+    status: row.status,
+    prompt: row.prompt,
+    files: row.files === null ? [] : JSON.parse(row.files),
+    accepted_at: row.accepted_at,
+    started_at: row.started_at,
+    ended_at: row.ended_at,
+    duration_ms: row.duration_ms,
+    stop_reason: row.stop_reason,
+    usage: {
+      input_tokens: row.input_tokens,
+      output_tokens: row.output_tokens,
+      total_tokens: row.total_tokens,
+      cost_usd: row.cost_usd
+    },
+    error: row.error === null ? null : { error: row.error, message: row.error_message ?? "" }
+  }, true)
+
+/** A stored turn with its messages. */
+export interface StoredTurn {
+  readonly turn: TurnSummary
+  readonly events: ReadonlyArray<AcpMessage>
+}
+
+/** What a turn that a dead gateway left unfinished reads as. */
+export const interruptedFailure = {
+  error: "turn_interrupted",
+  message: "The gateway stopped while the turn was queued or running: its outcome is unknown"
+} as const
 
 /** Integer Unix seconds from the Effect clock, so tests can drive time with `TestClock`. */
 export const nowSeconds = Effect.map(Clock.currentTimeMillis, (ms) => Math.floor(ms / 1000))
@@ -120,20 +188,85 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
       Effect.orDie
     )
 
+    const turnColumns = sql`
+      session_id, turn_index, prompt, files, status, accepted_at, started_at, ended_at, duration_ms, stop_reason,
+      input_tokens, output_tokens, total_tokens, cost_usd, error, error_message`
+
     /**
-     * Counts the turn of an open session and records it (its `turn` event is written by a
-     * trigger, in the same statement); returns the turn's 1-based index, or none when the
-     * session is closed (or gone) in the ledger.
+     * Accepts a turn of an open session: one statement stores it (`queued`) with the next index,
+     * and counts it on the session (trigger). None when the session is closed (or gone).
      */
     // On every turn's path: no `Effect.fn` (see `spanWhenTraced`).
-    const recordTurn = Effect.fnUntraced(
-      function*(id: SessionId, turn: { readonly at: number; readonly stopReason: string; readonly durationMs: number }) {
-        const rows = yield* sql<{ turn_count: number }>`
-          UPDATE sessions SET turn_count = turn_count + 1, last_turn_at = ${turn.at},
-            last_stop_reason = ${turn.stopReason}, last_turn_ms = ${turn.durationMs}
-          WHERE session_id = ${id} AND closed_at IS NULL RETURNING turn_count`
-        return Option.fromNullable(rows[0]?.turn_count)
+    const acceptTurn = Effect.fnUntraced(
+      function*(id: SessionId, turn: { readonly prompt: string; readonly files: ReadonlyArray<string>; readonly at: number }) {
+        const files = turn.files.length === 0 ? null : JSON.stringify(turn.files)
+        const rows = yield* sql<{ turn_index: number }>`
+          INSERT INTO turns (session_id, turn_index, prompt, files, status, accepted_at)
+          SELECT session_id, turn_count + 1, ${turn.prompt}, ${files}, 'queued', ${turn.at}
+          FROM sessions WHERE session_id = ${id} AND closed_at IS NULL
+          RETURNING turn_index`
+        return Option.fromNullable(rows[0]?.turn_index)
       },
+      Effect.orDie
+    )
+
+    /**
+     * A turn's end, in one statement: its status, timing, stop reason, error and messages; a turn
+     * the agent answered also sets the session's last turn and writes its `turn` event (trigger).
+     */
+    // On every turn's path: no `Effect.fn` (see `spanWhenTraced`).
+    const endTurn = Effect.fnUntraced(
+      function*(id: SessionId, turnIndex: number, end: StoredTurnEnd) {
+        yield* sql`UPDATE turns SET status = ${end.status}, started_at = ${end.startedAt}, ended_at = ${end.endedAt},
+            duration_ms = ${end.durationMs}, stop_reason = ${end.stopReason}, error = ${end.error?.error ?? null},
+            error_message = ${end.error?.message ?? null}, events = ${JSON.stringify(end.events)}
+          WHERE session_id = ${id} AND turn_index = ${turnIndex}`
+      },
+      Effect.orDie
+    )
+
+    /** The app's session's turns after `after`, oldest first, without their messages. */
+    const listTurns = Effect.fn("Ledger.listTurns")(
+      function*(id: SessionId, options: { readonly after: number; readonly limit: number }) {
+        const rows = yield* sql<TurnRow>`SELECT ${turnColumns} FROM turns
+          WHERE session_id = ${id} AND turn_index > ${options.after} ORDER BY turn_index LIMIT ${options.limit}`
+        return rows.map(turnOfRow)
+      },
+      Effect.orDie
+    )
+
+    /** One of the app's turns with its messages: one primary-key lookup (none for another app's). */
+    const getTurn = Effect.fn("Ledger.getTurn")(
+      function*(app: AppName, id: string, turnIndex: number) {
+        const rows = yield* sql<TurnRow>`SELECT ${turnColumns}, events FROM turns
+          WHERE session_id = ${id} AND turn_index = ${turnIndex}
+            AND EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = turns.session_id AND s.app_name = ${app})`
+        const row = rows[0]
+        if (row === undefined) return Option.none<StoredTurn>()
+        const events: ReadonlyArray<AcpMessage> = row.events === null || row.events === undefined
+          ? []
+          : JSON.parse(row.events)
+        return Option.some<StoredTurn>({ turn: turnOfRow(row), events })
+      },
+      Effect.orDie
+    )
+
+    /**
+     * At start-up: turns that a gateway which died left queued or running are `interrupted`, each
+     * with a `turn_interrupted` audit event, in one transaction; returns how many.
+     */
+    const interruptUnfinished = Effect.fn("Ledger.interruptUnfinished")(
+      function*(at: number) {
+        const unfinished = sql`status IN ('queued', 'running')`
+        yield* sql`INSERT INTO session_events (session_id, at, event, detail)
+          SELECT session_id, ${at}, 'turn_interrupted', json_object('turn_index', turn_index, 'status', status)
+          FROM turns WHERE ${unfinished} ORDER BY session_id, turn_index`
+        const rows = yield* sql`UPDATE turns SET status = 'interrupted', ended_at = ${at},
+            error = ${interruptedFailure.error}, error_message = ${interruptedFailure.message}, events = coalesce(events, '[]')
+          WHERE ${unfinished} RETURNING turn_index`
+        return rows.length
+      },
+      sql.withTransaction,
       Effect.orDie
     )
 
@@ -186,10 +319,12 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
       Effect.orDie
     )
 
-    /** Deletes sessions closed before `cutoff`, with their events; returns what was deleted. */
+    /** Deletes sessions closed before `cutoff`, with their events and turns; returns what was deleted. */
     const deleteClosedBefore = Effect.fn("Ledger.deleteClosedBefore")(
       function*(cutoff: number) {
         yield* sql`DELETE FROM session_events WHERE session_id IN (
+          SELECT session_id FROM sessions WHERE closed_at IS NOT NULL AND closed_at < ${cutoff})`
+        yield* sql`DELETE FROM turns WHERE session_id IN (
           SELECT session_id FROM sessions WHERE closed_at IS NOT NULL AND closed_at < ${cutoff})`
         const rows = yield* sql<{ session_id: SessionId; app_name: AppName; cwd: string }>`
           DELETE FROM sessions WHERE closed_at IS NOT NULL AND closed_at < ${cutoff}
@@ -219,7 +354,11 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
       listSessions,
       agentSessionId,
       setAgentSessionId,
-      recordTurn,
+      acceptTurn,
+      endTurn,
+      listTurns,
+      getTurn,
+      interruptUnfinished,
       recordEvent,
       closeSession,
       closeIdleBefore,

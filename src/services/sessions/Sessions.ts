@@ -1,7 +1,15 @@
-import { Deferred, Duration, Effect, ExecutionStrategy, Exit, Fiber, FiberMap, Layer, Metric, Option, Queue, Runtime, Schedule, Schema, Scope } from "effect"
+import { Clock, Deferred, Duration, Effect, ExecutionStrategy, Exit, Fiber, FiberMap, Layer, Metric, Option, Queue, Runtime, Schedule, Schema, Scope } from "effect"
 import { randomBytes } from "node:crypto"
 import type { AgentDefinition } from "../../domain/Agent.js"
-import { AgentFailed, PoolFull, SessionClosed, SessionNotFound, ShuttingDown, TurnTimeout } from "../../domain/Errors.js"
+import {
+  AgentFailed,
+  PoolFull,
+  SessionClosed,
+  SessionNotFound,
+  ShuttingDown,
+  TurnNotFound,
+  TurnTimeout
+} from "../../domain/Errors.js"
 import { type AppName, SessionId } from "../../domain/Ids.js"
 import { type CreateSessionRequest, Session, type TurnReply, type TurnRequest } from "../../domain/Session.js"
 import type { AcpMessage } from "../../domain/Session.js"
@@ -9,7 +17,9 @@ import type { AgentHandle, AgentLaunch, TurnOutcome } from "../agents/AgentDrive
 import { AgentPool } from "./AgentPool.js"
 import { AgentRegistry } from "../agents/AgentRegistry.js"
 import { AppConfig } from "../config/AppConfig.js"
-import { Ledger, nowSeconds } from "../ledger/Ledger.js"
+import { interruptedFailure, Ledger, nowSeconds, type StoredTurnEnd } from "../ledger/Ledger.js"
+import type { TurnDetail, TurnSummary } from "../../domain/Turn.js"
+import { endOfExit, LiveTurn, storedFeed, type TurnFeed } from "./TurnFeed.js"
 import { turnDuration, turnsTotal } from "../observability/Metrics.js"
 import { spanWhenTraced } from "../observability/Spans.js"
 import { Workspaces } from "./Workspaces.js"
@@ -24,8 +34,18 @@ export type TurnError = AgentFailed | TurnTimeout | SessionClosed | PoolFull
 /** One turn waiting in a session's mailbox. */
 interface Job {
   readonly request: TurnRequest
-  readonly onMessage: ((message: AcpMessage) => void) | undefined
+  /** Accepted: its index taken and its row stored (`queued`). */
+  readonly live: LiveTurn
   readonly reply: Deferred.Deferred<TurnReply, TurnError>
+}
+
+/** A turn accepted into a session's mailbox. */
+export interface AcceptedTurn {
+  readonly turnIndex: number
+  /** Its messages as they happen (and the ones before), for its streams. */
+  readonly feed: TurnFeed
+  /** Waits for its reply. */
+  readonly reply: Effect.Effect<TurnReply, TurnError>
 }
 
 /** What an actor's fiber and its callers share. */
@@ -36,6 +56,8 @@ interface ActorState {
   running: boolean
   /** Set when a turn found the session closed in the ledger by another process (the admin CLI). */
   closedInLedger: boolean
+  /** Its accepted turns until their end is stored, by index. */
+  readonly turns: Map<number, LiveTurn>
 }
 
 /** A live session: a fiber that owns the agent and works through its mailbox in order. */
@@ -46,6 +68,8 @@ interface Actor {
   readonly mailbox: Queue.Queue<Job>
   /** Done once the actor has stopped (and answered what was left in its mailbox). */
   readonly stopped: Deferred.Deferred<never, SessionClosed>
+  /** Accepting is one at a time, so that mailbox order is index order. */
+  readonly accepting: Effect.Semaphore
   /** Cancels the running turn, if any; true when there was one. */
   readonly cancel: Effect.Effect<boolean>
   readonly isRunning: Effect.Effect<boolean>
@@ -71,6 +95,57 @@ const recordTurnMetrics = (app: string, exit: Exit.Exit<TurnReply, TurnError>) =
 
 const newSessionId = () => SessionId.make(randomBytes(18).toString("base64url"))
 const isSessionId = Schema.is(SessionId)
+
+/** The text of a turn: its `agent_message_chunk` texts joined. */
+const agentText = (events: ReadonlyArray<AcpMessage>) => {
+  let text = ""
+  for (const event of events) {
+    if (event["method"] !== "session/update") continue
+    const update = (event["params"] as any)?.update
+    if (update?.sessionUpdate === "agent_message_chunk" && typeof update.content?.text === "string") {
+      text += update.content.text
+    }
+  }
+  return text
+}
+
+/** How a turn's end is stored, from how it ended. */
+const storedEnd = (
+  exit: Exit.Exit<TurnReply, TurnError>,
+  live: LiveTurn,
+  draining: boolean,
+  /** The Effect clock's now (timestamps follow it, as the rest of the ledger's do). */
+  nowMs: number
+): StoredTurnEnd => {
+  const durationMs = live.startedAt === undefined ? null : Date.now() - live.startedAt
+  const startedAt = durationMs === null ? null : Math.floor((nowMs - durationMs) / 1000)
+  const endedAt = Math.floor(nowMs / 1000)
+  if (Exit.isSuccess(exit)) {
+    const { events, stop_reason } = exit.value
+    return {
+      status: stop_reason === "cancelled" ? "cancelled" : "completed",
+      startedAt,
+      endedAt,
+      durationMs,
+      stopReason: stop_reason,
+      error: null,
+      events
+    }
+  }
+  const error = exit.cause._tag === "Fail" ? exit.cause.error : closedError("")
+  const closed = error._tag === "SessionClosed"
+  return {
+    status: closed ? (draining ? "interrupted" : "cancelled") : "failed",
+    startedAt,
+    endedAt,
+    durationMs,
+    stopReason: null,
+    error: closed && draining
+      ? interruptedFailure
+      : { error: error.error, message: closed ? "The session was closed before the turn ended" : error.message },
+    events: error._tag === "AgentFailed" && error.events !== undefined ? error.events as Array<AcpMessage> : live.messages
+  }
+}
 
 const closedError = (id: string) => new SessionClosed({ message: `Session ${id} is closed` })
 const notFound = (id: string) => new SessionNotFound({ message: `No session ${id.slice(0, 64)}` })
@@ -116,6 +191,11 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
     )
     yield* Effect.addFinalizer(() => drain)
 
+    // Turns that a gateway which died left queued or running: their outcome is unknown, and
+    // they say so (the sessions' next turns take the indexes after them).
+    const interrupted = yield* ledger.interruptUnfinished(yield* nowSeconds)
+    if (interrupted > 0) yield* Effect.logWarning(`${interrupted} turn(s) left unfinished by the last run are interrupted`)
+
     /** The caller's session, or 404: another app's session does not exist for this caller. */
     const owned = (app: AppName, id: string) =>
       isSessionId(id)
@@ -141,6 +221,30 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
         if (Option.getOrUndefined(previous) !== handle.agentSessionId) {
           yield* ledger.setAgentSessionId(id, handle.agentSessionId)
         }
+      })
+
+    /**
+     * Stores how the turn ended (one statement), then lets its streams and its caller know: the
+     * actor forgets it once the ledger has it.
+     */
+    const endTurn = (id: SessionId, state: ActorState, job: Job, exit: Exit.Exit<TurnReply, TurnError>) =>
+      Clock.currentTimeMillis.pipe(
+        Effect.flatMap((nowMs) => ledger.endTurn(id, job.live.turnIndex, storedEnd(exit, job.live, draining, nowMs))),
+        Effect.ensuring(Effect.sync(() => {
+          state.turns.delete(job.live.turnIndex)
+          job.live.finish(endOfExit(exit))
+        }))
+      )
+
+    /** A turn that will never run (its session stopped): stored as such and answered 410. */
+    const abandon = (id: SessionId, state: ActorState) => (job: Job) =>
+      Effect.suspend(() => {
+        if (job.live.end !== undefined) return Effect.void
+        const exit = Exit.fail(closedError(id))
+        return endTurn(id, state, job, exit).pipe(
+          Effect.catchAllCause(() => Effect.void),
+          Effect.zipRight(Deferred.done(job.reply, exit))
+        )
       })
 
     /** Runs a session: holds its pool slot and agent, takes turns from the mailbox one by one. */
@@ -202,7 +306,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
               expired = true
               runFork(expire(handle, turn))
             }, Duration.toMillis(config.turnTimeout))
-            return handle.prompt({ text: job.request.prompt, files: job.request.files ?? [], onMessage: job.onMessage })
+            return handle.prompt({ text: job.request.prompt, files: job.request.files ?? [], onMessage: job.live.push })
               .pipe(
                 Effect.ensuring(Effect.sync(() => clearTimeout(timer))),
                 Effect.catchAll((error) => Effect.fail(expired ? timeout : error)),
@@ -216,35 +320,28 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
             Effect.gen(function*() {
               const handle = yield* restore(ensureAgent)
               const startedAt = Date.now()
+              job.live.startedAt = startedAt
               state.running = true
               const outcome: TurnOutcome = yield* restore(runTurn(handle, job)).pipe(
                 Effect.ensuring(Effect.sync(() => state.running = false))
               )
               yield* Metric.update(turnDuration, (Date.now() - startedAt) / 1000)
-              // Commit the turn before anyone hears of it.
-              const turnIndex = yield* ledger.recordTurn(id, {
-                at: yield* nowSeconds,
-                stopReason: outcome.stopReason,
-                durationMs: Date.now() - startedAt
-              })
-              if (Option.isNone(turnIndex)) {
-                // Closed in the ledger behind the gateway's back (the admin CLI): the turn is not
-                // counted, later turns are refused at once, and the next sweep stops the agent.
-                state.closedInLedger = true
-                return yield* closedError(id)
-              }
               const reply: TurnReply = {
                 ok: true,
                 session_id: id,
-                turn_index: turnIndex.value,
+                turn_index: job.live.turnIndex,
                 stop_reason: outcome.stopReason,
                 events: outcome.events
               }
               return reply
             }).pipe(
               Effect.tapError((error) =>
-                error._tag === "SessionClosed" ? Effect.void : Effect.gen(function*() {
-                  yield* ledger.recordEvent(id, "turn_failed", { error: error.error, message: error.message })
+                Effect.gen(function*() {
+                  yield* ledger.recordEvent(id, "turn_failed", {
+                    turn_index: job.live.turnIndex,
+                    error: error.error,
+                    message: error.message
+                  })
                   if (!(yield* agent.handle.isAlive)) {
                     yield* ledger.recordEvent(id, "agent_exit", { pid: agent.handle.pid })
                   }
@@ -253,6 +350,8 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
               Effect.exit,
               // Interrupted: the session was closed under the turn.
               Effect.map((exit) => Exit.isInterrupted(exit) ? Exit.fail(closedError(id)) : exit),
+              // Commit the turn's end before anyone hears of it.
+              Effect.tap((exit) => endTurn(id, state, job, exit)),
               Effect.tap((exit) => recordTurnMetrics(session.app_name, exit)),
               Effect.flatMap((exit) => Deferred.done(job.reply, exit))
             )
@@ -289,12 +388,13 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
           const handle = started.value
           const mailbox = yield* Queue.unbounded<Job>()
           const stopped = yield* Deferred.make<never, SessionClosed>()
-          const state: ActorState = { current: handle, running: false, closedInLedger: false }
+          const state: ActorState = { current: handle, running: false, closedInLedger: false, turns: new Map() }
           const actor: Actor = {
             session,
             state,
             mailbox,
             stopped,
+            accepting: Effect.unsafeMakeSemaphore(1),
             cancel: Effect.suspend(() =>
               state.running && state.current !== undefined
                 ? Effect.as(state.current.cancel, true)
@@ -310,8 +410,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
                 Effect.all([
                   Deferred.fail(stopped, closedError(id)),
                   // Turns still in the mailbox will never run: answer them.
-                  Effect.flatMap(Queue.takeAll(mailbox), (jobs) =>
-                    Effect.forEach(jobs, (job) => Deferred.fail(job.reply, closedError(id)), { discard: true })),
+                  Effect.flatMap(Queue.takeAll(mailbox), (jobs) => Effect.forEach(jobs, abandon(id, state), { discard: true })),
                   forget,
                   Effect.sync(() => liveActors.get(id) === actor && liveActors.delete(id)),
                   Scope.close(slot, Exit.void)
@@ -376,43 +475,125 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
       }
     )
 
-    /** Puts the turn in the actor's mailbox and returns the wait for its reply. */
-    const enqueue = (actor: Actor, request: TurnRequest, onMessage: ((message: AcpMessage) => void) | undefined) =>
+    /**
+     * Accepts the turn (its row stored with the next index, one statement) and puts it in the
+     * actor's mailbox. Accepting is one at a time per session, so mailbox order is index order.
+     */
+    const enqueue = (actor: Actor, request: TurnRequest) =>
       Effect.gen(function*() {
         const id = actor.session.session_id
         const files = request.files === undefined || request.files.length === 0
           ? []
           : yield* workspaces.resolveFiles(actor.session.cwd, request.files)
-        const reply = yield* Deferred.make<TurnReply, TurnError>()
-        yield* Queue.offer(actor.mailbox, { request: { ...request, files }, onMessage, reply })
-        // The actor may have stopped (and emptied its mailbox) before this turn arrived.
-        if (yield* Deferred.isDone(actor.stopped)) yield* Deferred.fail(reply, closedError(id))
-        return Deferred.await(reply)
+        return yield* actor.accepting.withPermits(1)(Effect.gen(function*() {
+          if (yield* Deferred.isDone(actor.stopped)) return yield* closedError(id)
+          const turnIndex = yield* ledger.acceptTurn(id, {
+            prompt: request.prompt,
+            files: request.files ?? [],
+            at: yield* nowSeconds
+          })
+          if (Option.isNone(turnIndex)) {
+            // Closed in the ledger behind the gateway's back (the admin CLI): later turns are
+            // refused at once, and the next sweep stops the agent.
+            actor.state.closedInLedger = true
+            return yield* closedError(id)
+          }
+          const live = new LiveTurn(turnIndex.value)
+          actor.state.turns.set(live.turnIndex, live)
+          const reply = yield* Deferred.make<TurnReply, TurnError>()
+          const job: Job = { request: { ...request, files }, live, reply }
+          yield* Queue.offer(actor.mailbox, job)
+          // The actor may have stopped (and emptied its mailbox) before this turn arrived.
+          if (yield* Deferred.isDone(actor.stopped)) yield* abandon(id, actor.state)(job)
+          const accepted: AcceptedTurn = { turnIndex: live.turnIndex, feed: live, reply: Deferred.await(reply) }
+          return accepted
+        }))
       })
 
     /**
-     * Queues a turn in the session's mailbox (after the 404/410/400 checks) and returns the
-     * wait for its reply. `onMessage` sees each ACP message of the turn as it happens. A live
-     * actor answers for its session (whose it is, that it is open) without a ledger read.
+     * Accepts a turn into the session's mailbox (after the 404/410/400 checks): its index is
+     * taken and its row stored before this answers. A live actor answers for its session (whose
+     * it is, that it is open) without a ledger read.
      */
     // On the turn's path: no `Effect.fn` (see `spanWhenTraced`).
     const submit = Effect.fnUntraced(
-      function*(app: AppName, id: string, request: TurnRequest, onMessage?: (message: AcpMessage) => void) {
+      function*(app: AppName, id: string, request: TurnRequest) {
         if (draining) return yield* shuttingDown
         const live = liveActors.get(id as SessionId)
         if (live !== undefined && live.session.app_name === app) {
           if (live.state.closedInLedger) return yield* closedError(live.session.session_id)
-          return yield* enqueue(live, request, onMessage)
+          return yield* enqueue(live, request)
         }
         const session = yield* owned(app, id)
         if (session.closed_at !== null) return yield* closedError(session.session_id)
-        return yield* enqueue(yield* actorFor(session), request, onMessage)
+        return yield* enqueue(yield* actorFor(session), request)
       }
     )
 
     /** Runs one turn: waits behind earlier turns of the session, then for the agent. */
     const turn = (app: AppName, id: string, request: TurnRequest) =>
-      Effect.flatten(submit(app, id, request)).pipe(spanWhenTraced("Sessions.turn"))
+      Effect.flatMap(submit(app, id, request), (accepted) => accepted.reply).pipe(spanWhenTraced("Sessions.turn"))
+
+    /** The caller's session for a read: a live actor knows its owner, else the ledger answers. */
+    const ownedForRead = (app: AppName, id: string) => {
+      const live = liveActors.get(id as SessionId)
+      return live !== undefined && live.session.app_name === app ? Effect.succeed(live.session) : owned(app, id)
+    }
+
+    /** The caller's turn while a live actor holds it (queued or running). */
+    const liveTurn = (app: AppName, id: string, turnIndex: number) => {
+      const live = liveActors.get(id as SessionId)
+      return live !== undefined && live.session.app_name === app ? live.state.turns.get(turnIndex) : undefined
+    }
+
+    /** A stored turn as it is now: one the actor has started reads `running`. */
+    const withLiveStatus = (turn: TurnSummary, live: LiveTurn | undefined): TurnSummary =>
+      live === undefined || live.startedAt === undefined || turn.status !== "queued"
+        ? turn
+        : { ...turn, status: "running", started_at: Math.floor(live.startedAt / 1000) } as TurnSummary
+
+    const turnNotFound = (id: string, turnIndex: number) =>
+      new TurnNotFound({ message: `Session ${id.slice(0, 64)} has no turn ${turnIndex}` })
+
+    /** The stored turn, or 404 for the session or the turn. */
+    const storedTurn = (app: AppName, id: string, turnIndex: number) =>
+      Effect.flatMap(ledger.getTurn(app, id, turnIndex), Option.match({
+        onSome: Effect.succeed,
+        onNone: () => Effect.zipRight(ownedForRead(app, id), Effect.fail(turnNotFound(id, turnIndex)))
+      }))
+
+    const listTurns = Effect.fn("Sessions.listTurns")(
+      function*(app: AppName, id: string, options: { readonly after?: number | undefined; readonly limit?: number | undefined }) {
+        const session = yield* ownedForRead(app, id)
+        const turns = yield* ledger.listTurns(session.session_id, { after: options.after ?? 0, limit: options.limit ?? 100 })
+        return turns.map((turn) => withLiveStatus(turn, liveTurn(app, id, turn.turn_index)))
+      }
+    )
+
+    /** One turn with its messages: the stored ones, or what the agent said so far while it runs. */
+    const getTurn = Effect.fn("Sessions.getTurn")(function*(app: AppName, id: string, turnIndex: number) {
+      let stored = yield* storedTurn(app, id, turnIndex)
+      const live = liveTurn(app, id, turnIndex)
+      // Over since the read: read its end.
+      if (live === undefined && stored.turn.status === "queued") stored = yield* storedTurn(app, id, turnIndex)
+      const turn = withLiveStatus(stored.turn, live)
+      const events = live !== undefined && stored.turn.status === "queued" ? live.messages.slice() : stored.events
+      const detail: TurnDetail = { ok: true, ...turn, text: agentText(events), events }
+      return detail
+    })
+
+    /** The turn's feed for its stream: live while the actor holds it, else as stored. */
+    const followTurn = Effect.fn("Sessions.followTurn")(function*(app: AppName, id: string, turnIndex: number) {
+      const live = liveTurn(app, id, turnIndex)
+      if (live !== undefined) return live as TurnFeed
+      const stored = yield* storedTurn(app, id, turnIndex)
+      // Accepted just now, or over just now: look again.
+      const again = liveTurn(app, id, turnIndex)
+      if (again !== undefined) return again as TurnFeed
+      if (stored.turn.status !== "queued") return storedFeed(stored.turn, stored.events)
+      const last = yield* storedTurn(app, id, turnIndex)
+      return storedFeed(last.turn, last.events)
+    })
 
     /** Cancels the session's running turn; false when nothing was running. */
     const cancel = Effect.fn("Sessions.cancel")(function*(app: AppName, id: string) {
@@ -443,6 +624,9 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
       list,
       submit,
       turn,
+      listTurns,
+      getTurn,
+      followTurn,
       cancel,
       close,
       stop,

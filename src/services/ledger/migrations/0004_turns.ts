@@ -1,0 +1,53 @@
+import { SqlClient } from "@effect/sql"
+import { Effect } from "effect"
+
+// Every turn, stored: a row when it is accepted (status `queued`, its index taken from the
+// session's count in the same statement), finished by one UPDATE at its end that writes its
+// status, timing, usage, error and all of its ACP messages (one JSON column, so that storing a
+// turn of thousands of messages is still one row, and reading one is one primary-key lookup).
+export default Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`
+    CREATE TABLE turns (
+      session_id TEXT NOT NULL,
+      turn_index INTEGER NOT NULL,
+      prompt TEXT NOT NULL,
+      files TEXT,
+      status TEXT NOT NULL,
+      accepted_at INTEGER NOT NULL,
+      started_at INTEGER,
+      ended_at INTEGER,
+      duration_ms INTEGER,
+      stop_reason TEXT,
+      input_tokens INTEGER,
+      output_tokens INTEGER,
+      total_tokens INTEGER,
+      cost_usd REAL,
+      error TEXT,
+      error_message TEXT,
+      events TEXT,
+      PRIMARY KEY (session_id, turn_index)
+    )`
+  // What start-up looks for: turns that a gateway which died left queued or running.
+  yield* sql`CREATE INDEX turns_unfinished ON turns (session_id) WHERE status IN ('queued', 'running')`
+  // Accepting a turn counts it on the session (same statement, by this trigger).
+  yield* sql`
+    CREATE TRIGGER turns_accept AFTER INSERT ON turns
+    BEGIN
+      UPDATE sessions SET turn_count = NEW.turn_index WHERE session_id = NEW.session_id;
+    END`
+  // The `turn` audit event (and the session's last_turn_at) now follow a turn's end, not its
+  // count: a turn the agent answered (completed, or cancelled with its stop reason).
+  yield* sql`DROP TRIGGER sessions_turn_event`
+  yield* sql`
+    CREATE TRIGGER turns_answered AFTER UPDATE OF status ON turns
+    WHEN NEW.stop_reason IS NOT NULL AND OLD.stop_reason IS NULL
+    BEGIN
+      UPDATE sessions SET last_turn_at = NEW.ended_at, last_stop_reason = NEW.stop_reason,
+        last_turn_ms = NEW.duration_ms
+      WHERE session_id = NEW.session_id;
+      INSERT INTO session_events (session_id, at, event, detail)
+      VALUES (NEW.session_id, NEW.ended_at, 'turn', json_object(
+        'turn_index', NEW.turn_index, 'stop_reason', NEW.stop_reason, 'duration_ms', NEW.duration_ms));
+    END`
+})

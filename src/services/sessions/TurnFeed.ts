@@ -1,0 +1,102 @@
+import { Exit } from "effect"
+import type { AcpMessage, TurnReply } from "../../domain/Session.js"
+import type { TurnSummary } from "../../domain/Turn.js"
+import type { TurnError } from "./Sessions.js"
+
+/** The last event of a turn's stream: `done` (the agent answered) or `error`. */
+export interface TurnStreamEnd {
+  readonly event: "done" | "error"
+  readonly data: unknown
+}
+
+/**
+ * A turn as its streams read it: the messages so far and, once it is over, its end; later ones
+ * reach the callbacks. `follow` runs synchronously, so nothing falls between what it returns and
+ * what it calls back with (no gap, no duplicate).
+ */
+export interface TurnFeed {
+  readonly turnIndex: number
+  readonly follow: (
+    onMessage: (message: AcpMessage) => void,
+    onEnd: (end: TurnStreamEnd) => void
+  ) => {
+    /** The messages so far: the first `count` of `messages`. */
+    readonly messages: ReadonlyArray<AcpMessage>
+    readonly count: number
+    /** Set when the turn is over: no callback will come. */
+    readonly end: TurnStreamEnd | undefined
+    readonly unsubscribe: () => void
+  }
+}
+
+/** The end of a turn from how it ended in the session's actor. */
+export const endOfExit = (exit: Exit.Exit<TurnReply, TurnError>): TurnStreamEnd =>
+  Exit.match(exit, {
+    onSuccess: ({ events: _events, ...reply }) => ({ event: "done", data: reply }),
+    onFailure: (cause) => {
+      const error = cause._tag === "Fail" ? cause.error : undefined
+      return {
+        event: "error",
+        data: {
+          ok: false,
+          error: error?.error ?? "session_closed",
+          message: error?.message ?? "The turn was interrupted"
+        }
+      }
+    }
+  })
+
+/** The end of a stored turn. */
+export const endOfStored = (turn: TurnSummary): TurnStreamEnd =>
+  turn.stop_reason !== null
+    ? {
+      event: "done",
+      data: { ok: true, session_id: turn.session_id, turn_index: turn.turn_index, stop_reason: turn.stop_reason }
+    }
+    : {
+      event: "error",
+      data: {
+        ok: false,
+        error: turn.error?.error ?? "turn_interrupted",
+        message: turn.error?.message ?? "The turn did not complete"
+      }
+    }
+
+/** A turn accepted by a live session: what its streams read while it is queued or running. */
+export class LiveTurn implements TurnFeed {
+  readonly messages: Array<AcpMessage> = []
+  /** Date.now() when the agent got it. */
+  startedAt: number | undefined = undefined
+  end: TurnStreamEnd | undefined = undefined
+  private listeners: Set<{ onMessage: (message: AcpMessage) => void; onEnd: (end: TurnStreamEnd) => void }> | undefined
+
+  constructor(readonly turnIndex: number) {}
+
+  /** The driver's `onMessage`: records the message and passes it on. */
+  readonly push = (message: AcpMessage) => {
+    this.messages.push(message)
+    if (this.listeners !== undefined) for (const listener of this.listeners) listener.onMessage(message)
+  }
+
+  finish(end: TurnStreamEnd) {
+    if (this.end !== undefined) return
+    this.end = end
+    const listeners = this.listeners
+    this.listeners = undefined
+    if (listeners !== undefined) for (const listener of listeners) listener.onEnd(end)
+  }
+
+  follow(onMessage: (message: AcpMessage) => void, onEnd: (end: TurnStreamEnd) => void) {
+    const snapshot = { messages: this.messages, count: this.messages.length, end: this.end }
+    if (this.end !== undefined) return { ...snapshot, unsubscribe: () => {} }
+    const listener = { onMessage, onEnd }
+    ;(this.listeners ??= new Set()).add(listener)
+    return { ...snapshot, unsubscribe: () => void this.listeners?.delete(listener) }
+  }
+}
+
+/** A stored turn that is over: its messages and its end, nothing to follow. */
+export const storedFeed = (turn: TurnSummary, events: ReadonlyArray<AcpMessage>): TurnFeed => ({
+  turnIndex: turn.turn_index,
+  follow: () => ({ messages: events, count: events.length, end: endOfStored(turn), unsubscribe: () => {} })
+})
