@@ -323,8 +323,8 @@ describe("interrupted, never missing", () => {
     try {
       const audit = db.prepare("SELECT detail FROM session_events WHERE event = 'turn_interrupted' ORDER BY id").all()
       expect(audit.map((r) => JSON.parse(r.detail))).toEqual([
-        { turn_index: 2, status: "queued" },
-        { turn_index: 3, status: "queued" }
+        { turn_index: 2, accepted_at: expect.any(Number) },
+        { turn_index: 3, accepted_at: expect.any(Number) }
       ])
     } finally {
       db.close()

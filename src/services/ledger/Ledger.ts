@@ -259,7 +259,7 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
       function*(at: number) {
         const unfinished = sql`status IN ('queued', 'running')`
         yield* sql`INSERT INTO session_events (session_id, at, event, detail)
-          SELECT session_id, ${at}, 'turn_interrupted', json_object('turn_index', turn_index, 'status', status)
+          SELECT session_id, ${at}, 'turn_interrupted', json_object('turn_index', turn_index, 'accepted_at', accepted_at)
           FROM turns WHERE ${unfinished} ORDER BY session_id, turn_index`
         const rows = yield* sql`UPDATE turns SET status = 'interrupted', ended_at = ${at},
             error = ${interruptedFailure.error}, error_message = ${interruptedFailure.message}, events = coalesce(events, '[]')

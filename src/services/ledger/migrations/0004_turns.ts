@@ -5,6 +5,8 @@ import { Effect } from "effect"
 // session's count in the same statement), finished by one UPDATE at its end that writes its
 // status, timing, usage, error and all of its ACP messages (one JSON column, so that storing a
 // turn of thousands of messages is still one row, and reading one is one primary-key lookup).
+// `running` costs no write: the row stays `queued` until its end, and the session's live actor
+// reports that it runs.
 export default Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   yield* sql`
