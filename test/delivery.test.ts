@@ -330,4 +330,40 @@ describe("interrupted, never missing", () => {
       db.close()
     }
   }, 60_000)
+
+  itNode("a clean stop (SIGTERM) leaves no turn unfinished: each one's end is stored before the gateway exits", async () => {
+    const data = dataDir()
+    const env = { CLAWDFORGE_AGENTS: scriptedAgents(agentLogFile()) }
+    let gw = await startGateway(env, data)
+    try {
+      const sid = (await api(gw, "POST", "/sessions", { agent: "scripted" })).body.session_id as string
+      await api(gw, "POST", `/sessions/${sid}/turns`, { prompt: "hang" })
+      await api(gw, "POST", `/sessions/${sid}/turns`, { prompt: "behind it" })
+      const deadline = Date.now() + 10_000
+      while ((await api(gw, "GET", `/sessions/${sid}/turns/1`)).body.status !== "running") {
+        if (Date.now() > deadline) throw new Error("turn 1 never ran")
+        await new Promise((r) => setTimeout(r, 20))
+      }
+      expect(await gw.stop("SIGTERM")).toBe(0)
+      gw = await startGateway(env, data)
+      const after = await api(gw, "GET", `/sessions/${sid}/turns`)
+      const [first, second] = after.body.turns
+      expect(first).toMatchObject({ turn_index: 1, status: "cancelled", stop_reason: "cancelled", error: null })
+      // The queued turn ran in the drain's grace (a quick one), or the stop stored it interrupted.
+      expect(second.turn_index).toBe(2)
+      expect(["completed", "interrupted"]).toContain(second.status)
+      expect((await api(gw, "POST", `/sessions/${sid}/turn`, { prompt: "next" })).body.turn_index).toBe(3)
+    } finally {
+      await gw.stop()
+    }
+    // The stop stored every turn's end itself (an interrupted one with its audit event).
+    const db = new Database(join(data, "ledger.db"))
+    try {
+      const stored = db.prepare("SELECT status FROM turns ORDER BY turn_index").all().map((r) => r.status)
+      const audited = db.prepare("SELECT count(*) AS n FROM session_events WHERE event = 'turn_interrupted'").all()
+      expect(audited).toEqual([{ n: stored.filter((status) => status === "interrupted").length }])
+    } finally {
+      db.close()
+    }
+  }, 60_000)
 })

@@ -253,20 +253,16 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
 
     /**
      * At start-up: turns that a gateway which died left queued or running are `interrupted`, each
-     * with a `turn_interrupted` audit event, in one transaction; returns how many.
+     * with a `turn_interrupted` audit event, in one statement; returns how many.
      */
     const interruptUnfinished = Effect.fn("Ledger.interruptUnfinished")(
       function*(at: number) {
-        const unfinished = sql`status IN ('queued', 'running')`
-        yield* sql`INSERT INTO session_events (session_id, at, event, detail)
-          SELECT session_id, ${at}, 'turn_interrupted', json_object('turn_index', turn_index, 'accepted_at', accepted_at)
-          FROM turns WHERE ${unfinished} ORDER BY session_id, turn_index`
+        // Their `turn_interrupted` audit events are written by a trigger, in the same statement.
         const rows = yield* sql`UPDATE turns SET status = 'interrupted', ended_at = ${at},
             error = ${interruptedFailure.error}, error_message = ${interruptedFailure.message}, events = coalesce(events, '[]')
-          WHERE ${unfinished} RETURNING turn_index`
+          WHERE status IN ('queued', 'running') RETURNING turn_index`
         return rows.length
       },
-      sql.withTransaction,
       Effect.orDie
     )
 

@@ -52,4 +52,13 @@ export default Effect.gen(function*() {
       VALUES (NEW.session_id, NEW.ended_at, 'turn', json_object(
         'turn_index', NEW.turn_index, 'stop_reason', NEW.stop_reason, 'duration_ms', NEW.duration_ms));
     END`
+  // A turn whose outcome is unknown (the gateway stopped during it) is audited as such.
+  yield* sql`
+    CREATE TRIGGER turns_interrupted AFTER UPDATE OF status ON turns
+    WHEN NEW.status = 'interrupted' AND OLD.status IN ('queued', 'running')
+    BEGIN
+      INSERT INTO session_events (session_id, at, event, detail)
+      VALUES (NEW.session_id, NEW.ended_at, 'turn_interrupted', json_object(
+        'turn_index', NEW.turn_index, 'accepted_at', NEW.accepted_at));
+    END`
 })
