@@ -18,7 +18,7 @@ import { AgentPool } from "./AgentPool.js"
 import { AgentRegistry } from "../agents/AgentRegistry.js"
 import { AppConfig } from "../config/AppConfig.js"
 import { interruptedFailure, Ledger, nowSeconds, type StoredTurnEnd } from "../ledger/Ledger.js"
-import type { TurnDetail, TurnSummary } from "../../domain/Turn.js"
+import { type TurnDetail, TurnSummary } from "../../domain/Turn.js"
 import { endOfExit, LiveTurn, storedFeed, type TurnFeed } from "./TurnFeed.js"
 import { turnDuration, turnsTotal } from "../observability/Metrics.js"
 import { spanWhenTraced } from "../observability/Spans.js"
@@ -550,7 +550,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
     const withLiveStatus = (turn: TurnSummary, live: LiveTurn | undefined): TurnSummary =>
       live === undefined || live.startedAt === undefined || turn.status !== "queued"
         ? turn
-        : { ...turn, status: "running", started_at: Math.floor(live.startedAt / 1000) } as TurnSummary
+        : new TurnSummary({ ...turn, status: "running", started_at: Math.floor(live.startedAt / 1000) }, true)
 
     const turnNotFound = (id: string, turnIndex: number) =>
       new TurnNotFound({ message: `Session ${id.slice(0, 64)} has no turn ${turnIndex}` })
