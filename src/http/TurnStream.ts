@@ -7,7 +7,7 @@ interface Item {
   readonly last: boolean
 }
 
-const sse = (event: string, id: string, data: unknown) => `event: ${event}\nid: ${id}\ndata: ${JSON.stringify(data)}\n\n`
+const sse = (event: string, id: string, json: string) => `event: ${event}\nid: ${id}\ndata: ${json}\n\n`
 
 /**
  * A turn as server-sent events: `acp` per message, then `done` or `error`. Every event has the
@@ -21,12 +21,14 @@ export const turnEventStream = (feed: TurnFeed, after = 0) => {
     Effect.gen(function*() {
       const items = yield* Queue.unbounded<Item>()
       let seq = 0
-      const message = (data: unknown) => {
-        if (++seq > after) Queue.unsafeOffer(items, { text: sse("acp", prefix + seq, data), last: false })
+      const message = (json: string) => {
+        if (++seq > after) Queue.unsafeOffer(items, { text: sse("acp", prefix + seq, json), last: false })
       }
       const end = (end: { readonly event: string; readonly data: unknown }) => {
         // Resumed after the last event: nothing is left to send.
-        if (++seq > after) Queue.unsafeOffer(items, { text: sse(end.event, prefix + seq, end.data), last: true })
+        if (++seq > after) {
+          Queue.unsafeOffer(items, { text: sse(end.event, prefix + seq, JSON.stringify(end.data)), last: true })
+        }
         else Queue.unsafeOffer(items, { text: "", last: true })
       }
       // What the turn said so far is queued in the same synchronous step as the subscription,

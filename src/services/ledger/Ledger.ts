@@ -36,6 +36,8 @@ export interface StoredTurnEnd {
   readonly stopReason: string | null
   readonly error: { readonly error: string; readonly message: string } | null
   readonly events: ReadonlyArray<AcpMessage>
+  /** `events` as JSON, when the caller has it already. */
+  readonly eventsJson?: string | undefined
 }
 
 /** A stored turn's row (`events` only when asked for). */
@@ -219,7 +221,7 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
       function*(id: SessionId, turnIndex: number, end: StoredTurnEnd) {
         yield* sql`UPDATE turns SET status = ${end.status}, started_at = ${end.startedAt}, ended_at = ${end.endedAt},
             duration_ms = ${end.durationMs}, stop_reason = ${end.stopReason}, error = ${end.error?.error ?? null},
-            error_message = ${end.error?.message ?? null}, events = ${JSON.stringify(end.events)}
+            error_message = ${end.error?.message ?? null}, events = ${end.eventsJson ?? JSON.stringify(end.events)}
           WHERE session_id = ${id} AND turn_index = ${turnIndex}`
       },
       Effect.orDie

@@ -129,11 +129,15 @@ const storedEnd = (
       durationMs,
       stopReason: stop_reason,
       error: null,
-      events
+      events,
+      eventsJson: live.eventsJson(events)
     }
   }
   const error = exit.cause._tag === "Fail" ? exit.cause.error : closedError("")
   const closed = error._tag === "SessionClosed"
+  const events = error._tag === "AgentFailed" && error.events !== undefined
+    ? error.events as ReadonlyArray<AcpMessage>
+    : live.messages
   return {
     status: closed ? (draining ? "interrupted" : "cancelled") : "failed",
     startedAt,
@@ -143,7 +147,8 @@ const storedEnd = (
     error: closed && draining
       ? interruptedFailure
       : { error: error.error, message: closed ? "The session was closed before the turn ended" : error.message },
-    events: error._tag === "AgentFailed" && error.events !== undefined ? error.events as Array<AcpMessage> : live.messages
+    events,
+    eventsJson: live.eventsJson(events)
   }
 }
 

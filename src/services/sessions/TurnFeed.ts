@@ -10,18 +10,18 @@ export interface TurnStreamEnd {
 }
 
 /**
- * A turn as its streams read it: the messages so far and, once it is over, its end; later ones
- * reach the callbacks. `follow` runs synchronously, so nothing falls between what it returns and
- * what it calls back with (no gap, no duplicate).
+ * A turn as its streams read it: the messages so far (each as its JSON text) and, once it is
+ * over, its end; later ones reach the callbacks. `follow` runs synchronously, so nothing falls
+ * between what it returns and what it calls back with (no gap, no duplicate).
  */
 export interface TurnFeed {
   readonly turnIndex: number
   readonly follow: (
-    onMessage: (message: AcpMessage) => void,
+    onMessage: (json: string) => void,
     onEnd: (end: TurnStreamEnd) => void
   ) => {
-    /** The messages so far: the first `count` of `messages`. */
-    readonly messages: ReadonlyArray<AcpMessage>
+    /** The messages so far, as JSON: the first `count` of `messages`. */
+    readonly messages: ReadonlyArray<string>
     readonly count: number
     /** Set when the turn is over: no callback will come. */
     readonly end: TurnStreamEnd | undefined
@@ -62,20 +62,34 @@ export const endOfStored = (turn: TurnSummary): TurnStreamEnd =>
       }
     }
 
-/** A turn accepted by a live session: what its streams read while it is queued or running. */
+/**
+ * A turn accepted by a live session: what its streams read while it is queued or running. Each
+ * message is serialized once, as it arrives: its streams send that text, and the turn's stored
+ * `events` are those texts joined.
+ */
 export class LiveTurn implements TurnFeed {
   readonly messages: Array<AcpMessage> = []
+  readonly json: Array<string> = []
   /** Date.now() when the agent got it. */
   startedAt: number | undefined = undefined
   end: TurnStreamEnd | undefined = undefined
-  private listeners: Set<{ onMessage: (message: AcpMessage) => void; onEnd: (end: TurnStreamEnd) => void }> | undefined
+  private listeners: Set<{ onMessage: (json: string) => void; onEnd: (end: TurnStreamEnd) => void }> | undefined
 
   constructor(readonly turnIndex: number) {}
 
   /** The driver's `onMessage`: records the message and passes it on. */
   readonly push = (message: AcpMessage) => {
+    const json = JSON.stringify(message)
     this.messages.push(message)
-    if (this.listeners !== undefined) for (const listener of this.listeners) listener.onMessage(message)
+    this.json.push(json)
+    if (this.listeners !== undefined) for (const listener of this.listeners) listener.onMessage(json)
+  }
+
+  /** The stored `events` of the turn that ended with `events`: the texts of what it recorded. */
+  eventsJson(events: ReadonlyArray<AcpMessage>): string {
+    return events.length === this.json.length && events[0] === this.messages[0]
+      ? `[${this.json.join(",")}]`
+      : JSON.stringify(events)
   }
 
   finish(end: TurnStreamEnd) {
@@ -86,8 +100,8 @@ export class LiveTurn implements TurnFeed {
     if (listeners !== undefined) for (const listener of listeners) listener.onEnd(end)
   }
 
-  follow(onMessage: (message: AcpMessage) => void, onEnd: (end: TurnStreamEnd) => void) {
-    const snapshot = { messages: this.messages, count: this.messages.length, end: this.end }
+  follow(onMessage: (json: string) => void, onEnd: (end: TurnStreamEnd) => void) {
+    const snapshot = { messages: this.json, count: this.json.length, end: this.end }
     if (this.end !== undefined) return { ...snapshot, unsubscribe: () => {} }
     const listener = { onMessage, onEnd }
     ;(this.listeners ??= new Set()).add(listener)
@@ -98,5 +112,8 @@ export class LiveTurn implements TurnFeed {
 /** A stored turn that is over: its messages and its end, nothing to follow. */
 export const storedFeed = (turn: TurnSummary, events: ReadonlyArray<AcpMessage>): TurnFeed => ({
   turnIndex: turn.turn_index,
-  follow: () => ({ messages: events, count: events.length, end: endOfStored(turn), unsubscribe: () => {} })
+  follow: () => {
+    const messages = events.map((event) => JSON.stringify(event))
+    return { messages, count: messages.length, end: endOfStored(turn), unsubscribe: () => {} }
+  }
 })
