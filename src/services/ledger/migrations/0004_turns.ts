@@ -39,15 +39,14 @@ export default Effect.gen(function*() {
       UPDATE sessions SET turn_count = NEW.turn_index WHERE session_id = NEW.session_id;
     END`
   // The `turn` audit event (and the session's last_turn_at) now follow a turn's end, not its
-  // count: a turn the agent answered (completed, or cancelled with its stop reason).
+  // count: a turn the agent answered (completed, or cancelled with its stop reason). The turn's
+  // row has what 0003 kept on the session for it (last_stop_reason, last_turn_ms: no longer written).
   yield* sql`DROP TRIGGER sessions_turn_event`
   yield* sql`
     CREATE TRIGGER turns_answered AFTER UPDATE OF status ON turns
     WHEN NEW.stop_reason IS NOT NULL AND OLD.stop_reason IS NULL
     BEGIN
-      UPDATE sessions SET last_turn_at = NEW.ended_at, last_stop_reason = NEW.stop_reason,
-        last_turn_ms = NEW.duration_ms
-      WHERE session_id = NEW.session_id;
+      UPDATE sessions SET last_turn_at = NEW.ended_at WHERE session_id = NEW.session_id;
       INSERT INTO session_events (session_id, at, event, detail)
       VALUES (NEW.session_id, NEW.ended_at, 'turn', json_object(
         'turn_index', NEW.turn_index, 'stop_reason', NEW.stop_reason, 'duration_ms', NEW.duration_ms));
