@@ -232,7 +232,15 @@ describe("races", () => {
         // No lost turn: every 200 is in the ledger, in order.
         expect(ok).toEqual(Array.from({ length: ok.length }, (_, j) => j + 1))
         expect(state.turn_count).toBeGreaterThanOrEqual(ok.length)
-        expect(turnEvents).toEqual(Array.from({ length: state.turn_count }, (_, j) => j + 1))
+        // Every accepted turn is stored (issue 11): the 200s completed, each with its `turn` event;
+        // one the close caught queued or running is stored cancelled.
+        const stored: Array<any> = (yield* request("GET", `/sessions/${s.sid}/turns?limit=1000`, { token: appToken })).body.turns
+        expect(stored.map((t) => t.turn_index)).toEqual(Array.from({ length: state.turn_count }, (_, j) => j + 1))
+        expect(stored.filter((t) => t.status === "completed").map((t) => t.turn_index)).toEqual(ok)
+        expect(turnEvents).toEqual(ok)
+        for (const t of stored.filter((t) => t.status !== "completed")) {
+          expect(t).toMatchObject({ status: "cancelled", error: { error: "session_closed" } })
+        }
         if (keepers.includes(s)) {
           expect(statuses).toEqual(Array(turnsEach).fill(200))
           expect(state).toMatchObject({ status: "open", turn_count: turnsEach })
