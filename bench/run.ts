@@ -24,6 +24,7 @@ import { create } from "./create.js"
 import { ledger } from "./ledger.js"
 import { memory } from "./memory.js"
 import { startup } from "./startup.js"
+import { storage } from "./storage.js"
 import { streaming } from "./streaming.js"
 import { type Answer, type Bench, type Question, type Row, sizes } from "./support/bench.js"
 import { prepareGateway } from "./support/build.js"
@@ -35,7 +36,10 @@ import { round } from "./support/stats.js"
 import { throughput } from "./throughput.js"
 import { turnLatency } from "./turn.js"
 
-/** In the order they run: fresh processes first, the 100k-row ledger late, acpx (no gateway) last. */
+/**
+ * In the order they run: fresh processes first, the 100k-row ledger late, then the cost of storing
+ * turns (read back through that gateway, written on a fresh file), acpx (no gateway) last.
+ */
 const questions: ReadonlyArray<Question> = [
   startup,
   memory,
@@ -46,6 +50,7 @@ const questions: ReadonlyArray<Question> = [
   create,
   claudeRun,
   ledger,
+  storage,
   acpx
 ]
 

@@ -27,7 +27,15 @@ export const sizes = {
   ledgerExpired: 2_000,
   ledgerRecentlyClosed: 5_000,
   listWarmup: 10,
-  lists: 100
+  lists: 100,
+  storageHttpTurns: 100,
+  storageReadWarmup: 20,
+  storageReads: 300,
+  storageWriteWarmup: 200,
+  storageWrites: 2000,
+  storageLargeWarmup: 2,
+  storageLargeWrites: 10,
+  storageLargeReads: 10
 }
 
 export interface Bench {
