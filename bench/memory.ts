@@ -19,10 +19,12 @@ import { sleep, vmRssKb } from "./support/processes.js"
 import { mapLimit, round } from "./support/stats.js"
 
 const perSession = async (gateway: Gateway, sessions: number) => {
-  // A light warm-up first, so that loading code (the ACP SDK, the ledger's statements) is not counted.
-  const warm = await createSession(gateway)
-  for (let i = 0; i < 20; i++) await turn(gateway, warm)
-  await closeSession(gateway, warm)
+  // A warm-up of the same shape first (creates five at a time, then a turn on each at once), so
+  // that what a first burst costs once is not counted per session: loading and compiling code, and
+  // V8 growing its young generation (which it keeps after a GC) under the burst's allocations.
+  const warm = await mapLimit(Array.from({ length: 10 }), 5, () => createSession(gateway))
+  for (let i = 0; i < 5; i++) await Promise.all(warm.map((id) => turn(gateway, id)))
+  await mapLimit(warm, 10, (id) => closeSession(gateway, id))
   const before = await memorySnapshot(gateway)
   const ids = await mapLimit(Array.from({ length: sessions }), 5, () => createSession(gateway))
   await Promise.all(ids.map((id) => turn(gateway, id)))
