@@ -40,6 +40,10 @@ export const isAlive = (pid: number) => {
 export const scriptedAgents = (log: string, env: Record<string, string> = {}) =>
   JSON.stringify({
     scripted: { command: [process.execPath, scriptedAgentPath], env: { SCRIPTED_AGENT_LOG: log, ...env } },
+    "scripted-resume": {
+      command: [process.execPath, scriptedAgentPath],
+      env: { SCRIPTED_AGENT_LOG: log, SCRIPTED_AGENT_RESUME: "1", ...env }
+    },
     "scripted-noload": {
       command: [process.execPath, scriptedAgentPath],
       env: { SCRIPTED_AGENT_LOG: log, SCRIPTED_AGENT_NO_LOAD: "1", ...env }

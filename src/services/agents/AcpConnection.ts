@@ -1,6 +1,7 @@
 import type * as Acp from "@agentclientprotocol/sdk"
 import type {
   AnyMessage,
+  CloseSessionRequest,
   InitializeRequest,
   InitializeResponse,
   LoadSessionRequest,
@@ -9,7 +10,9 @@ import type {
   PromptRequest,
   PromptResponse,
   RequestPermissionRequest,
-  RequestPermissionResponse
+  RequestPermissionResponse,
+  ResumeSessionRequest,
+  ResumeSessionResponse
 } from "@agentclientprotocol/sdk"
 
 // The protocol version and method names this client speaks, checked against the SDK's own. Named
@@ -19,11 +22,14 @@ const AGENT_METHODS = {
   initialize: "initialize",
   session_new: "session/new",
   session_load: "session/load",
+  session_resume: "session/resume",
+  session_close: "session/close",
   session_prompt: "session/prompt",
   session_cancel: "session/cancel"
 } as const satisfies Partial<typeof Acp.AGENT_METHODS>
 const CLIENT_METHODS = {
-  session_request_permission: "session/request_permission"
+  session_request_permission: "session/request_permission",
+  elicitation_create: "elicitation/create"
 } as const satisfies Partial<typeof Acp.CLIENT_METHODS>
 
 /** A JSON-RPC error the agent answered with: code, message and its `data`, kept whole. */
@@ -60,11 +66,17 @@ export const makeAcpConnection = (send: (message: AnyMessage) => void, handlers:
       send({ jsonrpc: "2.0", id, method, params } as AnyMessage)
     })
 
-  /** The agent's own requests: permissions are answered by the policy, the rest is not offered. */
+  /**
+   * The agent's own requests: permissions are answered by the policy, elicitations declined
+   * (nobody is there to fill in a form), the rest is not offered.
+   */
   const answer = (id: string | number, method: string, params: unknown) => {
     if (method === CLIENT_METHODS.session_request_permission) {
       const result = handlers.requestPermission(params as RequestPermissionRequest)
       return send({ jsonrpc: "2.0", id, result } as AnyMessage)
+    }
+    if (method === CLIENT_METHODS.elicitation_create) {
+      return send({ jsonrpc: "2.0", id, result: { action: "decline" } } as AnyMessage)
     }
     send({ jsonrpc: "2.0", id, error: { code: -32601, message: `Method not found: ${method}` } } as AnyMessage)
   }
@@ -104,6 +116,8 @@ export const makeAcpConnection = (send: (message: AnyMessage) => void, handlers:
     initialize: (params: InitializeRequest) => request<InitializeResponse>(AGENT_METHODS.initialize, params),
     newSession: (params: NewSessionRequest) => request<NewSessionResponse>(AGENT_METHODS.session_new, params),
     loadSession: (params: LoadSessionRequest) => request<unknown>(AGENT_METHODS.session_load, params),
+    resumeSession: (params: ResumeSessionRequest) => request<ResumeSessionResponse>(AGENT_METHODS.session_resume, params),
+    closeSession: (params: CloseSessionRequest) => request<unknown>(AGENT_METHODS.session_close, params),
     prompt: (params: PromptRequest) => request<PromptResponse>(AGENT_METHODS.session_prompt, params),
     cancel: (sessionId: string) =>
       send({ jsonrpc: "2.0", method: AGENT_METHODS.session_cancel, params: { sessionId } } as AnyMessage)

@@ -1,5 +1,5 @@
 import type { ContentBlock } from "@agentclientprotocol/sdk"
-import { Duration, Effect, Option } from "effect"
+import { Duration, Effect, Fiber, Option } from "effect"
 import { basename, isAbsolute, resolve } from "node:path"
 import { pathToFileURL } from "node:url"
 import { AgentFailed } from "../../domain/Errors.js"
@@ -14,6 +14,8 @@ import { answerPermission } from "./Permissions.js"
 
 const startTimeout = Duration.seconds(60)
 const killGrace = Duration.seconds(3)
+/** How long an agent may take to answer `session/close` before it is stopped anyway. */
+const closeTimeout = Duration.seconds(2)
 
 /** The messages of the turn in progress, in order, as they cross the wire. */
 interface TurnRecorder {
@@ -92,23 +94,53 @@ const start = Effect.fn("AcpDriver.start")(function*(launch: AgentLaunch) {
       Effect.timeoutFail({ duration: startTimeout, onTimeout: () => failed("initialize timed out", { stderr: process.stderr() }) })
     )
 
-  const canLoad = initialized.agentCapabilities?.loadSession === true
+  const capabilities = initialized.agentCapabilities ?? {}
+  const canResume = capabilities.sessionCapabilities?.resume != null
+  const canLoad = capabilities.loadSession === true
+  const canClose = capabilities.sessionCapabilities?.close != null
   const newSession = (origin: AgentHandle["origin"]) =>
     call("session/new", () => connection.newSession({ cwd: launch.cwd, mcpServers: [] })).pipe(
       Effect.map((created) => ({ sessionId: created.sessionId, origin }))
     )
   const load = (sessionId: string) =>
-    call("session/load", () => connection.loadSession({ sessionId, cwd: launch.cwd, mcpServers: [] })).pipe(
-      Effect.as({ sessionId, origin: "loaded" as AgentHandle["origin"] }),
-      // The agent lost it (or cannot load): carry on in a fresh session, and say so.
-      Effect.orElse(() => newSession("new_after_failed_load"))
-    )
+    canLoad
+      ? call("session/load", () => connection.loadSession({ sessionId, cwd: launch.cwd, mcpServers: [] })).pipe(
+        Effect.as({ sessionId, origin: "loaded" as AgentHandle["origin"] }),
+        // The agent lost it (or cannot load): carry on in a fresh session, and say so.
+        Effect.orElse(() => newSession("new_after_failed_load"))
+      )
+      : newSession("new_after_failed_load")
+  // Resuming prefers `session/resume` (no history replayed), then `session/load`, then a new session.
+  const resume = (sessionId: string) =>
+    canResume
+      ? call("session/resume", () => connection.resumeSession({ sessionId, cwd: launch.cwd, mcpServers: [] })).pipe(
+        Effect.as({ sessionId, origin: "resumed" as AgentHandle["origin"] }),
+        Effect.orElse(() => load(sessionId))
+      )
+      : load(sessionId)
   const opened = yield* Option.match(launch.resume, {
     onNone: () => newSession("new"),
-    onSome: (sessionId) => canLoad ? load(sessionId) : newSession("new_after_failed_load")
+    onSome: resume
   }).pipe(
     Effect.timeoutFail({ duration: startTimeout, onTimeout: () => failed("session setup timed out", { stderr: process.stderr() }) })
   )
+
+  // An agent that advertises `session/close` hears of the end before its process is stopped
+  // (finalizers run in reverse: this one before the process's own).
+  if (canClose) {
+    yield* Effect.addFinalizer(() =>
+      connectionClosed
+        ? Effect.void
+        : call("session/close", () => connection.closeSession({ sessionId: opened.sessionId })).pipe(
+          Effect.timeout(closeTimeout),
+          Effect.ignore,
+          // Finalizers are uninterruptible: on a fiber of its own the timeout can interrupt the wait.
+          Effect.interruptible,
+          Effect.forkDaemon,
+          Effect.flatMap(Fiber.join)
+        )
+    )
+  }
 
   // On every turn's path: no `Effect.fn` (see `spanWhenTraced`).
   const prompt = Effect.fnUntraced(function*(input: PromptInput) {

@@ -32,8 +32,8 @@ export interface TurnOutcome {
 export interface AgentHandle {
   /** The agent's own session id (what `session/load` takes). */
   readonly agentSessionId: string
-  /** How the agent session came to be: fresh, loaded, or fresh because loading failed. */
-  readonly origin: "new" | "loaded" | "new_after_failed_load"
+  /** How the agent session came to be: fresh, resumed, loaded, or fresh because resuming failed. */
+  readonly origin: "new" | "resumed" | "loaded" | "new_after_failed_load"
   readonly prompt: (input: PromptInput) => Effect.Effect<TurnOutcome, AgentFailed>
   /** Asks the agent to stop the running turn (`session/cancel`). */
   readonly cancel: Effect.Effect<void>

@@ -1,0 +1,98 @@
+/**
+ * Agent control by the protocol (issue 10, the driver's part): `session/close` before an agent
+ * that advertises it is stopped, `session/resume` preferred over `session/load`, elicitations
+ * declined when nobody can answer them, and an agent's error data reaching the caller. The
+ * scripted ACP agent runs as a real child process behind a real loopback server.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { Ledger } from "../src/services/ledger/Ledger.js"
+import { startGateway } from "./support/GatewayProcess.js"
+import { agentLogFile, agentText, isAlive, readAgentLog, startedPids } from "./support/ScriptedAgent.js"
+import { appToken, layerScriptedGateway, request } from "./support/TestGateway.js"
+
+const create = (agent = "scripted") => request("POST", "/sessions", { token: appToken, body: { agent } })
+const turn = (sid: string, prompt: string) =>
+  request("POST", `/sessions/${sid}/turn`, { token: appToken, body: { prompt } })
+const eventsOf = (log: string, pid: number) => readAgentLog(log).filter((l) => l.pid === pid).map((l) => l.event)
+
+describe("agent control by the protocol", () => {
+  it.scopedLive("closing a session sends session/close to an agent that advertises it, then stops it", () => {
+    const log = agentLogFile()
+    return Effect.gen(function*() {
+      const sid = (yield* create()).body.session_id
+      expect((yield* turn(sid, "hello")).status).toBe(200)
+      const [pid] = startedPids(log)
+      expect((yield* request("DELETE", `/sessions/${sid}`, { token: appToken })).status).toBe(200)
+      const events = eventsOf(log, pid!)
+      expect(events).toContain("session/close")
+      // Closed before it was stopped, and stopped all the same.
+      expect(events.indexOf("session/close")).toBeLessThan(events.indexOf("exit"))
+      expect(isAlive(pid!)).toBe(false)
+    }).pipe(Effect.provide(layerScriptedGateway(log)))
+  })
+
+  it.scopedLive("after a crash, an agent that advertises session/resume is resumed with it, not loaded", () => {
+    const log = agentLogFile()
+    return Effect.gen(function*() {
+      const sid = (yield* create("scripted-resume")).body.session_id
+      expect((yield* turn(sid, "remember this")).status).toBe(200)
+      expect((yield* turn(sid, "crash")).status).toBe(502)
+      const resumed = yield* turn(sid, "history")
+      expect(resumed.status).toBe(200)
+      // The resumed session is the same one: it remembers the first prompt.
+      expect(agentText(resumed.body.events)).toContain("remember this")
+      const [, second] = startedPids(log)
+      const events = eventsOf(log, second!)
+      expect(events).toContain("session/resume")
+      expect(events).not.toContain("session/load")
+      expect(events).not.toContain("session/new")
+      const starts = (yield* Effect.flatMap(Ledger, (ledger) => ledger.sessionEvents(sid)))
+        .filter((e) => e.event === "agent_start")
+        .map((e) => (e.detail as { origin: string }).origin)
+      expect(starts).toEqual(["resumed"])
+    }).pipe(Effect.provide(layerScriptedGateway(log)))
+  })
+
+  it.scopedLive("an elicitation is declined when nobody can answer it, and the turn goes on", () => {
+    const log = agentLogFile()
+    return Effect.gen(function*() {
+      const sid = (yield* create()).body.session_id
+      const reply = yield* turn(sid, "elicit which branch?")
+      expect(reply.status).toBe(200)
+      expect(agentText(reply.body.events)).toBe("elicitation: decline")
+      const asked = reply.body.events.find((e: any) => e.method === "elicitation/create")
+      const answer = reply.body.events.find((e: any) => e.id === asked.id && e.result !== undefined)
+      expect(answer.result).toEqual({ action: "decline" })
+    }).pipe(Effect.provide(layerScriptedGateway(log)))
+  })
+
+  it.scopedLive("an agent's JSON-RPC error reaches the caller with its data; the session goes on", () => {
+    const log = agentLogFile()
+    return Effect.gen(function*() {
+      const sid = (yield* create()).body.session_id
+      const failed = yield* turn(sid, "fail")
+      expect(failed.status).toBe(502)
+      expect(failed.body).toMatchObject({ ok: false, error: "agent_failed" })
+      expect(failed.body.message).toContain("scripted failure")
+      expect(failed.body.message).toContain("the script said fail")
+      const auth = yield* turn(sid, "auth")
+      expect(auth.status).toBe(502)
+      expect(auth.body.message).toContain("Authentication required")
+      expect((yield* turn(sid, "still there?")).status).toBe(200)
+    }).pipe(Effect.provide(layerScriptedGateway(log)))
+  })
+})
+
+describe("running as root", () => {
+  it("a gateway running as root warns once that Claude Code needs IS_SANDBOX=1, and not when it is set", async () => {
+    const warning = "Claude Code refuses to start as root"
+    const bare = await startGateway({ IS_SANDBOX: "" })
+    await bare.stop()
+    // Once as root (as CI and containers run); never otherwise.
+    expect(bare.output().split(warning)).toHaveLength(process.getuid?.() === 0 ? 2 : 1)
+    const sandboxed = await startGateway({ IS_SANDBOX: "1" })
+    await sandboxed.stop()
+    expect(sandboxed.output()).not.toContain(warning)
+  }, 30_000)
+})
