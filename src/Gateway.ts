@@ -7,6 +7,7 @@ import { AppTokens } from "./services/ledger/AppTokens.js"
 import { Auth } from "./services/tenancy/Auth.js"
 import { ClaudeRunner } from "./services/agents/ClaudeRunner.js"
 import { DatabaseLive } from "./services/ledger/Database.js"
+import { IdempotencyKeys } from "./services/ledger/IdempotencyKeys.js"
 import { Ledger } from "./services/ledger/Ledger.js"
 import { Sessions, SessionsDrain } from "./services/sessions/Sessions.js"
 import { Sweeper, SweeperLoop } from "./services/sessions/Sweeper.js"
@@ -22,10 +23,12 @@ export const layerServices = <EP, RP, ER, RR>(
   pool: Layer.Layer<AgentPool, EP, RP>,
   runner: Layer.Layer<ClaudeRunner, ER, RR>
 ) => {
-  // One SqlClient for the ledger and the app tokens (one connection even for `:memory:`).
-  const ledger = Layer.mergeAll(Ledger.DefaultWithoutDependencies, AppTokens.DefaultWithoutDependencies).pipe(
-    Layer.provideMerge(DatabaseLive)
-  )
+  // One SqlClient for the ledger, the app tokens and the idempotency keys (one connection even for `:memory:`).
+  const ledger = Layer.mergeAll(
+    Ledger.DefaultWithoutDependencies,
+    AppTokens.DefaultWithoutDependencies,
+    IdempotencyKeys.DefaultWithoutDependencies
+  ).pipe(Layer.provideMerge(DatabaseLive), Layer.provide(AppConfig.Default))
   const core = Layer.mergeAll(AppConfig.Default, ledger, AgentRegistry.Default, Workspaces.Default, pool)
   const sessions = Sessions.DefaultWithoutDependencies.pipe(Layer.provideMerge(core))
   const sweeper = Sweeper.DefaultWithoutDependencies.pipe(Layer.provideMerge(sessions))

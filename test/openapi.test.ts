@@ -31,11 +31,11 @@ const expectedErrors: Record<string, ReadonlyArray<number>> = {
   getHealth: [],
   getOpenApi: [],
   getDocs: [],
-  runPrompt: [401, 502],
-  createSession: [401, 502, 503],
-  runTurn: [401, 410, 502, 503, 504],
-  streamTurn: [401, 410, 502, 503],
-  queueTurn: [401, 410, 502, 503],
+  runPrompt: [401, 422, 502],
+  createSession: [401, 422, 502, 503],
+  runTurn: [401, 410, 422, 502, 503, 504],
+  streamTurn: [401, 410, 422, 502, 503],
+  queueTurn: [401, 410, 422, 502, 503],
   listTurns: [401],
   getTurn: [401],
   streamStoredTurn: [401],
@@ -258,4 +258,32 @@ describe("/docs", () => {
       expect(html).toContain("<html")
       expect(html).toContain("clawdforge")
     }).pipe(Effect.provide(gateway())))
+})
+
+describe("idempotency keys", () => {
+  it("the five routes that start work take Idempotency-Key, say a retry is safe, and mark a replay", () => {
+    const spec = OpenApi.fromApi(Api)
+    const routes = [
+      ["/run", "post"],
+      ["/sessions", "post"],
+      ["/sessions/{id}/turn", "post"],
+      ["/sessions/{id}/turns", "post"],
+      ["/sessions/{id}/turn/stream", "post"]
+    ] as const
+    for (const [path, method] of routes) {
+      const operation: any = (spec.paths as any)[path][method]
+      const header = operation.parameters.find((p: any) => p.in === "header")
+      expect(header, path).toMatchObject({ name: "Idempotency-Key", required: false, schema: { type: "string" } })
+      expect(header.schema.pattern, path).toBeDefined()
+      expect(operation.description, path).toContain("retry is safe")
+      const success = Object.keys(operation.responses).find((status) => status.startsWith("2"))!
+      expect(operation.responses[success].headers, path).toHaveProperty("Idempotent-Replayed")
+      expect(operation.responses[422].content["application/json"].schema, path).toEqual({
+        $ref: "#/components/schemas/IdempotencyKeyReused"
+      })
+    }
+    // Reads take no key.
+    const read: any = spec.paths["/sessions/{id}"]!.get
+    expect((read.parameters ?? []).some((p: any) => p.in === "header")).toBe(false)
+  })
 })

@@ -76,6 +76,8 @@ export interface paths {
         /**
          * One-shot job through `claude -p` (v0.1 reply shape)
          * @description Runs `claude -p <prompt> --output-format json` once and waits for it. `result` is the JSON the agent printed (code fences tolerated), else its text. Any failure of claude (non-zero exit, `is_error`, unreadable output, timeout) is a 502 in the v0.1 error shape.
+         *
+         *     With an `Idempotency-Key` header, a retry is safe: a repeat with the same key and body never runs the work twice and answers what the first request answered, with `Idempotent-Replayed: true`.
          */
         post: operations["runPrompt"];
         delete?: never;
@@ -100,6 +102,8 @@ export interface paths {
         /**
          * Start a session with a live agent
          * @description Starts the agent and takes one slot of the live-agent pool until the session is closed or swept. `agent` names an entry of the agent registry (CLAWDFORGE_AGENTS merged over the built-ins); `meta` is stored as given and returned by `GET /sessions/{id}`.
+         *
+         *     With an `Idempotency-Key` header, a retry is safe: a repeat with the same key and body never runs the work twice and answers what the first request answered, with `Idempotent-Replayed: true`.
          */
         post: operations["createSession"];
         delete?: never;
@@ -120,6 +124,8 @@ export interface paths {
         /**
          * Send one prompt; waits in the session's mailbox behind earlier turns
          * @description `events` are the ACP JSON-RPC messages of the turn in order, as `acpx --format json` prints them: the `session/prompt` request, every `session/update` and agent request (with the gateway's answer), and last the prompt response, whose `stopReason` is `stop_reason`. `files` are named to the agent before the prompt text. `turn_index` counts from 1.
+         *
+         *     With an `Idempotency-Key` header, a retry is safe: a repeat with the same key and body never runs the work twice and answers what the first request answered, with `Idempotent-Replayed: true`.
          */
         post: operations["runTurn"];
         delete?: never;
@@ -149,7 +155,9 @@ export interface paths {
          *
          *     Every event has `id: <turn_index>.<seq>`: after a dropped connection, resume with `GET /sessions/{id}/turns/{n}/stream` and `Last-Event-ID`.
          *
-         *     Every POST runs a new turn: do not let a client re-send it on its own after a dropped connection (generated SSE clients retry by default; allow them one attempt). A client that disconnects does not stop the turn, and the turn is still recorded.
+         *     A client that disconnects does not stop the turn, and the turn is still recorded. Without an `Idempotency-Key`, every POST runs a new turn: do not let a client re-send it on its own after a dropped connection. With one, a retry is safe (what makes a generated SSE client's automatic retry safe): the repeat runs nothing and replays the first request's turn from its start, event by event.
+         *
+         *     With an `Idempotency-Key` header, a retry is safe: a repeat with the same key and body never runs the work twice and answers what the first request answered, with `Idempotent-Replayed: true`.
          */
         post: operations["streamTurn"];
         delete?: never;
@@ -174,6 +182,8 @@ export interface paths {
         /**
          * Queue one prompt and answer at once (async turn)
          * @description Body as `/turn`. The turn is recorded (`queued`) with the next `turn_index` before this answers 202, and runs in the session's mailbox order like any other turn. Read it back with `GET /sessions/{id}/turns/{n}` (poll until its `status` is no longer `queued` or `running`), or follow it with `GET /sessions/{id}/turns/{n}/stream`.
+         *
+         *     With an `Idempotency-Key` header, a retry is safe: a repeat with the same key and body never runs the work twice and answers what the first request answered, with `Idempotent-Replayed: true`.
          */
         post: operations["queueTurn"];
         delete?: never;
@@ -419,6 +429,20 @@ export interface components {
             stop_reason: string | null;
             /** @enum {string} */
             _tag: "RunFailed";
+        };
+        /** @description The Idempotency-Key was used before by this app for a different request (method, path or body) */
+        IdempotencyKeyReused: {
+            /** @enum {boolean} */
+            ok: false;
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
+            error: "idempotency_key_reused";
+            /** @description What went wrong, for people */
+            message: string;
+            /** @enum {string} */
+            _tag: "IdempotencyKeyReused";
         };
         /** @description A session's state */
         SessionReply: {
@@ -907,7 +931,10 @@ export interface operations {
     runPrompt: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Any 1 to 255 visible ASCII characters, unique per request the app means (a UUID is fine). A repeat of the request with the same key and the same body does not run it again: it answers the first request's status and body (waiting for it while it runs; a stream is replayed) with `Idempotent-Replayed: true`. The same key with a different request is a 422 `idempotency_key_reused`. Keys are kept CLAWDFORGE_IDEMPOTENCY_TTL_SECS (default one day), per app. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -929,6 +956,8 @@ export interface operations {
             /** @description claude answered: exactly `ok, result, duration_ms, stop_reason` */
             200: {
                 headers: {
+                    /** @description `true` when this is the stored answer of an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -971,6 +1000,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description The Idempotency-Key was used before by this app for a different request (method, path or body) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IdempotencyKeyReused"];
                 };
             };
             /** @description claude failed (v0.1 error shape) */
@@ -1050,7 +1088,10 @@ export interface operations {
     createSession: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Any 1 to 255 visible ASCII characters, unique per request the app means (a UUID is fine). A repeat of the request with the same key and the same body does not run it again: it answers the first request's status and body (waiting for it while it runs; a stream is replayed) with `Idempotent-Replayed: true`. The same key with a different request is a 422 `idempotency_key_reused`. Keys are kept CLAWDFORGE_IDEMPOTENCY_TTL_SECS (default one day), per app. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1077,6 +1118,8 @@ export interface operations {
             /** @description The new session, open */
             200: {
                 headers: {
+                    /** @description `true` when this is the stored answer of an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1121,6 +1164,15 @@ export interface operations {
                     "application/json": components["schemas"]["PayloadTooLarge"];
                 };
             };
+            /** @description The Idempotency-Key was used before by this app for a different request (method, path or body) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IdempotencyKeyReused"];
+                };
+            };
             /** @description The agent could not start, failed or exited; `events` holds what it said before */
             502: {
                 headers: {
@@ -1144,7 +1196,10 @@ export interface operations {
     runTurn: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Any 1 to 255 visible ASCII characters, unique per request the app means (a UUID is fine). A repeat of the request with the same key and the same body does not run it again: it answers the first request's status and body (waiting for it while it runs; a stream is replayed) with `Idempotent-Replayed: true`. The same key with a different request is a 422 `idempotency_key_reused`. Keys are kept CLAWDFORGE_IDEMPOTENCY_TTL_SECS (default one day), per app. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description The `session_id` that `POST /sessions` answered */
                 id: string;
@@ -1165,6 +1220,8 @@ export interface operations {
             /** @description The turn ran to its end */
             200: {
                 headers: {
+                    /** @description `true` when this is the stored answer of an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1218,6 +1275,15 @@ export interface operations {
                     "application/json": components["schemas"]["PayloadTooLarge"];
                 };
             };
+            /** @description The Idempotency-Key was used before by this app for a different request (method, path or body) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IdempotencyKeyReused"];
+                };
+            };
             /** @description The agent could not start, failed or exited; `events` holds what it said before */
             502: {
                 headers: {
@@ -1250,7 +1316,10 @@ export interface operations {
     streamTurn: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Any 1 to 255 visible ASCII characters, unique per request the app means (a UUID is fine). A repeat of the request with the same key and the same body does not run it again: it answers the first request's status and body (waiting for it while it runs; a stream is replayed) with `Idempotent-Replayed: true`. The same key with a different request is a 422 `idempotency_key_reused`. Keys are kept CLAWDFORGE_IDEMPOTENCY_TTL_SECS (default one day), per app. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description The `session_id` that `POST /sessions` answered */
                 id: string;
@@ -1271,6 +1340,8 @@ export interface operations {
             /** @description The turn's events as they happen, ending with `done` or `error` */
             200: {
                 headers: {
+                    /** @description `true` when this is the stored answer of an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1322,6 +1393,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description The Idempotency-Key was used before by this app for a different request (method, path or body) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IdempotencyKeyReused"];
                 };
             };
             /** @description The agent could not start, failed or exited; `events` holds what it said before */
@@ -1413,7 +1493,10 @@ export interface operations {
     queueTurn: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Any 1 to 255 visible ASCII characters, unique per request the app means (a UUID is fine). A repeat of the request with the same key and the same body does not run it again: it answers the first request's status and body (waiting for it while it runs; a stream is replayed) with `Idempotent-Replayed: true`. The same key with a different request is a 422 `idempotency_key_reused`. Keys are kept CLAWDFORGE_IDEMPOTENCY_TTL_SECS (default one day), per app. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description The `session_id` that `POST /sessions` answered */
                 id: string;
@@ -1434,6 +1517,8 @@ export interface operations {
             /** @description The turn is queued */
             202: {
                 headers: {
+                    /** @description `true` when this is the stored answer of an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1485,6 +1570,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description The Idempotency-Key was used before by this app for a different request (method, path or body) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IdempotencyKeyReused"];
                 };
             };
             /** @description The agent could not start, failed or exited; `events` holds what it said before */

@@ -11,6 +11,7 @@ import { finishDocument, operation } from "./ApiDocument.js"
 import {
   AgentFailed,
   BadRequest,
+  IdempotencyKeyReused,
   NotFound,
   PayloadTooLarge,
   PoolFull,
@@ -23,6 +24,7 @@ import {
   Unauthorized,
   UnknownAgent
 } from "./Errors.js"
+import { IdempotencyHeaders, retrySafe } from "./Idempotency.js"
 import type { AppName } from "./Ids.js"
 import { RunReply, RunRequest } from "./Run.js"
 import {
@@ -116,18 +118,21 @@ export class RunApi extends HttpApiGroup.make("run", { topLevel: true })
   .add(
     HttpApiEndpoint.post("runPrompt", "/run")
       .setPayload(RunRequest)
+      .setHeaders(IdempotencyHeaders)
       .addSuccess(RunReply)
       .addError(RunFailed)
+      .addError(IdempotencyKeyReused)
       .annotate(OpenApi.Summary, "One-shot job through `claude -p` (v0.1 reply shape)")
       .annotate(
         OpenApi.Description,
         "Runs `claude -p <prompt> --output-format json` once and waits for it. `result` is the JSON the " +
           "agent printed (code fences tolerated), else its text. Any failure of claude (non-zero exit, " +
-          "`is_error`, unreadable output, timeout) is a 502 in the v0.1 error shape."
+          "`is_error`, unreadable output, timeout) is a 502 in the v0.1 error shape." + retrySafe
       )
       .annotate(
         OpenApi.Transform,
         operation({
+          idempotent: true,
           success: "claude answered: exactly `ok, result, duration_ms, stop_reason`",
           payload: RunRequest,
           examples: {
@@ -165,21 +170,24 @@ export class SessionsApi extends HttpApiGroup.make("sessions", { topLevel: true 
   .add(
     HttpApiEndpoint.post("createSession", "/sessions")
       .setPayload(CreateSessionRequest)
+      .setHeaders(IdempotencyHeaders)
       .addSuccess(SessionReply)
       .addError(UnknownAgent)
       .addError(PoolFull)
       .addError(ShuttingDown)
       .addError(AgentFailed)
+      .addError(IdempotencyKeyReused)
       .annotate(OpenApi.Summary, "Start a session with a live agent")
       .annotate(
         OpenApi.Description,
         "Starts the agent and takes one slot of the live-agent pool until the session is closed or " +
           "swept. `agent` names an entry of the agent registry (CLAWDFORGE_AGENTS merged over the " +
-          "built-ins); `meta` is stored as given and returned by `GET /sessions/{id}`."
+          "built-ins); `meta` is stored as given and returned by `GET /sessions/{id}`." + retrySafe
       )
       .annotate(
         OpenApi.Transform,
         operation({
+          idempotent: true,
           success: "The new session, open",
           payload: CreateSessionRequest,
           examples: {
@@ -196,6 +204,7 @@ export class SessionsApi extends HttpApiGroup.make("sessions", { topLevel: true 
     HttpApiEndpoint.post("runTurn", "/sessions/:id/turn")
       .setPath(SessionIdParam)
       .setPayload(TurnRequest)
+      .setHeaders(IdempotencyHeaders)
       .addSuccess(TurnReply)
       .addError(SessionNotFound)
       .addError(SessionClosed)
@@ -203,29 +212,32 @@ export class SessionsApi extends HttpApiGroup.make("sessions", { topLevel: true 
       .addError(PoolFull)
       .addError(ShuttingDown)
       .addError(TurnTimeout)
+      .addError(IdempotencyKeyReused)
       .annotate(OpenApi.Summary, "Send one prompt; waits in the session's mailbox behind earlier turns")
       .annotate(
         OpenApi.Description,
         "`events` are the ACP JSON-RPC messages of the turn in order, as `acpx --format json` prints " +
           "them: the `session/prompt` request, every `session/update` and agent request (with the " +
           "gateway's answer), and last the prompt response, whose `stopReason` is `stop_reason`. " +
-          "`files` are named to the agent before the prompt text. `turn_index` counts from 1."
+          "`files` are named to the agent before the prompt text. `turn_index` counts from 1." + retrySafe
       )
       .annotate(
         OpenApi.Transform,
-        operation({ success: "The turn ran to its end", payload: TurnRequest, examples: turnExamples })
+        operation({ idempotent: true, success: "The turn ran to its end", payload: TurnRequest, examples: turnExamples })
       )
   )
   .add(
     HttpApiEndpoint.post("streamTurn", "/sessions/:id/turn/stream")
       .setPath(SessionIdParam)
       .setPayload(TurnRequest)
+      .setHeaders(IdempotencyHeaders)
       .addSuccess(TurnEventStream)
       .addError(SessionNotFound)
       .addError(SessionClosed)
       .addError(AgentFailed)
       .addError(PoolFull)
       .addError(ShuttingDown)
+      .addError(IdempotencyKeyReused)
       .annotate(OpenApi.Summary, "Send one prompt and stream the turn as server-sent events")
       .annotate(
         OpenApi.Description,
@@ -240,13 +252,16 @@ export class SessionsApi extends HttpApiGroup.make("sessions", { topLevel: true 
           "full pool, bad body, no token) are JSON replies with their status, as for `/turn`.\n\n" +
           "Every event has `id: <turn_index>.<seq>`: after a dropped connection, resume with " +
           "`GET /sessions/{id}/turns/{n}/stream` and `Last-Event-ID`.\n\n" +
-          "Every POST runs a new turn: do not let a client re-send it on its own after a dropped " +
-          "connection (generated SSE clients retry by default; allow them one attempt). A client that " +
-          "disconnects does not stop the turn, and the turn is still recorded."
+          "A client that disconnects does not stop the turn, and the turn is still recorded. Without an " +
+          "`Idempotency-Key`, every POST runs a new turn: do not let a client re-send it on its own after a " +
+          "dropped connection. With one, a retry is safe (what makes a generated SSE client's automatic retry " +
+          "safe): the repeat runs nothing and replays the first request's turn from its start, event by event." +
+          retrySafe
       )
       .annotate(
         OpenApi.Transform,
         operation({
+          idempotent: true,
           success: "The turn's events as they happen, ending with `done` or `error`",
           payload: TurnRequest,
           examples: turnExamples
@@ -257,23 +272,25 @@ export class SessionsApi extends HttpApiGroup.make("sessions", { topLevel: true 
     HttpApiEndpoint.post("queueTurn", "/sessions/:id/turns")
       .setPath(SessionIdParam)
       .setPayload(TurnRequest)
+      .setHeaders(IdempotencyHeaders)
       .addSuccess(TurnAccepted)
       .addError(SessionNotFound)
       .addError(SessionClosed)
       .addError(AgentFailed)
       .addError(PoolFull)
       .addError(ShuttingDown)
+      .addError(IdempotencyKeyReused)
       .annotate(OpenApi.Summary, "Queue one prompt and answer at once (async turn)")
       .annotate(
         OpenApi.Description,
         "Body as `/turn`. The turn is recorded (`queued`) with the next `turn_index` before this answers " +
           "202, and runs in the session's mailbox order like any other turn. Read it back with " +
           "`GET /sessions/{id}/turns/{n}` (poll until its `status` is no longer `queued` or `running`), " +
-          "or follow it with `GET /sessions/{id}/turns/{n}/stream`."
+          "or follow it with `GET /sessions/{id}/turns/{n}/stream`." + retrySafe
       )
       .annotate(
         OpenApi.Transform,
-        operation({ success: "The turn is queued", payload: TurnRequest, examples: turnExamples })
+        operation({ idempotent: true, success: "The turn is queued", payload: TurnRequest, examples: turnExamples })
       )
   )
   .add(

@@ -5,6 +5,7 @@
  * components). Plain functions on the JSON document, applied through `OpenApi.Transform`.
  */
 import { Schema } from "effect"
+import { replayedHeader } from "./Idempotency.js"
 
 type Json = Record<string, any>
 
@@ -202,20 +203,29 @@ export const operation = <A, I>(options: {
   readonly payload?: Schema.Schema<A, I> | undefined
   readonly examples?: Record<string, Example<NoInfer<A>>> | undefined
   readonly successHeaders?: Record<string, { readonly description: string }> | undefined
+  /** Takes `Idempotency-Key`: the header is spelled as people write it, and a replay is marked. */
+  readonly idempotent?: boolean | undefined
 }) =>
 (input: Json): Json => {
   const op: Json = structuredClone(input)
   const status = Object.keys(op.responses).find((code) => code.startsWith("2")) ?? "200"
   const ok: Json = { ...op.responses[status], description: options.success }
-  if (options.successHeaders !== undefined) {
+  const successHeaders = options.idempotent ? { ...options.successHeaders, ...replayedHeader } : options.successHeaders
+  if (successHeaders !== undefined) {
     ok.headers = Object.fromEntries(
-      Object.entries(options.successHeaders).map(([name, { description }]) => [
+      Object.entries(successHeaders).map(([name, { description }]) => [
         name,
         { description, schema: { type: "string" } }
       ])
     )
   }
   op.responses = { ...op.responses, [status]: ok }
+  if (options.idempotent) {
+    // Headers are declared lower-case; the document spells this one as clients send it.
+    for (const parameter of op.parameters ?? []) {
+      if (parameter.in === "header" && parameter.name === "idempotency-key") parameter.name = "Idempotency-Key"
+    }
+  }
   const media = op.requestBody?.content?.["application/json"]
   if (options.examples !== undefined && options.payload !== undefined && media !== undefined) {
     const encode = Schema.encodeSync(options.payload)

@@ -122,3 +122,12 @@ export class ShuttingDown extends Schema.TaggedError<ShuttingDown>()(
   errorFields("shutting_down"),
   HttpApiSchema.annotations({ status: 503, description: "The gateway is shutting down" })
 ) {}
+
+export class IdempotencyKeyReused extends Schema.TaggedError<IdempotencyKeyReused>()(
+  "IdempotencyKeyReused",
+  errorFields("idempotency_key_reused"),
+  HttpApiSchema.annotations({
+    status: 422,
+    description: "The Idempotency-Key was used before by this app for a different request (method, path or body)"
+  })
+) {}

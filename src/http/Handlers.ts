@@ -1,12 +1,17 @@
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Effect, Layer } from "effect"
 import { Api, CurrentApp } from "../domain/Api.js"
 import { BadRequest } from "../domain/Errors.js"
-import type { SessionId } from "../domain/Ids.js"
+import type { AppName, SessionId } from "../domain/Ids.js"
+import { RunReply } from "../domain/Run.js"
+import { SessionReply, TurnReply } from "../domain/Session.js"
+import { TurnAccepted } from "../domain/Turn.js"
 import { ClaudeRunner } from "../services/agents/ClaudeRunner.js"
 import { scrapeMetrics } from "../services/observability/Metrics.js"
-import { Sessions } from "../services/sessions/Sessions.js"
+import { type AcceptedTurn, Sessions } from "../services/sessions/Sessions.js"
 import { Docs } from "./Docs.js"
+import { makeIdempotent, replayedHeader, replayJson, storeAs } from "./Idempotency.js"
 import { turnEventStream } from "./TurnStream.js"
 
 /** The `seq` after which a resumed stream starts: `Last-Event-ID` must name an event of that turn. */
@@ -35,35 +40,81 @@ export const HealthLive = HttpApiBuilder.group(Api, "health", (handlers) =>
 export const RunLive = HttpApiBuilder.group(Api, "run", (handlers) =>
   Effect.gen(function*() {
     const runner = yield* ClaudeRunner
-    return handlers.handle("runPrompt", ({ payload }) => runner.run(payload))
+    const idempotent = yield* makeIdempotent
+    const storeRun = storeAs(RunReply)
+    return handlers.handle("runPrompt", ({ headers, payload }) =>
+      idempotent({
+        key: headers["idempotency-key"],
+        payload,
+        run: runner.run(payload),
+        store: storeRun,
+        respond: (reply) => reply
+      }))
   }))
 
 export const SessionsLive = HttpApiBuilder.group(Api, "sessions", (handlers) =>
   Effect.gen(function*() {
     const sessions = yield* Sessions
+    const idempotent = yield* makeIdempotent
+    const storeSession = storeAs(SessionReply)
+    const storeTurn = storeAs(TurnReply)
+    const storeAccepted = storeAs(TurnAccepted)
+    const queued = (id: string, turnIndex: number) => ({
+      ok: true as const,
+      session_id: id as SessionId,
+      turn_index: turnIndex,
+      status: "queued" as const
+    })
+    /** A repeated `/turn/stream`: the first request's turn from its start, or the error it answered. */
+    const replayStream = (app: AppName, id: string, reply: { readonly status: number; readonly body: string }) =>
+      reply.status !== 200
+        ? Effect.succeed(replayJson(reply))
+        : Effect.map(
+          sessions.followTurn(app, id, (JSON.parse(reply.body) as { turn_index: number }).turn_index),
+          (feed) => HttpServerResponse.setHeader(turnEventStream(feed), replayedHeader, "true")
+        ).pipe(
+          // Its turn was stored when it was accepted; gone only with its session (404).
+          Effect.catchTag("TurnNotFound", Effect.die)
+        )
     return handlers
-      .handle("createSession", ({ payload }) =>
-        CurrentApp.pipe(
-          Effect.flatMap((app) => sessions.create(app, payload)),
-          Effect.map((session) => ({ ok: true as const, ...session }))
-        ))
-      .handle("runTurn", ({ path, payload }) =>
-        Effect.flatMap(CurrentApp, (app) => sessions.turn(app, path.id, payload)))
-      .handle("streamTurn", ({ path, payload }) =>
-        CurrentApp.pipe(
-          Effect.flatMap((app) => sessions.submit(app, path.id, payload)),
-          Effect.map((accepted) => turnEventStream(accepted.feed))
-        ))
-      .handle("queueTurn", ({ path, payload }) =>
-        CurrentApp.pipe(
-          Effect.flatMap((app) => sessions.submit(app, path.id, payload)),
-          Effect.map((accepted) => ({
-            ok: true as const,
-            session_id: path.id as SessionId,
-            turn_index: accepted.turnIndex,
-            status: "queued" as const
-          }))
-        ))
+      .handle("createSession", ({ headers, payload }) =>
+        idempotent({
+          key: headers["idempotency-key"],
+          payload,
+          run: CurrentApp.pipe(
+            Effect.flatMap((app) => sessions.create(app, payload)),
+            Effect.map((session) => ({ ok: true as const, ...session }))
+          ),
+          store: storeSession,
+          respond: (reply) => reply
+        }))
+      .handle("runTurn", ({ headers, path, payload }) =>
+        idempotent({
+          key: headers["idempotency-key"],
+          payload,
+          run: Effect.flatMap(CurrentApp, (app) => sessions.turn(app, path.id, payload)),
+          store: storeTurn,
+          respond: (reply) => reply
+        }))
+      .handle("streamTurn", ({ headers, path, payload }) =>
+        Effect.flatMap(CurrentApp, (app) =>
+          idempotent({
+            key: headers["idempotency-key"],
+            payload,
+            run: sessions.submit(app, path.id, payload),
+            // A repeat replays the turn the first request started, from its stored messages.
+            store: (accepted) => ({ status: 200, body: JSON.stringify({ turn_index: accepted.turnIndex }) }),
+            respond: (accepted) => turnEventStream(accepted.feed),
+            replay: (reply) => replayStream(app, path.id, reply)
+          })))
+      .handle("queueTurn", ({ headers, path, payload }) =>
+        idempotent({
+          key: headers["idempotency-key"],
+          payload,
+          run: Effect.flatMap(CurrentApp, (app) => sessions.submit(app, path.id, payload)),
+          store: (accepted: AcceptedTurn) => storeAccepted(queued(path.id, accepted.turnIndex)),
+          respond: (accepted: AcceptedTurn) => queued(path.id, accepted.turnIndex)
+        }))
       .handle("listTurns", ({ path, urlParams }) =>
         CurrentApp.pipe(
           Effect.flatMap((app) => sessions.listTurns(app, path.id, urlParams)),

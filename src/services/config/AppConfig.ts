@@ -64,6 +64,7 @@ export class AppConfig extends Effect.Service<AppConfig>()("clawdforge/AppConfig
       sessionHardTtl: seconds("CLAWDFORGE_SESSION_HARD_TTL_SECS", 604800),
       sweepInterval: seconds("CLAWDFORGE_SWEEP_INTERVAL_SECS", 60),
       turnTimeout: seconds("CLAWDFORGE_TURN_TIMEOUT_SECS", 600),
+      idempotencyTtl: seconds("CLAWDFORGE_IDEMPOTENCY_TTL_SECS", 86400),
       agents,
       claudeBin: Config.string("CLAWDFORGE_CLAUDE_BIN").pipe(Config.withDefault("claude")),
       workspaceRoot: Config.string("CLAWDFORGE_WORKSPACE_ROOT").pipe(Config.withDefault("./data/workspaces")),

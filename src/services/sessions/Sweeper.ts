@@ -1,5 +1,6 @@
 import { Duration, Effect, Layer, Schedule } from "effect"
 import { AppConfig } from "../config/AppConfig.js"
+import { IdempotencyKeys } from "../ledger/IdempotencyKeys.js"
 import { Ledger, nowSeconds } from "../ledger/Ledger.js"
 import { Sessions } from "./Sessions.js"
 import { Workspaces } from "./Workspaces.js"
@@ -13,6 +14,7 @@ export class Sweeper extends Effect.Service<Sweeper>()("clawdforge/Sweeper", {
   scoped: Effect.gen(function*() {
     const config = yield* AppConfig
     const ledger = yield* Ledger
+    const idempotencyKeys = yield* IdempotencyKeys
     const sessions = yield* Sessions
     const workspaces = yield* Workspaces
     const ttl = Duration.toSeconds(config.sessionTtl)
@@ -20,13 +22,15 @@ export class Sweeper extends Effect.Service<Sweeper>()("clawdforge/Sweeper", {
 
     /**
      * One pass: soft-close sessions idle past the TTL (stopping their agents), then delete
-     * sessions closed longer than the hard TTL, with their events and workspaces.
+     * sessions closed longer than the hard TTL, with their events and workspaces, and idempotency
+     * keys older than theirs.
      */
     const scope = yield* Effect.scope
     const sweepOnce = Effect.gen(function*() {
       const now = yield* nowSeconds
       const closed = yield* ledger.closeIdleBefore(now - ttl, now)
       const deleted = yield* ledger.deleteClosedBefore(now - hardTtl)
+      yield* idempotencyKeys.purgeExpired(now)
       // Stop the agents of what was closed or deleted now, and of sessions closed behind
       // the gateway's back (the admin CLI): only live ones have anything to stop.
       const live = yield* sessions.liveSessionIds
@@ -45,7 +49,7 @@ export class Sweeper extends Effect.Service<Sweeper>()("clawdforge/Sweeper", {
 
     return { sweepOnce } as const
   }),
-  dependencies: [AppConfig.Default, Ledger.Default, Sessions.Default, Workspaces.Default]
+  dependencies: [AppConfig.Default, Ledger.Default, IdempotencyKeys.Default, Sessions.Default, Workspaces.Default]
 }) {}
 
 /** One sweeper pass, for an embedding program or a test. */

@@ -1,0 +1,170 @@
+import { SqlClient } from "@effect/sql"
+import { Deferred, Duration, Effect, Exit, Fiber, Option, Schedule } from "effect"
+import { createHash } from "node:crypto"
+import type { AppName } from "../../domain/Ids.js"
+import { AppConfig } from "../config/AppConfig.js"
+import { DatabaseLive } from "./Database.js"
+import { nowSeconds } from "./Ledger.js"
+
+/** A reply as it is kept and replayed: its status and its body (JSON text). */
+export interface StoredReply {
+  readonly status: number
+  readonly body: string
+}
+
+/** What became of a request with a key: it ran now, it repeats an earlier one, or its key was used for another. */
+export type Outcome<A, E> =
+  | { readonly _tag: "Ran"; readonly exit: Exit.Exit<A, E> }
+  | { readonly _tag: "Replayed"; readonly reply: StoredReply }
+  | { readonly _tag: "Reused" }
+
+const sha256 = (text: string) => createHash("sha256").update(text, "utf8").digest("hex")
+
+/** JSON with every object's keys in order: two bodies that mean the same are the same text. */
+const canonicalJson = (value: unknown): string =>
+  JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, (v as Record<string, unknown>)[k]]))
+      : v) ?? ""
+
+/** What makes two requests the same request: method, path and canonical body, as one digest. */
+export const requestDigest = (method: string, path: string, body: unknown) =>
+  sha256(`${method} ${path}\n${canonicalJson(body)}`)
+
+/** How often a repeat looks at a key that another gateway process is running. */
+const pollInterval = Duration.millis(100)
+
+interface KeyRow {
+  readonly request_digest: string
+  readonly status: number | null
+  readonly body: string | null
+}
+
+/**
+ * Idempotency keys, per app, in the ledger's `idempotency_keys` table. The first request with a
+ * key inserts its row (the insert is the lock) and runs; repeats in this process wait for it on a
+ * Deferred, repeats in another process poll its row. What ran is owned by this service's scope,
+ * not by the request: a client that goes away (and retries) does not stop it from being recorded.
+ */
+export class IdempotencyKeys extends Effect.Service<IdempotencyKeys>()("clawdforge/IdempotencyKeys", {
+  scoped: Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const ttl = Duration.toSeconds((yield* AppConfig).idempotencyTtl)
+    const scope = yield* Effect.scope
+
+    /** Keys this process runs now, by app and key digest; `None`: released, try again. */
+    const running = new Map<
+      string,
+      { readonly request: string; readonly done: Deferred.Deferred<Option.Option<StoredReply>> }
+    >()
+
+    /** Takes the key: `Some` (with the Deferred its repeats wait on) when this request won it. */
+    const claim = (app: AppName, key: string, request: string, slot: string) =>
+      Effect.gen(function*() {
+        const done = yield* Deferred.make<Option.Option<StoredReply>>()
+        running.set(slot, { request, done })
+        const at = yield* nowSeconds
+        const won = yield* sql`
+          INSERT INTO idempotency_keys (app_name, key_digest, request_digest, created_at)
+          VALUES (${app}, ${key}, ${request}, ${at})
+          ON CONFLICT DO NOTHING RETURNING created_at`
+        if (won.length > 0) return Option.some(done)
+        running.delete(slot)
+        yield* Deferred.succeed(done, Option.none())
+        return Option.none()
+      }).pipe(Effect.orDie, Effect.uninterruptible)
+
+    const read = (app: AppName, key: string) =>
+      Effect.map(
+        sql<KeyRow>`SELECT request_digest, status, body FROM idempotency_keys
+          WHERE app_name = ${app} AND key_digest = ${key}`,
+        (rows) => Option.fromNullable(rows[0])
+      ).pipe(Effect.orDie)
+
+    /** Waits until the key's row has its reply, holds another request, or is gone. */
+    const awaitRow = (app: AppName, key: string, request: string) =>
+      read(app, key).pipe(
+        Effect.repeat({
+          schedule: Schedule.spaced(pollInterval),
+          until: (row) => Option.isNone(row) || row.value.status !== null || row.value.request_digest !== request
+        })
+      )
+
+    /** Records what the winner answered (or releases the key when there is nothing to replay). */
+    const finish = (
+      app: AppName,
+      key: string,
+      slot: string,
+      done: Deferred.Deferred<Option.Option<StoredReply>>,
+      reply: Option.Option<StoredReply>
+    ) =>
+      Effect.gen(function*() {
+        if (Option.isSome(reply)) {
+          yield* sql`UPDATE idempotency_keys SET status = ${reply.value.status}, body = ${reply.value.body}
+            WHERE app_name = ${app} AND key_digest = ${key}`
+        } else {
+          yield* sql`DELETE FROM idempotency_keys WHERE app_name = ${app} AND key_digest = ${key}`
+        }
+        running.delete(slot)
+        yield* Deferred.succeed(done, reply)
+      }).pipe(Effect.orDie)
+
+    /**
+     * Runs `run` once per app and key: the first request runs it and `store` says what its repeats
+     * get (`None`, for a defect: nothing, the key is released). A repeat with the same request waits
+     * for the reply and gets it; one with another request is `Reused`.
+     */
+    // Generic, so a span rather than `Effect.fn` (which would lose the type parameters).
+    const once = <A, E, R>(
+      app: AppName,
+      key: string,
+      request: string,
+      run: Effect.Effect<A, E, R>,
+      store: (exit: Exit.Exit<A, E>) => Option.Option<StoredReply>
+    ): Effect.Effect<Outcome<A, E>, never, R> => Effect.gen(function*() {
+      const keyDigest = sha256(key)
+      const slot = `${app}\n${keyDigest}`
+      for (;;) {
+        const inFlight = running.get(slot)
+        if (inFlight !== undefined) {
+          if (inFlight.request !== request) return { _tag: "Reused" } as Outcome<A, E>
+          const reply = yield* Deferred.await(inFlight.done)
+          if (Option.isSome(reply)) return { _tag: "Replayed", reply: reply.value } as Outcome<A, E>
+          continue
+        }
+        const won = yield* claim(app, keyDigest, request, slot)
+        if (Option.isSome(won)) {
+          const done = won.value
+          const fiber = yield* run.pipe(
+            Effect.onExit((exit) =>
+              finish(app, keyDigest, slot, done, Exit.isInterrupted(exit) ? Option.none() : store(exit))
+            ),
+            Effect.forkIn(scope)
+          )
+          return { _tag: "Ran", exit: yield* Fiber.await(fiber) } as Outcome<A, E>
+        }
+        // Answered before, or running in another process: its row says.
+        const row = yield* read(app, keyDigest)
+        if (Option.isNone(row)) continue
+        if (row.value.request_digest !== request) return { _tag: "Reused" } as Outcome<A, E>
+        if (row.value.status === null) {
+          // Another process runs it: look again once it has a reply (or is gone).
+          yield* awaitRow(app, keyDigest, request)
+          continue
+        }
+        return { _tag: "Replayed", reply: { status: row.value.status, body: row.value.body ?? "" } } as Outcome<A, E>
+      }
+    }).pipe(Effect.withSpan("IdempotencyKeys.once"))
+
+    /** Deletes the keys older than CLAWDFORGE_IDEMPOTENCY_TTL_SECS: the sweeper's. */
+    const purgeExpired = Effect.fn("IdempotencyKeys.purgeExpired")(
+      function*(now: number) {
+        yield* sql`DELETE FROM idempotency_keys WHERE created_at < ${now - ttl}`
+      },
+      Effect.orDie
+    )
+
+    return { once, purgeExpired } as const
+  }),
+  dependencies: [DatabaseLive, AppConfig.Default]
+}) {}
