@@ -5,12 +5,14 @@
  */
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Stream } from "effect"
+import { Effect, Fiber, Stream } from "effect"
 import { appendFileSync, chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { SqlClient } from "@effect/sql"
+import { createHash } from "node:crypto"
+import { requestDigest } from "../src/services/ledger/IdempotencyKeys.js"
 import { sweepOnce } from "../src/services/sessions/Sweeper.js"
 import { agentLogFile, readAgentLog } from "./support/ScriptedAgent.js"
 import { appToken, layerScriptedGateway, otherToken, request } from "./support/TestGateway.js"
@@ -247,5 +249,59 @@ describe("Idempotency-Key", () => {
       const again = yield* post(`/sessions/${sid}/turn`, { prompt: "private words" }, secret)
       expect(again).toMatchObject({ status: 200, replayed: undefined, body: { turn_index: 2 } })
     }).pipe(Effect.provide(layerScriptedGateway(log, { CLAWDFORGE_IDEMPOTENCY_TTL_SECS: "1" })))
+  })
+
+  it.scopedLive("a key another gateway process holds is waited for by polling its row, then replayed", () => {
+    const log = agentLogFile()
+    return Effect.gen(function*() {
+      const sid = yield* create
+      const sql = yield* SqlClient.SqlClient
+      // Another process took the key for the same request and is running it.
+      const keyDigest = createHash("sha256").update("held", "utf8").digest("hex")
+      const request = requestDigest("POST", `/sessions/${sid}/turn`, { prompt: "hello" })
+      yield* sql`INSERT INTO idempotency_keys (app_name, key_digest, request_digest, created_at)
+        VALUES ('app-a', ${keyDigest}, ${request}, ${Math.floor(Date.now() / 1000)})`
+      const repeat = yield* Effect.fork(post(`/sessions/${sid}/turn`, { prompt: "hello" }, "held"))
+      // A different body under that key is refused at once, even while it runs.
+      expect((yield* post(`/sessions/${sid}/turn`, { prompt: "other" }, "held")).status).toBe(422)
+      yield* Effect.sleep("300 millis")
+      const body = JSON.stringify({ ok: true, session_id: sid, turn_index: 7, stop_reason: "end_turn", events: [] })
+      yield* sql`UPDATE idempotency_keys SET status = 200, body = ${body} WHERE key_digest = ${keyDigest}`
+      const replayed = yield* repeat.await.pipe(Effect.flatten)
+      expect(replayed).toMatchObject({ status: 200, replayed: "true", body: JSON.parse(body) })
+      expect(prompts(log)).toBe(0)
+    }).pipe(Effect.provide(layerScriptedGateway(log)))
+  })
+
+  it.scopedLive("a client that hangs up does not lose the answer: its retry with the key gets it", () => {
+    const log = agentLogFile()
+    return Effect.gen(function*() {
+      const sid = yield* create
+      const first = yield* Effect.fork(post(`/sessions/${sid}/turn`, { prompt: "sleep 400" }, "hang-up"))
+      yield* Effect.sleep("100 millis")
+      yield* Fiber.interrupt(first)
+      const retry = yield* post(`/sessions/${sid}/turn`, { prompt: "sleep 400" }, "hang-up")
+      expect(retry).toMatchObject({ status: 200, replayed: "true", body: { turn_index: 1, stop_reason: "end_turn" } })
+      expect(prompts(log)).toBe(1)
+    }).pipe(Effect.provide(layerScriptedGateway(log)))
+  })
+
+  it.live("keys a dead gateway left running are released at start-up", () => {
+    const db = join(mkdtempSync(join(tmpdir(), "clawdforge-db-")), "ledger.db")
+    const gateway = () => layerScriptedGateway(agentLogFile(), { CLAWDFORGE_DB: db })
+    return Effect.gen(function*() {
+      yield* Effect.scoped(Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const now = Math.floor(Date.now() / 1000)
+        yield* sql`INSERT INTO idempotency_keys (app_name, key_digest, request_digest, created_at)
+          VALUES ('app-a', 'running', 'r', ${now}), ('app-a', 'answered', 'r', ${now})`
+        yield* sql`UPDATE idempotency_keys SET status = 200, body = '{}' WHERE key_digest = 'answered'`
+      }).pipe(Effect.provide(gateway())))
+      const left = yield* Effect.scoped(Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        return yield* sql<{ key_digest: string }>`SELECT key_digest FROM idempotency_keys`
+      }).pipe(Effect.provide(gateway())))
+      expect(left.map((row) => row.key_digest)).toEqual(["answered"])
+    })
   })
 })

@@ -51,6 +51,9 @@ export class IdempotencyKeys extends Effect.Service<IdempotencyKeys>()("clawdfor
     const sql = yield* SqlClient.SqlClient
     const ttl = Duration.toSeconds((yield* AppConfig).idempotencyTtl)
     const scope = yield* Effect.scope
+    // At start-up, as the ledger's turns: keys that a gateway which died left running have no reply
+    // to give, and are released (a retry runs anew) rather than waited for until they expire.
+    yield* sql`DELETE FROM idempotency_keys WHERE status IS NULL`.pipe(Effect.orDie)
 
     /** Keys this process runs now, by app and key digest; `None`: released, try again. */
     const running = new Map<
@@ -137,7 +140,11 @@ export class IdempotencyKeys extends Effect.Service<IdempotencyKeys>()("clawdfor
           const done = won.value
           const fiber = yield* run.pipe(
             Effect.onExit((exit) =>
-              finish(app, keyDigest, slot, done, Exit.isInterrupted(exit) ? Option.none() : store(exit))
+              Effect.try(() => Exit.isInterrupted(exit) ? Option.none() : store(exit)).pipe(
+                // A reply that cannot be stored releases the key rather than leave its repeats waiting.
+                Effect.orElseSucceed(() => Option.none()),
+                Effect.flatMap((reply) => finish(app, keyDigest, slot, done, reply))
+              )
             ),
             Effect.forkIn(scope)
           )
