@@ -3,7 +3,9 @@
  * answers what the first one answered. Against the scripted agent as a real child process, over
  * a real HTTP server; `/run` against the fake claude.
  */
-import { HttpClient, HttpClientRequest } from "@effect/platform"
+import { FetchHttpClient, HttpClient, HttpClientRequest, HttpServer } from "@effect/platform"
+import { makeClient } from "../src/client/EffectClient.js"
+import { createFetchClient } from "../src/client/FetchClient.js"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Stream } from "effect"
 import { appendFileSync, chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
@@ -303,5 +305,35 @@ describe("Idempotency-Key", () => {
       }).pipe(Effect.provide(gateway())))
       expect(left.map((row) => row.key_digest)).toEqual(["answered"])
     })
+  })
+
+  it.scopedLive("both clients send the key: the Effect client's headers and openapi-fetch's params.header", () => {
+    const log = agentLogFile()
+    return Effect.gen(function*() {
+      const url = yield* HttpServer.addressFormattedWith(Effect.succeed)
+      const client = yield* makeClient({ baseUrl: url, token: appToken }).pipe(Effect.provide(FetchHttpClient.layer))
+      const { session_id: id } = yield* client.createSession({ payload: { agent: "scripted" } })
+      const once = () =>
+        client.runTurn({ path: { id }, payload: { prompt: "hello" }, headers: { "idempotency-key": "effect-1" } })
+      const [a, b] = [yield* once(), yield* once()]
+      expect(b).toEqual(a)
+      const reused = yield* Effect.flip(
+        client.runTurn({ path: { id }, payload: { prompt: "bye" }, headers: { "idempotency-key": "effect-1" } })
+      )
+      expect(reused._tag).toBe("IdempotencyKeyReused")
+      const fetchClient = createFetchClient({ baseUrl: url, token: appToken })
+      const send = () =>
+        Effect.promise(() =>
+          fetchClient.POST("/sessions/{id}/turns", {
+            params: { path: { id }, header: { "Idempotency-Key": "fetch-1" } },
+            body: { prompt: "hello" }
+          })
+        )
+      const [c, d] = [yield* send(), yield* send()]
+      expect(c.response.status).toBe(202)
+      expect(d.response.headers.get("Idempotent-Replayed")).toBe("true")
+      expect(d.data).toEqual(c.data)
+      expect(yield* turnCount(id)).toBe(2)
+    }).pipe(Effect.provide(layerScriptedGateway(log)))
   })
 })
