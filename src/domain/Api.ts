@@ -449,7 +449,10 @@ export class Api extends HttpApi.make("clawdforge")
       "Every request except `GET /healthz`, `GET /openapi.json` and `GET /docs` needs " +
       "`Authorization: Bearer <token>`. Bodies are JSON. Every error is `{ok: false, error, message}` " +
       "(plus fields named in its schema): `error` is a stable machine-readable code, `_tag` names the " +
-      "error type for typed clients. Bad input is always a 4xx, never a 500."
+      "error type for typed clients. Bad input is always a 4xx, never a 500.\n\n" +
+      "The requests that start work (`POST /run`, `POST /sessions`, `/turn`, `/turns`, `/turn/stream`) take an " +
+      "`Idempotency-Key` header: a retried request with the same key is safe. It never runs twice, and answers " +
+      "what the first request answered (its status and body; a stream is replayed) with `Idempotent-Replayed: true`."
   )
   .annotate(OpenApi.License, { name: "MIT" })
   .annotate(OpenApi.Servers, [{ url: "/", description: "The gateway serving this document" }])
