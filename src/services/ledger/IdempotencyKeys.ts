@@ -75,7 +75,7 @@ export class IdempotencyKeys extends Effect.Service<IdempotencyKeys>()("clawdfor
         running.delete(slot)
         yield* Deferred.succeed(done, Option.none())
         return Option.none()
-      }).pipe(Effect.orDie, Effect.uninterruptible)
+      }).pipe(Effect.orDie)
 
     const read = (app: AppName, key: string) =>
       Effect.map(
@@ -108,9 +108,16 @@ export class IdempotencyKeys extends Effect.Service<IdempotencyKeys>()("clawdfor
         } else {
           yield* sql`DELETE FROM idempotency_keys WHERE app_name = ${app} AND key_digest = ${key}`
         }
-        running.delete(slot)
-        yield* Deferred.succeed(done, reply)
-      }).pipe(Effect.orDie)
+      }).pipe(
+        Effect.orDie,
+        // Its repeats are let go whatever happened here (a reply not recorded: they try again).
+        Effect.onExit((exit) =>
+          Effect.suspend(() => {
+            running.delete(slot)
+            return Deferred.succeed(done, Exit.isSuccess(exit) ? reply : Option.none())
+          })
+        )
+      )
 
     /**
      * Runs `run` once per app and key: the first request runs it and `store` says what its repeats
@@ -135,20 +142,24 @@ export class IdempotencyKeys extends Effect.Service<IdempotencyKeys>()("clawdfor
           if (Option.isSome(reply)) return { _tag: "Replayed", reply: reply.value } as Outcome<A, E>
           continue
         }
-        const won = yield* claim(app, keyDigest, request, slot)
-        if (Option.isSome(won)) {
-          const done = won.value
-          const fiber = yield* run.pipe(
-            Effect.onExit((exit) =>
-              Effect.try(() => Exit.isInterrupted(exit) ? Option.none() : store(exit)).pipe(
-                // A reply that cannot be stored releases the key rather than leave its repeats waiting.
-                Effect.orElseSucceed(() => Option.none()),
-                Effect.flatMap((reply) => finish(app, keyDigest, slot, done, reply))
-              )
-            ),
-            Effect.forkIn(scope)
-          )
-          return { _tag: "Ran", exit: yield* Fiber.await(fiber) } as Outcome<A, E>
+        // Taking the key and starting the work are one step: a request interrupted in between would
+        // leave its repeats waiting for a reply that never comes.
+        const started = yield* Effect.uninterruptibleMask((restore) =>
+          Effect.flatMap(claim(app, keyDigest, request, slot), (won) =>
+            Option.isNone(won) ? Effect.succeedNone : restore(run).pipe(
+              Effect.onExit((exit) =>
+                Effect.try(() => Exit.isInterrupted(exit) ? Option.none() : store(exit)).pipe(
+                  // A reply that cannot be stored releases the key rather than leave its repeats waiting.
+                  Effect.orElseSucceed(() => Option.none()),
+                  Effect.flatMap((reply) => finish(app, keyDigest, slot, won.value, reply))
+                )
+              ),
+              Effect.forkIn(scope),
+              Effect.asSome
+            ))
+        )
+        if (Option.isSome(started)) {
+          return { _tag: "Ran", exit: yield* Fiber.await(started.value) } as Outcome<A, E>
         }
         // Answered before, or running in another process: its row says.
         const row = yield* read(app, keyDigest)
