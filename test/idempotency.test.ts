@@ -132,6 +132,17 @@ describe("Idempotency-Key", () => {
       expect(again.text).toBe(first.text)
       expect(prompts(log)).toBe(1)
       expect(yield* turnCount(sid)).toBe(1)
+      // A client that loses the stream while the turn runs and sends the POST again (as generated SSE
+      // clients do) gets the same turn from its start, live to its end: the turn runs once.
+      const cut = yield* Effect.fork(postStream(sid, "chunks 20 25", "stream-2"))
+      yield* Effect.sleep("120 millis")
+      yield* Fiber.interrupt(cut)
+      const retried = yield* postStream(sid, "chunks 20 25", "stream-2")
+      expect(retried).toMatchObject({ status: 200, replayed: "true" })
+      expect(retried.text.startsWith("event: acp\nid: 2.1\n")).toBe(true)
+      expect(retried.text).toContain("event: done\nid: 2.23\n")
+      expect(prompts(log)).toBe(2)
+      expect(yield* turnCount(sid)).toBe(2)
     }).pipe(Effect.provide(layerScriptedGateway(log)))
   })
 
