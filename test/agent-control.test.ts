@@ -96,3 +96,37 @@ describe("running as root", () => {
     expect(sandboxed.output()).not.toContain(warning)
   }, 30_000)
 })
+
+describe("GET /agents", () => {
+  it.scopedLive("lists the registry: whether each command is found, and what each agent declared once it started", () => {
+    const log = agentLogFile()
+    return Effect.gen(function*() {
+      expect((yield* request("GET", "/agents")).status).toBe(401)
+      const before = yield* request("GET", "/agents", { token: appToken })
+      expect(before.status).toBe(200)
+      const byName = (body: any) => Object.fromEntries(body.agents.map((a: any) => [a.name, a]))
+      const first = byName(before.body)
+      expect(before.body.count).toBe(before.body.agents.length)
+      expect(first["echo"]).toEqual({ name: "echo", driver: "acp", available: true, capabilities: null })
+      expect(first["scripted"]).toMatchObject({ available: true, capabilities: null })
+      // The real adapters are not installed here: listed, not available.
+      expect(first["claude"]).toMatchObject({ driver: "acp", available: false, capabilities: null })
+      expect(first["codex"]).toMatchObject({ available: false })
+
+      const sid = (yield* create()).body.session_id
+      expect((yield* turn(sid, "hello")).status).toBe(200)
+      const after = byName((yield* request("GET", "/agents", { token: appToken })).body)
+      expect(after["scripted"].capabilities).toEqual({
+        load_session: true,
+        resume: false,
+        close: true,
+        list: false,
+        prompt: { image: false, audio: false, embedded_context: true },
+        auth_methods: []
+      })
+      expect(after["echo"].capabilities).toBeNull()
+      // The agents' environment (here the scripted agent's log path) never appears.
+      expect(JSON.stringify(after)).not.toContain(log)
+    }).pipe(Effect.provide(layerScriptedGateway(log)))
+  })
+})

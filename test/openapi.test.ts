@@ -43,6 +43,7 @@ const expectedErrors: Record<string, ReadonlyArray<number>> = {
   getSession: [401],
   listSessions: [401],
   closeSession: [401],
+  listAgents: [401],
   getMetrics: [401]
 }
 

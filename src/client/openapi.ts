@@ -276,6 +276,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/agents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The agents a session can run, and what each declared
+         * @description The registry (the built-ins with `CLAWDFORGE_AGENTS` merged over them), sorted by name. `available` says whether the agent's command can be found on this gateway (a built-in adapter that is not installed is `false`); `capabilities` are what the agent declared in its `initialize` answer, learned at its first start and kept (`null` until then). The agents' environment never appears.
+         */
+        get: operations["listAgents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/metrics": {
         parameters: {
             query?: never;
@@ -769,6 +789,47 @@ export interface components {
             ok: true;
             /** @description Present when it was closed before */
             already_closed?: boolean;
+        };
+        /** @description The agent registry */
+        AgentList: {
+            /** @enum {boolean} */
+            ok: true;
+            /** @description How many agents there are */
+            count: number;
+            agents: components["schemas"]["AgentInfo"][];
+        };
+        /** @description An agent a session can run */
+        AgentInfo: {
+            /** @description What `POST /sessions` takes as `agent` */
+            name: string;
+            /** @enum {string} */
+            driver: "acp" | "acpx";
+            /** @description Whether its command can be found on this gateway */
+            available: boolean;
+            /** @description Learned at its first start; null until then */
+            capabilities: components["schemas"]["AgentCapabilities"] | null;
+        };
+        /** @description What the agent declared when it first started */
+        AgentCapabilities: {
+            /** @description It can load a session (`session/load`) */
+            load_session: boolean;
+            /** @description It can resume a session without replaying it (`session/resume`) */
+            resume: boolean;
+            /** @description It takes `session/close` before it is stopped */
+            close: boolean;
+            /** @description It can list its sessions (`session/list`) */
+            list: boolean;
+            /** @description What a prompt may carry besides text */
+            prompt: {
+                image: boolean;
+                audio: boolean;
+                embedded_context: boolean;
+            };
+            /** @description How it can be authenticated */
+            auth_methods: {
+                id: string;
+                name: string;
+            }[];
         };
     };
     responses: never;
@@ -1900,6 +1961,64 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+        };
+    };
+    listAgents: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The agent registry */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentList"];
+                };
+            };
+            /** @description Malformed or invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description No such route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"];
                 };
             };
             /** @description The request body is too large */

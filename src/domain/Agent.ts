@@ -10,3 +10,37 @@ export const AgentDefinition = Schema.Struct({
   env: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.String }), { default: () => ({}) })
 })
 export type AgentDefinition = typeof AgentDefinition.Type
+
+/** What an agent declared in its `initialize` answer, as `GET /agents` shows it. */
+export const AgentCapabilities = Schema.Struct({
+  load_session: Schema.Boolean.annotations({ description: "It can load a session (`session/load`)" }),
+  resume: Schema.Boolean.annotations({ description: "It can resume a session without replaying it (`session/resume`)" }),
+  close: Schema.Boolean.annotations({ description: "It takes `session/close` before it is stopped" }),
+  list: Schema.Boolean.annotations({ description: "It can list its sessions (`session/list`)" }),
+  prompt: Schema.Struct({
+    image: Schema.Boolean,
+    audio: Schema.Boolean,
+    embedded_context: Schema.Boolean
+  }).annotations({ description: "What a prompt may carry besides text" }),
+  auth_methods: Schema.Array(Schema.Struct({ id: Schema.String, name: Schema.String })).annotations({
+    description: "How it can be authenticated"
+  })
+}).annotations({ identifier: "AgentCapabilities", description: "What the agent declared when it first started" })
+export type AgentCapabilities = typeof AgentCapabilities.Type
+
+/** One entry of the agent registry, as callers see it: never its command's environment. */
+export const AgentInfo = Schema.Struct({
+  name: Schema.String.annotations({ description: "What `POST /sessions` takes as `agent`" }),
+  driver: AgentDriverKind,
+  available: Schema.Boolean.annotations({ description: "Whether its command can be found on this gateway" }),
+  capabilities: Schema.NullOr(AgentCapabilities).annotations({
+    description: "Learned at its first start; null until then"
+  })
+}).annotations({ identifier: "AgentInfo", description: "An agent a session can run" })
+export type AgentInfo = typeof AgentInfo.Type
+
+export const AgentList = Schema.Struct({
+  ok: Schema.Literal(true),
+  count: Schema.Int.annotations({ description: "How many agents there are" }),
+  agents: Schema.Array(AgentInfo)
+}).annotations({ identifier: "AgentList", description: "The agent registry" })

@@ -7,6 +7,7 @@ import * as HttpApiSecurity from "@effect/platform/HttpApiSecurity"
 import * as OpenApi from "@effect/platform/OpenApi"
 import { Context, Schema } from "effect"
 import { version } from "../version.js"
+import { AgentList } from "./Agent.js"
 import { finishDocument, operation } from "./ApiDocument.js"
 import {
   AgentFailed,
@@ -408,6 +409,26 @@ export class SessionsApi extends HttpApiGroup.make("sessions", { topLevel: true 
   )
 {}
 
+export class AgentsApi extends HttpApiGroup.make("agents", { topLevel: true })
+  .add(
+    HttpApiEndpoint.get("listAgents", "/agents")
+      .addSuccess(AgentList)
+      .annotate(OpenApi.Summary, "The agents a session can run, and what each declared")
+      .annotate(
+        OpenApi.Description,
+        "The registry (the built-ins with `CLAWDFORGE_AGENTS` merged over them), sorted by name. " +
+          "`available` says whether the agent's command can be found on this gateway (a built-in " +
+          "adapter that is not installed is `false`); `capabilities` are what the agent declared in its " +
+          "`initialize` answer, learned at its first start and kept (`null` until then). The agents' " +
+          "environment never appears."
+      )
+      .annotate(OpenApi.Transform, operation({ success: "The agent registry" }))
+  )
+  .middleware(Authorization)
+  .annotate(OpenApi.Title, "agents")
+  .annotate(OpenApi.Description, "The agent registry")
+{}
+
 export class ObservabilityApi extends HttpApiGroup.make("observability", { topLevel: true })
   .add(
     HttpApiEndpoint.get("getMetrics", "/metrics")
@@ -432,6 +453,7 @@ export class Api extends HttpApi.make("clawdforge")
   .add(HealthApi)
   .add(RunApi)
   .add(SessionsApi)
+  .add(AgentsApi)
   .add(ObservabilityApi)
   // Raised by the gateway's own request handling (decode, routing, body limit).
   .addError(BadRequest)

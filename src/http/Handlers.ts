@@ -7,6 +7,7 @@ import type { AppName, SessionId } from "../domain/Ids.js"
 import { RunReply } from "../domain/Run.js"
 import { SessionReply, TurnReply } from "../domain/Session.js"
 import { TurnAccepted } from "../domain/Turn.js"
+import { AgentRegistry } from "../services/agents/AgentRegistry.js"
 import { ClaudeRunner } from "../services/agents/ClaudeRunner.js"
 import { scrapeMetrics } from "../services/observability/Metrics.js"
 import { type AcceptedTurn, Sessions } from "../services/sessions/Sessions.js"
@@ -148,6 +149,13 @@ export const SessionsLive = HttpApiBuilder.group(Api, "sessions", (handlers) =>
           Effect.flatMap((app) => sessions.close(app, path.id)),
           Effect.map(({ alreadyClosed }) => alreadyClosed ? { ok: true as const, already_closed: true } : { ok: true as const })
         ))
+  }))
+
+export const AgentsLive = HttpApiBuilder.group(Api, "agents", (handlers) =>
+  Effect.gen(function*() {
+    const registry = yield* AgentRegistry
+    return handlers.handle("listAgents", () =>
+      Effect.map(registry.list(), (agents) => ({ ok: true as const, count: agents.length, agents })))
   }))
 
 export const ObservabilityLive = HttpApiBuilder.group(

@@ -35,6 +35,7 @@ export const makeFakePool = (maxLiveSessions = 8) => {
         Effect.sync((): AgentHandle => ({
           agentSessionId: `fake-${++nextId}`,
           origin: "new",
+          capabilities: undefined,
           pid: undefined,
           isAlive: Effect.succeed(true),
           cancel: Effect.void,

@@ -157,6 +157,18 @@ const start = Effect.fn("AcpDriver.start")(function*(launch: AgentLaunch) {
   const handle: AgentHandle = {
     agentSessionId: opened.sessionId,
     origin: opened.origin,
+    capabilities: {
+      load_session: canLoad,
+      resume: canResume,
+      close: canClose,
+      list: capabilities.sessionCapabilities?.list != null,
+      prompt: {
+        image: capabilities.promptCapabilities?.image === true,
+        audio: capabilities.promptCapabilities?.audio === true,
+        embedded_context: capabilities.promptCapabilities?.embeddedContext === true
+      },
+      auth_methods: (initialized.authMethods ?? []).map((method) => ({ id: method.id, name: method.name }))
+    },
     prompt: (input) => prompt(input).pipe(spanWhenTraced("AcpDriver.prompt")),
     cancel: Effect.sync(() => connection.cancel(opened.sessionId)),
     isAlive: Effect.sync(() => !connectionClosed && process.isRunning()),

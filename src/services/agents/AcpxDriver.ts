@@ -313,6 +313,8 @@ export class AcpxDriver extends Effect.Service<AcpxDriver>()("clawdforge/AcpxDri
       const handle: AgentHandle = {
         agentSessionId: opened.id,
         origin: opened.origin,
+        // acpx speaks to the agent itself: its `initialize` answer never reaches the gateway.
+        capabilities: undefined,
         prompt,
         // acpx's own verb: it forwards `session/cancel` through the queue owner.
         cancel: runOnce("cancel", "cancel", "-s", name).pipe(Effect.timeout(cancelTimeout), Effect.ignore),

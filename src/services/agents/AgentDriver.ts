@@ -1,5 +1,5 @@
 import type { Effect, Option, Scope } from "effect"
-import type { AgentDefinition } from "../../domain/Agent.js"
+import type { AgentCapabilities, AgentDefinition } from "../../domain/Agent.js"
 import type { AgentFailed } from "../../domain/Errors.js"
 import type { SessionId } from "../../domain/Ids.js"
 import type { AcpMessage, PermissionMode } from "../../domain/Session.js"
@@ -34,6 +34,8 @@ export interface AgentHandle {
   readonly agentSessionId: string
   /** How the agent session came to be: fresh, resumed, loaded, or fresh because resuming failed. */
   readonly origin: "new" | "resumed" | "loaded" | "new_after_failed_load"
+  /** What the agent declared in its `initialize` answer, when the driver sees it. */
+  readonly capabilities: AgentCapabilities | undefined
   readonly prompt: (input: PromptInput) => Effect.Effect<TurnOutcome, AgentFailed>
   /** Asks the agent to stop the running turn (`session/cancel`). */
   readonly cancel: Effect.Effect<void>

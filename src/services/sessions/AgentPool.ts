@@ -3,6 +3,7 @@ import { Effect, Layer, Ref } from "effect"
 import { PoolFull } from "../../domain/Errors.js"
 import { AcpDriver } from "../agents/AcpDriver.js"
 import type { AgentLaunch } from "../agents/AgentDriver.js"
+import { AgentRegistry } from "../agents/AgentRegistry.js"
 import { AppConfig } from "../config/AppConfig.js"
 
 /**
@@ -14,6 +15,7 @@ export class AgentPool extends Effect.Service<AgentPool>()("clawdforge/AgentPool
     const config = yield* AppConfig
     const capacity = config.maxLiveSessions
     const acp = yield* AcpDriver
+    const registry = yield* AgentRegistry
     // The acpx driver's module is loaded when the first acpx agent starts, not at start-up.
     const acpx = yield* Effect.cached(
       Effect.promise(() => import("../agents/AcpxDriver.js")).pipe(
@@ -37,7 +39,9 @@ export class AgentPool extends Effect.Service<AgentPool>()("clawdforge/AgentPool
       () => Ref.update(taken, (n) => n - 1)
     ).pipe(Effect.asVoid, Effect.withSpan("AgentPool.reserve"))
 
-    const start = (launch: AgentLaunch) => {
+    // Every start teaches the registry what the agent declared (`GET /agents`).
+    const start = (launch: AgentLaunch) => Effect.tap(startWith(launch), (handle) => registry.learn(launch.agentName, handle.capabilities))
+    const startWith = (launch: AgentLaunch) => {
       switch (launch.agent.driver) {
         case "acp":
           return acp.start(launch)
@@ -48,5 +52,5 @@ export class AgentPool extends Effect.Service<AgentPool>()("clawdforge/AgentPool
 
     return { capacity, live: Ref.get(taken), reserve, start } as const
   }),
-  dependencies: [AppConfig.Default, AcpDriver.Default]
+  dependencies: [AppConfig.Default, AcpDriver.Default, AgentRegistry.Default]
 }) {}
