@@ -67,7 +67,7 @@ describe("agent control by the protocol", () => {
     }).pipe(Effect.provide(layerScriptedGateway(log)))
   })
 
-  it.scopedLive("an agent's JSON-RPC error reaches the caller with its data; the session goes on", () => {
+  it.scopedLive("an agent's JSON-RPC error reaches the caller with its data; authentication required is agent_auth_required; the session goes on", () => {
     const log = agentLogFile()
     return Effect.gen(function*() {
       const sid = (yield* create()).body.session_id
@@ -78,6 +78,7 @@ describe("agent control by the protocol", () => {
       expect(failed.body.message).toContain("the script said fail")
       const auth = yield* turn(sid, "auth")
       expect(auth.status).toBe(502)
+      expect(auth.body).toMatchObject({ ok: false, error: "agent_auth_required" })
       expect(auth.body.message).toContain("Authentication required")
       expect((yield* turn(sid, "still there?")).status).toBe(200)
     }).pipe(Effect.provide(layerScriptedGateway(log)))

@@ -550,10 +550,10 @@ export interface components {
             /** @enum {boolean} */
             ok: false;
             /**
-             * @description A stable machine-readable code
+             * @description `agent_auth_required` when the agent asked to be authenticated (ACP error -32000): give it credentials (e.g. the app's `ANTHROPIC_API_KEY` in its environment); else `agent_failed`
              * @enum {string}
              */
-            error: "agent_failed";
+            error: "agent_failed" | "agent_auth_required";
             /** @description What went wrong, for people */
             message: string;
             /** @description What the agent printed on stderr */

@@ -74,6 +74,15 @@ export class AgentFailed extends Schema.TaggedError<AgentFailed>()(
   "AgentFailed",
   {
     ...errorFields("agent_failed"),
+    // ACP's "authentication required" (-32000) says what to do about it: give the agent credentials.
+    error: Schema.Literal("agent_failed", "agent_auth_required").pipe(
+      Schema.annotations({
+        description: "`agent_auth_required` when the agent asked to be authenticated (ACP error -32000): give it " +
+          "credentials (e.g. the app's `ANTHROPIC_API_KEY` in its environment); else `agent_failed`"
+      }),
+      Schema.propertySignature,
+      Schema.withConstructorDefault(() => "agent_failed" as const)
+    ),
     stderr: Schema.optional(Schema.String.annotations({ description: "What the agent printed on stderr" })),
     events: Schema.optional(
       Schema.Array(Schema.Unknown).annotations({ description: "The ACP messages of the turn before it failed" })

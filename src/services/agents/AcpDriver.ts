@@ -14,6 +14,8 @@ import { answerPermission } from "./Permissions.js"
 
 const startTimeout = Duration.seconds(60)
 const killGrace = Duration.seconds(3)
+/** ACP's "authentication required" JSON-RPC error. */
+const authRequiredCode = -32000
 /** How long an agent may take to answer `session/close` before it is stopped anyway. */
 const closeTimeout = Duration.seconds(2)
 
@@ -37,8 +39,10 @@ export const promptBlocks = (input: PromptInput, cwd: string): Array<ContentBloc
 /** Starts the agent of one session: spawn, `initialize`, then `session/new` or a resume. */
 const start = Effect.fn("AcpDriver.start")(function*(launch: AgentLaunch) {
   const prefix = `agent "${launch.agentName}": `
-  const failed = (message: string, extra?: { stderr?: string; events?: ReadonlyArray<AcpMessage> }) =>
-    new AgentFailed({ message: message.startsWith(prefix) ? message : prefix + message, ...extra })
+  const failed = (
+    message: string,
+    extra?: { error?: AgentFailed["error"]; stderr?: string; events?: ReadonlyArray<AcpMessage> }
+  ) => new AgentFailed({ message: message.startsWith(prefix) ? message : prefix + message, ...extra })
 
   let turn: TurnRecorder | undefined
   const record = (message: AcpMessage) => {
@@ -71,16 +75,20 @@ const start = Effect.fn("AcpDriver.start")(function*(launch: AgentLaunch) {
   }).pipe(Effect.mapError((error) => failed(`could not start: ${error.message}`)))
 
   const call = <A>(label: string, run: () => Promise<A>) =>
-    Effect.tryPromise({ try: run, catch: (cause) => describe(cause) }).pipe(
-      Effect.catchAll((reason) =>
+    Effect.tryPromise({ try: run, catch: (cause) => cause }).pipe(
+      Effect.catchAll((cause) =>
         Effect.gen(function*() {
+          const reason = describe(cause)
+          const error = cause instanceof AcpRequestError && cause.code === authRequiredCode
+            ? "agent_auth_required" as const
+            : "agent_failed" as const
           // A closed connection means the agent is going: wait for it, so the error carries
           // all of its stderr and its exit code, and the process is gone when the caller hears.
           const exit = connectionClosed
             ? yield* Effect.option(Effect.timeout(process.exited, killGrace))
             : Option.none()
           const exited = Option.match(exit, { onNone: () => "", onSome: (code) => ` (exit code ${code})` })
-          return yield* failed(`${label} failed: ${reason}${exited}`, { stderr: process.stderr() })
+          return yield* failed(`${label} failed: ${reason}${exited}`, { error, stderr: process.stderr() })
         })
       )
     )
@@ -148,7 +156,9 @@ const start = Effect.fn("AcpDriver.start")(function*(launch: AgentLaunch) {
     turn = recorder
     const response = yield* call("session/prompt", () =>
       connection.prompt({ sessionId: opened.sessionId, prompt: promptBlocks(input, launch.cwd) })).pipe(
-        Effect.mapError((error) => failed(error.message, { stderr: process.stderr(), events: recorder.events })),
+        Effect.mapError((error) =>
+          failed(error.message, { error: error.error, stderr: process.stderr(), events: recorder.events })
+        ),
         Effect.ensuring(Effect.sync(() => turn = turn === recorder ? undefined : turn))
       )
     return { stopReason: response.stopReason, events: recorder.events }
