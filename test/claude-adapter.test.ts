@@ -1,0 +1,83 @@
+/**
+ * The real Claude ACP adapter (`@agentclientprotocol/claude-agent-acp`), installed with npm as the
+ * README tells users to (once, then cached under ~/.cache/clawdforge-test: it brings a Claude Code
+ * binary of a few hundred MB), run without credentials, with a throwaway HOME, behind a real
+ * loopback server: create works, its capabilities are learned, a turn asks for authentication
+ * (502 agent_auth_required), and close leaves nothing running.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { execFileSync } from "node:child_process"
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from "node:fs"
+import { homedir, tmpdir } from "node:os"
+import { join } from "node:path"
+import { beforeAll } from "vitest"
+import { AgentPool } from "../src/services/sessions/AgentPool.js"
+import { appToken, layerTestGateway, request } from "./support/TestGateway.js"
+
+const adapterVersion = "0.101.0"
+const cacheDir = join(homedir(), ".cache", "clawdforge-test", `claude-agent-acp-${adapterVersion}`)
+const adapterBin = join(cacheDir, "node_modules", ".bin", "claude-agent-acp")
+
+beforeAll(() => {
+  if (existsSync(adapterBin)) return
+  mkdirSync(cacheDir, { recursive: true })
+  execFileSync("npm", [
+    "install",
+    "--no-audit",
+    "--no-fund",
+    "--no-save",
+    "--prefix",
+    cacheDir,
+    `@agentclientprotocol/claude-agent-acp@${adapterVersion}`
+  ], { stdio: "ignore", timeout: 300_000 })
+}, 300_000)
+
+/** Processes whose command line runs something from the adapter's folder. */
+const adapterProcesses = () =>
+  readdirSync("/proc").filter((entry) => /^\d+$/.test(entry)).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(cacheDir)
+    } catch {
+      return false
+    }
+  })
+
+const waitUntil = async (done: () => boolean, ms: number) => {
+  const deadline = Date.now() + ms
+  while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
+  return done()
+}
+
+const gateway = (env: Record<string, string>) =>
+  layerTestGateway({
+    pool: AgentPool.Default,
+    config: {
+      CLAWDFORGE_AGENTS: JSON.stringify({
+        claude: { command: [adapterBin], env: { HOME: mkdtempSync(join(tmpdir(), "clawdforge-claude-home-")), ...env } }
+      })
+    }
+  })
+
+describe("the real Claude ACP adapter, without credentials", () => {
+  it.scopedLive("create works, a turn asks for authentication, and close leaves no adapter process", () =>
+    Effect.gen(function*() {
+      const created = yield* request("POST", "/sessions", { token: appToken, body: { agent: "claude" } })
+      expect(created.status, JSON.stringify(created.body)).toBe(200)
+      const sid = created.body.session_id
+
+      const agents = yield* request("GET", "/agents", { token: appToken })
+      const claude = agents.body.agents.find((a: any) => a.name === "claude")
+      expect(claude).toMatchObject({ available: true, capabilities: { load_session: true, resume: true, close: true } })
+
+      const turn = yield* request("POST", `/sessions/${sid}/turn`, { token: appToken, body: { prompt: "hello" } })
+      expect(turn.status).toBe(502)
+      expect(turn.body).toMatchObject({ ok: false, error: "agent_auth_required" })
+      expect(turn.body.message).toContain("Authentication required")
+
+      expect(adapterProcesses().length).toBeGreaterThan(0)
+      expect((yield* request("DELETE", `/sessions/${sid}`, { token: appToken })).status).toBe(200)
+      expect(yield* Effect.promise(() => waitUntil(() => adapterProcesses().length === 0, 5_000))).toBe(true)
+    }).pipe(Effect.provide(gateway({ IS_SANDBOX: "1" }))), 60_000)
+
+})
