@@ -55,10 +55,10 @@ const start = Effect.fn("AcpDriver.start")(function*(launch: AgentLaunch) {
   let connectionClosed = false
   const connection = makeAcpConnection((message) => {
     record(message as AcpMessage)
-    process.writeLine(JSON.stringify(message))
+    agentProcess.writeLine(JSON.stringify(message))
   }, { requestPermission: (request) => answerPermission(launch.permissionMode, request) })
 
-  const process = yield* spawnAgentProcess(launch.agent.command, {
+  const agentProcess = yield* spawnAgentProcess(launch.agent.command, {
     cwd: launch.cwd,
     env: launch.agent.env,
     onLine: (line) => {
@@ -85,10 +85,10 @@ const start = Effect.fn("AcpDriver.start")(function*(launch: AgentLaunch) {
           // A closed connection means the agent is going: wait for it, so the error carries
           // all of its stderr and its exit code, and the process is gone when the caller hears.
           const exit = connectionClosed
-            ? yield* Effect.option(Effect.timeout(process.exited, killGrace))
+            ? yield* Effect.option(Effect.timeout(agentProcess.exited, killGrace))
             : Option.none()
           const exited = Option.match(exit, { onNone: () => "", onSome: (code) => ` (exit code ${code})` })
-          return yield* failed(`${label} failed: ${reason}${exited}`, { error, stderr: process.stderr() })
+          return yield* failed(`${label} failed: ${reason}${exited}`, { error, stderr: agentProcess.stderr() })
         })
       )
     )
@@ -99,7 +99,7 @@ const start = Effect.fn("AcpDriver.start")(function*(launch: AgentLaunch) {
       clientCapabilities: { fs: { readTextFile: false, writeTextFile: false }, terminal: false },
       clientInfo: { name: "clawdforge", version }
     })).pipe(
-      Effect.timeoutFail({ duration: startTimeout, onTimeout: () => failed("initialize timed out", { stderr: process.stderr() }) })
+      Effect.timeoutFail({ duration: startTimeout, onTimeout: () => failed("initialize timed out", { stderr: agentProcess.stderr() }) })
     )
 
   const capabilities = initialized.agentCapabilities ?? {}
@@ -130,7 +130,7 @@ const start = Effect.fn("AcpDriver.start")(function*(launch: AgentLaunch) {
     onNone: () => newSession("new"),
     onSome: resume
   }).pipe(
-    Effect.timeoutFail({ duration: startTimeout, onTimeout: () => failed("session setup timed out", { stderr: process.stderr() }) })
+    Effect.timeoutFail({ duration: startTimeout, onTimeout: () => failed("session setup timed out", { stderr: agentProcess.stderr() }) })
   )
 
   // An agent that advertises `session/close` hears of the end before its process is stopped
@@ -157,7 +157,7 @@ const start = Effect.fn("AcpDriver.start")(function*(launch: AgentLaunch) {
     const response = yield* call("session/prompt", () =>
       connection.prompt({ sessionId: opened.sessionId, prompt: promptBlocks(input, launch.cwd) })).pipe(
         Effect.mapError((error) =>
-          failed(error.message, { error: error.error, stderr: process.stderr(), events: recorder.events })
+          failed(error.message, { error: error.error, stderr: agentProcess.stderr(), events: recorder.events })
         ),
         Effect.ensuring(Effect.sync(() => turn = turn === recorder ? undefined : turn))
       )
@@ -181,8 +181,8 @@ const start = Effect.fn("AcpDriver.start")(function*(launch: AgentLaunch) {
     },
     prompt: (input) => prompt(input).pipe(spanWhenTraced("AcpDriver.prompt")),
     cancel: Effect.sync(() => connection.cancel(opened.sessionId)),
-    isAlive: Effect.sync(() => !connectionClosed && process.isRunning()),
-    pid: process.pid
+    isAlive: Effect.sync(() => !connectionClosed && agentProcess.isRunning()),
+    pid: agentProcess.pid
   }
   return handle
 })
