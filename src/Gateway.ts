@@ -5,6 +5,8 @@ import { AgentRegistry } from "./services/agents/AgentRegistry.js"
 import { AppConfig, describeConfigError } from "./services/config/AppConfig.js"
 import { AppTokens } from "./services/ledger/AppTokens.js"
 import { Auth } from "./services/tenancy/Auth.js"
+import { WebhookDeliveryLoop } from "./services/tenancy/WebhookDelivery.js"
+import { Webhooks } from "./services/tenancy/Webhooks.js"
 import { ClaudeRunner } from "./services/agents/ClaudeRunner.js"
 import { DatabaseLive } from "./services/ledger/Database.js"
 import { IdempotencyKeys } from "./services/ledger/IdempotencyKeys.js"
@@ -23,16 +25,17 @@ export const layerServices = <EP, RP, ER, RR>(
   pool: Layer.Layer<AgentPool, EP, RP>,
   runner: Layer.Layer<ClaudeRunner, ER, RR>
 ) => {
-  // One SqlClient for the ledger, the app tokens and the idempotency keys (one connection even for `:memory:`).
+  // One SqlClient for the ledger, the app tokens, the idempotency keys and the webhooks (one connection even for `:memory:`).
   const ledger = Layer.mergeAll(
     Ledger.DefaultWithoutDependencies,
     AppTokens.DefaultWithoutDependencies,
-    IdempotencyKeys.DefaultWithoutDependencies
+    IdempotencyKeys.DefaultWithoutDependencies,
+    Webhooks.DefaultWithoutDependencies
   ).pipe(Layer.provideMerge(DatabaseLive), Layer.provide(AppConfig.Default))
   const core = Layer.mergeAll(AppConfig.Default, ledger, AgentRegistry.Default, Workspaces.Default, pool)
   const sessions = Sessions.DefaultWithoutDependencies.pipe(Layer.provideMerge(core))
   const sweeper = Sweeper.DefaultWithoutDependencies.pipe(Layer.provideMerge(sessions))
-  return Layer.mergeAll(SweeperLoop, Auth.DefaultWithoutDependencies).pipe(
+  return Layer.mergeAll(SweeperLoop, WebhookDeliveryLoop, Auth.DefaultWithoutDependencies).pipe(
     Layer.provideMerge(sweeper),
     Layer.merge(runner)
   )

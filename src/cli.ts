@@ -8,7 +8,9 @@ import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Console, Data, Effect, Layer, Option, Order, Array as Arr, Redacted } from "effect"
 import { AppName, SessionId } from "./domain/Ids.js"
 import type { Session } from "./domain/Session.js"
+import { AppConfig } from "./services/config/AppConfig.js"
 import { AppTokens } from "./services/ledger/AppTokens.js"
+import { Webhooks } from "./services/tenancy/Webhooks.js"
 import { DatabaseLive } from "./services/ledger/Database.js"
 import { reportConfigError, serveGateway } from "./Gateway.js"
 import { Ledger, nowSeconds } from "./services/ledger/Ledger.js"
@@ -19,8 +21,13 @@ import { version } from "./version.js"
 class CliFailure extends Data.TaggedError("CliFailure")<{ readonly message: string }> {}
 
 /** The ledger alone, migrated: what the admin commands need. */
-const AdminLive = Layer.mergeAll(Ledger.DefaultWithoutDependencies, AppTokens.DefaultWithoutDependencies).pipe(
-  Layer.provideMerge(DatabaseLive)
+const AdminLive = Layer.mergeAll(
+  Ledger.DefaultWithoutDependencies,
+  AppTokens.DefaultWithoutDependencies,
+  Webhooks.DefaultWithoutDependencies
+).pipe(
+  Layer.provideMerge(DatabaseLive),
+  Layer.merge(AppConfig.Default)
 )
 
 const json = Options.boolean("json").pipe(Options.withDescription("Print JSON instead of a table"))
@@ -89,9 +96,65 @@ const appsRevoke = Command.make("revoke", { name: appName }, ({ name }) =>
     )
   )
 
+// ---- apps webhook ---------------------------------------------------------------------
+
+const appArg = Args.text({ name: "app" }).pipe(
+  Args.withSchema(AppNameArg),
+  Args.withDescription("A configured app: from CLAWDFORGE_APP_TOKENS or active in the ledger")
+)
+
+/** The app, if it is configured (its token from CLAWDFORGE_APP_TOKENS or active in the ledger). */
+const configuredApp = (app: AppName) =>
+  Effect.gen(function*() {
+    const { appTokens } = yield* AppConfig
+    if (appTokens.some(([name]) => name === app)) return app
+    const ledgerApps = yield* (yield* AppTokens).list()
+    if (ledgerApps.some((a) => a.name === app && a.revoked_at === null)) return app
+    return yield* new CliFailure({
+      message: `No app ${app} (neither in CLAWDFORGE_APP_TOKENS nor active in the ledger)`
+    })
+  })
+
+const webhookSet = Command.make("set", { app: appArg, url: Args.text({ name: "url" }) }, ({ app, url }) =>
+  Effect.gen(function*() {
+    yield* configuredApp(app)
+    const hook = yield* (yield* Webhooks).set(app, url)
+    // The secret alone on stdout, so `SECRET=$(clawdforge apps webhook set APP URL)` works.
+    yield* Console.error(`Set the webhook of app ${app} to ${hook.url}. Its signing secret, shown only this once:`)
+    yield* Console.log(Redacted.value(hook.secret))
+  })).pipe(
+    Command.withDescription(
+      "Set an app's webhook URL (http or https) and print a new signing secret once. " +
+        "A running gateway uses it within 5 seconds."
+    )
+  )
+
+const webhookShow = Command.make("show", { app: appArg, json }, ({ app, json }) =>
+  Effect.gen(function*() {
+    yield* configuredApp(app)
+    const hook = yield* (yield* Webhooks).show(app)
+    if (json) return yield* Console.log(JSON.stringify(hook ?? null))
+    if (hook === undefined) return yield* Console.log(`App ${app} has no webhook`)
+    yield* Console.log(table(["APP", "URL", "SET"], [[hook.app, hook.url, isoTime(hook.created_at)]]))
+  })).pipe(Command.withDescription("Show an app's webhook URL (never its secret)"))
+
+const webhookRemove = Command.make("remove", { app: appArg }, ({ app }) =>
+  Effect.gen(function*() {
+    yield* configuredApp(app)
+    const removed = yield* (yield* Webhooks).remove(app)
+    yield* Console.log(removed ? `Removed the webhook of app ${app}` : `App ${app} had no webhook`)
+  })).pipe(
+    Command.withDescription("Remove an app's webhook; its pending deliveries are dropped")
+  )
+
+const appsWebhook = Command.make("webhook").pipe(
+  Command.withDescription("An app's webhook: signed events (turn.completed, turn.failed, session.closed)"),
+  Command.withSubcommands([webhookSet, webhookShow, webhookRemove])
+)
+
 const apps = Command.make("apps").pipe(
-  Command.withDescription("Manage the apps (bearer tokens) kept in the ledger"),
-  Command.withSubcommands([appsAdd, appsList, appsRevoke])
+  Command.withDescription("Manage the apps (bearer tokens) kept in the ledger, and their webhooks"),
+  Command.withSubcommands([appsAdd, appsList, appsRevoke, appsWebhook])
 )
 
 // ---- sessions -------------------------------------------------------------------------
@@ -193,6 +256,7 @@ cli(process.argv).pipe(
   Effect.catchTags({
     AppExists: (e) => fail(e.message),
     AppNotFound: (e) => fail(e.message),
+    InvalidWebhookUrl: (e) => fail(e.message),
     CliFailure: (e) => fail(e.message)
   }),
   // @effect/cli has printed the usage error already.

@@ -23,6 +23,7 @@ import { endOfExit, LiveTurn, storedFeed, type TurnFeed } from "./TurnFeed.js"
 import { turnDuration, turnsTotal } from "../observability/Metrics.js"
 import { spanWhenTraced } from "../observability/Spans.js"
 import { Workspaces } from "./Workspaces.js"
+import { Webhooks } from "../tenancy/Webhooks.js"
 
 /** How long a cancelled turn may take to stop before its agent is killed. */
 const cancelGrace = Duration.seconds(2)
@@ -50,6 +51,8 @@ export interface AcceptedTurn {
 
 /** What an actor's fiber and its callers share. */
 interface ActorState {
+  /** Whose session it is. */
+  readonly app: AppName
   /** The agent the session runs now (it changes when the agent is restarted). */
   current: AgentHandle | undefined
   /** Whether a turn is running. */
@@ -162,6 +165,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
     const pool = yield* AgentPool
     const registry = yield* AgentRegistry
     const workspaces = yield* Workspaces
+    const webhooks = yield* Webhooks
     const fibers = yield* FiberMap.make<SessionId>()
     // Set synchronously before an actor starts, so two turns never start two actors.
     const actors = new Map<SessionId, Deferred.Deferred<Actor, AgentFailed | PoolFull>>()
@@ -234,7 +238,9 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
      */
     const endTurn = (id: SessionId, state: ActorState, job: Job, exit: Exit.Exit<TurnReply, TurnError>) =>
       Clock.currentTimeMillis.pipe(
-        Effect.flatMap((nowMs) => ledger.endTurn(id, job.live.turnIndex, storedEnd(exit, job.live, draining, nowMs))),
+        Effect.map((nowMs) => storedEnd(exit, job.live, draining, nowMs)),
+        Effect.tap((end) => ledger.endTurn(id, job.live.turnIndex, end)),
+        Effect.flatMap((end) => webhooks.turnEnded(state.app, id, job.live.turnIndex, end)),
         Effect.ensuring(Effect.sync(() => {
           state.turns.delete(job.live.turnIndex)
           job.live.finish(endOfExit(exit))
@@ -393,7 +399,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
           const handle = started.value
           const mailbox = yield* Queue.unbounded<Job>()
           const stopped = yield* Deferred.make<never, SessionClosed>()
-          const state: ActorState = { current: handle, running: false, closedInLedger: false, turns: new Map() }
+          const state: ActorState = { app: session.app_name, current: handle, running: false, closedInLedger: false, turns: new Map() }
           const actor: Actor = {
             session,
             state,
@@ -619,6 +625,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
     const close = Effect.fn("Sessions.close")(function*(app: AppName, id: string) {
       const session = yield* owned(app, id)
       const closed = yield* ledger.closeSession(session.session_id, yield* nowSeconds)
+      if (closed) yield* webhooks.sessionsClosed([session.session_id])
       yield* stop(session.session_id)
       return { alreadyClosed: !closed }
     })
@@ -640,7 +647,14 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
       liveSessionIds: Effect.sync(() => [...actors.keys()])
     } as const
   }),
-  dependencies: [AppConfig.Default, Ledger.Default, AgentPool.Default, AgentRegistry.Default, Workspaces.Default]
+  dependencies: [
+    AppConfig.Default,
+    Ledger.Default,
+    AgentPool.Default,
+    AgentRegistry.Default,
+    Workspaces.Default,
+    Webhooks.Default
+  ]
 }) {}
 
 /**

@@ -4,6 +4,7 @@ import { IdempotencyKeys } from "../ledger/IdempotencyKeys.js"
 import { Ledger, nowSeconds } from "../ledger/Ledger.js"
 import { Sessions } from "./Sessions.js"
 import { Workspaces } from "./Workspaces.js"
+import { Webhooks } from "../tenancy/Webhooks.js"
 
 export interface SweepCounts {
   readonly soft_closed: number
@@ -17,6 +18,7 @@ export class Sweeper extends Effect.Service<Sweeper>()("clawdforge/Sweeper", {
     const idempotencyKeys = yield* IdempotencyKeys
     const sessions = yield* Sessions
     const workspaces = yield* Workspaces
+    const webhooks = yield* Webhooks
     const ttl = Duration.toSeconds(config.sessionTtl)
     const hardTtl = Duration.toSeconds(config.sessionHardTtl)
 
@@ -29,6 +31,7 @@ export class Sweeper extends Effect.Service<Sweeper>()("clawdforge/Sweeper", {
     const sweepOnce = Effect.gen(function*() {
       const now = yield* nowSeconds
       const closed = yield* ledger.closeIdleBefore(now - ttl, now)
+      yield* webhooks.sessionsClosed(closed)
       const deleted = yield* ledger.deleteClosedBefore(now - hardTtl)
       yield* idempotencyKeys.purgeExpired(now)
       // Stop the agents of what was closed or deleted now, and of sessions closed behind
@@ -49,7 +52,7 @@ export class Sweeper extends Effect.Service<Sweeper>()("clawdforge/Sweeper", {
 
     return { sweepOnce } as const
   }),
-  dependencies: [AppConfig.Default, Ledger.Default, IdempotencyKeys.Default, Sessions.Default, Workspaces.Default]
+  dependencies: [AppConfig.Default, Ledger.Default, IdempotencyKeys.Default, Sessions.Default, Workspaces.Default, Webhooks.Default]
 }) {}
 
 /** One sweeper pass, for an embedding program or a test. */

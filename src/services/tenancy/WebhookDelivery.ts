@@ -1,0 +1,149 @@
+import type { HttpClient } from "@effect/platform/HttpClient"
+import { SqlClient } from "@effect/sql"
+import { Cause, Clock, Context, Duration, Effect, Layer, Option, Queue } from "effect"
+import { createHmac } from "node:crypto"
+import { Webhooks } from "./Webhooks.js"
+
+/** Tries per delivery before it is given up. */
+export const maxAttempts = 12
+/** How long one attempt may wait for its answer. */
+export const attemptTimeout = Duration.seconds(10)
+/** How many deliveries are in flight at once. */
+const concurrency = 16
+
+/** The wait after the `attempt`th failed try: 1 s, doubling, at most 300 s. */
+export const retryDelayMs = (attempt: number) => Math.min(1000 * 2 ** (attempt - 1), 300_000)
+
+/** `sha256=<hex HMAC-SHA256(secret, timestamp + "." + body)>`. */
+export const signature = (secret: string, timestamp: number, body: string) =>
+  `sha256=${createHmac("sha256", secret).update(`${timestamp}.${body}`, "utf8").digest("hex")}`
+
+interface DueRow {
+  readonly delivery_id: number
+  readonly event: string
+  readonly body: string
+  readonly attempts: number
+  readonly url: string
+  readonly secret: string
+}
+
+/**
+ * The webhook sender: a fiber for the life of the layer that sends the outbox's due deliveries,
+ * woken when one is enqueued and when the next retry is due (an idle gateway queries nothing).
+ * The HTTP client is imported only once there is something to send. Every attempt is recorded;
+ * a 2xx marks the delivery delivered, never sent again; deliveries pending when a gateway stopped
+ * are due when the next one starts.
+ */
+export const WebhookDeliveryLoop = Layer.scopedDiscard(
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const webhooks = yield* Webhooks
+    const scope = yield* Effect.scope
+    const inFlight = new Set<number>()
+    const permits = yield* Effect.makeSemaphore(concurrency)
+
+    // Loaded on first use: a gateway without webhooks loads none of it.
+    const loadClient = yield* Effect.cached(Effect.gen(function*() {
+      const [NodeHttpClient, HttpClientModule, HttpClientRequest] = yield* Effect.promise(() =>
+        Promise.all([
+          import("@effect/platform-node/NodeHttpClient"),
+          import("@effect/platform/HttpClient"),
+          import("@effect/platform/HttpClientRequest")
+        ])
+      )
+      const context = yield* Layer.buildWithScope(NodeHttpClient.layerUndici, scope)
+      const client: HttpClient = Context.get(context, HttpClientModule.HttpClient)
+      return { client, HttpClientRequest } as const
+    }))
+
+    const attempt = (row: DueRow) =>
+      Effect.gen(function*() {
+        const { HttpClientRequest, client } = yield* loadClient
+        const startedMs = yield* Clock.currentTimeMillis
+        const timestamp = Math.floor(startedMs / 1000)
+        const request = HttpClientRequest.post(row.url).pipe(
+          HttpClientRequest.setHeaders({
+            "clawdforge-event": row.event,
+            "clawdforge-timestamp": String(timestamp),
+            "clawdforge-signature": signature(row.secret, timestamp, row.body)
+          }),
+          HttpClientRequest.bodyText(row.body, "application/json")
+        )
+        const result = yield* client.execute(request).pipe(
+          Effect.map((response) => response.status),
+          Effect.scoped,
+          Effect.timeoutFail({ duration: attemptTimeout, onTimeout: () => "no answer within 10 s" }),
+          Effect.mapError((error) => typeof error === "string" ? error : error.message),
+          Effect.either
+        )
+        const endedMs = yield* Clock.currentTimeMillis
+        const status = result._tag === "Right" ? result.right : null
+        const error = result._tag === "Left"
+          ? result.left
+          : status !== null && status >= 200 && status < 300
+          ? null
+          : `HTTP ${status}`
+        const ok = error === null
+        const n = row.attempts + 1
+        yield* Effect.all([
+          sql`INSERT INTO webhook_attempts (delivery_id, attempt, at, status, error, duration_ms)
+            VALUES (${row.delivery_id}, ${n}, ${Math.floor(endedMs / 1000)}, ${status}, ${error}, ${endedMs - startedMs})`,
+          sql`UPDATE webhook_deliveries SET attempts = ${n},
+              delivered_at = ${ok ? endedMs : null},
+              given_up_at = ${!ok && n >= maxAttempts ? endedMs : null},
+              next_attempt_at = ${endedMs + retryDelayMs(n)}
+            WHERE delivery_id = ${row.delivery_id}`
+        ], { discard: true }).pipe(sql.withTransaction)
+        if (!ok && n >= maxAttempts) {
+          yield* Effect.logWarning(`Webhook delivery ${row.delivery_id} (${row.event}) given up after ${n} tries`)
+        }
+      }).pipe(
+        Effect.catchAllCause((cause) =>
+          Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logWarning("Webhook delivery failed", cause)
+        ),
+        permits.withPermits(1),
+        Effect.ensuring(Effect.suspend(() => {
+          inFlight.delete(row.delivery_id)
+          return Queue.offer(webhooks.wake, undefined)
+        }))
+      )
+
+    /** Starts the due deliveries; the time (ms) the next pending one is due, if any. */
+    const pass = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const due = yield* sql<DueRow>`
+        SELECT d.delivery_id, d.event, d.body, d.attempts, w.url, w.secret
+        FROM webhook_deliveries d JOIN app_webhooks w ON w.app_name = d.app_name
+        WHERE d.delivered_at IS NULL AND d.given_up_at IS NULL AND d.next_attempt_at <= ${now}
+        ORDER BY d.next_attempt_at LIMIT 100`
+      for (const row of due) {
+        if (inFlight.has(row.delivery_id)) continue
+        inFlight.add(row.delivery_id)
+        yield* Effect.forkIn(attempt(row), scope)
+      }
+      const next = yield* sql<{ next: number | null }>`
+        SELECT min(d.next_attempt_at) AS next
+        FROM webhook_deliveries d JOIN app_webhooks w ON w.app_name = d.app_name
+        WHERE d.delivered_at IS NULL AND d.given_up_at IS NULL AND d.next_attempt_at > ${now}`
+      return Option.fromNullable(next[0]?.next ?? null)
+    })
+
+    const loop = Effect.gen(function*() {
+      const next = yield* pass.pipe(
+        Effect.catchAllCause((cause) =>
+          Effect.as(Effect.logWarning("Could not read the webhook outbox", cause), Option.some(Date.now() + 1000))
+        )
+      )
+      const now = yield* Clock.currentTimeMillis
+      const woken = Queue.take(webhooks.wake)
+      yield* Option.match(next, {
+        onNone: () => woken,
+        onSome: (at) => Effect.timeoutOption(woken, Duration.millis(Math.max(0, at - now)))
+      })
+      yield* Queue.takeAll(webhooks.wake)
+    })
+
+    yield* Effect.forever(loop).pipe(Effect.forkScoped)
+  })
+)
+

@@ -1,0 +1,153 @@
+import { SqlClient } from "@effect/sql"
+import { Clock, Duration, Effect, Queue, Redacted, Ref, Schema } from "effect"
+import { randomBytes } from "node:crypto"
+import type { AppName, SessionId } from "../../domain/Ids.js"
+import { DatabaseLive } from "../ledger/Database.js"
+import type { StoredTurnEnd } from "../ledger/Ledger.js"
+
+/** How stale the gateway's copy of which apps have a webhook may be (the CLI changes it). */
+export const webhookConfigTtl = Duration.seconds(2)
+
+/** The events a webhook receives. */
+export type WebhookEvent = "turn.completed" | "turn.failed" | "session.closed"
+
+export class InvalidWebhookUrl extends Schema.TaggedError<InvalidWebhookUrl>()("InvalidWebhookUrl", {
+  message: Schema.String
+}) {}
+
+/** A webhook as the admin sees it: never its secret. */
+export interface WebhookInfo {
+  readonly app: AppName
+  readonly url: string
+  readonly created_at: number
+}
+
+/** A webhook URL is absolute http(s): anything else is refused before anything changes. */
+export const parseWebhookUrl = (url: string) => {
+  let parsed: URL | undefined
+  try {
+    parsed = new URL(url)
+  } catch {
+    parsed = undefined
+  }
+  return parsed !== undefined && (parsed.protocol === "http:" || parsed.protocol === "https:")
+    ? Effect.succeed(parsed.href)
+    : Effect.fail(new InvalidWebhookUrl({ message: `A webhook URL must be an absolute http:// or https:// URL` }))
+}
+
+/** A new signing secret: `whsec_` and 32 random bytes, base64url. */
+const newSecret = () => Redacted.make(`whsec_${randomBytes(32).toString("base64url")}`)
+const newEventId = () => `evt_${randomBytes(12).toString("hex")}`
+
+/**
+ * Apps' webhooks (`app_webhooks`) and the outbox of their deliveries (`webhook_deliveries`).
+ * Enqueueing is one INSERT, and only for an app that has a webhook (an in-memory copy of which
+ * apps do, refreshed from the ledger at most every `webhookConfigTtl`); the sending is
+ * `WebhookDelivery`'s, on a fiber of its own, woken by `wake`.
+ */
+export class Webhooks extends Effect.Service<Webhooks>()("clawdforge/Webhooks", {
+  effect: Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    /** Offered once something is enqueued: the sender looks at the outbox then. */
+    const wake = yield* Queue.sliding<void>(1)
+
+    const lastGood = yield* Ref.make<ReadonlySet<string>>(new Set())
+    const configuredApps = yield* Effect.cachedWithTTL(
+      sql<{ app_name: string }>`SELECT app_name FROM app_webhooks`.pipe(
+        Effect.map((rows) => new Set(rows.map((row) => row.app_name)) as ReadonlySet<string>),
+        Effect.tap((apps) => Ref.set(lastGood, apps)),
+        Effect.catchAll((error) =>
+          Effect.zipRight(Effect.logWarning("Could not read webhooks from the ledger", error), Ref.get(lastGood))
+        ),
+        Effect.uninterruptible
+      ),
+      webhookConfigTtl
+    )
+
+    const insert = (app: string, sessionId: string, event: WebhookEvent, fields: Record<string, unknown>) =>
+      Effect.gen(function*() {
+        const nowMs = yield* Clock.currentTimeMillis
+        const at = Math.floor(nowMs / 1000)
+        const body = JSON.stringify({ id: newEventId(), event, at, app, session_id: sessionId, ...fields })
+        yield* sql`INSERT INTO webhook_deliveries (app_name, session_id, event, body, created_at, next_attempt_at)
+          VALUES (${app}, ${sessionId}, ${event}, ${body}, ${at}, ${nowMs})`
+      })
+
+    /** Never fails the caller (a turn's end, a close): an event that cannot be enqueued is logged. */
+    const guarded = <E, R>(self: Effect.Effect<void, E, R>) =>
+      self.pipe(
+        Effect.zipRight(Queue.offer(wake, undefined)),
+        Effect.catchAllCause((cause) => Effect.logWarning("Could not enqueue a webhook event", cause)),
+        Effect.asVoid
+      )
+
+    /** A turn's end (already stored): `turn.completed`, or `turn.failed` for any other outcome. */
+    const turnEnded = (app: AppName, sessionId: SessionId, turnIndex: number, end: StoredTurnEnd) =>
+      Effect.flatMap(configuredApps, (apps) =>
+        apps.has(app)
+          ? guarded(insert(app, sessionId, end.status === "completed" ? "turn.completed" : "turn.failed", {
+            turn_index: turnIndex,
+            status: end.status,
+            stop_reason: end.stopReason,
+            error: end.error,
+            duration_ms: end.durationMs
+          }))
+          : Effect.void)
+
+    /** Sessions closed (by their app or the sweeper): `session.closed` for those whose app has a webhook. */
+    const sessionsClosed = (ids: ReadonlyArray<SessionId>) =>
+      Effect.flatMap(configuredApps, (apps) =>
+        apps.size === 0 || ids.length === 0 ? Effect.void : guarded(Effect.gen(function*() {
+          const rows = yield* sql<{ session_id: string; app_name: string }>`
+            SELECT session_id, app_name FROM sessions WHERE session_id IN ${sql.in(ids)}`
+          yield* Effect.forEach(
+            rows.filter((row) => apps.has(row.app_name)),
+            (row) => insert(row.app_name, row.session_id, "session.closed", {}),
+            { discard: true }
+          )
+        })))
+
+    // ---- the admin's (CLI) ----
+
+    /** Sets the app's webhook URL with a new signing secret, returned once. */
+    const set = Effect.fn("Webhooks.set")(
+      function*(app: AppName, url: string) {
+        const href = yield* parseWebhookUrl(url)
+        const secret = newSecret()
+        const at = Math.floor((yield* Clock.currentTimeMillis) / 1000)
+        yield* sql`INSERT INTO app_webhooks (app_name, url, secret, created_at)
+          VALUES (${app}, ${href}, ${Redacted.value(secret)}, ${at})
+          ON CONFLICT (app_name) DO UPDATE SET url = excluded.url, secret = excluded.secret,
+            created_at = excluded.created_at`
+        return { app, url: href, secret, created_at: at } as const
+      },
+      Effect.catchTag("SqlError", Effect.die)
+    )
+
+    const show = Effect.fn("Webhooks.show")(
+      function*(app: AppName) {
+        const rows = yield* sql<{ url: string; created_at: number }>`
+          SELECT url, created_at FROM app_webhooks WHERE app_name = ${app}`
+        const row = rows[0]
+        return row === undefined ? undefined : ({ app, url: row.url, created_at: row.created_at } as WebhookInfo)
+      },
+      Effect.orDie
+    )
+
+    /** Removes the app's webhook; its pending deliveries are given up. False when it had none. */
+    const remove = Effect.fn("Webhooks.remove")(
+      function*(app: AppName) {
+        const nowMs = yield* Clock.currentTimeMillis
+        const rows = yield* sql`DELETE FROM app_webhooks WHERE app_name = ${app} RETURNING app_name`
+        yield* sql`UPDATE webhook_deliveries SET given_up_at = ${nowMs}
+          WHERE app_name = ${app} AND delivered_at IS NULL AND given_up_at IS NULL`
+        return rows.length > 0
+      },
+      sql.withTransaction,
+      Effect.orDie
+    )
+
+    return { turnEnded, sessionsClosed, set, show, remove, wake } as const
+  }),
+  dependencies: [DatabaseLive]
+}) {}

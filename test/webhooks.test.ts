@@ -1,0 +1,264 @@
+/**
+ * Signed webhooks against the compiled gateway (a real process, the echo agent) and receivers on
+ * loopback (node:http); the admin CLI (`bin/clawdforge.mjs`) sets them on the gateway's ledger.
+ */
+import { describe, expect, it } from "vitest"
+import { createHmac, timingSafeEqual } from "node:crypto"
+import { createServer, type IncomingHttpHeaders, type Server } from "node:http"
+import { createRequire } from "node:module"
+import { join, resolve } from "node:path"
+import { api, dataDir, freePort, runToExit, startGateway } from "./support/GatewayProcess.js"
+import { appName, appToken, otherApp } from "./support/TestGateway.js"
+
+const root = resolve(import.meta.dirname, "..")
+
+/** One `clawdforge ...` process on the given ledger, the test app configured by CLAWDFORGE_APP_TOKENS. */
+const clawdforge = (db: string, args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
+  runToExit([join(root, "bin", "clawdforge.mjs"), ...args], {
+    CLAWDFORGE_DB: db,
+    CLAWDFORGE_APP_TOKENS: `${appName}=${appToken}`,
+    ...env
+  })
+
+interface Received {
+  readonly at: number
+  readonly headers: IncomingHttpHeaders
+  readonly body: string
+}
+
+/** A webhook receiver on loopback: `answer` says the status of each request (or `undefined`: never answer). */
+const receiver = async (answer: (n: number, body: string) => number | undefined, port?: number) => {
+  const received: Array<Received> = []
+  const server: Server = createServer((req, res) => {
+    let body = ""
+    req.on("data", (chunk) => body += chunk)
+    req.on("end", () => {
+      received.push({ at: Date.now(), headers: req.headers, body })
+      const status = answer(received.length, body)
+      if (status !== undefined) res.writeHead(status).end()
+    })
+  })
+  const listenPort = port ?? await freePort()
+  await new Promise<void>((done) => server.listen(listenPort, "127.0.0.1", done))
+  return {
+    url: `http://127.0.0.1:${listenPort}/hook`,
+    received,
+    close: () => {
+      server.closeAllConnections()
+      return new Promise<void>((done) => server.close(() => done()))
+    }
+  }
+}
+
+const until = async (what: string, check: () => boolean, timeoutMs = 15_000) => {
+  const deadline = Date.now() + timeoutMs
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+const verify = (secret: string, delivery: Received) => {
+  const timestamp = String(delivery.headers["clawdforge-timestamp"])
+  const expected = `sha256=${createHmac("sha256", secret).update(`${timestamp}.${delivery.body}`).digest("hex")}`
+  const given = String(delivery.headers["clawdforge-signature"])
+  return given.length === expected.length && timingSafeEqual(Buffer.from(given), Buffer.from(expected))
+}
+
+const events = (received: ReadonlyArray<Received>, event: string) =>
+  received.filter((r) => r.headers["clawdforge-event"] === event)
+
+// better-sqlite3 (the driver under @effect/sql-sqlite-node) has no types of its own here.
+interface Db {
+  prepare(sql: string): { all(...params: Array<unknown>): Array<any> }
+  close(): void
+}
+const Database = createRequire(import.meta.url)("better-sqlite3") as new(file: string, options?: object) => Db
+const query = (db: string, sql: string) => {
+  const ledger = new Database(db, { readonly: true })
+  try {
+    return ledger.prepare(sql).all()
+  } finally {
+    ledger.close()
+  }
+}
+
+describe("webhooks", () => {
+  it("set on a running gateway; fails twice (500), retried ~1 s then ~2 s later; the third is signed and delivered once; DELETE sends session.closed", async () => {
+    const data = dataDir()
+    const db = join(data, "ledger.db")
+    const hook = await receiver((n) => n <= 2 ? 500 : 200)
+    const gateway = await startGateway({}, data)
+    try {
+      const set = await clawdforge(db, ["apps", "webhook", "set", appName, hook.url])
+      expect(set.code, set.stderr).toBe(0)
+      const secret = set.stdout.trim()
+      expect(secret).toMatch(/^whsec_[A-Za-z0-9_-]{43}$/)
+      // The gateway's copy of the webhooks is at most 2 s old: the change reaches it within 5 s.
+      await sleep(2_500)
+      const id: string = (await api(gateway, "POST", "/sessions", { agent: "echo" })).body.session_id
+      const turn = await api(gateway, "POST", `/sessions/${id}/turn`, { prompt: "hello" })
+      expect(turn.status, JSON.stringify(turn.body)).toBe(200)
+
+      await until("three deliveries", () => hook.received.length >= 3)
+      const [first, second, third] = hook.received as [Received, Received, Received]
+      for (const delivery of [first, second, third]) {
+        expect(delivery.headers["clawdforge-event"]).toBe("turn.completed")
+        expect(delivery.headers["content-type"]).toContain("application/json")
+        expect(verify(secret, delivery)).toBe(true)
+      }
+      expect(third.body).toBe(first.body)
+      expect(JSON.parse(third.body)).toMatchObject({
+        event: "turn.completed",
+        app: appName,
+        session_id: id,
+        turn_index: 1,
+        status: "completed"
+      })
+      expect(Math.abs(Number(third.headers["clawdforge-timestamp"]) - Date.now() / 1000)).toBeLessThan(10)
+      const gaps = [second.at - first.at, third.at - second.at]
+      expect(gaps[0]).toBeGreaterThan(700)
+      expect(gaps[0]).toBeLessThan(2_500)
+      expect(gaps[1]).toBeGreaterThan(1_500)
+      expect(gaps[1]).toBeLessThan(4_000)
+      // A tampered body does not verify.
+      expect(verify(secret, { ...third, body: third.body.replace("hello", "x") + " " })).toBe(false)
+
+      expect((await api(gateway, "DELETE", `/sessions/${id}`)).status).toBe(200)
+      await until("session.closed", () => events(hook.received, "session.closed").length === 1)
+      const closed = events(hook.received, "session.closed")[0]!
+      expect(verify(secret, closed)).toBe(true)
+      expect(JSON.parse(closed.body)).toMatchObject({ event: "session.closed", app: appName, session_id: id })
+
+      // Delivered is never sent again.
+      await sleep(4_500)
+      expect(events(hook.received, "turn.completed")).toHaveLength(3)
+      const attempts = query(db, `SELECT d.event, a.attempt, a.status FROM webhook_attempts a
+        JOIN webhook_deliveries d USING (delivery_id) ORDER BY d.delivery_id, a.attempt`)
+      expect(attempts).toEqual([
+        { event: "turn.completed", attempt: 1, status: 500 },
+        { event: "turn.completed", attempt: 2, status: 500 },
+        { event: "turn.completed", attempt: 3, status: 200 },
+        { event: "session.closed", attempt: 1, status: 200 }
+      ])
+      expect(query(db, "SELECT count(*) AS n FROM webhook_deliveries WHERE delivered_at IS NULL")).toEqual([{ n: 0 }])
+      // The secret is in no reply, log line or audit event.
+      const audit = query(db, "SELECT * FROM session_events")
+      expect(JSON.stringify(audit) + gateway.output()).not.toContain(secret)
+    } finally {
+      expect(await gateway.stop()).toBe(0)
+      await hook.close()
+    }
+  }, 40_000)
+
+  it("a receiver that never answers does not slow turns: 20 turns each well under 1 s", async () => {
+    const data = dataDir()
+    const db = join(data, "ledger.db")
+    const hook = await receiver(() => undefined)
+    expect((await clawdforge(db, ["apps", "webhook", "set", appName, hook.url])).code).toBe(0)
+    const gateway = await startGateway({}, data)
+    try {
+      const id: string = (await api(gateway, "POST", "/sessions", { agent: "echo" })).body.session_id
+      const latencies: Array<number> = []
+      for (let i = 0; i < 20; i++) {
+        const started = performance.now()
+        const turn = await api(gateway, "POST", `/sessions/${id}/turn`, { prompt: `turn ${i}` })
+        latencies.push(performance.now() - started)
+        expect(turn.status).toBe(200)
+      }
+      await until("deliveries hanging", () => hook.received.length >= 10)
+      expect(Math.max(...latencies)).toBeLessThan(500)
+      // Every turn's event is enqueued, none delivered.
+      expect(query(db, `SELECT count(*) AS n FROM webhook_deliveries
+        WHERE event = 'turn.completed' AND delivered_at IS NULL`)).toEqual([{ n: 20 }])
+      const stopped = Date.now()
+      expect(await gateway.stop()).toBe(0)
+      // Hanging deliveries do not hold up a graceful stop.
+      expect(Date.now() - stopped).toBeLessThan(8_000)
+    } finally {
+      await gateway.stop()
+      await hook.close()
+    }
+  }, 40_000)
+
+  it("a delivery pending when the gateway stops is sent once after it starts again", async () => {
+    const data = dataDir()
+    const db = join(data, "ledger.db")
+    const port = await freePort()
+    // Nothing listens yet: the first tries find no receiver.
+    const set = await clawdforge(db, ["apps", "webhook", "set", appName, `http://127.0.0.1:${port}/hook`])
+    expect(set.code, set.stderr).toBe(0)
+    const secret = set.stdout.trim()
+    let gateway = await startGateway({}, data)
+    let hook: Awaited<ReturnType<typeof receiver>> | undefined
+    try {
+      const id: string = (await api(gateway, "POST", "/sessions", { agent: "echo" })).body.session_id
+      expect((await api(gateway, "POST", `/sessions/${id}/turn`, { prompt: "hello" })).status).toBe(200)
+      await until("a failed try", () =>
+        query(db, "SELECT count(*) AS n FROM webhook_attempts")[0].n >= 1)
+      expect(await gateway.stop()).toBe(0)
+      expect(query(db, "SELECT count(*) AS n FROM webhook_deliveries WHERE delivered_at IS NULL")).toEqual([{ n: 1 }])
+
+      hook = await receiver(() => 204, port)
+      gateway = await startGateway({}, data)
+      await until("the delivery after the restart", () => hook!.received.length >= 1)
+      const delivery = hook.received[0]!
+      expect(verify(secret, delivery)).toBe(true)
+      expect(JSON.parse(delivery.body)).toMatchObject({ event: "turn.completed", session_id: id, turn_index: 1 })
+      await sleep(1_500)
+      expect(hook.received).toHaveLength(1)
+      expect(query(db, "SELECT count(*) AS n FROM webhook_deliveries WHERE delivered_at IS NULL")).toEqual([{ n: 0 }])
+    } finally {
+      await gateway.stop()
+      await hook?.close()
+    }
+  }, 40_000)
+
+  it("CLI: set prints the secret once, show never does, a non-http URL is refused and changes nothing, remove", async () => {
+    const db = join(dataDir(), "ledger.db")
+    const added = await clawdforge(db, ["apps", "add", "ledger-app"])
+    expect(added.code, added.stderr).toBe(0)
+
+    // An app from CLAWDFORGE_APP_TOKENS and one from the ledger.
+    const set = await clawdforge(db, ["apps", "webhook", "set", appName, "https://example.test/hooks"])
+    expect(set.code, set.stderr).toBe(0)
+    const secret = set.stdout.trim()
+    expect(secret).toMatch(/^whsec_/)
+    expect(set.stderr).not.toContain(secret)
+    const ledgerSet = await clawdforge(db, ["apps", "webhook", "set", "ledger-app", "http://127.0.0.1:9/x"])
+    expect(ledgerSet.code, ledgerSet.stderr).toBe(0)
+
+    for (const url of ["ftp://example.test/hooks", "not a url", "javascript:alert(1)"]) {
+      const refused = await clawdforge(db, ["apps", "webhook", "set", appName, url])
+      expect(refused.code).toBe(1)
+      expect(refused.stdout).toBe("")
+      expect(refused.stderr.trim().split("\n")).toHaveLength(1)
+      expect(refused.stderr).toContain("http")
+    }
+    const unknown = await clawdforge(db, ["apps", "webhook", "set", otherApp, "https://example.test/"])
+    expect(unknown.code).toBe(1)
+    expect(unknown.stderr.trim().split("\n")).toHaveLength(1)
+
+    const shown = await clawdforge(db, ["apps", "webhook", "show", appName])
+    expect(shown.code, shown.stderr).toBe(0)
+    expect(shown.stdout).toContain("https://example.test/hooks")
+    expect(shown.stdout + shown.stderr).not.toContain(secret)
+    const json = await clawdforge(db, ["apps", "webhook", "show", appName, "--json"])
+    expect(JSON.parse(json.stdout)).toMatchObject({ app: appName, url: "https://example.test/hooks" })
+    expect(json.stdout).not.toContain(secret)
+    expect((await clawdforge(db, ["apps", "webhook", "show", "ledger-app"])).stdout).toContain("http://127.0.0.1:9/x")
+
+    const removed = await clawdforge(db, ["apps", "webhook", "remove", appName])
+    expect(removed.code, removed.stderr).toBe(0)
+    expect(removed.stdout).toContain(`Removed the webhook of app ${appName}`)
+    const gone = await clawdforge(db, ["apps", "webhook", "show", appName])
+    expect(gone.code).toBe(0)
+    expect(gone.stdout).toContain(`App ${appName} has no webhook`)
+    expect((await clawdforge(db, ["apps", "webhook", "remove", appName])).stdout).toContain("had no webhook")
+    // A revoked ledger app is not configured any more.
+    expect((await clawdforge(db, ["apps", "revoke", "ledger-app"])).code).toBe(0)
+    expect((await clawdforge(db, ["apps", "webhook", "show", "ledger-app"])).code).toBe(1)
+  }, 60_000)
+})
