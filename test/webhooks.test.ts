@@ -216,6 +216,28 @@ describe("webhooks", () => {
     }
   }, 40_000)
 
+  it("the sweeper's soft close of an idle session sends session.closed", async () => {
+    const data = dataDir()
+    const db = join(data, "ledger.db")
+    const hook = await receiver(() => 200)
+    const set = await clawdforge(db, ["apps", "webhook", "set", appName, hook.url])
+    expect(set.code, set.stderr).toBe(0)
+    const secret = set.stdout.trim()
+    const gateway = await startGateway({ CLAWDFORGE_SESSION_TTL_SECS: "1", CLAWDFORGE_SWEEP_INTERVAL_SECS: "1" }, data)
+    try {
+      const id: string = (await api(gateway, "POST", "/sessions", { agent: "echo" })).body.session_id
+      await until("session.closed", () => events(hook.received, "session.closed").length >= 1)
+      const closed = events(hook.received, "session.closed")
+      expect(closed).toHaveLength(1)
+      expect(verify(secret, closed[0]!)).toBe(true)
+      expect(JSON.parse(closed[0]!.body)).toMatchObject({ event: "session.closed", app: appName, session_id: id })
+      expect((await api(gateway, "POST", `/sessions/${id}/turn`, { prompt: "late" })).status).toBe(410)
+    } finally {
+      await gateway.stop()
+      await hook.close()
+    }
+  }, 30_000)
+
   it("CLI: set prints the secret once, show never does, a non-http URL is refused and changes nothing, remove", async () => {
     const db = join(dataDir(), "ledger.db")
     const added = await clawdforge(db, ["apps", "add", "ledger-app"])
