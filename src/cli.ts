@@ -224,6 +224,8 @@ const sessionsClose = Command.make("close", { id: sessionId }, ({ id }) =>
   Effect.gen(function*() {
     yield* findSession(id)
     const closed = yield* (yield* Ledger).closeSession(id, yield* nowSeconds)
+    // Its app's webhook hears of it: a running gateway's sender finds it in the outbox within seconds.
+    if (closed) yield* (yield* Webhooks).sessionsClosed([id])
     yield* Console.log(closed ? `Closed session ${id}` : `Session ${id} was already closed`)
   })).pipe(
     Command.withDescription(

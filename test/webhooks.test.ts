@@ -238,6 +238,35 @@ describe("webhooks", () => {
     }
   }, 30_000)
 
+  it("a failed turn sends turn.failed; `clawdforge sessions close` sends session.closed through a running gateway", async () => {
+    const data = dataDir()
+    const db = join(data, "ledger.db")
+    const hook = await receiver(() => 200)
+    const set = await clawdforge(db, ["apps", "webhook", "set", appName, hook.url])
+    expect(set.code, set.stderr).toBe(0)
+    const secret = set.stdout.trim()
+    const gateway = await startGateway({}, data)
+    try {
+      const id: string = (await api(gateway, "POST", "/sessions", { agent: "echo" })).body.session_id
+      const failed = await api(gateway, "POST", `/sessions/${id}/turn`, { prompt: "fail" })
+      expect(failed.status).toBeGreaterThanOrEqual(400)
+      await until("turn.failed", () => events(hook.received, "turn.failed").length >= 1)
+      const event = events(hook.received, "turn.failed")[0]!
+      expect(verify(secret, event)).toBe(true)
+      expect(JSON.parse(event.body)).toMatchObject({ event: "turn.failed", session_id: id, turn_index: 1, status: "failed" })
+
+      const closedAt = Date.now()
+      const closed = await clawdforge(db, ["sessions", "close", id])
+      expect(closed.code, closed.stderr).toBe(0)
+      await until("session.closed", () => events(hook.received, "session.closed").length >= 1, 10_000)
+      expect(Date.now() - closedAt).toBeLessThan(8_000)
+      expect(JSON.parse(events(hook.received, "session.closed")[0]!.body)).toMatchObject({ session_id: id, app: appName })
+    } finally {
+      await gateway.stop()
+      await hook.close()
+    }
+  }, 30_000)
+
   it("CLI: set prints the secret once, show never does, a non-http URL is refused and changes nothing, remove", async () => {
     const db = join(dataDir(), "ledger.db")
     const added = await clawdforge(db, ["apps", "add", "ledger-app"])

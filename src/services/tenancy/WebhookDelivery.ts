@@ -8,6 +8,11 @@ import { Webhooks } from "./Webhooks.js"
 export const maxAttempts = 12
 /** How long one attempt may wait for its answer. */
 export const attemptTimeout = Duration.seconds(10)
+/**
+ * How often an idle sender looks at the outbox anyway: events enqueued by another process (the
+ * admin CLI's `sessions close`) are sent within this long.
+ */
+const idleRecheck = Duration.seconds(5)
 /** How many deliveries are in flight at once. */
 const concurrency = 16
 
@@ -29,7 +34,8 @@ interface DueRow {
 
 /**
  * The webhook sender: a fiber for the life of the layer that sends the outbox's due deliveries,
- * woken when one is enqueued and when the next retry is due (an idle gateway queries nothing).
+ * woken when one is enqueued and when the next retry is due, and every few seconds when idle
+ * (one indexed query: events the admin CLI enqueued).
  * The HTTP client is imported only once there is something to send. Every attempt is recorded;
  * a 2xx marks the delivery delivered, never sent again; deliveries pending when a gateway stopped
  * are due when the next one starts.
@@ -135,11 +141,11 @@ export const WebhookDeliveryLoop = Layer.scopedDiscard(
         )
       )
       const now = yield* Clock.currentTimeMillis
-      const woken = Queue.take(webhooks.wake)
-      yield* Option.match(next, {
-        onNone: () => woken,
-        onSome: (at) => Effect.timeoutOption(woken, Duration.millis(Math.max(0, at - now)))
+      const wait = Option.match(next, {
+        onNone: () => idleRecheck,
+        onSome: (at) => Duration.min(idleRecheck, Duration.millis(Math.max(0, at - now)))
       })
+      yield* Effect.timeoutOption(Queue.take(webhooks.wake), wait)
       yield* Queue.takeAll(webhooks.wake)
     })
 
