@@ -1,5 +1,5 @@
 import { SqlClient } from "@effect/sql"
-import { Clock, Duration, Effect, Queue, Redacted, Ref, Schema } from "effect"
+import { Clock, Duration, Effect, Queue, Redacted, Schema } from "effect"
 import { randomBytes } from "node:crypto"
 import type { AppName, SessionId } from "../../domain/Ids.js"
 import { DatabaseLive } from "../ledger/Database.js"
@@ -51,17 +51,20 @@ export class Webhooks extends Effect.Service<Webhooks>()("clawdforge/Webhooks", 
     /** Offered once something is enqueued: the sender looks at the outbox then. */
     const wake = yield* Queue.sliding<void>(1)
 
-    const lastGood = yield* Ref.make<ReadonlySet<string>>(new Set())
-    const configuredApps = yield* Effect.cachedWithTTL(
-      sql<{ app_name: string }>`SELECT app_name FROM app_webhooks`.pipe(
-        Effect.map((rows) => new Set(rows.map((row) => row.app_name)) as ReadonlySet<string>),
-        Effect.tap((apps) => Ref.set(lastGood, apps)),
-        Effect.catchAll((error) =>
-          Effect.zipRight(Effect.logWarning("Could not read webhooks from the ledger", error), Ref.get(lastGood))
-        ),
-        Effect.uninterruptible
-      ),
-      webhookConfigTtl
+    // Which apps have a webhook: read on every turn's end, so a plain copy and a timestamp rather
+    // than a cached effect (whose lock costs more than the check). A failed read keeps the last copy.
+    let apps: ReadonlySet<string> = new Set()
+    let readAt = Number.NEGATIVE_INFINITY
+    const refresh = sql<{ app_name: string }>`SELECT app_name FROM app_webhooks`.pipe(
+      Effect.map((rows) => {
+        apps = new Set(rows.map((row) => row.app_name))
+        return apps
+      }),
+      Effect.catchAll((error) => Effect.as(Effect.logWarning("Could not read webhooks from the ledger", error), apps)),
+      Effect.ensuring(Effect.sync(() => readAt = Date.now()))
+    )
+    const configuredApps = Effect.suspend(() =>
+      Date.now() - readAt < Duration.toMillis(webhookConfigTtl) ? Effect.succeed(apps) : refresh
     )
 
     const insert = (app: string, sessionId: string, event: WebhookEvent, fields: Record<string, unknown>) =>
