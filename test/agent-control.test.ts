@@ -85,6 +85,40 @@ describe("agent control by the protocol", () => {
   })
 })
 
+describe("permission requests in the audit trail", () => {
+  it.scopedLive("every request the policy answers leaves permission_request and permission_answer (by policy)", () => {
+    const log = agentLogFile()
+    return Effect.gen(function*() {
+      const audit = (sid: string) => Effect.flatMap(Ledger, (ledger) => ledger.sessionEvents(sid))
+      const reads = (yield* request("POST", "/sessions", {
+        token: appToken,
+        body: { agent: "scripted", permission_mode: "approve-reads" }
+      })).body.session_id
+      const refused = yield* turn(reads, "permission edit the readme")
+      expect(agentText(refused.body.events)).toBe("permission: reject")
+      const all = (yield* request("POST", "/sessions", {
+        token: appToken,
+        body: { agent: "scripted", permission_mode: "approve-all" }
+      })).body.session_id
+      expect(agentText((yield* turn(all, "permission edit the readme")).body.events)).toBe("permission: allow")
+
+      for (const [sid, option] of [[reads, "reject"], [all, "allow"]] as const) {
+        const events = yield* audit(sid)
+        const kinds = events.map((e) => e.event)
+        // Asked, answered, then the turn: in that order.
+        expect(kinds.indexOf("permission_request")).toBeGreaterThan(-1)
+        expect(kinds.indexOf("permission_request")).toBeLessThan(kinds.indexOf("permission_answer"))
+        expect(kinds.indexOf("permission_answer")).toBeLessThan(kinds.indexOf("turn"))
+        const asked = events.find((e) => e.event === "permission_request")!.detail as any
+        expect(asked.tool_call).toMatchObject({ id: "tc-1", kind: "edit" })
+        expect(asked.options.map((o: any) => o.option_id)).toEqual(["allow", "reject"])
+        const answered = events.find((e) => e.event === "permission_answer")!.detail as any
+        expect(answered).toMatchObject({ by: "policy", outcome: "selected", option_id: option })
+      }
+    }).pipe(Effect.provide(layerScriptedGateway(log)))
+  })
+})
+
 describe("running as root", () => {
   it("a gateway running as root warns once that Claude Code needs IS_SANDBOX=1, and not when it is set", async () => {
     const warning = "Claude Code refuses to start as root"

@@ -56,7 +56,13 @@ const start = Effect.fn("AcpDriver.start")(function*(launch: AgentLaunch) {
   const connection = makeAcpConnection((message) => {
     record(message as AcpMessage)
     agentProcess.writeLine(JSON.stringify(message))
-  }, { requestPermission: (request) => answerPermission(launch.permissionMode, request) })
+  }, {
+    requestPermission: (request) => {
+      const answer = answerPermission(launch.permissionMode, request)
+      launch.onPermission?.(request, answer)
+      return answer
+    }
+  })
 
   const agentProcess = yield* spawnAgentProcess(launch.agent.command, {
     cwd: launch.cwd,

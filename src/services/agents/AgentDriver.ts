@@ -1,3 +1,4 @@
+import type { RequestPermissionRequest, RequestPermissionResponse } from "@agentclientprotocol/sdk"
 import type { Effect, Option, Scope } from "effect"
 import type { AgentCapabilities, AgentDefinition } from "../../domain/Agent.js"
 import type { AgentFailed } from "../../domain/Errors.js"
@@ -13,6 +14,8 @@ export interface AgentLaunch {
   readonly permissionMode: PermissionMode
   /** The agent's own session id to resume with `session/load`, when the session had one. */
   readonly resume: Option.Option<string>
+  /** Told of each permission request the agent made and how it was answered (for the audit trail). */
+  readonly onPermission?: ((request: RequestPermissionRequest, answer: RequestPermissionResponse) => void) | undefined
 }
 
 export interface PromptInput {

@@ -15,6 +15,8 @@ export type SessionEventKind =
   | "agent_exit"
   | "agent_start"
   | "turn_interrupted"
+  | "permission_request"
+  | "permission_answer"
 
 export class SessionEvent extends Schema.Class<SessionEvent>("SessionEvent")({
   id: Schema.Int,

@@ -1,3 +1,4 @@
+import type { RequestPermissionRequest, RequestPermissionResponse } from "@agentclientprotocol/sdk"
 import { Clock, Deferred, Duration, Effect, ExecutionStrategy, Exit, Fiber, FiberMap, Layer, Metric, Option, Queue, Runtime, Schedule, Schema, Scope } from "effect"
 import { randomBytes } from "node:crypto"
 import type { AgentDefinition } from "../../domain/Agent.js"
@@ -167,6 +168,8 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
     const workspaces = yield* Workspaces
     const webhooks = yield* Webhooks
     const fibers = yield* FiberMap.make<SessionId>()
+    // Audit events told of by a driver's callback, written from outside any fiber.
+    const runForkAudit = Runtime.runFork(yield* Effect.runtime<never>())
     // Set synchronously before an actor starts, so two turns never start two actors.
     const actors = new Map<SessionId, Deferred.Deferred<Actor, AgentFailed | PoolFull>>()
     // The running actors: a turn for one of them needs no ledger read (the actor knows its owner).
@@ -220,8 +223,27 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
       agent: definition,
       cwd: session.cwd,
       permissionMode: session.permission_mode,
-      resume
+      resume,
+      onPermission: (request, answer) => auditPermission(session.session_id, request, answer)
     })
+
+    /**
+     * Every permission request leaves two audit events: what was asked, and who answered what
+     * (`by: "policy"`: the session's permission mode). Written before the turn's end is.
+     */
+    const auditPermission = (id: SessionId, request: RequestPermissionRequest, answer: RequestPermissionResponse) =>
+      void runForkAudit(Effect.all([
+        ledger.recordEvent(id, "permission_request", {
+          tool_call: { id: request.toolCall.toolCallId, title: request.toolCall.title ?? null, kind: request.toolCall.kind ?? null },
+          options: request.options.map((option) => ({ option_id: option.optionId, name: option.name, kind: option.kind }))
+        }),
+        ledger.recordEvent(id, "permission_answer", {
+          by: "policy",
+          tool_call_id: request.toolCall.toolCallId,
+          outcome: answer.outcome.outcome,
+          option_id: answer.outcome.outcome === "selected" ? answer.outcome.optionId : null
+        })
+      ], { discard: true }))
 
     /** Audits a (re)started agent, and keeps its own session id for the next `session/load`. */
     const noteAgentStart = (id: SessionId, handle: AgentHandle, previous: Option.Option<string>) =>
