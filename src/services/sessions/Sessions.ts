@@ -52,8 +52,6 @@ export interface AcceptedTurn {
 
 /** What an actor's fiber and its callers share. */
 interface ActorState {
-  /** Whose session it is. */
-  readonly app: AppName
   /** The agent the session runs now (it changes when the agent is restarted). */
   current: AgentHandle | undefined
   /** Whether a turn is running. */
@@ -258,11 +256,11 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
      * Stores how the turn ended (one statement), then lets its streams and its caller know: the
      * actor forgets it once the ledger has it.
      */
-    const endTurn = (id: SessionId, state: ActorState, job: Job, exit: Exit.Exit<TurnReply, TurnError>) =>
+    const endTurn = (session: Session, state: ActorState, job: Job, exit: Exit.Exit<TurnReply, TurnError>) =>
       Clock.currentTimeMillis.pipe(
         Effect.map((nowMs) => storedEnd(exit, job.live, draining, nowMs)),
-        Effect.tap((end) => ledger.endTurn(id, job.live.turnIndex, end)),
-        Effect.flatMap((end) => webhooks.turnEnded(state.app, id, job.live.turnIndex, end)),
+        Effect.tap((end) => ledger.endTurn(session.session_id, job.live.turnIndex, end)),
+        Effect.flatMap((end) => webhooks.turnEnded(session.app_name, session.session_id, job.live.turnIndex, end)),
         Effect.ensuring(Effect.sync(() => {
           state.turns.delete(job.live.turnIndex)
           job.live.finish(endOfExit(exit))
@@ -270,11 +268,11 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
       )
 
     /** A turn that will never run (its session stopped): stored as such and answered 410. */
-    const abandon = (id: SessionId, state: ActorState) => (job: Job) =>
+    const abandon = (session: Session, state: ActorState) => (job: Job) =>
       Effect.suspend(() => {
         if (job.live.end !== undefined) return Effect.void
-        const exit = Exit.fail(closedError(id))
-        return endTurn(id, state, job, exit).pipe(
+        const exit = Exit.fail(closedError(session.session_id))
+        return endTurn(session, state, job, exit).pipe(
           Effect.catchAllCause(() => Effect.void),
           Effect.zipRight(Deferred.done(job.reply, exit))
         )
@@ -384,7 +382,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
               // Interrupted: the session was closed under the turn.
               Effect.map((exit) => Exit.isInterrupted(exit) ? Exit.fail(closedError(id)) : exit),
               // Commit the turn's end before anyone hears of it.
-              Effect.tap((exit) => endTurn(id, state, job, exit)),
+              Effect.tap((exit) => endTurn(session, state, job, exit)),
               Effect.tap((exit) => recordTurnMetrics(session.app_name, exit)),
               Effect.flatMap((exit) => Deferred.done(job.reply, exit))
             )
@@ -421,7 +419,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
           const handle = started.value
           const mailbox = yield* Queue.unbounded<Job>()
           const stopped = yield* Deferred.make<never, SessionClosed>()
-          const state: ActorState = { app: session.app_name, current: handle, running: false, closedInLedger: false, turns: new Map() }
+          const state: ActorState = { current: handle, running: false, closedInLedger: false, turns: new Map() }
           const actor: Actor = {
             session,
             state,
@@ -443,7 +441,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
                 Effect.all([
                   Deferred.fail(stopped, closedError(id)),
                   // Turns still in the mailbox will never run: answer them.
-                  Effect.flatMap(Queue.takeAll(mailbox), (jobs) => Effect.forEach(jobs, abandon(id, state), { discard: true })),
+                  Effect.flatMap(Queue.takeAll(mailbox), (jobs) => Effect.forEach(jobs, abandon(session, state), { discard: true })),
                   forget,
                   Effect.sync(() => liveActors.get(id) === actor && liveActors.delete(id)),
                   Scope.close(slot, Exit.void)
@@ -537,7 +535,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
           const job: Job = { request: { ...request, files }, live, reply }
           yield* Queue.offer(actor.mailbox, job)
           // The actor may have stopped (and emptied its mailbox) before this turn arrived.
-          if (yield* Deferred.isDone(actor.stopped)) yield* abandon(id, actor.state)(job)
+          if (yield* Deferred.isDone(actor.stopped)) yield* abandon(actor.session, actor.state)(job)
           const accepted: AcceptedTurn = { turnIndex: live.turnIndex, feed: live, reply: Deferred.await(reply) }
           return accepted
         }))
