@@ -140,3 +140,20 @@ export class IdempotencyKeyReused extends Schema.TaggedError<IdempotencyKeyReuse
     description: "The Idempotency-Key was used before by this app for a different request (method, path or body)"
   })
 ) {}
+
+export class InvalidConfig extends Schema.TaggedError<InvalidConfig>()(
+  "InvalidConfig",
+  {
+    ...errorFields("invalid_config"),
+    offered: Schema.Record({ key: Schema.String, value: Schema.Array(Schema.String) }).annotations({
+      description: "What the agent offers: each config option's id (and `model`, `mode`) with its values"
+    })
+  },
+  HttpApiSchema.annotations({ status: 400, description: "A model, mode or config value the agent does not offer" })
+) {}
+
+export class PermissionNotFound extends Schema.TaggedError<PermissionNotFound>()(
+  "PermissionNotFound",
+  errorFields("permission_not_found"),
+  HttpApiSchema.annotations({ status: 404, description: "No pending request with that id (unknown, or answered already)" })
+) {}
