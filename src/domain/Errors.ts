@@ -157,3 +157,36 @@ export class PermissionNotFound extends Schema.TaggedError<PermissionNotFound>()
   errorFields("permission_not_found"),
   HttpApiSchema.annotations({ status: 404, description: "No pending request with that id (unknown, or answered already)" })
 ) {}
+
+export class AppSessionLimit extends Schema.TaggedError<AppSessionLimit>()(
+  "AppSessionLimit",
+  {
+    ...errorFields("app_session_limit"),
+    max_sessions: Schema.Int.annotations({ description: "How many live sessions the app may hold at once" })
+  },
+  HttpApiSchema.annotations({ status: 429, description: "The app holds as many live sessions as its `max_sessions` allows" })
+) {}
+
+export class RateLimited extends Schema.TaggedError<RateLimited>()(
+  "RateLimited",
+  {
+    ...errorFields("rate_limited"),
+    turns_per_minute: Schema.Int.annotations({ description: "How many turns the app may start in any 60 s" }),
+    retry_after_secs: Schema.Int.annotations({ description: "Seconds until a turn is allowed again (also `Retry-After`)" })
+  },
+  HttpApiSchema.annotations({ status: 429, description: "The app started `turns_per_minute` turns in the last 60 s" })
+) {}
+
+export class BudgetExhausted extends Schema.TaggedError<BudgetExhausted>()(
+  "BudgetExhausted",
+  {
+    ...errorFields("budget_exhausted"),
+    daily_cost_usd: Schema.Number.annotations({ description: "What the app's agents may cost per UTC day" }),
+    cost_today_usd: Schema.Number.annotations({ description: "What they cost since 00:00 UTC" }),
+    resets_at: Schema.Int.annotations({ description: "The next 00:00 UTC (Unix seconds), when the day's cost starts at 0" })
+  },
+  HttpApiSchema.annotations({
+    status: 429,
+    description: "The app's agents cost `daily_cost_usd` or more today: creates and turns are refused until 00:00 UTC"
+  })
+) {}

@@ -1,6 +1,7 @@
-import { Config, ConfigError, Duration, Effect, Either, ParseResult, Redacted, Schema } from "effect"
+import { Config, ConfigError, Duration, Effect, Either, Option, ParseResult, Redacted, Schema } from "effect"
 import { PermissionMode } from "../../domain/Session.js"
 import { AgentDefinition } from "../../domain/Agent.js"
+import { AppLimitsByApp } from "../../domain/Tenancy.js"
 
 const positiveInt = (name: string, fallback: number) =>
   Config.integer(name).pipe(
@@ -31,23 +32,47 @@ const appTokens = Config.string("CLAWDFORGE_APP_TOKENS").pipe(
   })
 )
 
-const AgentsJson = Schema.parseJson(Schema.Record({ key: Schema.String, value: AgentDefinition }))
-
-/** `CLAWDFORGE_AGENTS`: entries to merge over the built-in registry. */
-const agents = Config.string("CLAWDFORGE_AGENTS").pipe(
-  Config.withDefault("{}"),
-  Config.mapOrFail((raw) =>
-    Schema.decodeUnknownEither(AgentsJson)(raw).pipe(
-      Either.mapLeft((error) =>
-        ConfigErrorInvalid(
-          "CLAWDFORGE_AGENTS",
-          ParseResult.ArrayFormatter.formatErrorSync(error)
-            .map((issue) => `${issue.path.length === 0 ? "value" : issue.path.join(".")}: ${issue.message}`)
-            .join("; ")
+/** A JSON variable decoded by `schema`, its issues on one line naming it. */
+const jsonConfig = <A, I>(
+  name: string,
+  schema: Schema.Schema<A, I>,
+  onExcessProperty: "ignore" | "error" = "ignore"
+) =>
+  Config.string(name).pipe(
+    Config.withDefault("{}"),
+    Config.mapOrFail((raw) =>
+      Schema.decodeUnknownEither(Schema.parseJson(schema), { onExcessProperty })(raw).pipe(
+        Either.mapLeft((error) =>
+          ConfigErrorInvalid(
+            name,
+            ParseResult.ArrayFormatter.formatErrorSync(error)
+              .map((issue) => `${issue.path.length === 0 ? "value" : issue.path.join(".")}: ${issue.message}`)
+              .join("; ")
+          )
         )
       )
     )
   )
+
+/** `CLAWDFORGE_AGENTS`: entries to merge over the built-in registry. */
+const agents = jsonConfig("CLAWDFORGE_AGENTS", Schema.Record({ key: Schema.String, value: AgentDefinition }))
+
+/** `CLAWDFORGE_APP_LIMITS`: `{"app": {"max_sessions": N, ...}, "*": {...}}`; a misspelt limit is refused. */
+const appLimits = jsonConfig("CLAWDFORGE_APP_LIMITS", AppLimitsByApp, "error")
+
+/**
+ * `CLAWDFORGE_SECRET_KEY`: what apps' agent environments are encrypted under (any string of 16
+ * characters or more; `openssl rand -base64 32` makes a good one). Unset or empty: none.
+ */
+const secretKey = Config.redacted("CLAWDFORGE_SECRET_KEY").pipe(
+  Config.withDefault(Redacted.make("")),
+  Config.mapOrFail((key) => {
+    const length = Redacted.value(key).length
+    if (length === 0) return Either.right(Option.none<Redacted.Redacted>())
+    return length >= 16
+      ? Either.right(Option.some(key))
+      : Either.left(ConfigErrorInvalid("CLAWDFORGE_SECRET_KEY", "Expected at least 16 characters"))
+  })
 )
 
 const ConfigErrorInvalid = (name: string, message: string) => ConfigError.InvalidData([name], message)
@@ -66,6 +91,8 @@ export class AppConfig extends Effect.Service<AppConfig>()("clawdforge/AppConfig
       turnTimeout: seconds("CLAWDFORGE_TURN_TIMEOUT_SECS", 600),
       idempotencyTtl: seconds("CLAWDFORGE_IDEMPOTENCY_TTL_SECS", 86400),
       agents,
+      appLimits,
+      secretKey,
       claudeBin: Config.string("CLAWDFORGE_CLAUDE_BIN").pipe(Config.withDefault("claude")),
       workspaceRoot: Config.string("CLAWDFORGE_WORKSPACE_ROOT").pipe(Config.withDefault("./data/workspaces")),
       defaultPermissionMode: Config.literal(...PermissionMode.literals)("CLAWDFORGE_PERMISSION_MODE").pipe(

@@ -12,6 +12,24 @@ export const turnsTotal = Metric.counter("clawdforge_turns_total", {
   incremental: true
 })
 
+/** Refusals by an app's limit, by `app` and `limit` (max_sessions, turns_per_minute, daily_cost_usd). */
+export const limitedTotal = Metric.counter("clawdforge_limited_total", {
+  description: "Requests refused by an app's limit, by app and limit",
+  incremental: true
+})
+
+/** What apps' agents cost, by `app`, as far as they report it. */
+export const appCostUsdTotal = Metric.counter("clawdforge_app_cost_usd_total", {
+  description: "What apps' agents cost in US dollars, by app",
+  incremental: true
+})
+
+/** Tokens apps' agents used, by `app` and `kind` (input, output). */
+export const appTokensTotal = Metric.counter("clawdforge_app_tokens_total", {
+  description: "Tokens apps' agents used, by app and kind",
+  incremental: true
+})
+
 export const turnDuration = Metric.histogram(
   "clawdforge_turn_duration_seconds",
   MetricBoundaries.exponential({ start: 0.001, factor: 4, count: 10 }),

@@ -1,0 +1,115 @@
+import { Schema } from "effect"
+import { AppName, UnixSeconds } from "./Ids.js"
+
+// Tenancy: an app's limits and use (`GET /limits`), and what apps used (`GET /usage`).
+
+/** A count limit (`max_sessions`, `turns_per_minute`). */
+export const LimitCount = Schema.Int.pipe(
+  Schema.nonNegative(),
+  Schema.annotations({ message: () => "Expected a whole number, 0 or more" })
+)
+/** An amount limit (`daily_cost_usd`). */
+export const LimitUsd = Schema.Finite.pipe(
+  Schema.nonNegative(),
+  Schema.annotations({ message: () => "Expected an amount in US dollars, 0 or more" })
+)
+
+/**
+ * An app's limits as `CLAWDFORGE_APP_LIMITS` and `clawdforge apps limits` give them: a field left
+ * out is not set there (a lower source applies); in `CLAWDFORGE_APP_LIMITS`, `null` says "no limit"
+ * for this app over the `"*"` default.
+ */
+export const AppLimitsSpec = Schema.Struct({
+  max_sessions: Schema.optional(Schema.NullOr(LimitCount)),
+  turns_per_minute: Schema.optional(Schema.NullOr(LimitCount)),
+  daily_cost_usd: Schema.optional(Schema.NullOr(LimitUsd))
+})
+export type AppLimitsSpec = typeof AppLimitsSpec.Type
+
+/** Limits as `clawdforge apps limits` stores them: each field given is set, the others kept. */
+export interface LimitsPatch {
+  readonly max_sessions?: number | undefined
+  readonly turns_per_minute?: number | undefined
+  readonly daily_cost_usd?: number | undefined
+}
+
+/** The names of the limits: also the `limit` label of `clawdforge_limited_total`. */
+export type LimitName = keyof AppLimitsSpec
+export const limitNames: ReadonlyArray<LimitName> = ["max_sessions", "turns_per_minute", "daily_cost_usd"]
+
+/** `CLAWDFORGE_APP_LIMITS`: limits by app, `"*"` for every app without its own. */
+export const AppLimitsByApp = Schema.Record({
+  key: Schema.String.pipe(
+    Schema.filter((key) => key === "*" || Schema.is(AppName)(key), {
+      message: () => "Expected \"*\" or an app name (a letter or digit, then letters, digits, _ . -)"
+    })
+  ),
+  value: AppLimitsSpec
+})
+export type AppLimitsByApp = typeof AppLimitsByApp.Type
+
+export const Limits = Schema.Struct({
+  max_sessions: Schema.NullOr(Schema.Int).annotations({
+    description: "Live sessions the app may hold at once (beyond it a create is 429 `app_session_limit`); null: no limit"
+  }),
+  turns_per_minute: Schema.NullOr(Schema.Int).annotations({
+    description: "Turns the app may start in any 60 s (beyond it a turn is 429 `rate_limited`); null: no limit"
+  }),
+  daily_cost_usd: Schema.NullOr(Schema.Number).annotations({
+    description: "What the app's agents may cost per UTC day, in US dollars (once reached, creates and turns are " +
+      "429 `budget_exhausted` until 00:00 UTC); null: no limit"
+  })
+}).annotations({ identifier: "Limits", description: "An app's limits" })
+export type Limits = typeof Limits.Type
+
+/** What `GET /limits` reports (its reply adds `ok: true`). */
+export const LimitsReport = Schema.Struct({
+  app: AppName,
+  limits: Limits,
+  use: Schema.Struct({
+    live_sessions: Schema.Int.annotations({ description: "The app's sessions with a live agent now" }),
+    turns_this_minute: Schema.Int.annotations({ description: "Turns the app started in the last 60 s" }),
+    cost_today_usd: Schema.Number.annotations({ description: "What the app's agents cost since 00:00 UTC" })
+  }),
+  resets: Schema.Struct({
+    turns_in_secs: Schema.Int.annotations({
+      description: "Seconds until the oldest turn of the last 60 s leaves the window (0 when there is none)"
+    }),
+    budget_at: UnixSeconds.annotations({ description: "The next 00:00 UTC, when the day's cost starts again at 0" })
+  })
+}).annotations({ identifier: "LimitsReport", description: "The caller's limits and its use of them" })
+export type LimitsReport = typeof LimitsReport.Type
+
+export const UsageTotals = Schema.Struct({
+  turns: Schema.Int.annotations({ description: "Turns that ended in the window" }),
+  sessions: Schema.Int.annotations({ description: "Sessions created in the window" }),
+  runs: Schema.Int.annotations({ description: "`/run` jobs in the window" }),
+  input_tokens: Schema.Int.annotations({ description: "Input tokens, as far as the agents report them" }),
+  output_tokens: Schema.Int.annotations({ description: "Output tokens, as far as the agents report them" }),
+  cost_usd: Schema.Number.annotations({ description: "Cost in US dollars, as far as the agents report it" })
+}).annotations({ identifier: "UsageTotals" })
+export type UsageTotals = typeof UsageTotals.Type
+
+export const UsageGroupBy = Schema.Literal("day", "agent")
+export type UsageGroupBy = typeof UsageGroupBy.Type
+
+export const UsageGroup = Schema.Struct({
+  day: Schema.optional(Schema.String.annotations({ description: "The UTC day, YYYY-MM-DD (group_by=day)" })),
+  agent: Schema.optional(Schema.String.annotations({ description: "The agent (group_by=agent); `/run` is `claude`" })),
+  ...UsageTotals.fields
+}).annotations({ identifier: "UsageGroup" })
+export type UsageGroup = typeof UsageGroup.Type
+
+/** What `GET /usage` reports (its reply adds `ok: true`). */
+export const UsageReport = Schema.Struct({
+  totals: UsageTotals,
+  groups: Schema.Array(UsageGroup)
+}).annotations({ identifier: "UsageReport", description: "What an app (or every app) used in a window" })
+export type UsageReport = typeof UsageReport.Type
+
+/** A usage window in Unix seconds, `from` inclusive, `to` exclusive; each open when left out. */
+export interface UsageQuery {
+  readonly from?: number | undefined
+  readonly to?: number | undefined
+  readonly groupBy?: UsageGroupBy | undefined
+}

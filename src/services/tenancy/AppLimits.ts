@@ -1,0 +1,341 @@
+import { SqlClient } from "@effect/sql"
+import { Clock, Duration, Effect, Metric } from "effect"
+import { AppSessionLimit, BudgetExhausted, RateLimited } from "../../domain/Errors.js"
+import type { AppName } from "../../domain/Ids.js"
+import { type LimitName, limitNames, type Limits, type LimitsPatch, type LimitsReport } from "../../domain/Tenancy.js"
+import { AppConfig } from "../config/AppConfig.js"
+import { DatabaseLive } from "../ledger/Database.js"
+import { appCostUsdTotal, appTokensTotal, limitedTotal } from "../observability/Metrics.js"
+import { Usage } from "./Usage.js"
+
+/** How stale the gateway's copy of the ledger's limits may be (`clawdforge apps limits` changes them). */
+export const ledgerLimitsTtl = Duration.seconds(2)
+
+/** The window `turns_per_minute` counts turns in: any 60 s (a sliding window, not clock minutes). */
+const windowMs = 60_000
+const dayMs = 86_400_000
+
+/** What `takeTurn` tells a turn reply's `RateLimit-*` headers. */
+export interface RateLimitState {
+  readonly limit: number
+  readonly remaining: number
+  /** Seconds until the oldest turn in the window leaves it. */
+  readonly resetSeconds: number
+}
+
+/** Where each of an app's limits comes from, for `clawdforge apps limits`. */
+export type LimitSource = "ledger" | "CLAWDFORGE_APP_LIMITS" | "CLAWDFORGE_APP_LIMITS *" | "none"
+
+interface LedgerRow {
+  readonly app_name: string
+  readonly max_sessions: unknown
+  readonly turns_per_minute: unknown
+  readonly daily_cost_usd: unknown
+}
+
+// PostgreSQL reads BIGINT as a string.
+const orNull = (value: unknown) => value === null || value === undefined ? null : Number(value)
+
+/**
+ * The start times (ms) of an app's turns in the last 60 s, oldest first: a queue whose expired
+ * head is dropped as time passes, so each turn costs O(1) however high the limit.
+ */
+class TurnWindow {
+  private times: Array<number> = []
+  private head = 0
+
+  /** How many turns started within the window ending at `now`. */
+  count(now: number): number {
+    const times = this.times
+    while (this.head < times.length && times[this.head]! <= now - windowMs) this.head++
+    // Compact now and then rather than shift() per turn.
+    if (this.head > 1024 && this.head * 2 > times.length) {
+      this.times = times.slice(this.head)
+      this.head = 0
+    }
+    return this.times.length - this.head
+  }
+
+  add(now: number) {
+    this.times.push(now)
+  }
+
+  /** Seconds until the oldest turn in the window leaves it (0 when there is none). */
+  resetSeconds(now: number): number {
+    const oldest = this.times[this.head]
+    return oldest === undefined ? 0 : Math.max(1, Math.ceil((oldest + windowMs - now) / 1000))
+  }
+}
+
+/**
+ * Per-app limits: `max_sessions`, `turns_per_minute` and `daily_cost_usd`, each from the ledger
+ * (`clawdforge apps limits`), else the app's entry in `CLAWDFORGE_APP_LIMITS`, else its `"*"`.
+ *
+ * Everything on a turn's path is in memory: the ledger's limits are a plain copy re-read at most
+ * every `ledgerLimitsTtl` by whichever call finds it stale (no query per turn, nothing polls an
+ * idle gateway); live sessions, turn windows and the day's cost are counters in this process, and
+ * each check-and-take is one synchronous step, so racing callers cannot overshoot a limit. The
+ * day's cost is seeded from the ledger at start (the turns and runs that ended since 00:00 UTC)
+ * and grows by `addUsage` at each turn's (and run's) end; at 00:00 UTC it starts again at 0.
+ */
+export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits", {
+  effect: Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const usage = yield* Usage
+    const { appLimits: fromEnv } = yield* AppConfig
+
+    // ---- the limits: the ledger's copy over the environment's --------------------------
+
+    let fromLedger: ReadonlyMap<string, LedgerRow> = new Map()
+    let effective = new Map<string, Limits>()
+    let readAt = Number.NEGATIVE_INFINITY
+
+    const readLedger = sql<LedgerRow>`SELECT app_name, max_sessions, turns_per_minute, daily_cost_usd FROM app_limits`
+    const refresh = readLedger.pipe(
+      Effect.map((rows) => {
+        fromLedger = new Map(rows.map((row) => [row.app_name, row]))
+        effective = new Map()
+      }),
+      // A failed read keeps the last copy rather than failing the turn.
+      Effect.catchAll((error) => Effect.logWarning("Could not read app limits from the ledger", error))
+    )
+    /** Re-reads the ledger's limits when the copy is stale; the first caller to notice reads, the others go on. */
+    const fresh = Effect.suspend(() => {
+      const now = Date.now()
+      if (now - readAt < Duration.toMillis(ledgerLimitsTtl)) return Effect.void
+      readAt = now
+      return refresh
+    })
+
+    /** Where one limit of `app` comes from, and its value. */
+    const resolve = (app: string, name: LimitName): readonly [LimitSource, number | null] => {
+      const stored = orNull(fromLedger.get(app)?.[name])
+      if (stored !== null) return ["ledger", stored]
+      const own = fromEnv[app as AppName]
+      if (own !== undefined && own[name] !== undefined) return ["CLAWDFORGE_APP_LIMITS", own[name]]
+      const fallback = fromEnv["*"]?.[name]
+      return fallback === undefined ? ["none", null] : ["CLAWDFORGE_APP_LIMITS *", fallback]
+    }
+
+    const limitsFor = (app: string): Limits => {
+      let limits = effective.get(app)
+      if (limits === undefined) {
+        limits = {
+          max_sessions: resolve(app, "max_sessions")[1],
+          turns_per_minute: resolve(app, "turns_per_minute")[1],
+          daily_cost_usd: resolve(app, "daily_cost_usd")[1]
+        }
+        effective.set(app, limits)
+      }
+      return limits
+    }
+
+    const refused = <E>(app: string, limit: LimitName, error: E) =>
+      Effect.zipRight(Metric.increment(Metric.tagged(Metric.tagged(limitedTotal, "app", app), "limit", limit)), Effect.fail(error))
+
+    // ---- the counters ---------------------------------------------------------------------
+
+    const liveSessions = new Map<string, number>()
+    const windows = new Map<string, TurnWindow>()
+    let day = Math.floor((yield* Clock.currentTimeMillis) / dayMs)
+    let costToday = new Map<string, number>(yield* usage.costByApp(day * 86400))
+
+    /** At 00:00 UTC every app's cost starts again at 0. */
+    const rollDay = (now: number) => {
+      const today = Math.floor(now / dayMs)
+      if (today !== day) {
+        day = today
+        costToday = new Map()
+      }
+    }
+    const nextMidnight = () => (day + 1) * 86400
+
+    yield* refresh
+    readAt = Date.now()
+
+    // ---- what the sessions' actors call ----------------------------------------------------
+
+    /**
+     * Holds one of the app's `max_sessions` live-session slots until the scope closes; fails with
+     * `AppSessionLimit` when all are held. Check and take are one synchronous step.
+     */
+    const reserveSession = Effect.fn("AppLimits.reserveSession")(function*(app: AppName) {
+      yield* fresh
+      yield* Effect.acquireRelease(
+        Effect.suspend(() => {
+          const max = limitsFor(app).max_sessions
+          const live = liveSessions.get(app) ?? 0
+          if (max !== null && live >= max) {
+            return refused(app, "max_sessions", new AppSessionLimit({
+              message: `App ${app} holds ${live} live sessions, its max_sessions: close one or wait`,
+              max_sessions: max
+            }))
+          }
+          liveSessions.set(app, live + 1)
+          return Effect.void
+        }),
+        () =>
+          Effect.sync(() => {
+            const live = (liveSessions.get(app) ?? 1) - 1
+            if (live <= 0) liveSessions.delete(app)
+            else liveSessions.set(app, live)
+          })
+      )
+    })
+
+    /**
+     * Counts a turn of the app in its 60 s window (sliding: any 60 s, not clock minutes); fails
+     * with `RateLimited` when `turns_per_minute` turns started in the last 60 s. What the reply's
+     * `RateLimit-*` headers say, or undefined when the app has no rate.
+     */
+    // On every turn's path: untraced, in memory.
+    const takeTurn = (app: AppName): Effect.Effect<RateLimitState | undefined, RateLimited> =>
+      Effect.flatMap(fresh, () =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          Effect.suspend(() => {
+            const limit = limitsFor(app).turns_per_minute
+            let window = windows.get(app)
+            if (window === undefined) windows.set(app, window = new TurnWindow())
+            const count = window.count(now)
+            if (limit !== null && count >= limit) {
+              const retryAfter = limit === 0 ? 60 : window.resetSeconds(now)
+              return refused(app, "turns_per_minute", new RateLimited({
+                message: `App ${app} started ${count} turns in the last 60 s, its turns_per_minute: ` +
+                  `retry in ${retryAfter} s`,
+                turns_per_minute: limit,
+                retry_after_secs: retryAfter
+              }))
+            }
+            window.add(now)
+            return Effect.succeed(
+              limit === null
+                ? undefined
+                : { limit, remaining: limit - count - 1, resetSeconds: window.resetSeconds(now) }
+            )
+          })))
+
+    /** Fails with `BudgetExhausted` once the app's cost since 00:00 UTC reaches its `daily_cost_usd`. */
+    // On every turn's (and create's) path: untraced, in memory.
+    const checkBudget = (app: AppName): Effect.Effect<void, BudgetExhausted> =>
+      Effect.flatMap(fresh, () =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          Effect.suspend(() => {
+            rollDay(now)
+            const max = limitsFor(app).daily_cost_usd
+            const cost = costToday.get(app) ?? 0
+            if (max === null || cost < max) return Effect.void
+            return refused(app, "daily_cost_usd", new BudgetExhausted({
+              message: `App ${app} has spent its daily_cost_usd (${max} USD) today: until 00:00 UTC`,
+              daily_cost_usd: max,
+              cost_today_usd: cost,
+              resets_at: nextMidnight()
+            }))
+          })))
+
+    /**
+     * What a turn (or run) of the app used, at its end: adds its cost to the app's day and both to
+     * the metrics. Fields the agent did not report are null or left out.
+     */
+    const addUsage = (
+      app: AppName,
+      used: {
+        readonly input_tokens?: number | null
+        readonly output_tokens?: number | null
+        readonly cost_usd?: number | null
+      }
+    ): Effect.Effect<void> =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        rollDay(now)
+        const effects: Array<Effect.Effect<void>> = []
+        const cost = used.cost_usd
+        if (cost !== null && cost !== undefined && Number.isFinite(cost) && cost > 0) {
+          costToday.set(app, (costToday.get(app) ?? 0) + cost)
+          effects.push(Metric.incrementBy(Metric.tagged(appCostUsdTotal, "app", app), cost))
+        }
+        for (const kind of ["input", "output"] as const) {
+          const tokens = used[`${kind}_tokens`]
+          if (tokens !== null && tokens !== undefined && tokens > 0) {
+            effects.push(Metric.incrementBy(Metric.tagged(Metric.tagged(appTokensTotal, "app", app), "kind", kind), tokens))
+          }
+        }
+        return effects.length === 0 ? Effect.void : Effect.all(effects, { discard: true })
+      })
+
+    /** The app's limits and its use of them: `GET /limits`. */
+    const limitsOf = Effect.fn("AppLimits.limitsOf")(function*(app: AppName) {
+      yield* fresh
+      const now = yield* Clock.currentTimeMillis
+      rollDay(now)
+      const window = windows.get(app)
+      return {
+        app,
+        limits: limitsFor(app),
+        use: {
+          live_sessions: liveSessions.get(app) ?? 0,
+          turns_this_minute: window?.count(now) ?? 0,
+          cost_today_usd: costToday.get(app) ?? 0
+        },
+        resets: { turns_in_secs: window?.resetSeconds(now) ?? 0, budget_at: nextMidnight() }
+      } satisfies LimitsReport
+    })
+
+    // ---- the admin's (CLI) ----------------------------------------------------------------
+
+    /** The app's limits as configured now (the ledger read afresh), with where each comes from. */
+    const configured = Effect.fn("AppLimits.configured")(
+      function*(app: AppName) {
+        const rows = yield* sql<LedgerRow>`SELECT app_name, max_sessions, turns_per_minute, daily_cost_usd
+          FROM app_limits WHERE app_name = ${app}`
+        fromLedger = new Map([...fromLedger].filter(([name]) => name !== app).concat(rows.map((r) => [r.app_name, r])))
+        effective.delete(app)
+        const sources = Object.fromEntries(limitNames.map((name) => [name, resolve(app, name)[0]])) as Record<
+          LimitName,
+          LimitSource
+        >
+        return { app, limits: limitsFor(app), sources, cost_today_usd: costToday.get(app) ?? 0 } as const
+      },
+      Effect.orDie
+    )
+
+    /** Stores the given limits of the app in the ledger (the others it has there are kept). */
+    const set = Effect.fn("AppLimits.set")(
+      function*(app: AppName, patch: LimitsPatch) {
+        const at = Math.floor((yield* Clock.currentTimeMillis) / 1000)
+        const row = {
+          max_sessions: patch.max_sessions ?? null,
+          turns_per_minute: patch.turns_per_minute ?? null,
+          daily_cost_usd: patch.daily_cost_usd ?? null
+        }
+        yield* sql`INSERT INTO app_limits (app_name, max_sessions, turns_per_minute, daily_cost_usd, updated_at)
+          VALUES (${app}, ${row.max_sessions}, ${row.turns_per_minute}, ${row.daily_cost_usd}, ${at})
+          ON CONFLICT (app_name) DO UPDATE SET
+            max_sessions = coalesce(excluded.max_sessions, app_limits.max_sessions),
+            turns_per_minute = coalesce(excluded.turns_per_minute, app_limits.turns_per_minute),
+            daily_cost_usd = coalesce(excluded.daily_cost_usd, app_limits.daily_cost_usd),
+            updated_at = excluded.updated_at`
+      },
+      Effect.orDie
+    )
+
+    /** Forgets the app's limits in the ledger (those of `CLAWDFORGE_APP_LIMITS` apply again); false when it had none. */
+    const clear = Effect.fn("AppLimits.clear")(
+      function*(app: AppName) {
+        const rows = yield* sql`DELETE FROM app_limits WHERE app_name = ${app} RETURNING app_name`
+        return rows.length > 0
+      },
+      Effect.orDie
+    )
+
+    return {
+      reserveSession,
+      takeTurn,
+      checkBudget,
+      addUsage,
+      limitsOf,
+      configured,
+      set,
+      clear
+    } as const
+  }),
+  dependencies: [DatabaseLive, AppConfig.Default, Usage.Default]
+}) {}
