@@ -41,6 +41,9 @@ const expectedErrors: Record<string, ReadonlyArray<number>> = {
   streamStoredTurn: [401],
   cancelTurn: [401],
   getSession: [401],
+  updateSession: [401, 410, 502, 503],
+  listPermissions: [401],
+  answerPermission: [401],
   listSessions: [401],
   closeSession: [401],
   listAgents: [401],
@@ -196,7 +199,7 @@ describe("/openapi.json", () => {
         expect(Either.isRight(decode(example.value)), JSON.stringify(example.value)).toBe(true)
       }
     }
-    expect(bodies).toBe(5)
+    expect(bodies).toBe(7)
   })
 
   it("a streamed turn is text/event-stream, with the data of each event as schemas", () => {

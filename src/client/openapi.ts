@@ -101,7 +101,7 @@ export interface paths {
         put?: never;
         /**
          * Start a session with a live agent
-         * @description Starts the agent and takes one slot of the live-agent pool until the session is closed or swept. `agent` names an entry of the agent registry (CLAWDFORGE_AGENTS merged over the built-ins); `meta` is stored as given and returned by `GET /sessions/{id}`.
+         * @description Starts the agent and takes one slot of the live-agent pool until the session is closed or swept. `agent` names an entry of the agent registry (CLAWDFORGE_AGENTS merged over the built-ins); `meta` is stored as given and returned by `GET /sessions/{id}`. `model`, `mode` and `config` are applied through ACP once the agent has started (`session/set_config_option`, `session/set_mode`); a value the agent does not offer is a 400 `invalid_config` naming what it offers, and nothing is kept. `permission_mode: "ask"` holds the agent's permission requests for the caller (`GET /sessions/{id}/permissions`).
          *
          *     With an `Idempotency-Key` header, a retry is safe: a repeat with the same key and body never runs the work twice and answers what the first request answered, with `Idempotent-Replayed: true`.
          */
@@ -271,6 +271,50 @@ export interface paths {
          * @description Stops the agent and frees its pool slot; the ledger keeps the session until the hard TTL. Closing a closed session answers `{ok: true, already_closed: true}`.
          */
         delete: operations["closeSession"];
+        options?: never;
+        head?: never;
+        /**
+         * Change the model, mode or config options between turns
+         * @description Waits in the session's mailbox like a turn, so it applies after the turns sent before it, and answers the session's state then. A value the agent does not offer is a 400 `invalid_config` naming what it offers; nothing is changed then.
+         */
+        patch: operations["updateSession"];
+        trace?: never;
+    };
+    "/sessions/{id}/permissions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The agent's requests waiting for an answer (ask mode)
+         * @description Under `permission_mode: "ask"` each `session/request_permission` (and each elicitation) of the agent waits here until it is answered, its turn is cancelled or its session closed (answered `cancelled`), or `expires_at` passes (CLAWDFORGE_PERMISSION_TIMEOUT_SECS: the first `reject_*` option). Streams show each as `event: permission`.
+         */
+        get: operations["listPermissions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sessions/{id}/permissions/{request_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Answer a request of the agent
+         * @description A permission request takes one of its `option_id`s (another is a 400); an elicitation takes `action` (`accept` with `content`, `decline`, `cancel`). A request answered already, or unknown, is 404 `permission_not_found`.
+         */
+        post: operations["answerPermission"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -481,10 +525,10 @@ export interface components {
             /** @description The agent's working directory */
             cwd: string;
             /**
-             * @description How the gateway answers the agent's `session/request_permission`: allow everything, allow reads only, or refuse everything
+             * @description How the gateway answers the agent's `session/request_permission`: allow everything, allow reads only, refuse everything, or `ask`: hold each request (and each elicitation) for the caller, who answers it with `POST /sessions/{id}/permissions/{request_id}`
              * @enum {string}
              */
-            permission_mode: "approve-all" | "approve-reads" | "deny-all";
+            permission_mode: "approve-all" | "approve-reads" | "deny-all" | "ask";
             /** @description Unix time, in whole seconds */
             created_at: number;
             /** @description When the last turn ended; null before the first */
@@ -498,6 +542,26 @@ export interface components {
              * @enum {string}
              */
             status: "open" | "closed";
+            /** @description The model the agent runs, when it offers a choice */
+            model: string | null;
+            /** @description The agent's mode, when it has modes */
+            mode: string | null;
+            /** @description What the agent offers (its config options and modes), kept current from its updates */
+            config_options: components["schemas"]["ConfigOption"][];
+        };
+        /** @description A setting the agent offers */
+        ConfigOption: {
+            /** @description What `config` keys it by (`session/set_config_option`'s `configId`) */
+            id: string;
+            name: string;
+            /** @description `model`, `mode`, ... when the agent says */
+            category: string | null;
+            current_value: string | null;
+            /** @description The values the agent accepts */
+            options: {
+                value: string;
+                name: string;
+            }[];
         };
         /** @description The agent is not in the registry */
         UnknownAgent: {
@@ -514,6 +578,24 @@ export interface components {
             agents: string[];
             /** @enum {string} */
             _tag: "UnknownAgent";
+        };
+        /** @description A model, mode or config value the agent does not offer */
+        InvalidConfig: {
+            /** @enum {boolean} */
+            ok: false;
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
+            error: "invalid_config";
+            /** @description What went wrong, for people */
+            message: string;
+            /** @description What the agent offers: each config option's id (and `model`, `mode`) with its values */
+            offered: {
+                [key: string]: string[];
+            };
+            /** @enum {string} */
+            _tag: "InvalidConfig";
         };
         /** @description Every live agent slot is taken */
         PoolFull: {
@@ -742,6 +824,84 @@ export interface components {
             /** @description Whether a turn was running (it ends with stop_reason `cancelled`) */
             cancelled: boolean;
         };
+        /** @description The settings to change; those left out stay as they are */
+        UpdateSessionRequest: {
+            /** @description A value of the agent's config option whose category (or id) is `model` */
+            model?: string;
+            /** @description One of the agent's modes (`session/set_mode`) */
+            mode?: string;
+            /** @description `{config_id: value}` for `session/set_config_option`, one per entry */
+            config?: {
+                [key: string]: string;
+            };
+        };
+        /** @description The session's pending requests, oldest first */
+        PermissionList: {
+            /** @enum {boolean} */
+            ok: true;
+            count: number;
+            permissions: components["schemas"]["PermissionRequest"][];
+        };
+        /** @description A request of the agent waiting for the caller */
+        PermissionRequest: {
+            request_id: string;
+            /**
+             * @description `permission`: a tool call asks to run (answer with `option_id`); `elicitation`: the agent asks for input (answer with `action` and, to accept, `content`)
+             * @enum {string}
+             */
+            kind: "permission" | "elicitation";
+            /** @description The turn it came in; null between turns */
+            turn_index: number | null;
+            /** @description The tool call asking (`toolCallId`, `title`, `kind`, `rawInput`, ...); null for an elicitation */
+            tool_call: {
+                [key: string]: unknown;
+            } | null;
+            /** @description What the caller may answer; empty for an elicitation */
+            options: {
+                /** @description What to answer with */
+                option_id: string;
+                name: string;
+                /** @description `allow_once`, `allow_always`, `reject_once` or `reject_always` */
+                kind: string;
+            }[];
+            elicitation?: {
+                message: string;
+                /** @description The JSON Schema of the content asked for */
+                requested_schema: unknown;
+            };
+            /** @description Unix time, in whole seconds */
+            requested_at: number;
+            /** @description After this the gateway answers: the first `reject_*` option (an elicitation is declined) */
+            expires_at: number;
+        };
+        /** @description A permission request is answered with one of its `option_id`s; an elicitation with `action` (`accept` with `content`, `decline` or `cancel`) */
+        PermissionAnswer: {
+            option_id?: string;
+            /** @enum {string} */
+            action?: "accept" | "decline" | "cancel";
+            content?: {
+                [key: string]: unknown;
+            };
+        };
+        /** @description The answer reached the agent */
+        AnswerReply: {
+            /** @enum {boolean} */
+            ok: true;
+        };
+        /** @description No pending request with that id (unknown, or answered already) */
+        PermissionNotFound: {
+            /** @enum {boolean} */
+            ok: false;
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
+            error: "permission_not_found";
+            /** @description What went wrong, for people */
+            message: string;
+            /** @enum {string} */
+            _tag: "PermissionNotFound";
+        };
         /** @description The caller's sessions, newest first */
         SessionList: {
             /** @enum {boolean} */
@@ -765,10 +925,10 @@ export interface components {
             /** @description The agent's working directory */
             cwd: string;
             /**
-             * @description How the gateway answers the agent's `session/request_permission`: allow everything, allow reads only, or refuse everything
+             * @description How the gateway answers the agent's `session/request_permission`: allow everything, allow reads only, refuse everything, or `ask`: hold each request (and each elicitation) for the caller, who answers it with `POST /sessions/{id}/permissions/{request_id}`
              * @enum {string}
              */
-            permission_mode: "approve-all" | "approve-reads" | "deny-all";
+            permission_mode: "approve-all" | "approve-reads" | "deny-all" | "ask";
             /** @description Unix time, in whole seconds */
             created_at: number;
             /** @description When the last turn ended; null before the first */
@@ -782,6 +942,12 @@ export interface components {
              * @enum {string}
              */
             status: "open" | "closed";
+            /** @description The model the agent runs, when it offers a choice */
+            model: string | null;
+            /** @description The agent's mode, when it has modes */
+            mode: string | null;
+            /** @description What the agent offers (its config options and modes), kept current from its updates */
+            config_options: components["schemas"]["ConfigOption"][];
         };
         /** @description The session is closed */
         CloseReply: {
@@ -1168,10 +1334,18 @@ export interface operations {
                     /** @description The agent's working directory; by default a fresh folder under CLAWDFORGE_WORKSPACE_ROOT */
                     cwd?: string;
                     /**
-                     * @description How the gateway answers the agent's `session/request_permission`: allow everything, allow reads only, or refuse everything
+                     * @description How the gateway answers the agent's `session/request_permission`: allow everything, allow reads only, refuse everything, or `ask`: hold each request (and each elicitation) for the caller, who answers it with `POST /sessions/{id}/permissions/{request_id}`
                      * @enum {string}
                      */
-                    permission_mode?: "approve-all" | "approve-reads" | "deny-all";
+                    permission_mode?: "approve-all" | "approve-reads" | "deny-all" | "ask";
+                    /** @description A value of the agent's config option whose category (or id) is `model` */
+                    model?: string;
+                    /** @description One of the agent's modes (`session/set_mode`) */
+                    mode?: string;
+                    /** @description `{config_id: value}` for `session/set_config_option`, one per entry */
+                    config?: {
+                        [key: string]: string;
+                    };
                 };
             };
         };
@@ -1187,13 +1361,13 @@ export interface operations {
                     "application/json": components["schemas"]["SessionReply"];
                 };
             };
-            /** @description `BadRequest`: Malformed or invalid request; `UnknownAgent`: The agent is not in the registry */
+            /** @description `BadRequest`: Malformed or invalid request; `UnknownAgent`: The agent is not in the registry; `InvalidConfig`: A model, mode or config value the agent does not offer */
             400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["BadRequest"] | components["schemas"]["UnknownAgent"];
+                    "application/json": components["schemas"]["BadRequest"] | components["schemas"]["UnknownAgent"] | components["schemas"]["InvalidConfig"];
                 };
             };
             /** @description Missing or unknown bearer token */
@@ -1961,6 +2135,226 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+        };
+    };
+    updateSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The `session_id` that `POST /sessions` answered */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateSessionRequest"];
+            };
+        };
+        responses: {
+            /** @description The session with its new settings */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionReply"];
+                };
+            };
+            /** @description `BadRequest`: Malformed or invalid request; `InvalidConfig`: A model, mode or config value the agent does not offer */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"] | components["schemas"]["InvalidConfig"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description `NotFound`: No such route; `SessionNotFound`: No such session for this app (another app's session is reported the same way) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"];
+                };
+            };
+            /** @description The session is closed */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionClosed"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description The agent could not start, failed or exited; `events` holds what it said before */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentFailed"];
+                };
+            };
+            /** @description `PoolFull`: Every live agent slot is taken; `ShuttingDown`: The gateway is shutting down */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PoolFull"] | components["schemas"]["ShuttingDown"];
+                };
+            };
+        };
+    };
+    listPermissions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The `session_id` that `POST /sessions` answered */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The pending requests, oldest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PermissionList"];
+                };
+            };
+            /** @description Malformed or invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description `NotFound`: No such route; `SessionNotFound`: No such session for this app (another app's session is reported the same way) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+        };
+    };
+    answerPermission: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The `session_id` */
+                id: string;
+                /** @description The `request_id` of a pending request */
+                request_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PermissionAnswer"];
+            };
+        };
+        responses: {
+            /** @description The answer reached the agent */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AnswerReply"];
+                };
+            };
+            /** @description Malformed or invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description `NotFound`: No such route; `SessionNotFound`: No such session for this app (another app's session is reported the same way); `PermissionNotFound`: No pending request with that id (unknown, or answered already) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"] | components["schemas"]["PermissionNotFound"];
                 };
             };
             /** @description The request body is too large */

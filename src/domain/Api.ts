@@ -13,8 +13,10 @@ import {
   AgentFailed,
   BadRequest,
   IdempotencyKeyReused,
+  InvalidConfig,
   NotFound,
   PayloadTooLarge,
+  PermissionNotFound,
   PoolFull,
   RunFailed,
   SessionClosed,
@@ -26,6 +28,7 @@ import {
   UnknownAgent
 } from "./Errors.js"
 import { IdempotencyHeaders, retrySafe } from "./Idempotency.js"
+import { AnswerReply, PermissionAnswer, PermissionList, PermissionParams } from "./Permission.js"
 import type { AppName } from "./Ids.js"
 import { RunReply, RunRequest } from "./Run.js"
 import {
@@ -39,7 +42,8 @@ import {
   TurnEventStream,
   TurnReply,
   TurnRequest,
-  TurnStreamEventData
+  TurnStreamEventData,
+  UpdateSessionRequest
 } from "./Session.js"
 import { ListTurnsParams, TurnAccepted, TurnDetail, TurnList, TurnPathParams, TurnStreamHeaders } from "./Turn.js"
 
@@ -174,6 +178,7 @@ export class SessionsApi extends HttpApiGroup.make("sessions", { topLevel: true 
       .setHeaders(IdempotencyHeaders)
       .addSuccess(SessionReply)
       .addError(UnknownAgent)
+      .addError(InvalidConfig)
       .addError(PoolFull)
       .addError(ShuttingDown)
       .addError(AgentFailed)
@@ -183,7 +188,11 @@ export class SessionsApi extends HttpApiGroup.make("sessions", { topLevel: true 
         OpenApi.Description,
         "Starts the agent and takes one slot of the live-agent pool until the session is closed or " +
           "swept. `agent` names an entry of the agent registry (CLAWDFORGE_AGENTS merged over the " +
-          "built-ins); `meta` is stored as given and returned by `GET /sessions/{id}`." + retrySafe
+          "built-ins); `meta` is stored as given and returned by `GET /sessions/{id}`. `model`, `mode` and " +
+          "`config` are applied through ACP once the agent has started (`session/set_config_option`, " +
+          "`session/set_mode`); a value the agent does not offer is a 400 `invalid_config` naming what it " +
+          "offers, and nothing is kept. `permission_mode: \"ask\"` holds the agent's permission requests for " +
+          "the caller (`GET /sessions/{id}/permissions`)." + retrySafe
       )
       .annotate(
         OpenApi.Transform,
@@ -196,6 +205,10 @@ export class SessionsApi extends HttpApiGroup.make("sessions", { topLevel: true 
             echo: {
               summary: "The demo agent, allowed to read only",
               value: { agent: "echo", permission_mode: "approve-reads" }
+            },
+            ask: {
+              summary: "The demo agent on its larger model, asking the caller for permissions",
+              value: { agent: "echo", model: "demo-large", mode: "plan", permission_mode: "ask" }
             }
           }
         })
@@ -374,6 +387,74 @@ export class SessionsApi extends HttpApiGroup.make("sessions", { topLevel: true 
       .annotate(OpenApi.Summary, "Session state")
       .annotate(OpenApi.Description, "Timestamps are integer Unix seconds; `status` is `closed` once `closed_at` is set.")
       .annotate(OpenApi.Transform, operation({ success: "The session" }))
+  )
+  .add(
+    HttpApiEndpoint.patch("updateSession", "/sessions/:id")
+      .setPath(SessionIdParam)
+      .setPayload(UpdateSessionRequest)
+      .addSuccess(SessionReply)
+      .addError(SessionNotFound)
+      .addError(SessionClosed)
+      .addError(InvalidConfig)
+      .addError(AgentFailed)
+      .addError(PoolFull)
+      .addError(ShuttingDown)
+      .annotate(OpenApi.Summary, "Change the model, mode or config options between turns")
+      .annotate(
+        OpenApi.Description,
+        "Waits in the session's mailbox like a turn, so it applies after the turns sent before it, and " +
+          "answers the session's state then. A value the agent does not offer is a 400 `invalid_config` " +
+          "naming what it offers; nothing is changed then."
+      )
+      .annotate(
+        OpenApi.Transform,
+        operation({
+          success: "The session with its new settings",
+          payload: UpdateSessionRequest,
+          examples: { model: { summary: "Another model", value: { model: "demo-large" } } }
+        })
+      )
+  )
+  .add(
+    HttpApiEndpoint.get("listPermissions", "/sessions/:id/permissions")
+      .setPath(SessionIdParam)
+      .addSuccess(PermissionList)
+      .addError(SessionNotFound)
+      .annotate(OpenApi.Summary, "The agent's requests waiting for an answer (ask mode)")
+      .annotate(
+        OpenApi.Description,
+        "Under `permission_mode: \"ask\"` each `session/request_permission` (and each elicitation) of the agent " +
+          "waits here until it is answered, its turn is cancelled or its session closed (answered `cancelled`), or " +
+          "`expires_at` passes (CLAWDFORGE_PERMISSION_TIMEOUT_SECS: the first `reject_*` option). Streams show " +
+          "each as `event: permission`."
+      )
+      .annotate(OpenApi.Transform, operation({ success: "The pending requests, oldest first" }))
+  )
+  .add(
+    HttpApiEndpoint.post("answerPermission", "/sessions/:id/permissions/:request_id")
+      .setPath(PermissionParams)
+      .setPayload(PermissionAnswer)
+      .addSuccess(AnswerReply)
+      .addError(SessionNotFound)
+      .addError(PermissionNotFound)
+      .annotate(OpenApi.Summary, "Answer a request of the agent")
+      .annotate(
+        OpenApi.Description,
+        "A permission request takes one of its `option_id`s (another is a 400); an elicitation takes `action` " +
+          "(`accept` with `content`, `decline`, `cancel`). A request answered already, or unknown, is 404 " +
+          "`permission_not_found`."
+      )
+      .annotate(
+        OpenApi.Transform,
+        operation({
+          success: "The answer reached the agent",
+          payload: PermissionAnswer,
+          examples: {
+            allow: { summary: "Allow the tool call once", value: { option_id: "allow" } },
+            elicitation: { summary: "Fill in the form", value: { action: "accept", content: { branch: "main" } } }
+          }
+        })
+      )
   )
   .add(
     HttpApiEndpoint.get("listSessions", "/sessions")

@@ -2,9 +2,10 @@ import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import { Either, ParseResult, Schema, type SchemaAST as AST } from "effect"
 import { AppName, IntFromString, SessionId, UnixSeconds } from "./Ids.js"
 
-export const PermissionMode = Schema.Literal("approve-all", "approve-reads", "deny-all").annotations({
+export const PermissionMode = Schema.Literal("approve-all", "approve-reads", "deny-all", "ask").annotations({
   description: "How the gateway answers the agent's `session/request_permission`: allow everything, allow " +
-    "reads only, or refuse everything"
+    "reads only, refuse everything, or `ask`: hold each request (and each elicitation) for the caller, " +
+    "who answers it with `POST /sessions/{id}/permissions/{request_id}`"
 })
 export type PermissionMode = typeof PermissionMode.Type
 
@@ -44,6 +45,17 @@ export const AcpMessage = Schema.Record({ key: Schema.String, value: Schema.Unkn
 })
 export type AcpMessage = typeof AcpMessage.Type
 
+/** One setting the agent offers: a model, a mode, or another of its config options. */
+export class ConfigOption extends Schema.Class<ConfigOption>("ConfigOption")({
+  id: Schema.String.annotations({ description: "What `config` keys it by (`session/set_config_option`'s `configId`)" }),
+  name: Schema.String,
+  category: Schema.NullOr(Schema.String).annotations({ description: "`model`, `mode`, ... when the agent says" }),
+  current_value: Schema.NullOr(Schema.String),
+  options: Schema.Array(Schema.Struct({ value: Schema.String, name: Schema.String })).annotations({
+    description: "The values the agent accepts"
+  })
+}, { description: "A setting the agent offers" }) {}
+
 /** A session as the ledger holds it and the API reports it. */
 export class Session extends Schema.Class<Session>("Session")({
   session_id: SessionId,
@@ -56,7 +68,12 @@ export class Session extends Schema.Class<Session>("Session")({
   last_turn_at: Schema.NullOr(UnixSeconds).annotations({ description: "When the last turn ended; null before the first" }),
   closed_at: Schema.NullOr(UnixSeconds).annotations({ description: "When the session was closed; null while open" }),
   turn_count: Schema.Int.annotations({ description: "Turns accepted so far" }),
-  status: SessionStatus
+  status: SessionStatus,
+  model: Schema.NullOr(Schema.String).annotations({ description: "The model the agent runs, when it offers a choice" }),
+  mode: Schema.NullOr(Schema.String).annotations({ description: "The agent's mode, when it has modes" }),
+  config_options: Schema.Array(ConfigOption).annotations({
+    description: "What the agent offers (its config options and modes), kept current from its updates"
+  })
 }, { description: "A session's state" }) {}
 
 const Ok = Schema.Literal(true)
@@ -64,6 +81,22 @@ const Ok = Schema.Literal(true)
 const Prompt = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(1_000_000)).annotations({
   description: "What to ask the agent"
 })
+
+const SettingValue = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(256))
+
+/** Model, mode and config options: applied through ACP after `session/new`, or later with PATCH. */
+export const AgentSettings = Schema.Struct({
+  model: Schema.optional(SettingValue.annotations({
+    description: "A value of the agent's config option whose category (or id) is `model`"
+  })),
+  mode: Schema.optional(SettingValue.annotations({ description: "One of the agent's modes (`session/set_mode`)" })),
+  config: Schema.optional(
+    Schema.Record({ key: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(256)), value: SettingValue }).annotations({
+      description: "`{config_id: value}` for `session/set_config_option`, one per entry"
+    })
+  )
+})
+export type AgentSettings = typeof AgentSettings.Type
 
 export const CreateSessionRequest = Schema.Struct({
   agent: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(128)).annotations({
@@ -74,9 +107,16 @@ export const CreateSessionRequest = Schema.Struct({
   cwd: Schema.optional(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(4096)).annotations({
     description: "The agent's working directory; by default a fresh folder under CLAWDFORGE_WORKSPACE_ROOT"
   })),
-  permission_mode: Schema.optional(PermissionMode)
+  permission_mode: Schema.optional(PermissionMode),
+  ...AgentSettings.fields
 })
 export type CreateSessionRequest = typeof CreateSessionRequest.Type
+
+export const UpdateSessionRequest = AgentSettings.annotations({
+  identifier: "UpdateSessionRequest",
+  description: "The settings to change; those left out stay as they are"
+})
+export type UpdateSessionRequest = typeof UpdateSessionRequest.Type
 
 export const SessionReply = Schema.Struct({ ok: Ok, ...Session.fields }).annotations({
   identifier: "SessionReply",

@@ -139,6 +139,21 @@ export const SessionsLive = HttpApiBuilder.group(Api, "sessions", (handlers) =>
           Effect.flatMap((app) => sessions.get(app, path.id)),
           Effect.map((session) => ({ ok: true as const, ...session }))
         ))
+      .handle("updateSession", ({ path, payload }) =>
+        CurrentApp.pipe(
+          Effect.flatMap((app) => sessions.configure(app, path.id, payload)),
+          Effect.map((session) => ({ ok: true as const, ...session }))
+        ))
+      .handle("listPermissions", ({ path }) =>
+        CurrentApp.pipe(
+          Effect.flatMap((app) => sessions.listPermissions(app, path.id)),
+          Effect.map((permissions) => ({ ok: true as const, count: permissions.length, permissions }))
+        ))
+      .handle("answerPermission", ({ path, payload }) =>
+        CurrentApp.pipe(
+          Effect.flatMap((app) => sessions.answerPermission(app, path.id, path.request_id, payload)),
+          Effect.as({ ok: true as const })
+        ))
       .handle("listSessions", ({ urlParams }) =>
         CurrentApp.pipe(
           Effect.flatMap((app) => sessions.list(app, urlParams)),

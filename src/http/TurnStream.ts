@@ -1,6 +1,6 @@
 import { HttpServerResponse } from "@effect/platform"
 import { Effect, Queue, Stream } from "effect"
-import type { TurnFeed } from "../services/sessions/TurnFeed.js"
+import type { FeedItem, TurnFeed } from "../services/sessions/TurnFeed.js"
 
 interface Item {
   readonly text: string
@@ -12,7 +12,9 @@ const sse = (event: string, id: string, json: string) => `event: ${event}\nid: $
 /**
  * A turn as server-sent events: `acp` per message, then `done` or `error`. Every event has the
  * id `<turn_index>.<seq>` (`seq` counts the turn's events from 1), and the stream starts after
- * event `after` (0: from the start). The turn runs in the session's actor: a client that goes
+ * event `after` (0: from the start). Named events (`permission`, `permission_resolved`) are not
+ * stored with the turn: they take the id of the message before them, so ids stay the same when
+ * the stored turn is read again, and a stream resumed at that id sends them again. The turn runs in the session's actor: a client that goes
  * away stops only this stream.
  */
 export const turnEventStream = (feed: TurnFeed, after = 0) => {
@@ -21,8 +23,10 @@ export const turnEventStream = (feed: TurnFeed, after = 0) => {
     Effect.gen(function*() {
       const items = yield* Queue.unbounded<Item>()
       let seq = 0
-      const message = (json: string) => {
-        if (++seq > after) Queue.unsafeOffer(items, { text: sse("acp", prefix + seq, json), last: false })
+      const message = (item: FeedItem) => {
+        if (typeof item !== "string") {
+          if (seq >= after) Queue.unsafeOffer(items, { text: sse(item.event, prefix + seq, item.json), last: false })
+        } else if (++seq > after) Queue.unsafeOffer(items, { text: sse("acp", prefix + seq, item), last: false })
       }
       const end = (end: { readonly event: string; readonly data: unknown }) => {
         // Resumed after the last event: nothing is left to send.

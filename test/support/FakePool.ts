@@ -4,6 +4,7 @@ import type { AcpMessage } from "../../src/domain/Session.js"
 import { extractStopReason } from "../../src/services/agents/AcpMessages.js"
 import type { AgentHandle } from "../../src/services/agents/AgentDriver.js"
 import { AgentPool } from "../../src/services/sessions/AgentPool.js"
+import { noSettings } from "../../src/services/agents/AgentSettings.js"
 
 /** What a test sets on the in-process fake pool (the seed's FakeAcpxManager). */
 export interface FakePoolControl {
@@ -37,6 +38,8 @@ export const makeFakePool = (maxLiveSessions = 8) => {
           origin: "new",
           capabilities: undefined,
           pid: undefined,
+          settings: () => noSettings,
+          configure: () => Effect.void,
           isAlive: Effect.succeed(true),
           cancel: Effect.void,
           prompt: (input) =>

@@ -56,7 +56,7 @@ export const layerTestGateway = <E, R>(options: {
 
 /** A JSON request as an app would send it. */
 export const request = (
-  method: "GET" | "POST" | "DELETE",
+  method: "GET" | "POST" | "PATCH" | "DELETE",
   path: string,
   options: { readonly token?: string; readonly body?: unknown } = {}
 ) =>

@@ -2,6 +2,8 @@ import type * as Acp from "@agentclientprotocol/sdk"
 import type {
   AnyMessage,
   CloseSessionRequest,
+  CreateElicitationRequest,
+  CreateElicitationResponse,
   InitializeRequest,
   InitializeResponse,
   LoadSessionRequest,
@@ -12,7 +14,10 @@ import type {
   RequestPermissionRequest,
   RequestPermissionResponse,
   ResumeSessionRequest,
-  ResumeSessionResponse
+  ResumeSessionResponse,
+  SetSessionConfigOptionRequest,
+  SetSessionConfigOptionResponse,
+  SetSessionModeRequest
 } from "@agentclientprotocol/sdk"
 
 // The protocol version and method names this client speaks, checked against the SDK's own. Named
@@ -25,7 +30,9 @@ const AGENT_METHODS = {
   session_resume: "session/resume",
   session_close: "session/close",
   session_prompt: "session/prompt",
-  session_cancel: "session/cancel"
+  session_cancel: "session/cancel",
+  session_set_mode: "session/set_mode",
+  session_set_config_option: "session/set_config_option"
 } as const satisfies Partial<typeof Acp.AGENT_METHODS>
 const CLIENT_METHODS = {
   session_request_permission: "session/request_permission",
@@ -39,9 +46,14 @@ export class AcpRequestError extends Error {
   }
 }
 
-/** What the gateway answers when the agent asks something of its client. */
+/** What the gateway answers when the agent asks something of its client (at once, or later). */
 export interface AcpClientHandlers {
-  readonly requestPermission: (request: RequestPermissionRequest) => RequestPermissionResponse
+  readonly requestPermission: (
+    request: RequestPermissionRequest
+  ) => RequestPermissionResponse | Promise<RequestPermissionResponse>
+  readonly createElicitation: (
+    request: CreateElicitationRequest
+  ) => CreateElicitationResponse | Promise<CreateElicitationResponse>
 }
 
 type Pending = { readonly resolve: (result: any) => void; readonly reject: (error: Error) => void }
@@ -66,17 +78,21 @@ export const makeAcpConnection = (send: (message: AnyMessage) => void, handlers:
       send({ jsonrpc: "2.0", id, method, params } as AnyMessage)
     })
 
-  /**
-   * The agent's own requests: permissions are answered by the policy, elicitations declined
-   * (nobody is there to fill in a form), the rest is not offered.
-   */
+  const reply = (id: string | number, result: unknown) => {
+    if (!closed) send({ jsonrpc: "2.0", id, result } as AnyMessage)
+  }
+  const replyWhenReady = <A>(id: string | number, result: A | Promise<A>, otherwise: A) =>
+    result instanceof Promise ? void result.then((value) => reply(id, value), () => reply(id, otherwise)) : reply(id, result)
+
+  /** The agent's own requests: permissions and elicitations go to the handlers, the rest is not offered. */
   const answer = (id: string | number, method: string, params: unknown) => {
     if (method === CLIENT_METHODS.session_request_permission) {
-      const result = handlers.requestPermission(params as RequestPermissionRequest)
-      return send({ jsonrpc: "2.0", id, result } as AnyMessage)
+      const cancelled: RequestPermissionResponse = { outcome: { outcome: "cancelled" } }
+      return replyWhenReady(id, handlers.requestPermission(params as RequestPermissionRequest), cancelled)
     }
     if (method === CLIENT_METHODS.elicitation_create) {
-      return send({ jsonrpc: "2.0", id, result: { action: "decline" } } as AnyMessage)
+      const cancelled: CreateElicitationResponse = { action: "cancel" }
+      return replyWhenReady(id, handlers.createElicitation(params as CreateElicitationRequest), cancelled)
     }
     send({ jsonrpc: "2.0", id, error: { code: -32601, message: `Method not found: ${method}` } } as AnyMessage)
   }
@@ -118,6 +134,9 @@ export const makeAcpConnection = (send: (message: AnyMessage) => void, handlers:
     loadSession: (params: LoadSessionRequest) => request<unknown>(AGENT_METHODS.session_load, params),
     resumeSession: (params: ResumeSessionRequest) => request<ResumeSessionResponse>(AGENT_METHODS.session_resume, params),
     closeSession: (params: CloseSessionRequest) => request<unknown>(AGENT_METHODS.session_close, params),
+    setMode: (params: SetSessionModeRequest) => request<unknown>(AGENT_METHODS.session_set_mode, params),
+    setConfigOption: (params: SetSessionConfigOptionRequest) =>
+      request<SetSessionConfigOptionResponse>(AGENT_METHODS.session_set_config_option, params),
     prompt: (params: PromptRequest) => request<PromptResponse>(AGENT_METHODS.session_prompt, params),
     cancel: (sessionId: string) =>
       send({ jsonrpc: "2.0", method: AGENT_METHODS.session_cancel, params: { sessionId } } as AnyMessage)

@@ -1,16 +1,23 @@
-import type { ContentBlock } from "@agentclientprotocol/sdk"
-import { Duration, Effect, Fiber, Option } from "effect"
+import type { ContentBlock, SessionConfigOption, SessionModeState } from "@agentclientprotocol/sdk"
+import { Duration, Effect, Either, Fiber, Option } from "effect"
 import { basename, isAbsolute, resolve } from "node:path"
 import { pathToFileURL } from "node:url"
 import { AgentFailed } from "../../domain/Errors.js"
 import { version } from "../../version.js"
 import { spanWhenTraced } from "../observability/Spans.js"
-import type { AcpMessage } from "../../domain/Session.js"
+import type { AcpMessage, AgentSettings } from "../../domain/Session.js"
 import { filesNote, parseJsonLine } from "./AcpMessages.js"
 import type { AgentDriver, AgentHandle, AgentLaunch, PromptInput } from "./AgentDriver.js"
 import { AcpRequestError, makeAcpConnection, PROTOCOL_VERSION } from "./AcpConnection.js"
 import { spawnAgentProcess } from "./AgentProcess.js"
 import { answerPermission } from "./Permissions.js"
+import { noSettings, planSettings, settingsOf, type SettingsState, withConfigOptions, withCurrentMode } from "./AgentSettings.js"
+
+/** What `session/new`, `session/load` and `session/resume` may say of the session's settings. */
+interface OpenedSettings {
+  readonly configOptions?: ReadonlyArray<SessionConfigOption> | null
+  readonly modes?: SessionModeState | null
+}
 
 const startTimeout = Duration.seconds(60)
 const killGrace = Duration.seconds(3)
@@ -52,16 +59,29 @@ const start = Effect.fn("AcpDriver.start")(function*(launch: AgentLaunch) {
     }
   }
 
+  // The session's settings, kept current from the agent's updates.
+  let settings: SettingsState = noSettings
+  const noteUpdate = (message: AcpMessage) => {
+    const update = (message["params"] as { update?: any } | undefined)?.update
+    if (update?.sessionUpdate === "config_option_update" && Array.isArray(update.configOptions)) {
+      settings = withConfigOptions(settings, update.configOptions)
+    } else if (update?.sessionUpdate === "current_mode_update" && typeof update.currentModeId === "string") {
+      settings = withCurrentMode(settings, update.currentModeId)
+    }
+  }
+
   let connectionClosed = false
   const connection = makeAcpConnection((message) => {
     record(message as AcpMessage)
     agentProcess.writeLine(JSON.stringify(message))
   }, {
-    requestPermission: (request) => {
-      const answer = answerPermission(launch.permissionMode, request)
-      launch.onPermission?.(request, answer)
-      return answer
-    }
+    requestPermission: (request) =>
+      launch.requests === undefined
+        ? answerPermission(launch.permissionMode, request)
+        : launch.requests.permission(request),
+    // Outside ask mode nobody is there to fill in a form.
+    createElicitation: (request) =>
+      launch.requests === undefined ? { action: "decline" } : launch.requests.elicitation(request)
   })
 
   const agentProcess = yield* spawnAgentProcess(launch.agent.command, {
@@ -71,6 +91,7 @@ const start = Effect.fn("AcpDriver.start")(function*(launch: AgentLaunch) {
       const message = parseJsonLine(line)
       if (message === undefined || connectionClosed) return
       record(message)
+      if (message["method"] === "session/update") noteUpdate(message)
       connection.receive(message)
     },
     // Ending the connection rejects every call still waiting on the agent.
@@ -112,13 +133,17 @@ const start = Effect.fn("AcpDriver.start")(function*(launch: AgentLaunch) {
   const canResume = capabilities.sessionCapabilities?.resume != null
   const canLoad = capabilities.loadSession === true
   const canClose = capabilities.sessionCapabilities?.close != null
+  const opening = (answer: OpenedSettings | null | undefined) =>
+    Effect.sync(() => settings = settingsOf(answer?.configOptions, answer?.modes))
   const newSession = (origin: AgentHandle["origin"]) =>
     call("session/new", () => connection.newSession({ cwd: launch.cwd, mcpServers: [] })).pipe(
+      Effect.tap(opening),
       Effect.map((created) => ({ sessionId: created.sessionId, origin }))
     )
   const load = (sessionId: string) =>
     canLoad
       ? call("session/load", () => connection.loadSession({ sessionId, cwd: launch.cwd, mcpServers: [] })).pipe(
+        Effect.tap((answer) => opening(answer as OpenedSettings | null)),
         Effect.as({ sessionId, origin: "loaded" as AgentHandle["origin"] }),
         // The agent lost it (or cannot load): carry on in a fresh session, and say so.
         Effect.orElse(() => newSession("new_after_failed_load"))
@@ -128,6 +153,7 @@ const start = Effect.fn("AcpDriver.start")(function*(launch: AgentLaunch) {
   const resume = (sessionId: string) =>
     canResume
       ? call("session/resume", () => connection.resumeSession({ sessionId, cwd: launch.cwd, mcpServers: [] })).pipe(
+        Effect.tap(opening),
         Effect.as({ sessionId, origin: "resumed" as AgentHandle["origin"] }),
         Effect.orElse(() => load(sessionId))
       )
@@ -170,6 +196,23 @@ const start = Effect.fn("AcpDriver.start")(function*(launch: AgentLaunch) {
     return { stopReason: response.stopReason, events: recorder.events }
   })
 
+  /** Applies the changes one ACP call at a time, once all of them are known to be offered. */
+  const configure = Effect.fn("AcpDriver.configure")(function*(changes: AgentSettings) {
+    const steps = yield* Either.match(planSettings(settings, changes), { onLeft: Effect.fail, onRight: Effect.succeed })
+    for (const step of steps) {
+      if (step.method === "session/set_mode") {
+        yield* call(step.method, () => connection.setMode({ sessionId: opened.sessionId, modeId: step.modeId }))
+        settings = withCurrentMode(settings, step.modeId)
+      } else {
+        const params = typeof step.value === "boolean"
+          ? { sessionId: opened.sessionId, configId: step.configId, type: "boolean" as const, value: step.value }
+          : { sessionId: opened.sessionId, configId: step.configId, value: step.value }
+        const answer = yield* call(step.method, () => connection.setConfigOption(params))
+        if (Array.isArray(answer?.configOptions)) settings = withConfigOptions(settings, answer.configOptions)
+      }
+    }
+  })
+
   const handle: AgentHandle = {
     agentSessionId: opened.sessionId,
     origin: opened.origin,
@@ -186,6 +229,8 @@ const start = Effect.fn("AcpDriver.start")(function*(launch: AgentLaunch) {
       auth_methods: (initialized.authMethods ?? []).map((method) => ({ id: method.id, name: method.name }))
     },
     prompt: (input) => prompt(input).pipe(spanWhenTraced("AcpDriver.prompt")),
+    settings: () => settings,
+    configure,
     cancel: Effect.sync(() => connection.cancel(opened.sessionId)),
     isAlive: Effect.sync(() => !connectionClosed && agentProcess.isRunning()),
     pid: agentProcess.pid

@@ -8,6 +8,7 @@ import { AgentFailed } from "../../domain/Errors.js"
 import type { AcpMessage, PermissionMode } from "../../domain/Session.js"
 import { extractStopReason, formatPromptWithFiles, messageMethod, parseJsonLine, parseNdjson } from "./AcpMessages.js"
 import type { AgentDriver, AgentHandle, AgentLaunch, PromptInput, TurnOutcome } from "./AgentDriver.js"
+import { noSettings, planSettings } from "./AgentSettings.js"
 import { AppConfig } from "../config/AppConfig.js"
 
 /**
@@ -35,7 +36,9 @@ const exitMeaning: Record<number, string> = {
 const permissionFlag: Record<PermissionMode, string> = {
   "approve-all": "--approve-all",
   "approve-reads": "--approve-reads",
-  "deny-all": "--deny-all"
+  "deny-all": "--deny-all",
+  // Sessions refuse `ask` on this driver (acpx answers permissions itself); this is never used.
+  "ask": "--deny-all"
 }
 
 /**
@@ -316,6 +319,9 @@ export class AcpxDriver extends Effect.Service<AcpxDriver>()("clawdforge/AcpxDri
         // acpx speaks to the agent itself: its `initialize` answer never reaches the gateway.
         capabilities: undefined,
         prompt,
+        // acpx sets the agent up itself: it offers the gateway no settings to change.
+        settings: () => noSettings,
+        configure: (changes) => Either.match(planSettings(noSettings, changes), { onLeft: Effect.fail, onRight: () => Effect.void }),
         // acpx's own verb: it forwards `session/cancel` through the queue owner.
         cancel: runOnce("cancel", "cancel", "-s", name).pipe(Effect.timeout(cancelTimeout), Effect.ignore),
         // The queue owner respawns a crashed agent by itself; only a lost named session is fatal.

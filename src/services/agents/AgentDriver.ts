@@ -1,9 +1,21 @@
-import type { RequestPermissionRequest, RequestPermissionResponse } from "@agentclientprotocol/sdk"
+import type {
+  CreateElicitationRequest,
+  CreateElicitationResponse,
+  RequestPermissionRequest,
+  RequestPermissionResponse
+} from "@agentclientprotocol/sdk"
 import type { Effect, Option, Scope } from "effect"
 import type { AgentCapabilities, AgentDefinition } from "../../domain/Agent.js"
-import type { AgentFailed } from "../../domain/Errors.js"
+import type { AgentFailed, InvalidConfig } from "../../domain/Errors.js"
 import type { SessionId } from "../../domain/Ids.js"
-import type { AcpMessage, PermissionMode } from "../../domain/Session.js"
+import type { AcpMessage, AgentSettings, PermissionMode } from "../../domain/Session.js"
+import type { SettingsState } from "./AgentSettings.js"
+
+/** Who answers what the agent asks of its client: at once (a policy) or later (a person). */
+export interface AgentRequests {
+  readonly permission: (request: RequestPermissionRequest) => RequestPermissionResponse | Promise<RequestPermissionResponse>
+  readonly elicitation: (request: CreateElicitationRequest) => CreateElicitationResponse | Promise<CreateElicitationResponse>
+}
 
 /** Everything a driver needs to start the agent of one session. */
 export interface AgentLaunch {
@@ -14,8 +26,8 @@ export interface AgentLaunch {
   readonly permissionMode: PermissionMode
   /** The agent's own session id to resume with `session/load`, when the session had one. */
   readonly resume: Option.Option<string>
-  /** Told of each permission request the agent made and how it was answered (for the audit trail). */
-  readonly onPermission?: ((request: RequestPermissionRequest, answer: RequestPermissionResponse) => void) | undefined
+  /** Answers the agent's permission requests and elicitations; by default the permission mode's policy. */
+  readonly requests?: AgentRequests | undefined
 }
 
 export interface PromptInput {
@@ -40,6 +52,10 @@ export interface AgentHandle {
   /** What the agent declared in its `initialize` answer, when the driver sees it. */
   readonly capabilities: AgentCapabilities | undefined
   readonly prompt: (input: PromptInput) => Effect.Effect<TurnOutcome, AgentFailed>
+  /** The settings the agent offers and runs with now (a new object whenever they change). */
+  readonly settings: () => SettingsState
+  /** Applies model, mode and config changes, all or (when one is not offered) none. */
+  readonly configure: (changes: AgentSettings) => Effect.Effect<void, InvalidConfig | AgentFailed>
   /** Asks the agent to stop the running turn (`session/cancel`). */
   readonly cancel: Effect.Effect<void>
   /** False once the agent process has gone. */

@@ -89,6 +89,8 @@ export class AppConfig extends Effect.Service<AppConfig>()("clawdforge/AppConfig
       sessionHardTtl: seconds("CLAWDFORGE_SESSION_HARD_TTL_SECS", 604800),
       sweepInterval: seconds("CLAWDFORGE_SWEEP_INTERVAL_SECS", 60),
       turnTimeout: seconds("CLAWDFORGE_TURN_TIMEOUT_SECS", 600),
+      // How long an ask-mode request waits for the caller before the policy answers it.
+      permissionTimeout: seconds("CLAWDFORGE_PERMISSION_TIMEOUT_SECS", 300),
       idempotencyTtl: seconds("CLAWDFORGE_IDEMPOTENCY_TTL_SECS", 86400),
       agents,
       appLimits,

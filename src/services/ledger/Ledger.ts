@@ -1,7 +1,7 @@
 import { SqlClient, SqlSchema } from "@effect/sql"
 import { Clock, Effect, Option, Schema } from "effect"
 import type { AppName, SessionId } from "../../domain/Ids.js"
-import { type AcpMessage, Meta, type SessionStatus, Session } from "../../domain/Session.js"
+import { type AcpMessage, ConfigOption, Meta, type SessionStatus, Session } from "../../domain/Session.js"
 import { type TurnStatus, TurnSummary } from "../../domain/Turn.js"
 import { DatabaseLive } from "./Database.js"
 
@@ -27,7 +27,18 @@ export class SessionEvent extends Schema.Class<SessionEvent>("SessionEvent")({
 }) {}
 
 // Rows are decoded once, here; building the Session from them skips a second validation.
-const SessionRow = Schema.Struct({ ...Session.fields, meta: Schema.parseJson(Meta) })
+const SessionRow = Schema.Struct({
+  ...Session.fields,
+  meta: Schema.parseJson(Meta),
+  config_options: Schema.parseJson(Schema.Array(ConfigOption))
+})
+
+/** A session's settings as its agent last reported them. */
+export interface StoredSettings {
+  readonly model: string | null
+  readonly mode: string | null
+  readonly config_options: ReadonlyArray<ConfigOption>
+}
 
 /** How a turn ended, as its end write records it. */
 export interface StoredTurnEnd {
@@ -106,6 +117,7 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
 
     const columns = sql`
       session_id, app_name, agent, meta, cwd, permission_mode, created_at, last_turn_at, closed_at, turn_count,
+      model, mode, config_options,
       CASE WHEN closed_at IS NULL THEN 'open' ELSE 'closed' END AS status`
 
     const appendEvent = (sessionId: string, event: SessionEventKind, at: number, detail?: unknown) =>
@@ -131,7 +143,10 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
             permission_mode: session.permission_mode,
             agent_session_id: agentSessionId,
             created_at: session.created_at,
-            turn_count: 0
+            turn_count: 0,
+            model: session.model,
+            mode: session.mode,
+            config_options: JSON.stringify(session.config_options)
           })
         }`
         yield* appendEvent(session.session_id, "create", session.created_at, { agent: session.agent })
@@ -188,6 +203,14 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
     const setAgentSessionId = Effect.fn("Ledger.setAgentSessionId")(
       function*(id: SessionId, agentSessionId: string) {
         yield* sql`UPDATE sessions SET agent_session_id = ${agentSessionId} WHERE session_id = ${id}`
+      },
+      Effect.orDie
+    )
+
+    const setSettings = Effect.fn("Ledger.setSettings")(
+      function*(id: SessionId, settings: StoredSettings) {
+        yield* sql`UPDATE sessions SET model = ${settings.model}, mode = ${settings.mode},
+          config_options = ${JSON.stringify(settings.config_options)} WHERE session_id = ${id}`
       },
       Effect.orDie
     )
@@ -349,6 +372,7 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
 
     return {
       createSession,
+      setSettings,
       getSession,
       findSession,
       listSessions,

@@ -5,6 +5,7 @@ import m0003 from "./migrations/0003_turn_trigger.js"
 import m0004 from "./migrations/0004_turns.js"
 import m0005 from "./migrations/0005_idempotency_keys.js"
 import m0006 from "./migrations/0006_webhooks.js"
+import m0007 from "./migrations/0007_session_settings.js"
 import m0008 from "./migrations/0008_tenancy.js"
 
 /** The ledger's migrations, a file each under `migrations/`, applied in the order of their ids. */
@@ -15,5 +16,6 @@ export const migrations = Migrator.fromRecord({
   "0004_turns": m0004,
   "0005_idempotency_keys": m0005,
   "0006_webhooks": m0006,
+  "0007_session_settings": m0007,
   "0008_tenancy": m0008
 })

@@ -1,9 +1,12 @@
-import type { RequestPermissionRequest, RequestPermissionResponse } from "@agentclientprotocol/sdk"
-import { Clock, Deferred, Duration, Effect, ExecutionStrategy, Exit, Fiber, FiberMap, Layer, Metric, Option, Queue, Runtime, Schedule, Schema, Scope } from "effect"
+import type { CreateElicitationRequest, RequestPermissionRequest } from "@agentclientprotocol/sdk"
+import { Clock, Deferred, Duration, Effect, Either, ExecutionStrategy, Exit, Fiber, FiberMap, Layer, Metric, Option, Queue, Runtime, Schedule, Schema, Scope } from "effect"
 import { randomBytes } from "node:crypto"
 import type { AgentDefinition } from "../../domain/Agent.js"
 import {
   AgentFailed,
+  BadRequest,
+  type InvalidConfig,
+  PermissionNotFound,
   PoolFull,
   SessionClosed,
   SessionNotFound,
@@ -12,9 +15,20 @@ import {
   TurnTimeout
 } from "../../domain/Errors.js"
 import { type AppName, SessionId } from "../../domain/Ids.js"
-import { type CreateSessionRequest, Session, type TurnReply, type TurnRequest } from "../../domain/Session.js"
+import {
+  type AgentSettings,
+  type CreateSessionRequest,
+  type PermissionMode,
+  Session,
+  type TurnReply,
+  type TurnRequest
+} from "../../domain/Session.js"
+import type { PermissionAnswer, PermissionRequest } from "../../domain/Permission.js"
 import type { AcpMessage } from "../../domain/Session.js"
-import type { AgentHandle, AgentLaunch, TurnOutcome } from "../agents/AgentDriver.js"
+import type { AgentHandle, AgentLaunch, AgentRequests, TurnOutcome } from "../agents/AgentDriver.js"
+import { noSettings, type SettingsState } from "../agents/AgentSettings.js"
+import { answerPermission as policyAnswer } from "../agents/Permissions.js"
+import { type HeldAnswer, PermissionDesk } from "./PermissionDesk.js"
 import { AgentPool } from "./AgentPool.js"
 import { AgentRegistry } from "../agents/AgentRegistry.js"
 import { AppConfig } from "../config/AppConfig.js"
@@ -41,6 +55,17 @@ interface Job {
   readonly reply: Deferred.Deferred<TurnReply, TurnError>
 }
 
+export type SettingsError = InvalidConfig | AgentFailed | SessionClosed | PoolFull
+
+/** A change of settings waiting in a session's mailbox: it is applied between turns, in order. */
+interface SettingsJob {
+  readonly settings: AgentSettings
+  readonly done: Deferred.Deferred<void, SettingsError>
+}
+
+type MailboxItem = Job | SettingsJob
+const isSettingsJob = (item: MailboxItem): item is SettingsJob => "settings" in item
+
 /** A turn accepted into a session's mailbox. */
 export interface AcceptedTurn {
   readonly turnIndex: number
@@ -60,6 +85,12 @@ interface ActorState {
   closedInLedger: boolean
   /** Its accepted turns until their end is stored, by index. */
   readonly turns: Map<number, LiveTurn>
+  /** The turn running now. */
+  turn: LiveTurn | undefined
+  /** Requests of the agent held for the caller (ask mode). */
+  readonly desk: PermissionDesk
+  /** The settings as the ledger has them: stored again when the agent's differ. */
+  savedSettings: SettingsState
 }
 
 /** A live session: a fiber that owns the agent and works through its mailbox in order. */
@@ -67,7 +98,7 @@ interface Actor {
   /** The session as it was opened: whose it is and where it works. */
   readonly session: Session
   readonly state: ActorState
-  readonly mailbox: Queue.Queue<Job>
+  readonly mailbox: Queue.Queue<MailboxItem>
   /** Done once the actor has stopped (and answered what was left in its mailbox). */
   readonly stopped: Deferred.Deferred<never, SessionClosed>
   /** Accepting is one at a time, so that mailbox order is index order. */
@@ -215,33 +246,81 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
         }))
         : Effect.fail(notFound(id))
 
-    const launchOf = (session: Session, definition: AgentDefinition, resume: Option.Option<string>): AgentLaunch => ({
+    const launchOf = (
+      session: Session,
+      definition: AgentDefinition,
+      resume: Option.Option<string>,
+      desk: PermissionDesk
+    ): AgentLaunch => ({
       sessionId: session.session_id,
       agentName: session.agent,
       agent: definition,
       cwd: session.cwd,
       permissionMode: session.permission_mode,
       resume,
-      onPermission: (request, answer) => auditPermission(session.session_id, request, answer)
+      requests: session.permission_mode === "ask" ? desk : policyRequests(session.session_id, session.permission_mode)
+    })
+
+    /** What the agent asks of an ask-mode session as the audit trail keeps it. */
+    const requestDetail = (request: PermissionRequest) => ({
+      request_id: request.request_id,
+      kind: request.kind,
+      turn_index: request.turn_index,
+      tool_call: request.tool_call === null ? null : {
+        id: request.tool_call["toolCallId"] ?? null,
+        title: request.tool_call["title"] ?? null,
+        kind: request.tool_call["kind"] ?? null
+      },
+      options: request.options
+    })
+    const audit = (id: SessionId, events: ReadonlyArray<readonly ["permission_request" | "permission_answer", unknown]>) =>
+      void runForkAudit(Effect.forEach(events, ([event, detail]) => ledger.recordEvent(id, event, detail), { discard: true }))
+    const answerDetail = (requestId: string | null, answer: HeldAnswer | (Omit<HeldAnswer, "by"> & { by: "policy" })) => ({
+      request_id: requestId,
+      by: answer.by,
+      outcome: answer.outcome,
+      option_id: answer.optionId
     })
 
     /**
-     * Every permission request leaves two audit events: what was asked, and who answered what
-     * (`by: "policy"`: the session's permission mode). Written before the turn's end is.
+     * Outside ask mode the permission mode answers at once (elicitations are declined): every
+     * request still leaves two audit events, what was asked and what the policy answered.
      */
-    const auditPermission = (id: SessionId, request: RequestPermissionRequest, answer: RequestPermissionResponse) =>
-      void runForkAudit(Effect.all([
-        ledger.recordEvent(id, "permission_request", {
-          tool_call: { id: request.toolCall.toolCallId, title: request.toolCall.title ?? null, kind: request.toolCall.kind ?? null },
-          options: request.options.map((option) => ({ option_id: option.optionId, name: option.name, kind: option.kind }))
-        }),
-        ledger.recordEvent(id, "permission_answer", {
-          by: "policy",
-          tool_call_id: request.toolCall.toolCallId,
-          outcome: answer.outcome.outcome,
-          option_id: answer.outcome.outcome === "selected" ? answer.outcome.optionId : null
-        })
-      ], { discard: true }))
+    const policyRequests = (id: SessionId, mode: Exclude<PermissionMode, "ask">): AgentRequests => ({
+      permission: (request: RequestPermissionRequest) => {
+        const answer = policyAnswer(mode, request)
+        const selected = answer.outcome.outcome === "selected" ? answer.outcome.optionId : null
+        audit(id, [
+          ["permission_request", {
+            kind: "permission",
+            tool_call: { id: request.toolCall.toolCallId, title: request.toolCall.title ?? null, kind: request.toolCall.kind ?? null },
+            options: request.options.map((option) => ({ option_id: option.optionId, name: option.name, kind: option.kind }))
+          }],
+          ["permission_answer", answerDetail(null, { by: "policy", outcome: answer.outcome.outcome, optionId: selected })]
+        ])
+        return answer
+      },
+      elicitation: (request: CreateElicitationRequest) => {
+        audit(id, [
+          ["permission_request", { kind: "elicitation", message: request.message }],
+          ["permission_answer", answerDetail(null, { by: "policy", outcome: "decline", optionId: null })]
+        ])
+        return { action: "decline" }
+      }
+    })
+
+    /** The desk of an ask-mode session: requests audited (and sent to the app's webhook) as they come. */
+    const makeDesk = (session: Session, currentTurn: () => LiveTurn | undefined) =>
+      new PermissionDesk({
+        timeoutMs: Duration.toMillis(config.permissionTimeout),
+        currentTurn,
+        onHeld: (request) => {
+          audit(session.session_id, [["permission_request", requestDetail(request)]])
+          void runForkAudit(webhooks.permissionRequested(session.app_name, session.session_id, request))
+        },
+        onAnswered: (request, answer) =>
+          audit(session.session_id, [["permission_answer", answerDetail(request.request_id, answer)]])
+      })
 
     /** Audits a (re)started agent, and keeps its own session id for the next `session/load`. */
     const noteAgentStart = (id: SessionId, handle: AgentHandle, previous: Option.Option<string>) =>
@@ -268,8 +347,9 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
       )
 
     /** A turn that will never run (its session stopped): stored as such and answered 410. */
-    const abandon = (session: Session, state: ActorState) => (job: Job) =>
+    const abandon = (session: Session, state: ActorState) => (job: MailboxItem) =>
       Effect.suspend(() => {
+        if (isSettingsJob(job)) return Deferred.fail(job.done, closedError(session.session_id))
         if (job.live.end !== undefined) return Effect.void
         const exit = Exit.fail(closedError(session.session_id))
         return endTurn(session, state, job, exit).pipe(
@@ -284,7 +364,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
       definition: AgentDefinition,
       slot: Scope.CloseableScope,
       first: { readonly handle: AgentHandle; readonly scope: Scope.CloseableScope },
-      mailbox: Queue.Queue<Job>,
+      mailbox: Queue.Queue<MailboxItem>,
       state: ActorState
     ) =>
       Effect.gen(function*() {
@@ -297,7 +377,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
           yield* Scope.close(agent.scope, Exit.void)
           const scope = yield* Scope.fork(slot, ExecutionStrategy.sequential)
           const previous = Option.some(agent.handle.agentSessionId)
-          const handle = yield* pool.start(launchOf(session, definition, previous)).pipe(
+          const handle = yield* pool.start(launchOf(session, definition, previous, state.desk)).pipe(
             Scope.extend(scope),
             Effect.tapError(() => Scope.close(scope, Exit.void))
           )
@@ -317,6 +397,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
         /** Past the deadline: cancel the turn; if the agent ignores that, stop it (the next turn restarts it). */
         const expire = (handle: AgentHandle, turn: number) =>
           handle.cancel.pipe(
+            Effect.zipRight(Effect.sync(() => state.desk.cancelAll())),
             Effect.zipRight(Effect.sleep(cancelGrace)),
             Effect.zipRight(Effect.suspend(() =>
               state.running && turnsStarted === turn ? Scope.close(agent.scope, Exit.void) : Effect.void
@@ -345,6 +426,25 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
               )
           })
 
+        /** A change of settings, between turns: applied by the agent, then stored. */
+        const configure = (job: SettingsJob) =>
+          Effect.uninterruptibleMask((restore) =>
+            restore(Effect.flatMap(ensureAgent, (handle) => handle.configure(job.settings))).pipe(
+              Effect.zipRight(saveSettings),
+              Effect.exit,
+              Effect.map((exit) => Exit.isInterrupted(exit) ? Exit.fail(closedError(id)) : exit),
+              Effect.flatMap((exit) => Deferred.done(job.done, exit))
+            )
+          )
+
+        /** Stores the agent's settings when they changed (the agent may change them in a turn). */
+        const saveSettings = Effect.suspend(() => {
+          const settings = agent.handle.settings()
+          if (settings === state.savedSettings) return Effect.void
+          state.savedSettings = settings
+          return ledger.setSettings(id, settings)
+        })
+
         /** One job: the turn may be interrupted (a close), its commit and its answer may not. */
         const work = (job: Job) =>
           Effect.uninterruptibleMask((restore) =>
@@ -353,8 +453,14 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
               const startedAt = Date.now()
               job.live.startedAt = startedAt
               state.running = true
+              state.turn = job.live
               const outcome: TurnOutcome = yield* restore(runTurn(handle, job)).pipe(
-                Effect.ensuring(Effect.sync(() => state.running = false))
+                Effect.ensuring(Effect.sync(() => {
+                  state.running = false
+                  state.turn = undefined
+                  // The agent asks nothing of a turn that is over.
+                  state.desk.cancelAll()
+                }))
               )
               yield* Metric.update(turnDuration, (Date.now() - startedAt) / 1000)
               const reply: TurnReply = {
@@ -383,12 +489,16 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
               Effect.map((exit) => Exit.isInterrupted(exit) ? Exit.fail(closedError(id)) : exit),
               // Commit the turn's end before anyone hears of it.
               Effect.tap((exit) => endTurn(session, state, job, exit)),
+              Effect.tap(() => saveSettings),
               Effect.tap((exit) => recordTurnMetrics(session.app_name, exit)),
               Effect.flatMap((exit) => Deferred.done(job.reply, exit))
             )
           )
 
-        return yield* Queue.take(mailbox).pipe(Effect.flatMap(work), Effect.forever)
+        return yield* Queue.take(mailbox).pipe(
+          Effect.flatMap((item) => isSettingsJob(item) ? configure(item) : work(item)),
+          Effect.forever
+        )
       })
 
     /**
@@ -404,10 +514,12 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
           const forget = Effect.sync(() => actors.get(id) === ready && actors.delete(id))
           const slot = yield* Scope.make()
           const agentScope = yield* Scope.fork(slot, ExecutionStrategy.sequential)
+          // The desk reads the running turn from the actor's state, made once the agent is up.
+          const desk = makeDesk(session, () => state.turn)
           const started = yield* restore(
             pool.reserve.pipe(
               Scope.extend(slot),
-              Effect.zipRight(pool.start(launchOf(session, definition, resume)).pipe(Scope.extend(agentScope)))
+              Effect.zipRight(pool.start(launchOf(session, definition, resume, desk)).pipe(Scope.extend(agentScope)))
             )
           ).pipe(Effect.exit)
           if (Exit.isFailure(started)) {
@@ -417,18 +529,28 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
             return yield* Effect.failCause(started.cause)
           }
           const handle = started.value
-          const mailbox = yield* Queue.unbounded<Job>()
+          const mailbox = yield* Queue.unbounded<MailboxItem>()
           const stopped = yield* Deferred.make<never, SessionClosed>()
-          const state: ActorState = { current: handle, running: false, closedInLedger: false, turns: new Map() }
+          const state: ActorState = {
+            current: handle,
+            running: false,
+            closedInLedger: false,
+            turns: new Map(),
+            turn: undefined,
+            desk,
+            // Stored at the end of its first turn (a resumed agent may report other settings).
+            savedSettings: noSettings
+          }
           const actor: Actor = {
             session,
             state,
             mailbox,
             stopped,
             accepting: Effect.unsafeMakeSemaphore(1),
+            // ACP: once the turn is cancelled, every request still waiting is answered `cancelled`.
             cancel: Effect.suspend(() =>
               state.running && state.current !== undefined
-                ? Effect.as(state.current.cancel, true)
+                ? Effect.as(Effect.zipRight(state.current.cancel, Effect.sync(() => desk.cancelAll())), true)
                 : Effect.succeed(false)
             ),
             isRunning: Effect.sync(() => state.running)
@@ -440,6 +562,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
               Effect.ensuring(
                 Effect.all([
                   Deferred.fail(stopped, closedError(id)),
+                  Effect.sync(() => desk.cancelAll()),
                   // Turns still in the mailbox will never run: answer them.
                   Effect.flatMap(Queue.takeAll(mailbox), (jobs) => Effect.forEach(jobs, abandon(session, state), { discard: true })),
                   forget,
@@ -472,27 +595,43 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
     const create = Effect.fn("Sessions.create")(function*(app: AppName, request: CreateSessionRequest) {
       if (draining) return yield* shuttingDown
       const definition = yield* registry.lookup(request.agent)
+      const permissionMode = request.permission_mode ?? config.defaultPermissionMode
+      if (permissionMode === "ask" && definition.driver === "acpx") {
+        return yield* new BadRequest({
+          message: `permission_mode "ask" needs an agent on the acp driver; "${request.agent}" runs through acpx, ` +
+            "which answers permissions itself"
+        })
+      }
       const id = newSessionId()
       const cwd = yield* workspaces.prepare(app, id, request.cwd)
-      const session = new Session({
+      const opened = new Session({
         session_id: id,
         app_name: app,
         agent: request.agent,
         meta: request.meta ?? {},
         cwd,
-        permission_mode: request.permission_mode ?? config.defaultPermissionMode,
+        permission_mode: permissionMode,
         created_at: yield* nowSeconds,
         last_turn_at: null,
         closed_at: null,
         turn_count: 0,
-        status: "open"
+        status: "open",
+        ...noSettings
       })
-      const { handle } = yield* startActor(session, definition, Option.none()).pipe(
+      const { actor, handle } = yield* startActor(opened, definition, Option.none()).pipe(
         Effect.tapError(() => workspaces.remove(app, id))
       )
-      yield* ledger.createSession(session, handle.agentSessionId).pipe(
-        Effect.onError(() => FiberMap.remove(fibers, id))
-      )
+      // The settings asked for, applied before anyone knows the session: a value the agent does
+      // not offer leaves nothing behind (no agent, no workspace, no ledger row).
+      const discard = Effect.zipRight(FiberMap.remove(fibers, id), workspaces.remove(app, id))
+      if (request.model !== undefined || request.mode !== undefined || request.config !== undefined) {
+        yield* handle.configure({ model: request.model, mode: request.mode, config: request.config }).pipe(
+          Effect.onError(() => discard)
+        )
+      }
+      const { model, mode, config_options } = actor.state.savedSettings = handle.settings()
+      const session = new Session({ ...opened, model, mode, config_options })
+      yield* ledger.createSession(session, handle.agentSessionId).pipe(Effect.onError(() => discard))
       return session
     })
 
@@ -637,6 +776,48 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
       )
     })
 
+    /**
+     * Changes the session's settings between turns: the change waits in the mailbox behind the
+     * turns before it, and answers the session as it is then.
+     */
+    const configure = Effect.fn("Sessions.configure")(function*(app: AppName, id: string, settings: AgentSettings) {
+      if (draining) return yield* shuttingDown
+      const session = yield* owned(app, id)
+      if (session.closed_at !== null) return yield* closedError(session.session_id)
+      const actor = yield* actorFor(session)
+      const done = yield* Deferred.make<void, SettingsError>()
+      yield* actor.accepting.withPermits(1)(Effect.gen(function*() {
+        if (yield* Deferred.isDone(actor.stopped)) return yield* closedError(session.session_id)
+        yield* Queue.offer(actor.mailbox, { settings, done })
+      }))
+      yield* Deferred.await(done)
+      return yield* owned(app, id)
+    })
+
+    /** The live actor of the caller's session, if it has one (after the 404 check). */
+    const liveActorOf = (app: AppName, id: string) =>
+      Effect.map(ownedForRead(app, id), (session) => liveActors.get(session.session_id))
+
+    /** The session's requests waiting for the caller (ask mode), oldest first. */
+    const listPermissions = Effect.fn("Sessions.listPermissions")(function*(app: AppName, id: string) {
+      const actor = yield* liveActorOf(app, id)
+      return actor === undefined ? [] : actor.state.desk.list()
+    })
+
+    /** Answers a request waiting for the caller. */
+    const answerPermission = Effect.fn("Sessions.answerPermission")(
+      function*(app: AppName, id: string, requestId: string, answer: PermissionAnswer) {
+        const actor = yield* liveActorOf(app, id)
+        if (actor === undefined) {
+          return yield* new PermissionNotFound({ message: `No pending request ${requestId.slice(0, 64)}` })
+        }
+        return yield* Either.match(actor.state.desk.answer(requestId, answer), {
+          onLeft: Effect.fail,
+          onRight: () => Effect.void
+        })
+      }
+    )
+
     /** Stops the session's actor (and so its agent); the ledger is the caller's business. */
     const stop = Effect.fn("Sessions.stop")(function*(id: SessionId) {
       yield* FiberMap.remove(fibers, id)
@@ -660,6 +841,9 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
       getTurn,
       followTurn,
       cancel,
+      configure,
+      listPermissions,
+      answerPermission,
       close,
       stop,
       drain,

@@ -9,19 +9,28 @@ export interface TurnStreamEnd {
   readonly data: unknown
 }
 
+/** An event of a turn's stream that is not an ACP message (`permission`, `permission_resolved`). */
+export interface NamedEvent {
+  readonly event: string
+  readonly json: string
+}
+
+/** One item of a turn's stream: an ACP message's JSON text, or a named event. */
+export type FeedItem = string | NamedEvent
+
 /**
- * A turn as its streams read it: the messages so far (each as its JSON text) and, once it is
- * over, its end; later ones reach the callbacks. `follow` runs synchronously, so nothing falls
+ * A turn as its streams read it: the items so far (each message as its JSON text) and, once it
+ * is over, its end; later ones reach the callbacks. `follow` runs synchronously, so nothing falls
  * between what it returns and what it calls back with (no gap, no duplicate).
  */
 export interface TurnFeed {
   readonly turnIndex: number
   readonly follow: (
-    onMessage: (json: string) => void,
+    onMessage: (item: FeedItem) => void,
     onEnd: (end: TurnStreamEnd) => void
   ) => {
-    /** The messages so far, as JSON: the first `count` of `messages`. */
-    readonly messages: ReadonlyArray<string>
+    /** The items so far: the first `count` of `messages`. */
+    readonly messages: ReadonlyArray<FeedItem>
     readonly count: number
     /** Set when the turn is over: no callback will come. */
     readonly end: TurnStreamEnd | undefined
@@ -69,11 +78,14 @@ export const endOfStored = (turn: TurnSummary): TurnStreamEnd =>
  */
 export class LiveTurn implements TurnFeed {
   readonly messages: Array<AcpMessage> = []
+  /** The messages' texts: what is stored. */
   readonly json: Array<string> = []
+  /** What its streams send: `json` itself until a named event comes, then a copy with them. */
+  private items: Array<FeedItem> = this.json
   /** Date.now() when the agent got it. */
   startedAt: number | undefined = undefined
   end: TurnStreamEnd | undefined = undefined
-  private listeners: Set<{ onMessage: (json: string) => void; onEnd: (end: TurnStreamEnd) => void }> | undefined
+  private listeners: Set<{ onMessage: (item: FeedItem) => void; onEnd: (end: TurnStreamEnd) => void }> | undefined
 
   constructor(readonly turnIndex: number) {}
 
@@ -82,7 +94,17 @@ export class LiveTurn implements TurnFeed {
     const json = JSON.stringify(message)
     this.messages.push(message)
     this.json.push(json)
+    if (this.items !== this.json) this.items.push(json)
     if (this.listeners !== undefined) for (const listener of this.listeners) listener.onMessage(json)
+  }
+
+  /** An event for its streams only (not stored with the turn). */
+  pushEvent(event: string, data: unknown) {
+    if (this.end !== undefined) return
+    if (this.items === this.json) this.items = this.json.slice()
+    const item: NamedEvent = { event, json: JSON.stringify(data) }
+    this.items.push(item)
+    if (this.listeners !== undefined) for (const listener of this.listeners) listener.onMessage(item)
   }
 
   /** The stored `events` of the turn that ended with `events`: the texts of what it recorded. */
@@ -100,8 +122,8 @@ export class LiveTurn implements TurnFeed {
     if (listeners !== undefined) for (const listener of listeners) listener.onEnd(end)
   }
 
-  follow(onMessage: (json: string) => void, onEnd: (end: TurnStreamEnd) => void) {
-    const snapshot = { messages: this.json, count: this.json.length, end: this.end }
+  follow(onMessage: (item: FeedItem) => void, onEnd: (end: TurnStreamEnd) => void) {
+    const snapshot = { messages: this.items, count: this.items.length, end: this.end }
     if (this.end !== undefined) return { ...snapshot, unsubscribe: () => {} }
     const listener = { onMessage, onEnd }
     ;(this.listeners ??= new Set()).add(listener)

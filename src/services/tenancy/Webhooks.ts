@@ -2,6 +2,7 @@ import { SqlClient } from "@effect/sql"
 import { Clock, Duration, Effect, Queue, Redacted, Schema } from "effect"
 import { randomBytes } from "node:crypto"
 import type { AppName, SessionId } from "../../domain/Ids.js"
+import type { PermissionRequest } from "../../domain/Permission.js"
 import { DatabaseLive } from "../ledger/Database.js"
 import type { StoredTurnEnd } from "../ledger/Ledger.js"
 
@@ -9,7 +10,7 @@ import type { StoredTurnEnd } from "../ledger/Ledger.js"
 export const webhookConfigTtl = Duration.seconds(2)
 
 /** The events a webhook receives. */
-export type WebhookEvent = "turn.completed" | "turn.failed" | "session.closed"
+export type WebhookEvent = "turn.completed" | "turn.failed" | "session.closed" | "permission.requested"
 
 export class InvalidWebhookUrl extends Schema.TaggedError<InvalidWebhookUrl>()("InvalidWebhookUrl", {
   message: Schema.String
@@ -97,6 +98,11 @@ export class Webhooks extends Effect.Service<Webhooks>()("clawdforge/Webhooks", 
           }))
           : Effect.void)
 
+    /** A request of the agent held for the app to answer (ask mode): the request as the API lists it. */
+    const permissionRequested = (app: AppName, sessionId: SessionId, request: PermissionRequest) =>
+      Effect.flatMap(configuredApps, (apps) =>
+        apps.has(app) ? guarded(insert(app, sessionId, "permission.requested", { request })) : Effect.void)
+
     /** Sessions closed (by their app or the sweeper): `session.closed` for those whose app has a webhook. */
     const sessionsClosed = (ids: ReadonlyArray<SessionId>) =>
       Effect.flatMap(configuredApps, (apps) =>
@@ -150,7 +156,7 @@ export class Webhooks extends Effect.Service<Webhooks>()("clawdforge/Webhooks", 
       Effect.orDie
     )
 
-    return { turnEnded, sessionsClosed, set, show, remove, wake } as const
+    return { turnEnded, permissionRequested, sessionsClosed, set, show, remove, wake } as const
   }),
   dependencies: [DatabaseLive]
 }) {}
