@@ -65,6 +65,20 @@ describe("the real Claude ACP adapter, without credentials", () => {
       const created = yield* request("POST", "/sessions", { token: appToken, body: { agent: "claude" } })
       expect(created.status, JSON.stringify(created.body)).toBe(200)
       const sid = created.body.session_id
+      // The models and modes the adapter offers, and the ones the session runs with.
+      const byCategory = Object.fromEntries(created.body.config_options.map((o: any) => [o.category, o]))
+      const models = byCategory["model"].options.map((o: any) => o.value)
+      const modes = byCategory["mode"].options.map((o: any) => o.value)
+      expect(models).toContain("default")
+      expect(modes).toContain("plan")
+      expect(created.body.model).toBe(byCategory["model"].current_value)
+      expect(created.body.mode).toBe(byCategory["mode"].current_value)
+      const planned = yield* request("PATCH", `/sessions/${sid}`, { token: appToken, body: { mode: "plan" } })
+      expect(planned.status, JSON.stringify(planned.body)).toBe(200)
+      expect(planned.body.mode).toBe("plan")
+      const refused = yield* request("PATCH", `/sessions/${sid}`, { token: appToken, body: { model: "no-such-model" } })
+      expect(refused.body).toMatchObject({ ok: false, error: "invalid_config" })
+      expect(refused.body.offered["model"]).toEqual(models)
 
       const agents = yield* request("GET", "/agents", { token: appToken })
       const claude = agents.body.agents.find((a: any) => a.name === "claude")
