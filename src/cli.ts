@@ -11,6 +11,10 @@ import type { Session } from "./domain/Session.js"
 import { AppConfig } from "./services/config/AppConfig.js"
 import { AppTokens } from "./services/ledger/AppTokens.js"
 import { Webhooks } from "./services/tenancy/Webhooks.js"
+import { AppLimits } from "./services/tenancy/AppLimits.js"
+import { AppSecrets } from "./services/tenancy/AppSecrets.js"
+import { Usage } from "./services/tenancy/Usage.js"
+import { LimitCount, LimitUsd, limitNames, UsageGroupBy } from "./domain/Tenancy.js"
 import { DatabaseLive } from "./services/ledger/Database.js"
 import { reportConfigError, serveGateway } from "./Gateway.js"
 import { Ledger, nowSeconds } from "./services/ledger/Ledger.js"
@@ -24,10 +28,12 @@ class CliFailure extends Data.TaggedError("CliFailure")<{ readonly message: stri
 const AdminLive = Layer.mergeAll(
   Ledger.DefaultWithoutDependencies,
   AppTokens.DefaultWithoutDependencies,
-  Webhooks.DefaultWithoutDependencies
+  Webhooks.DefaultWithoutDependencies,
+  AppLimits.DefaultWithoutDependencies.pipe(Layer.provideMerge(Usage.DefaultWithoutDependencies)),
+  AppSecrets.DefaultWithoutDependencies
 ).pipe(
   Layer.provideMerge(DatabaseLive),
-  Layer.merge(AppConfig.Default)
+  Layer.provideMerge(AppConfig.Default)
 )
 
 const json = Options.boolean("json").pipe(Options.withDescription("Print JSON instead of a table"))
@@ -152,9 +158,123 @@ const appsWebhook = Command.make("webhook").pipe(
   Command.withSubcommands([webhookSet, webhookShow, webhookRemove])
 )
 
+// ---- apps limits ----------------------------------------------------------------------
+
+/** A limit's option: a number checked by the limit's schema, its error naming the option. */
+const limitOption = (
+  name: string,
+  kind: typeof Options.integer,
+  schema: typeof LimitCount | typeof LimitUsd,
+  description: string
+) =>
+  kind(name).pipe(
+    Options.withSchema(schema.annotations({
+      message: () => `--${name}: expected ${schema === LimitUsd ? "an amount in US dollars" : "a whole number"}, 0 or more`
+    })),
+    Options.optional,
+    Options.withDescription(description)
+  )
+
+const appsLimits = Command.make("limits", {
+  app: appArg,
+  maxSessions: limitOption(
+    "max-sessions",
+    Options.integer,
+    LimitCount,
+    "Live sessions the app may hold at once (beyond: 429 app_session_limit)"
+  ),
+  turnsPerMinute: limitOption(
+    "turns-per-minute",
+    Options.integer,
+    LimitCount,
+    "Turns the app may start in any 60 s (beyond: 429 rate_limited)"
+  ),
+  dailyCostUsd: limitOption(
+    "daily-cost-usd",
+    Options.float,
+    LimitUsd,
+    "What the app's agents may cost per UTC day, in US dollars (beyond: 429 budget_exhausted)"
+  ),
+  clear: Options.boolean("clear").pipe(
+    Options.withDescription("First forget the app's limits in the ledger (CLAWDFORGE_APP_LIMITS applies again)")
+  ),
+  json
+}, (options) =>
+  Effect.gen(function*() {
+    const { app } = options
+    yield* configuredApp(app)
+    const limits = yield* AppLimits
+    const patch = {
+      max_sessions: Option.getOrUndefined(options.maxSessions),
+      turns_per_minute: Option.getOrUndefined(options.turnsPerMinute),
+      daily_cost_usd: Option.getOrUndefined(options.dailyCostUsd)
+    }
+    const changes = Object.values(patch).some((value) => value !== undefined)
+    if (options.clear) yield* limits.clear(app)
+    if (changes) yield* limits.set(app, patch)
+    const now = yield* limits.configured(app)
+    if (options.json) return yield* Console.log(JSON.stringify(now))
+    if (options.clear || changes) {
+      yield* Console.error(`Set the limits of app ${app}; a running gateway applies them within 5 seconds.`)
+    }
+    yield* Console.log(table(
+      ["LIMIT", "VALUE", "FROM"],
+      limitNames.map((name) => [name, now.limits[name] === null ? "none" : String(now.limits[name]), now.sources[name]])
+    ))
+    yield* Console.log(`cost today: ${now.cost_today_usd} USD`)
+  })).pipe(
+    Command.withDescription(
+      "Show an app's limits, or set those given (in the ledger, over CLAWDFORGE_APP_LIMITS). " +
+        "A running gateway applies them within 5 seconds."
+    )
+  )
+
+// ---- apps env -------------------------------------------------------------------------
+
+const envName = Args.text({ name: "name" }).pipe(Args.withDescription("A variable name: a letter or _, then letters, digits, _"))
+
+const envSet = Command.make("set", {
+  app: appArg,
+  assignment: Args.text({ name: "KEY=VALUE" }).pipe(Args.withDescription("The variable and its value"))
+}, ({ app, assignment }) =>
+  Effect.gen(function*() {
+    yield* configuredApp(app)
+    const eq = assignment.indexOf("=")
+    // Never echo the argument: it holds the value.
+    if (eq <= 0) return yield* new CliFailure({ message: "Expected KEY=VALUE" })
+    const name = assignment.slice(0, eq)
+    yield* (yield* AppSecrets).set(app, name, assignment.slice(eq + 1))
+    yield* Console.log(`Set ${name} in the agent environment of app ${app}; its new agents get it within 5 seconds.`)
+  })).pipe(
+    Command.withDescription(
+      "Set a variable of an app's agent environment (e.g. its own ANTHROPIC_API_KEY), encrypted under " +
+        "CLAWDFORGE_SECRET_KEY; given only to that app's agents, over the registry's env."
+    )
+  )
+
+const envUnset = Command.make("unset", { app: appArg, name: envName }, ({ app, name }) =>
+  Effect.gen(function*() {
+    yield* configuredApp(app)
+    const removed = yield* (yield* AppSecrets).unset(app, name)
+    yield* Console.log(removed ? `Removed ${name} from the agent environment of app ${app}` : `App ${app} has no ${name}`)
+  })).pipe(Command.withDescription("Remove a variable from an app's agent environment"))
+
+const envList = Command.make("list", { app: appArg, json }, ({ app, json }) =>
+  Effect.gen(function*() {
+    yield* configuredApp(app)
+    const names = yield* (yield* AppSecrets).names(app)
+    if (json) return yield* Console.log(JSON.stringify(names))
+    yield* Console.log(names.length === 0 ? `App ${app} has no agent environment` : names.join("\n"))
+  })).pipe(Command.withDescription("List the names in an app's agent environment (never the values)"))
+
+const appsEnv = Command.make("env").pipe(
+  Command.withDescription("An app's own agent environment (its API keys), encrypted under CLAWDFORGE_SECRET_KEY"),
+  Command.withSubcommands([envSet, envUnset, envList])
+)
+
 const apps = Command.make("apps").pipe(
-  Command.withDescription("Manage the apps (bearer tokens) kept in the ledger, and their webhooks"),
-  Command.withSubcommands([appsAdd, appsList, appsRevoke, appsWebhook])
+  Command.withDescription("Manage the apps (bearer tokens) kept in the ledger, their webhooks, limits and agent environments"),
+  Command.withSubcommands([appsAdd, appsList, appsRevoke, appsWebhook, appsLimits, appsEnv])
 )
 
 // ---- sessions -------------------------------------------------------------------------
@@ -239,6 +359,45 @@ const sessions = Command.make("sessions").pipe(
   Command.withSubcommands([sessionsList, sessionsShow, sessionsClose])
 )
 
+// ---- usage ----------------------------------------------------------------------------
+
+const unixOption = (name: string, description: string) =>
+  Options.integer(name).pipe(Options.withSchema(LimitCount), Options.optional, Options.withDescription(description))
+
+const usage = Command.make("usage", {
+  app: Options.text("app").pipe(Options.withSchema(AppNameArg), Options.optional, Options.withDescription("Only this app")),
+  from: unixOption("from", "From this Unix time (seconds, included)"),
+  to: unixOption("to", "Until this Unix time (seconds, excluded)"),
+  groupBy: Options.choice("group-by", UsageGroupBy.literals).pipe(Options.optional),
+  json
+}, (options) =>
+  Effect.gen(function*() {
+    const groupBy = Option.getOrUndefined(options.groupBy)
+    const report = yield* (yield* Usage).usage(Option.getOrUndefined(options.app), {
+      from: Option.getOrUndefined(options.from),
+      to: Option.getOrUndefined(options.to),
+      groupBy
+    })
+    if (options.json) return yield* Console.log(JSON.stringify(report))
+    const row = (label: string, t: typeof report.totals) => [
+      label,
+      String(t.turns),
+      String(t.sessions),
+      String(t.runs),
+      String(t.input_tokens),
+      String(t.output_tokens),
+      t.cost_usd.toFixed(4)
+    ]
+    yield* Console.log(table(
+      [groupBy?.toUpperCase() ?? "", "TURNS", "SESSIONS", "RUNS", "INPUT TOKENS", "OUTPUT TOKENS", "COST USD"],
+      [...report.groups.map((g) => row(g.day ?? g.agent ?? "", g)), row("total", report.totals)]
+    ))
+  })).pipe(
+    Command.withDescription(
+      "What apps used: turns (by when they ended), sessions (by when they were created), /run jobs, tokens and cost"
+    )
+  )
+
 // ---- clawdforge -----------------------------------------------------------------------
 
 const admin = <Name extends string, R, E, A>(command: Command.Command<Name, R, E, A>) =>
@@ -249,7 +408,7 @@ const clawdforge = Command.make("clawdforge").pipe(
     "Self-hosted HTTP gateway for coding agents. Every command reads the CLAWDFORGE_* variables; " +
       "`apps` and `sessions` work on the ledger (CLAWDFORGE_DB) without starting the server."
   ),
-  Command.withSubcommands([serve, admin(apps), admin(sessions)])
+  Command.withSubcommands([serve, admin(apps), admin(sessions), admin(usage)])
 )
 
 const cli = Command.run(clawdforge, { name: "clawdforge", version })
@@ -259,6 +418,8 @@ cli(process.argv).pipe(
     AppExists: (e) => fail(e.message),
     AppNotFound: (e) => fail(e.message),
     InvalidWebhookUrl: (e) => fail(e.message),
+    InvalidAppEnv: (e) => fail(e.message),
+    SecretsUnavailable: (e) => fail(e.message),
     CliFailure: (e) => fail(e.message)
   }),
   // @effect/cli has printed the usage error already.

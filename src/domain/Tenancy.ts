@@ -9,9 +9,10 @@ export const LimitCount = Schema.Int.pipe(
   Schema.annotations({ message: () => "Expected a whole number, 0 or more" })
 )
 /** An amount limit (`daily_cost_usd`). */
-export const LimitUsd = Schema.Finite.pipe(
-  Schema.nonNegative(),
-  Schema.annotations({ message: () => "Expected an amount in US dollars, 0 or more" })
+export const LimitUsd = Schema.Number.pipe(
+  Schema.filter((usd) => Number.isFinite(usd) && usd >= 0, {
+    message: () => "Expected an amount in US dollars, 0 or more"
+  })
 )
 
 /**
@@ -19,10 +20,18 @@ export const LimitUsd = Schema.Finite.pipe(
  * out is not set there (a lower source applies); in `CLAWDFORGE_APP_LIMITS`, `null` says "no limit"
  * for this app over the `"*"` default.
  */
+const orNoLimit = <A>(schema: Schema.Schema<A, number>, expected: string) =>
+  Schema.optionalWith(
+    Schema.NullOr(schema).annotations({
+      message: () => ({ message: `Expected ${expected}, or null for no limit`, override: true })
+    }),
+    { exact: true }
+  )
+
 export const AppLimitsSpec = Schema.Struct({
-  max_sessions: Schema.optional(Schema.NullOr(LimitCount)),
-  turns_per_minute: Schema.optional(Schema.NullOr(LimitCount)),
-  daily_cost_usd: Schema.optional(Schema.NullOr(LimitUsd))
+  max_sessions: orNoLimit(LimitCount, "a whole number, 0 or more"),
+  turns_per_minute: orNoLimit(LimitCount, "a whole number, 0 or more"),
+  daily_cost_usd: orNoLimit(LimitUsd, "an amount in US dollars, 0 or more")
 })
 export type AppLimitsSpec = typeof AppLimitsSpec.Type
 
