@@ -8,7 +8,7 @@ import { Cause, ConfigProvider, Duration, Effect, Either, Exit, Layer, Metric, M
 import { AppName } from "../src/domain/Ids.js"
 import { AppConfig, describeConfigError } from "../src/services/config/AppConfig.js"
 import { AppLimits, ledgerLimitsTtl } from "../src/services/tenancy/AppLimits.js"
-import { limitedTotal } from "../src/services/observability/Metrics.js"
+import { appCostUsdTotal, appTokensTotal, limitedTotal } from "../src/services/observability/Metrics.js"
 import { Usage } from "../src/services/tenancy/Usage.js"
 import { insertSession, layerTenancy } from "./support/Tenancy.js"
 
@@ -182,6 +182,11 @@ describe("AppLimits", () => {
       yield* limits.checkBudget(other)
       expect((yield* limits.limitsOf(app)).use.cost_today_usd).toBeCloseTo(1.1)
       expect((yield* limits.limitsOf(app)).resets.budget_at).toBe(2 * 86400)
+      const counted = (metric: Metric.Metric.Counter<number>) =>
+        Effect.map(Metric.value(metric), (state) => state.count)
+      expect(yield* counted(Metric.tagged(appCostUsdTotal, "app", app))).toBeCloseTo(1.1)
+      expect(yield* counted(Metric.tagged(Metric.tagged(appTokensTotal, "app", app), "kind", "input"))).toBe(100)
+      expect(yield* counted(Metric.tagged(Metric.tagged(appTokensTotal, "app", app), "kind", "output"))).toBe(20)
 
       // 00:00 UTC: a new day.
       yield* TestClock.adjust("14 hours")

@@ -5,7 +5,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { AppName } from "../src/domain/Ids.js"
-import { Usage } from "../src/services/tenancy/Usage.js"
+import { claudeRunUsage, Usage } from "../src/services/tenancy/Usage.js"
 import { insertSession, layerTenancy } from "./support/Tenancy.js"
 
 const app = AppName.make("app-a")
@@ -94,4 +94,19 @@ describe("Usage", () => {
         groups: []
       })
     }).pipe(Effect.provide(layerTenancy({}))))
+
+  it("a run's usage from claude's JSON: tokens, the cache in the total, total_cost_usd; null when absent", () => {
+    expect(claudeRunUsage({
+      type: "result",
+      total_cost_usd: 0.0123,
+      usage: { input_tokens: 4, cache_creation_input_tokens: 100, cache_read_input_tokens: 20, output_tokens: 50 }
+    })).toEqual({ input_tokens: 4, output_tokens: 50, total_tokens: 174, cost_usd: 0.0123 })
+    expect(claudeRunUsage({ is_error: true, result: "Not logged in" })).toEqual({
+      input_tokens: null,
+      output_tokens: null,
+      total_tokens: null,
+      cost_usd: null
+    })
+    expect(claudeRunUsage("not json")).toMatchObject({ cost_usd: null })
+  })
 })

@@ -232,6 +232,19 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
             }))
           })))
 
+    // An app's tagged metrics, made once (a turn's end should not build metric keys).
+    const appMetrics = new Map<string, ReturnType<typeof makeAppMetrics>>()
+    const makeAppMetrics = (app: string) => ({
+      cost: Metric.tagged(appCostUsdTotal, "app", app),
+      input: Metric.tagged(Metric.tagged(appTokensTotal, "app", app), "kind", "input"),
+      output: Metric.tagged(Metric.tagged(appTokensTotal, "app", app), "kind", "output")
+    })
+    const metricsOf = (app: string) => {
+      let metrics = appMetrics.get(app)
+      if (metrics === undefined) appMetrics.set(app, metrics = makeAppMetrics(app))
+      return metrics
+    }
+
     /**
      * What a turn (or run) of the app used, at its end: adds its cost to the app's day and both to
      * the metrics. Fields the agent did not report are null or left out.
@@ -246,17 +259,16 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
     ): Effect.Effect<void> =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => {
         rollDay(now)
+        const metrics = metricsOf(app)
         const effects: Array<Effect.Effect<void>> = []
         const cost = used.cost_usd
         if (cost !== null && cost !== undefined && Number.isFinite(cost) && cost > 0) {
           costToday.set(app, (costToday.get(app) ?? 0) + cost)
-          effects.push(Metric.incrementBy(Metric.tagged(appCostUsdTotal, "app", app), cost))
+          effects.push(Metric.incrementBy(metrics.cost, cost))
         }
         for (const kind of ["input", "output"] as const) {
           const tokens = used[`${kind}_tokens`]
-          if (tokens !== null && tokens !== undefined && tokens > 0) {
-            effects.push(Metric.incrementBy(Metric.tagged(Metric.tagged(appTokensTotal, "app", app), "kind", kind), tokens))
-          }
+          if (tokens !== null && tokens !== undefined && tokens > 0) effects.push(Metric.incrementBy(metrics[kind], tokens))
         }
         return effects.length === 0 ? Effect.void : Effect.all(effects, { discard: true })
       })

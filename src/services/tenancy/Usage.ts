@@ -20,6 +20,29 @@ export interface RunRecord {
 
 const daySeconds = 86400
 
+const count = (value: unknown) => typeof value === "number" && Number.isFinite(value) && value >= 0 ? value : null
+
+/**
+ * What `claude -p --output-format json` reports a run used: its `usage` (input and output tokens;
+ * the total adds the cache's reads and writes, as ACP's `totalTokens` does) and `total_cost_usd`.
+ * Null where it says nothing.
+ */
+export const claudeRunUsage = (output: unknown): RunRecord["usage"] => {
+  const result = typeof output === "object" && output !== null ? output as Record<string, unknown> : {}
+  const usage = typeof result["usage"] === "object" && result["usage"] !== null
+    ? result["usage"] as Record<string, unknown>
+    : {}
+  const input = count(usage["input_tokens"])
+  const output_ = count(usage["output_tokens"])
+  const cached = (count(usage["cache_read_input_tokens"]) ?? 0) + (count(usage["cache_creation_input_tokens"]) ?? 0)
+  return {
+    input_tokens: input,
+    output_tokens: output_,
+    total_tokens: input === null && output_ === null ? null : (input ?? 0) + (output_ ?? 0) + cached,
+    cost_usd: count(result["total_cost_usd"])
+  }
+}
+
 /** PostgreSQL gives COUNT and SUM of integers as strings (bigint, numeric); SQLite as numbers. */
 const num = (value: unknown) => value === null || value === undefined ? 0 : Number(value)
 
