@@ -1,14 +1,48 @@
 import { defineConfig } from "vitest/config"
 
+/** The ledger-level and HTTP contract tests: run on SQLite and again on PostgreSQL. */
+const onBothDialects = [
+  "test/contract.test.ts",
+  "test/sessions-e2e.test.ts",
+  "test/delivery.test.ts",
+  "test/durability.test.ts",
+  "test/idempotency.test.ts",
+  "test/webhooks.test.ts",
+  "test/cli.test.ts",
+  "test/races.test.ts",
+  "test/bad-input.test.ts",
+  "test/streaming.test.ts",
+  "test/server-process.test.ts",
+  "test/postgres.test.ts"
+]
+
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
-    // Gateway and CLI processes run the compiled dist/, as `npm start` and the bin do.
-    globalSetup: ["test/support/build.ts"],
     // Real agent processes and HTTP servers: keep the suite within a 2-core machine.
     pool: "forks",
     maxWorkers: 2,
     testTimeout: 30_000,
-    hookTimeout: 30_000
+    hookTimeout: 30_000,
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: "sqlite",
+          include: ["test/**/*.test.ts"],
+          exclude: ["test/postgres.test.ts"],
+          // Gateway and CLI processes run the compiled dist/, as `npm start` and the bin do.
+          globalSetup: ["test/support/build.ts"]
+        }
+      },
+      {
+        extends: true,
+        test: {
+          name: "postgres",
+          include: onBothDialects,
+          // A throwaway server for the run (test/support/Postgres.ts); each gateway a fresh database.
+          globalSetup: ["test/support/build.ts", "test/support/Postgres.ts"]
+        }
+      }
+    ]
   }
 })

@@ -11,7 +11,8 @@ import { AppTokens, tokenDigest } from "../src/services/ledger/AppTokens.js"
 import { Auth, ledgerTokensTtl } from "../src/services/tenancy/Auth.js"
 import { DatabaseLive } from "../src/services/ledger/Database.js"
 import { api, dataDir, runToExit, startGateway } from "./support/GatewayProcess.js"
-import { appName, appToken, otherApp, otherToken, testConfig } from "./support/TestGateway.js"
+import { ledgerIn } from "./support/Ledgers.js"
+import { appName, appToken, layerTestConfig, otherApp, otherToken } from "./support/TestGateway.js"
 
 const root = resolve(import.meta.dirname, "..")
 
@@ -22,7 +23,7 @@ const clawdforge = (db: string, args: ReadonlyArray<string>, env: Record<string,
 describe("clawdforge CLI", () => {
   it("apps add/list/revoke and sessions list/show/close work on a running gateway's ledger", async () => {
     const data = dataDir()
-    const db = join(data, "ledger.db")
+    const db = await ledgerIn(data)
 
     const added = await clawdforge(db, ["apps", "add", "ledger-app"])
     expect(added.code, added.stderr).toBe(0)
@@ -90,7 +91,7 @@ describe("clawdforge CLI", () => {
   }, 60_000)
 
   it("a refusal or a bad configuration is one line on stderr and exit code 1", async () => {
-    const db = join(dataDir(), "ledger.db")
+    const db = await ledgerIn(dataDir())
     const [unknownSession, badConfig] = await Promise.all([
       clawdforge(db, ["sessions", "close", "x".repeat(24)]),
       // `serve` starts up as the gateway does: an invalid variable is one line naming it.
@@ -109,7 +110,7 @@ describe("ledger tokens in Auth", () => {
     Layer.provideMerge(
       Layer.mergeAll(AppConfig.Default, AppTokens.DefaultWithoutDependencies.pipe(Layer.provideMerge(DatabaseLive)))
     ),
-    Layer.provide(Layer.setConfigProvider(testConfig()))
+    Layer.provide(layerTestConfig())
   )
 
   it.scoped("a ledger token is accepted after the cache TTL and refused within one TTL of its revocation", () =>

@@ -15,7 +15,7 @@ describe("AppConfig", () => {
       const config = Either.getOrThrow(yield* load({}))
       expect(config.host).toBe("127.0.0.1")
       expect(config.port).toBe(8787)
-      expect(config.database).toBe("./data/clawdforge.db")
+      expect(config.database).toEqual({ _tag: "Sqlite", filename: "./data/clawdforge.db" })
       expect(config.appTokens).toEqual([])
       expect(config.maxLiveSessions).toBe(8)
       expect(Duration.toSeconds(config.sessionTtl)).toBe(3600)
@@ -32,6 +32,18 @@ describe("AppConfig", () => {
       expect(config.appTokens.map(([app]) => app)).toEqual(["a", "b"])
       expect(config.appTokens.map(([, token]) => Redacted.value(token))).toEqual(["tok1", "tok2"])
       expect(String(config.appTokens[0]![1])).not.toContain("tok1")
+    }))
+
+  it.effect("reads a postgres:// or postgresql:// CLAWDFORGE_DB as a redacted URL", () =>
+    Effect.gen(function*() {
+      for (const scheme of ["postgres", "postgresql"]) {
+        const url = `${scheme}://ledger:hunter2@db.internal:5433/clawdforge`
+        const config = Either.getOrThrow(yield* load({ CLAWDFORGE_DB: url }))
+        if (config.database._tag !== "Postgres") throw new Error("expected PostgreSQL")
+        expect(Redacted.value(config.database.url)).toBe(url)
+        expect(config.database.display).toBe(`${scheme}://ledger@db.internal:5433/clawdforge`)
+        expect(String(config.database.url)).not.toContain("hunter2")
+      }
     }))
 
   it.effect("reads custom agents", () =>
@@ -55,7 +67,9 @@ describe("AppConfig", () => {
     ["CLAWDFORGE_AGENTS", "{\"x\": {\"command\": [\"a\"], \"driver\": \"magic\"}}"],
     ["CLAWDFORGE_APP_TOKENS", "app-without-token"],
     ["CLAWDFORGE_APP_TOKENS", "=token-without-app"],
-    ["CLAWDFORGE_PERMISSION_MODE", "yolo"]
+    ["CLAWDFORGE_PERMISSION_MODE", "yolo"],
+    ["CLAWDFORGE_DB", "ftp://x"],
+    ["CLAWDFORGE_DB", "postgres://user:hunter2@/no-host"]
   ])("an invalid %s (%s) is one line naming the variable", ([name, value]) =>
     Effect.gen(function*() {
       const result = yield* load({ [name!]: value! })
@@ -66,5 +80,6 @@ describe("AppConfig", () => {
       expect(line).toContain(name)
       expect(line).not.toContain("\n")
       if (name === "CLAWDFORGE_APP_TOKENS") expect(line).not.toContain("token-without-app")
+      if (name === "CLAWDFORGE_DB") expect(line).not.toContain("hunter2")
     }))
 })

@@ -7,11 +7,10 @@ import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Stream } from "effect"
-import { createRequire } from "node:module"
-import { join } from "node:path"
 import { it as itNode } from "vitest"
 import { Ledger } from "../src/services/ledger/Ledger.js"
 import { api, dataDir, startGateway } from "./support/GatewayProcess.js"
+import { ledgerIn, queryLedger } from "./support/Ledgers.js"
 import { agentLogFile, scriptedAgents } from "./support/ScriptedAgent.js"
 import { appToken, layerScriptedGateway, otherToken, request } from "./support/TestGateway.js"
 
@@ -232,9 +231,10 @@ describe("bad input", () => {
       const sid = yield* create
       yield* request("POST", `/sessions/${sid}/turn`, { token: appToken, body: { prompt: "one" } })
       const sql = yield* SqlClient.SqlClient
-      const snapshot = sql<{ turns: string; count: number }>`
-        SELECT (SELECT json_group_array(json_array(session_id, turn_index, status)) FROM turns) AS turns,
-          (SELECT sum(turn_count) FROM sessions) AS count`
+      const snapshot = Effect.all([
+        sql`SELECT session_id, turn_index, status FROM turns ORDER BY session_id, turn_index`,
+        sql`SELECT sum(turn_count) AS count FROM sessions`
+      ])
       const before = yield* snapshot
       const shaped = (r: { status: number; body: any }, status: number, error: string, what: string) => {
         expect(r.status, what).toBe(status)
@@ -271,13 +271,6 @@ describe("bad input", () => {
       expect(yield* snapshot).toEqual(before)
     }).pipe(Effect.provide(gateway())))
 })
-
-// better-sqlite3 (the driver under @effect/sql-sqlite-node) has no types of its own here.
-interface Db {
-  prepare(sql: string): { all(...params: Array<unknown>): Array<any> }
-  close(): void
-}
-const Database = createRequire(import.meta.url)("better-sqlite3") as new(file: string) => Db
 
 describe("interrupted, never missing", () => {
   itNode("SIGKILL during a turn with another queued: after the restart both read interrupted, the next index follows", async () => {
@@ -319,16 +312,14 @@ describe("interrupted, never missing", () => {
     } finally {
       await gw.stop()
     }
-    const db = new Database(join(data, "ledger.db"))
-    try {
-      const audit = db.prepare("SELECT detail FROM session_events WHERE event = 'turn_interrupted' ORDER BY id").all()
-      expect(audit.map((r) => JSON.parse(r.detail))).toEqual([
-        { turn_index: 2, accepted_at: expect.any(Number) },
-        { turn_index: 3, accepted_at: expect.any(Number) }
-      ])
-    } finally {
-      db.close()
-    }
+    const audit = await queryLedger(
+      await ledgerIn(data),
+      "SELECT detail FROM session_events WHERE event = 'turn_interrupted' ORDER BY id"
+    )
+    expect(audit.map((r) => JSON.parse(r.detail))).toEqual([
+      { turn_index: 2, accepted_at: expect.any(Number) },
+      { turn_index: 3, accepted_at: expect.any(Number) }
+    ])
   }, 60_000)
 
   itNode("a clean stop (SIGTERM) leaves no turn unfinished: each one's end is stored before the gateway exits", async () => {
@@ -357,13 +348,9 @@ describe("interrupted, never missing", () => {
       await gw.stop()
     }
     // The stop stored every turn's end itself (an interrupted one with its audit event).
-    const db = new Database(join(data, "ledger.db"))
-    try {
-      const stored = db.prepare("SELECT status FROM turns ORDER BY turn_index").all().map((r) => r.status)
-      const audited = db.prepare("SELECT count(*) AS n FROM session_events WHERE event = 'turn_interrupted'").all()
-      expect(audited).toEqual([{ n: stored.filter((status) => status === "interrupted").length }])
-    } finally {
-      db.close()
-    }
+    const db = await ledgerIn(data)
+    const stored = (await queryLedger(db, "SELECT status FROM turns ORDER BY turn_index")).map((r) => r.status)
+    const audited = await queryLedger(db, "SELECT count(*) AS n FROM session_events WHERE event = 'turn_interrupted'")
+    expect(audited.map((r) => r.n)).toEqual([stored.filter((status) => status === "interrupted").length])
   }, 60_000)
 })

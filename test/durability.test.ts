@@ -3,18 +3,10 @@
  * flight, then restarted on the same database. Every turn answered 200 must be in the ledger,
  * the database must pass `PRAGMA integrity_check`, and the sessions must go on.
  */
-import { createRequire } from "node:module"
-import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { api, dataDir, type GatewayProcess, startGateway } from "./support/GatewayProcess.js"
+import { dialect, ledgerIn, queryLedger } from "./support/Ledgers.js"
 import { agentLogFile, isAlive, scriptedAgents, startedPids } from "./support/ScriptedAgent.js"
-
-// better-sqlite3 (the driver under @effect/sql-sqlite-node) has no types of its own here.
-interface Db {
-  prepare(sql: string): { all(...params: Array<unknown>): Array<any>; get(...params: Array<unknown>): any }
-  close(): void
-}
-const Database = createRequire(import.meta.url)("better-sqlite3") as new(file: string) => Db
 
 const sessionCount = 4
 
@@ -51,30 +43,33 @@ const drive = (gw: GatewayProcess, sids: ReadonlyArray<string>) => {
   return { answered, done, halt: () => stop = true }
 }
 
-/** The ledger as a user would inspect it after the crash. */
-const inspect = (file: string, sids: ReadonlyArray<string>) => {
-  const db = new Database(file)
-  try {
-    const integrity = db.prepare("PRAGMA integrity_check").all().map((r) => r.integrity_check)
-    const sessions = sids.map((sid) => {
-      const row = db.prepare("SELECT turn_count, closed_at FROM sessions WHERE session_id = ?").get(sid)
-      const turns = db.prepare("SELECT detail FROM session_events WHERE session_id = ? AND event = 'turn' ORDER BY id")
-        .all(sid).map((r) => JSON.parse(r.detail).turn_index as number)
-      const stored = db.prepare("SELECT turn_index, status FROM turns WHERE session_id = ? ORDER BY turn_index")
-        .all(sid) as Array<{ turn_index: number; status: string }>
-      return { turnCount: row.turn_count as number, closedAt: row.closed_at as number | null, turns, stored }
-    })
-    return { integrity, sessions }
-  } finally {
-    db.close()
-  }
+/** The ledger as a user would inspect it after the crash (PostgreSQL checks its own pages). */
+const inspect = async (db: string, sids: ReadonlyArray<string>) => {
+  const integrity = dialect === "sqlite"
+    ? (await queryLedger(db, "PRAGMA integrity_check")).map((r) => r.integrity_check)
+    : ["ok"]
+  const sessions = await Promise.all(sids.map(async (sid) => {
+    const [row] = await queryLedger(db, "SELECT turn_count, closed_at FROM sessions WHERE session_id = ?", [sid])
+    const turns = (await queryLedger(
+      db,
+      "SELECT detail FROM session_events WHERE session_id = ? AND event = 'turn' ORDER BY id",
+      [sid]
+    )).map((r) => JSON.parse(r.detail).turn_index as number)
+    const stored = (await queryLedger(
+      db,
+      "SELECT turn_index, status FROM turns WHERE session_id = ? ORDER BY turn_index",
+      [sid]
+    )) as Array<{ turn_index: number; status: string }>
+    return { turnCount: row!.turn_count as number, closedAt: row!.closed_at as number | null, turns, stored }
+  }))
+  return { integrity, sessions }
 }
 
 describe("durability", () => {
   it("SIGKILL with turns in flight, twice: every 200 turn is in an intact ledger, and the sessions go on", async () => {
     const log = agentLogFile()
     const data = dataDir()
-    const file = join(data, "ledger.db")
+    const file = await ledgerIn(data)
     const env = { CLAWDFORGE_AGENTS: scriptedAgents(log) }
     let gw = await startGateway(env, data)
     try {
@@ -105,7 +100,7 @@ describe("durability", () => {
         expect(await stillAlive(pidsBefore)).toEqual([])
 
         // Every 200 is in the ledger, which is intact.
-        const { integrity, sessions } = inspect(file, sids)
+        const { integrity, sessions } = await inspect(file, sids)
         console.log(
           `[durability] cycle ${cycle}: SIGKILL after ${answered.map((a) => a.length).join("/")} turns answered 200; ` +
             `committed but unanswered at the kill: ${sessions.map((st, s) => st.turnCount - answered[s]!.at(-1)!).join("/")}`

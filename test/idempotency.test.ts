@@ -16,6 +16,7 @@ import { SqlClient } from "@effect/sql"
 import { createHash } from "node:crypto"
 import { requestDigest } from "../src/services/ledger/IdempotencyKeys.js"
 import { sweepOnce } from "../src/services/sessions/Sweeper.js"
+import { ledgerIn } from "./support/Ledgers.js"
 import { agentLogFile, readAgentLog } from "./support/ScriptedAgent.js"
 import { appToken, layerScriptedGateway, otherToken, request } from "./support/TestGateway.js"
 
@@ -300,9 +301,10 @@ describe("Idempotency-Key", () => {
   })
 
   it.live("keys a dead gateway left running are released at start-up", () => {
-    const db = join(mkdtempSync(join(tmpdir(), "clawdforge-db-")), "ledger.db")
-    const gateway = () => layerScriptedGateway(agentLogFile(), { CLAWDFORGE_DB: db })
+    const data = mkdtempSync(join(tmpdir(), "clawdforge-db-"))
     return Effect.gen(function*() {
+      const db = yield* Effect.promise(() => ledgerIn(data))
+      const gateway = () => layerScriptedGateway(agentLogFile(), { CLAWDFORGE_DB: db })
       yield* Effect.scoped(Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
         const now = Math.floor(Date.now() / 1000)

@@ -1,8 +1,12 @@
 /** The gateway as a user runs it: the compiled `dist/app/main.js` in its own process (`npm start`). */
+import { existsSync } from "node:fs"
+import { join, resolve } from "node:path"
 import { describe, expect, it } from "vitest"
 import { api, dataDir, runGatewayToExit, startGateway } from "./support/GatewayProcess.js"
 import { agentLogFile, agentText, isAlive, readAgentLog, scriptedAgents, startedPids } from "./support/ScriptedAgent.js"
 import { appToken, otherToken } from "./support/TestGateway.js"
+
+const root = resolve(import.meta.dirname, "..")
 
 describe("start-up configuration", () => {
   it("an invalid value stops start-up with one line naming the variable", async () => {
@@ -12,6 +16,16 @@ describe("start-up configuration", () => {
     expect(lines, stderr).toHaveLength(1)
     expect(lines[0]).toContain("CLAWDFORGE_PORT")
     expect(stdout).not.toContain("Listening")
+  })
+
+  it("a CLAWDFORGE_DB of another URL scheme stops start-up with one line naming it, and creates nothing", async () => {
+    const { code, stdout, stderr } = await runGatewayToExit({ CLAWDFORGE_DB: "ftp://x" })
+    expect(code).toBe(1)
+    const lines = stderr.split("\n").filter((l) => l.trim().length > 0)
+    expect(lines, stderr).toHaveLength(1)
+    expect(lines[0]).toContain("CLAWDFORGE_DB")
+    expect(stdout).not.toContain("Listening")
+    expect(existsSync(join(root, "ftp:"))).toBe(false)
   })
 
   it("a token in a bad CLAWDFORGE_APP_TOKENS is not echoed", async () => {

@@ -70,7 +70,7 @@ describe("sessions with a real agent process", () => {
       const [pid] = startedPids(log).slice(-1)
       // As `clawdforge sessions close` does, from another process.
       const sql = yield* SqlClient.SqlClient
-      yield* sql`UPDATE sessions SET closed_at = strftime('%s','now') WHERE session_id = ${sid}`
+      yield* sql`UPDATE sessions SET closed_at = ${Math.floor(Date.now() / 1000)} WHERE session_id = ${sid}`
       expect((yield* turn(sid, { prompt: "hi" })).status).toBe(410)
       expect(isAlive(pid!)).toBe(true)
       yield* sweepOnce

@@ -5,9 +5,9 @@
 import { describe, expect, it } from "vitest"
 import { createHmac, timingSafeEqual } from "node:crypto"
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http"
-import { createRequire } from "node:module"
 import { join, resolve } from "node:path"
 import { api, dataDir, freePort, runToExit, startGateway } from "./support/GatewayProcess.js"
+import { ledgerIn, queryLedger as query } from "./support/Ledgers.js"
 import { appName, appToken, otherApp } from "./support/TestGateway.js"
 
 const root = resolve(import.meta.dirname, "..")
@@ -50,9 +50,9 @@ const receiver = async (answer: (n: number, body: string) => number | undefined,
   }
 }
 
-const until = async (what: string, check: () => boolean, timeoutMs = 15_000) => {
+const until = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 15_000) => {
   const deadline = Date.now() + timeoutMs
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 50))
   }
@@ -70,25 +70,10 @@ const verify = (secret: string, delivery: Received) => {
 const events = (received: ReadonlyArray<Received>, event: string) =>
   received.filter((r) => r.headers["clawdforge-event"] === event)
 
-// better-sqlite3 (the driver under @effect/sql-sqlite-node) has no types of its own here.
-interface Db {
-  prepare(sql: string): { all(...params: Array<unknown>): Array<any> }
-  close(): void
-}
-const Database = createRequire(import.meta.url)("better-sqlite3") as new(file: string, options?: object) => Db
-const query = (db: string, sql: string) => {
-  const ledger = new Database(db, { readonly: true })
-  try {
-    return ledger.prepare(sql).all()
-  } finally {
-    ledger.close()
-  }
-}
-
 describe("webhooks", () => {
   it("set on a running gateway; fails twice (500), retried ~1 s then ~2 s later; the third is signed and delivered once; DELETE sends session.closed", async () => {
     const data = dataDir()
-    const db = join(data, "ledger.db")
+    const db = await ledgerIn(data)
     const hook = await receiver((n) => n <= 2 ? 500 : 200)
     const gateway = await startGateway({}, data)
     try {
@@ -135,7 +120,7 @@ describe("webhooks", () => {
       // Delivered is never sent again.
       await sleep(4_500)
       expect(events(hook.received, "turn.completed")).toHaveLength(3)
-      const attempts = query(db, `SELECT d.event, a.attempt, a.status FROM webhook_attempts a
+      const attempts = await query(db, `SELECT d.event, a.attempt, a.status FROM webhook_attempts a
         JOIN webhook_deliveries d USING (delivery_id) ORDER BY d.delivery_id, a.attempt`)
       expect(attempts).toEqual([
         { event: "turn.completed", attempt: 1, status: 500 },
@@ -143,9 +128,9 @@ describe("webhooks", () => {
         { event: "turn.completed", attempt: 3, status: 200 },
         { event: "session.closed", attempt: 1, status: 200 }
       ])
-      expect(query(db, "SELECT count(*) AS n FROM webhook_deliveries WHERE delivered_at IS NULL")).toEqual([{ n: 0 }])
+      expect(await query(db, "SELECT count(*) AS n FROM webhook_deliveries WHERE delivered_at IS NULL")).toEqual([{ n: 0 }])
       // The secret is in no reply, log line or audit event.
-      const audit = query(db, "SELECT * FROM session_events")
+      const audit = await query(db, "SELECT * FROM session_events")
       expect(JSON.stringify(audit) + gateway.output()).not.toContain(secret)
     } finally {
       expect(await gateway.stop()).toBe(0)
@@ -155,7 +140,7 @@ describe("webhooks", () => {
 
   it("a receiver that never answers does not slow turns: 20 turns each well under 1 s", async () => {
     const data = dataDir()
-    const db = join(data, "ledger.db")
+    const db = await ledgerIn(data)
     const hook = await receiver(() => undefined)
     expect((await clawdforge(db, ["apps", "webhook", "set", appName, hook.url])).code).toBe(0)
     const gateway = await startGateway({}, data)
@@ -171,7 +156,7 @@ describe("webhooks", () => {
       await until("deliveries hanging", () => hook.received.length >= 10)
       expect(Math.max(...latencies)).toBeLessThan(500)
       // Every turn's event is enqueued, none delivered.
-      expect(query(db, `SELECT count(*) AS n FROM webhook_deliveries
+      expect(await query(db, `SELECT count(*) AS n FROM webhook_deliveries
         WHERE event = 'turn.completed' AND delivered_at IS NULL`)).toEqual([{ n: 20 }])
       const stopped = Date.now()
       expect(await gateway.stop()).toBe(0)
@@ -185,7 +170,7 @@ describe("webhooks", () => {
 
   it("a delivery pending when the gateway stops is sent once after it starts again", async () => {
     const data = dataDir()
-    const db = join(data, "ledger.db")
+    const db = await ledgerIn(data)
     const port = await freePort()
     // Nothing listens yet: the first tries find no receiver.
     const set = await clawdforge(db, ["apps", "webhook", "set", appName, `http://127.0.0.1:${port}/hook`])
@@ -196,10 +181,10 @@ describe("webhooks", () => {
     try {
       const id: string = (await api(gateway, "POST", "/sessions", { agent: "echo" })).body.session_id
       expect((await api(gateway, "POST", `/sessions/${id}/turn`, { prompt: "hello" })).status).toBe(200)
-      await until("a failed try", () =>
-        query(db, "SELECT count(*) AS n FROM webhook_attempts")[0].n >= 1)
+      await until("a failed try", async () =>
+        (await query(db, "SELECT count(*) AS n FROM webhook_attempts"))[0]!.n >= 1)
       expect(await gateway.stop()).toBe(0)
-      expect(query(db, "SELECT count(*) AS n FROM webhook_deliveries WHERE delivered_at IS NULL")).toEqual([{ n: 1 }])
+      expect(await query(db, "SELECT count(*) AS n FROM webhook_deliveries WHERE delivered_at IS NULL")).toEqual([{ n: 1 }])
 
       hook = await receiver(() => 204, port)
       gateway = await startGateway({}, data)
@@ -209,7 +194,7 @@ describe("webhooks", () => {
       expect(JSON.parse(delivery.body)).toMatchObject({ event: "turn.completed", session_id: id, turn_index: 1 })
       await sleep(1_500)
       expect(hook.received).toHaveLength(1)
-      expect(query(db, "SELECT count(*) AS n FROM webhook_deliveries WHERE delivered_at IS NULL")).toEqual([{ n: 0 }])
+      expect(await query(db, "SELECT count(*) AS n FROM webhook_deliveries WHERE delivered_at IS NULL")).toEqual([{ n: 0 }])
     } finally {
       await gateway.stop()
       await hook?.close()
@@ -218,7 +203,7 @@ describe("webhooks", () => {
 
   it("the sweeper's soft close of an idle session sends session.closed", async () => {
     const data = dataDir()
-    const db = join(data, "ledger.db")
+    const db = await ledgerIn(data)
     const hook = await receiver(() => 200)
     const set = await clawdforge(db, ["apps", "webhook", "set", appName, hook.url])
     expect(set.code, set.stderr).toBe(0)
@@ -240,7 +225,7 @@ describe("webhooks", () => {
 
   it("a failed turn sends turn.failed; `clawdforge sessions close` sends session.closed through a running gateway", async () => {
     const data = dataDir()
-    const db = join(data, "ledger.db")
+    const db = await ledgerIn(data)
     const hook = await receiver(() => 200)
     const set = await clawdforge(db, ["apps", "webhook", "set", appName, hook.url])
     expect(set.code, set.stderr).toBe(0)
@@ -268,7 +253,7 @@ describe("webhooks", () => {
   }, 30_000)
 
   it("CLI: set prints the secret once, show never does, a non-http URL is refused and changes nothing, remove", async () => {
-    const db = join(dataDir(), "ledger.db")
+    const db = await ledgerIn(dataDir())
     const added = await clawdforge(db, ["apps", "add", "ledger-app"])
     expect(added.code, added.stderr).toBe(0)
 

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { afterAll } from "vitest"
 import { freePort } from "./freePort.js"
+import { ledgerIn } from "./Ledgers.js"
 import { appName, appToken, otherApp, otherToken } from "./TestGateway.js"
 
 const root = resolve(import.meta.dirname, "../..")
@@ -31,7 +32,7 @@ export interface GatewayProcess {
 /** The fresh data folder a gateway process keeps its ledger and workspaces in. */
 export const dataDir = () => mkdtempSync(join(tmpdir(), "clawdforge-gw-"))
 
-/** Runs the compiled gateway as `npm start` does, and waits until `/healthz` answers. */
+/** Runs the compiled gateway as `npm start` does, and waits until `/healthz` answers; its ledger is `ledgerIn(data)`. */
 export const startGateway = async (env: Record<string, string>, data = dataDir()): Promise<GatewayProcess> => {
   const port = await freePort()
   const child = spawn(process.execPath, gatewayArgs, {
@@ -39,7 +40,7 @@ export const startGateway = async (env: Record<string, string>, data = dataDir()
     env: {
       ...process.env,
       CLAWDFORGE_PORT: String(port),
-      CLAWDFORGE_DB: join(data, "ledger.db"),
+      CLAWDFORGE_DB: await ledgerIn(data),
       CLAWDFORGE_WORKSPACE_ROOT: join(data, "workspaces"),
       CLAWDFORGE_APP_TOKENS: `${appName}=${appToken},${otherApp}=${otherToken}`,
       ...env

@@ -9,6 +9,7 @@ import { HttpAppLive } from "../../src/http/Server.js"
 import { AgentPool } from "../../src/services/sessions/AgentPool.js"
 import { ClaudeRunner } from "../../src/services/agents/ClaudeRunner.js"
 import { layerServices } from "../../src/Gateway.js"
+import { freshLedger } from "./Ledgers.js"
 import { scriptedAgents } from "./ScriptedAgent.js"
 
 export const appToken = "token-app-a-0123456789"
@@ -30,6 +31,15 @@ export const testConfig = (overrides: Record<string, string> = {}) => {
   )
 }
 
+/** `testConfig` on a fresh ledger of the dialect under test (see `Ledgers.ts`). */
+export const layerTestConfig = (overrides: Record<string, string> = {}) =>
+  Layer.unwrapScoped(
+    Effect.map(
+      overrides.CLAWDFORGE_DB === undefined ? freshLedger : Effect.succeed(overrides.CLAWDFORGE_DB),
+      (db) => Layer.setConfigProvider(testConfig({ ...overrides, CLAWDFORGE_DB: db }))
+    )
+  )
+
 /** A real HTTP server on loopback (random port) and a client pointed at it. */
 export const LoopbackServer = HttpServer.layerTestClient.pipe(
   Layer.provide(NodeHttpClient.layerUndici),
@@ -49,7 +59,7 @@ export const layerTestGateway = <E, R>(options: {
   return HttpAppLive.pipe(
     Layer.provideMerge(services),
     Layer.provideMerge(LoopbackServer),
-    Layer.provide(Layer.setConfigProvider(testConfig(options.config))),
+    Layer.provide(layerTestConfig(options.config)),
     Layer.provide(Logger.minimumLogLevel(LogLevel.Error))
   )
 }

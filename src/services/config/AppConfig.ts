@@ -77,12 +77,46 @@ const secretKey = Config.redacted("CLAWDFORGE_SECRET_KEY").pipe(
 
 const ConfigErrorInvalid = (name: string, message: string) => ConfigError.InvalidData([name], message)
 
+/** Where the ledger lives: a SQLite file (or `:memory:`), or a PostgreSQL database. */
+export type LedgerLocation =
+  | { readonly _tag: "Sqlite"; readonly filename: string }
+  | {
+    readonly _tag: "Postgres"
+    readonly url: Redacted.Redacted
+    /** The URL without its password: what logs and errors may name. */
+    readonly display: string
+  }
+
+/** `CLAWDFORGE_DB`: a SQLite path, or `postgres://` / `postgresql://`; any other URL scheme is refused. */
+const database = Config.string("CLAWDFORGE_DB").pipe(
+  Config.withDefault("./data/clawdforge.db"),
+  Config.mapOrFail((raw): Either.Either<LedgerLocation, ConfigError.ConfigError> => {
+    const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(raw)?.[1]?.toLowerCase()
+    if (scheme === undefined) return Either.right({ _tag: "Sqlite", filename: raw })
+    if (scheme !== "postgres" && scheme !== "postgresql") {
+      return Either.left(ConfigErrorInvalid(
+        "CLAWDFORGE_DB",
+        `${scheme}:// is not a ledger: give a SQLite file path or a postgres:// URL`
+      ))
+    }
+    const url = URL.canParse(raw) ? new URL(raw) : undefined
+    // Never echo the value: it may hold a password.
+    if (url === undefined || url.hostname === "" || url.pathname.length <= 1) {
+      return Either.left(
+        ConfigErrorInvalid("CLAWDFORGE_DB", "expected postgres://user:password@host:port/database")
+      )
+    }
+    url.password = ""
+    return Either.right({ _tag: "Postgres", url: Redacted.make(raw), display: url.href })
+  })
+)
+
 export class AppConfig extends Effect.Service<AppConfig>()("clawdforge/AppConfig", {
   effect: Effect.gen(function*() {
     return yield* Config.all({
       host: Config.string("CLAWDFORGE_HOST").pipe(Config.withDefault("127.0.0.1")),
       port: Config.port("CLAWDFORGE_PORT").pipe(Config.withDefault(8787)),
-      database: Config.string("CLAWDFORGE_DB").pipe(Config.withDefault("./data/clawdforge.db")),
+      database,
       appTokens,
       maxLiveSessions: positiveInt("CLAWDFORGE_MAX_LIVE_SESSIONS", 8),
       sessionTtl: seconds("CLAWDFORGE_SESSION_TTL_SECS", 3600),

@@ -64,17 +64,17 @@ export class IdempotencyKeys extends Effect.Service<IdempotencyKeys>()("clawdfor
     /** Takes the key: `Some` (with the Deferred its repeats wait on) when this request won it. */
     const claim = (app: AppName, key: string, request: string, slot: string) =>
       Effect.gen(function*() {
-        const done = yield* Deferred.make<Option.Option<StoredReply>>()
-        running.set(slot, { request, done })
         const at = yield* nowSeconds
         const won = yield* sql`
           INSERT INTO idempotency_keys (app_name, key_digest, request_digest, created_at)
           VALUES (${app}, ${key}, ${request}, ${at})
           ON CONFLICT DO NOTHING RETURNING created_at`
-        if (won.length > 0) return Option.some(done)
-        running.delete(slot)
-        yield* Deferred.succeed(done, Option.none())
-        return Option.none()
+        if (won.length === 0) return Option.none()
+        // Only the insert's winner is in `running`: a request still inserting (and about to lose
+        // to another process's row) must not be taken for the key's holder by its repeats.
+        const done = yield* Deferred.make<Option.Option<StoredReply>>()
+        running.set(slot, { request, done })
+        return Option.some(done)
       }).pipe(Effect.orDie)
 
     const read = (app: AppName, key: string) =>

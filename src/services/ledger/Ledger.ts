@@ -4,6 +4,7 @@ import type { AppName, SessionId } from "../../domain/Ids.js"
 import { type AcpMessage, ConfigOption, Meta, type SessionStatus, Session } from "../../domain/Session.js"
 import { type TurnStatus, TurnSummary } from "../../domain/Turn.js"
 import { DatabaseLive } from "./Database.js"
+import { lastActivity } from "./SqlDialect.js"
 
 /** What the audit trail records; `detail` is free-form JSON. */
 export type SessionEventKind =
@@ -215,6 +216,9 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
       Effect.orDie
     )
 
+    // Two turns accepted at once take the next index one after the other (SQLite has one writer).
+    const lockSession = sql.onDialectOrElse({ pg: () => sql`FOR UPDATE`, orElse: () => sql`` })
+
     const turnColumns = sql`
       session_id, turn_index, prompt, files, status, accepted_at, started_at, ended_at, duration_ms, stop_reason,
       input_tokens, output_tokens, total_tokens, cost_usd, error, error_message`
@@ -229,8 +233,8 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
         const files = turn.files.length === 0 ? null : JSON.stringify(turn.files)
         const rows = yield* sql<{ turn_index: number }>`
           INSERT INTO turns (session_id, turn_index, prompt, files, status, accepted_at)
-          SELECT session_id, turn_count + 1, ${turn.prompt}, ${files}, 'queued', ${turn.at}
-          FROM sessions WHERE session_id = ${id} AND closed_at IS NULL
+          SELECT session_id, turn_count + 1, ${turn.prompt}, ${files}, 'queued', CAST(${turn.at} AS BIGINT)
+          FROM sessions WHERE session_id = ${id} AND closed_at IS NULL ${lockSession}
           RETURNING turn_index`
         return Option.fromNullable(rows[0]?.turn_index)
       },
@@ -319,11 +323,16 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
      */
     const closeIdleBefore = Effect.fn("Ledger.closeIdleBefore")(
       function*(cutoff: number, at: number) {
-        const idle = sql`closed_at IS NULL AND max(created_at, coalesce(last_turn_at, 0)) < ${cutoff}`
-        yield* sql`INSERT INTO session_events (session_id, at, event)
-          SELECT session_id, ${at}, 'sweep_close' FROM sessions WHERE ${idle}`
+        // The rows closed here, and only they, get the event: a concurrent sweep (another
+        // connection, on PostgreSQL) waits for these rows and then finds them closed.
         const rows = yield* sql<{ session_id: SessionId }>`
-          UPDATE sessions SET closed_at = ${at} WHERE ${idle} RETURNING session_id`
+          UPDATE sessions SET closed_at = ${at}
+          WHERE closed_at IS NULL AND ${lastActivity(sql)} < ${cutoff} RETURNING session_id`
+        if (rows.length > 0) {
+          yield* sql`INSERT INTO session_events ${
+            sql.insert(rows.map((r) => ({ session_id: r.session_id, at, event: "sweep_close" })))
+          }`
+        }
         return rows.map((r) => r.session_id)
       },
       sql.withTransaction,

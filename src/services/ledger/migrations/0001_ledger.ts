@@ -1,8 +1,12 @@
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
+import { columnTypes, lastActivity } from "../SqlDialect.js"
 
 export default Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
+  const { integer, serial } = columnTypes(sql)
+  // SQLite's implicit rowid, a column on PostgreSQL: sessions created within a second list in order by it.
+  const rowid = sql.onDialectOrElse({ pg: () => sql`, rowid BIGINT GENERATED ALWAYS AS IDENTITY`, orElse: () => sql`` })
   yield* sql`
     CREATE TABLE sessions (
       session_id TEXT PRIMARY KEY,
@@ -12,22 +16,23 @@ export default Effect.gen(function*() {
       cwd TEXT NOT NULL,
       permission_mode TEXT NOT NULL,
       agent_session_id TEXT,
-      created_at INTEGER NOT NULL,
-      last_turn_at INTEGER,
-      closed_at INTEGER,
-      turn_count INTEGER NOT NULL DEFAULT 0
+      created_at ${integer} NOT NULL,
+      last_turn_at ${integer},
+      closed_at ${integer},
+      turn_count ${integer} NOT NULL DEFAULT 0
+      ${rowid}
     )`
   yield* sql`CREATE INDEX sessions_by_app ON sessions (app_name, created_at)`
   // The sweeper's two scans: idle open sessions, and closed ones past the hard TTL.
   yield* sql`
-    CREATE INDEX sessions_open_by_activity ON sessions (max(created_at, coalesce(last_turn_at, 0)))
+    CREATE INDEX sessions_open_by_activity ON sessions (${lastActivity(sql)})
     WHERE closed_at IS NULL`
   yield* sql`CREATE INDEX sessions_closed ON sessions (closed_at) WHERE closed_at IS NOT NULL`
   yield* sql`
     CREATE TABLE session_events (
-      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      id ${serial},
       session_id TEXT NOT NULL,
-      at INTEGER NOT NULL,
+      at ${integer} NOT NULL,
       event TEXT NOT NULL,
       detail TEXT
     )`

@@ -1,5 +1,6 @@
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
+import { columnTypes } from "../SqlDialect.js"
 
 // Idempotency keys: one row per (app, key), inserted by the first request with the key before it
 // runs (the insert is the lock: a repeat's insert finds the row), finished with the reply's status
@@ -8,13 +9,14 @@ import { Effect } from "effect"
 // stored here. `created_at` is what the sweeper expires them by.
 export default Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
+  const { integer } = columnTypes(sql)
   yield* sql`
     CREATE TABLE idempotency_keys (
       app_name TEXT NOT NULL,
       key_digest TEXT NOT NULL,
       request_digest TEXT NOT NULL,
-      created_at INTEGER NOT NULL,
-      status INTEGER,
+      created_at ${integer} NOT NULL,
+      status ${integer},
       body TEXT,
       PRIMARY KEY (app_name, key_digest)
     )`
