@@ -1,4 +1,7 @@
-/** The tenancy services over a real SQLite file (one connection), configured as the environment would. */
+/**
+ * The tenancy services over a real SQLite file (or, in the `postgres` project, a fresh database),
+ * configured as the environment would.
+ */
 import { SqlClient } from "@effect/sql"
 import { ConfigProvider, Effect, Layer } from "effect"
 import { mkdtempSync } from "node:fs"
@@ -9,10 +12,15 @@ import { DatabaseLive } from "../../src/services/ledger/Database.js"
 import { AppLimits } from "../../src/services/tenancy/AppLimits.js"
 import { AppSecrets } from "../../src/services/tenancy/AppSecrets.js"
 import { Usage } from "../../src/services/tenancy/Usage.js"
+import { freshLedger, postgres } from "./Ledgers.js"
 
 /** A fresh ledger file in a directory of its own. */
 export const ledgerFile = () => join(mkdtempSync(join(tmpdir(), "clawdforge-tenancy-")), "ledger.db")
 
+/** A fresh ledger of the dialect under test: a SQLite file, or a database dropped with the scope. */
+const tenancyLedger = postgres === undefined ? Effect.sync(ledgerFile) : freshLedger
+
+/** The tenancy services on a fresh ledger (or on `env.CLAWDFORGE_DB`). */
 export const layerTenancy = (env: Record<string, string>) =>
   Layer.mergeAll(
     AppLimits.DefaultWithoutDependencies.pipe(Layer.provideMerge(Usage.DefaultWithoutDependencies)),
@@ -20,11 +28,15 @@ export const layerTenancy = (env: Record<string, string>) =>
   ).pipe(
     Layer.provideMerge(DatabaseLive),
     Layer.provideMerge(AppConfig.Default),
-    Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries({
-      CLAWDFORGE_DB: ledgerFile(),
-      CLAWDFORGE_APP_TOKENS: "",
-      ...env
-    })))))
+    Layer.provide(Layer.unwrapScoped(Effect.map(
+      env["CLAWDFORGE_DB"] === undefined ? tenancyLedger : Effect.succeed(env["CLAWDFORGE_DB"]),
+      (db) =>
+        Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries({
+          CLAWDFORGE_APP_TOKENS: "",
+          ...env,
+          CLAWDFORGE_DB: db
+        }))))
+    )))
   )
 
 /** A session and its ended turns, written as the ledger would (the columns usage reads). */
