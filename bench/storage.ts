@@ -88,6 +88,7 @@ const storeTurns = (id: SessionId, messages: ReadonlyArray<AcpMessage>, warmup: 
       const eventsJson = `[${texts.join(",")}]`
       yield* ledger.endTurn(id, Option.getOrThrow(index), {
         status: "completed",
+        usage: { input_tokens: 12, output_tokens: 34, total_tokens: 46, cost_usd: 0.0012 },
         startedAt: at,
         endedAt: at,
         durationMs: 1,

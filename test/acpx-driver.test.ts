@@ -80,7 +80,11 @@ describe("the acpx driver", () => {
       // The cold agent's initialize and session/load are not part of the turn.
       expect(events[0]).toMatchObject({ jsonrpc: "2.0", method: "session/prompt" })
       expect(events[0].params.prompt).toEqual([{ type: "text", text: "hello acpx" }])
-      expect(events.at(-1)).toEqual({ jsonrpc: "2.0", id: events[0].id, result: { stopReason: "end_turn" } })
+      expect(events.at(-1)).toEqual({
+        jsonrpc: "2.0",
+        id: events[0].id,
+        result: { stopReason: "end_turn", usage: { inputTokens: 10, outputTokens: 16, totalTokens: 26 } }
+      })
       expect(agentText(events)).toBe("echo: hello acpx")
 
       // The registry argv reached the agent intact, and the agent kept the user's HOME.

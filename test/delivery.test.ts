@@ -170,7 +170,8 @@ describe("async turns", () => {
         stop_reason: "end_turn",
         text: "echo: sleep 400",
         error: null,
-        usage: { input_tokens: null, output_tokens: null, total_tokens: null, cost_usd: null }
+        // The scripted agent counts a token per character: "sleep 400", "echo: sleep 400"; it reports no cost.
+        usage: { input_tokens: 9, output_tokens: 15, total_tokens: 24, cost_usd: null }
       })
       expect(done.body.duration_ms).toBeGreaterThanOrEqual(400)
       expect(done.body.ended_at).toBeGreaterThanOrEqual(done.body.started_at)

@@ -209,12 +209,16 @@ describe("/openapi.json", () => {
     expect(operation.responses[200].content["text/event-stream"].schema).toEqual({
       $ref: "#/components/schemas/TurnStreamEventData"
     })
-    for (const event of ["`event: acp`", "`event: done`", "`event: error`"]) expect(operation.description).toContain(event)
+    for (const event of ["`event: acp`", "`event: done`", "`event: error`", "`event: permission`"]) {
+      expect(operation.description).toContain(event)
+    }
     const schemas: Record<string, any> = spec.components.schemas
     expect(schemas.TurnStreamEventData.anyOf).toEqual(
-      ["AcpMessage", "TurnDone", "TurnStreamError"].map((name) => ({ $ref: `#/components/schemas/${name}` }))
+      ["AcpMessage", "TurnDone", "TurnStreamError", "PermissionRequest", "PermissionResolved"].map((name) => ({
+        $ref: `#/components/schemas/${name}`
+      }))
     )
-    expect(schemas.TurnDone.required).toEqual(["ok", "session_id", "turn_index", "stop_reason"])
+    expect(schemas.TurnDone.required).toEqual(["ok", "session_id", "turn_index", "stop_reason", "usage"])
     expect(schemas.TurnStreamError.required).toEqual(["ok", "error", "message"])
     expect(schemas.AcpMessage).toMatchObject({ type: "object", additionalProperties: true })
     // Errors found before the stream starts stay JSON, with their status.

@@ -50,7 +50,14 @@ describe("streaming turns", () => {
       expect(acp.at(-1)).toMatchObject({ result: { stopReason: "end_turn" } })
       const last = r.events.at(-1)!
       expect(last.event).toBe("done")
-      expect(last.data).toEqual({ ok: true, session_id: sid, turn_index: 1, stop_reason: "end_turn" })
+      expect(last.data).toEqual({
+        ok: true,
+        session_id: sid,
+        turn_index: 1,
+        stop_reason: "end_turn",
+        // A token per character, as the scripted agent counts: "chunks 3", then three "chunk n".
+        usage: { input_tokens: 8, output_tokens: 21, total_tokens: 29, cost_usd: null }
+      })
       // The same turn through /turn has the same messages.
       const plain = yield* request("POST", `/sessions/${sid}/turn`, { token: appToken, body: { prompt: "chunks 3" } })
       expect(plain.body.events.length).toBe(acp.length)

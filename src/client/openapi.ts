@@ -149,9 +149,10 @@ export interface paths {
          *
          *     - `event: acp`, data `AcpMessage`: one per ACP JSON-RPC message of the turn, as it happens;
          *     - `event: done`, data `TurnDone`: the `/turn` reply without `events`; the last event when the turn ran to its end;
-         *     - `event: error`, data `TurnStreamError` (`{ok: false, error, message}`): the last event when the turn failed after the stream started (the agent failed, the turn timed out).
+         *     - `event: error`, data `TurnStreamError` (`{ok: false, error, message}`): the last event when the turn failed after the stream started (the agent failed, the turn timed out);
+         *     - `event: permission`, data `PermissionRequest`: in ask mode, a request of the agent waiting for the caller (`POST /sessions/{id}/permissions/{request_id}`); `event: permission_resolved`, data `PermissionResolved`, once it is answered. These two are not stored with the turn and take the id of the message before them.
          *
-         *     The response schema is the union of the three data shapes (`TurnStreamEventData`); tell them apart by the event name. Errors found before the stream starts (unknown or closed session, full pool, bad body, no token) are JSON replies with their status, as for `/turn`.
+         *     The response schema is the union of the data shapes (`TurnStreamEventData`); tell them apart by the event name. Errors found before the stream starts (unknown or closed session, full pool, bad body, no token) are JSON replies with their status, as for `/turn`.
          *
          *     Every event has `id: <turn_index>.<seq>`: after a dropped connection, resume with `GET /sessions/{id}/turns/{n}/stream` and `Last-Event-ID`.
          *
@@ -364,8 +365,8 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        /** @description The JSON `data` of one event of a streamed turn: an `AcpMessage` for each `event: acp`, then one `TurnDone` (`event: done`) or one `TurnStreamError` (`event: error`), which ends the stream */
-        TurnStreamEventData: components["schemas"]["AcpMessage"] | components["schemas"]["TurnDone"] | components["schemas"]["TurnStreamError"];
+        /** @description The JSON `data` of one event of a streamed turn: an `AcpMessage` for each `event: acp`, then one `TurnDone` (`event: done`) or one `TurnStreamError` (`event: error`), which ends the stream. In ask mode a `PermissionRequest` (`event: permission`) when the agent asks, and a `PermissionResolved` (`event: permission_resolved`) once it is answered. */
+        TurnStreamEventData: components["schemas"]["AcpMessage"] | components["schemas"]["TurnDone"] | components["schemas"]["TurnStreamError"] | components["schemas"]["PermissionRequest"] | components["schemas"]["PermissionResolved"];
         AcpMessage: {
             /** @enum {string} */
             jsonrpc?: "2.0";
@@ -396,6 +397,18 @@ export interface components {
             turn_index: number;
             /** @description The prompt response's `stopReason`: `end_turn`, `max_tokens`, `refusal`, `cancelled`, ... */
             stop_reason: string;
+            usage: components["schemas"]["TurnUsage"];
+        };
+        /** @description What the turn used, as far as the agent reports it */
+        TurnUsage: {
+            /** @description Input tokens of the turn; null when the agent does not say */
+            input_tokens: number | null;
+            /** @description Output tokens of the turn; null when the agent does not say */
+            output_tokens: number | null;
+            /** @description All tokens of the turn; null when the agent does not say */
+            total_tokens: number | null;
+            /** @description What the turn cost, in US dollars; null when the agent does not say */
+            cost_usd: number | null;
         };
         /** @description The data of `event: error`, the stream's last event when the turn failed after the stream had started (the agent failed or exited, the turn timed out, the session was closed under it) */
         TurnStreamError: {
@@ -405,6 +418,47 @@ export interface components {
             error: string;
             /** @description What happened, for people */
             message: string;
+        };
+        /** @description A request of the agent waiting for the caller */
+        PermissionRequest: {
+            request_id: string;
+            /**
+             * @description `permission`: a tool call asks to run (answer with `option_id`); `elicitation`: the agent asks for input (answer with `action` and, to accept, `content`)
+             * @enum {string}
+             */
+            kind: "permission" | "elicitation";
+            /** @description The turn it came in; null between turns */
+            turn_index: number | null;
+            /** @description The tool call asking (`toolCallId`, `title`, `kind`, `rawInput`, ...); null for an elicitation */
+            tool_call: {
+                [key: string]: unknown;
+            } | null;
+            /** @description What the caller may answer; empty for an elicitation */
+            options: {
+                /** @description What to answer with */
+                option_id: string;
+                name: string;
+                /** @description `allow_once`, `allow_always`, `reject_once` or `reject_always` */
+                kind: string;
+            }[];
+            elicitation?: {
+                message: string;
+                /** @description The JSON Schema of the content asked for */
+                requested_schema: unknown;
+            };
+            /** @description Unix time, in whole seconds */
+            requested_at: number;
+            /** @description After this the gateway answers: the first `reject_*` option (an elicitation is declined) */
+            expires_at: number;
+        };
+        /** @description The data of `event: permission_resolved` */
+        PermissionResolved: {
+            request_id: string;
+            /** @description `selected`, `cancelled`, or an elicitation's action */
+            outcome: string;
+            option_id: string | null;
+            /** @enum {string} */
+            by: "caller" | "timeout" | "cancel";
         };
         Health: {
             /** @enum {boolean} */
@@ -655,6 +709,7 @@ export interface components {
             turn_index: number;
             /** @description The prompt response's `stopReason`: `end_turn`, `max_tokens`, `refusal`, `cancelled`, ... */
             stop_reason: string;
+            usage: components["schemas"]["TurnUsage"];
             /** @description The turn's ACP messages, in order */
             events: components["schemas"]["AcpMessage"][];
         };
@@ -750,17 +805,6 @@ export interface components {
             /** @description Why it did not complete; null otherwise */
             error: components["schemas"]["TurnFailure"] | null;
         };
-        /** @description What the turn used, as far as the agent reports it */
-        TurnUsage: {
-            /** @description Input tokens of the turn; null when the agent does not say */
-            input_tokens: number | null;
-            /** @description Output tokens of the turn; null when the agent does not say */
-            output_tokens: number | null;
-            /** @description All tokens of the turn; null when the agent does not say */
-            total_tokens: number | null;
-            /** @description What the turn cost, in US dollars; null when the agent does not say */
-            cost_usd: number | null;
-        };
         /** @description Why the turn did not complete */
         TurnFailure: {
             /** @description A stable code: `agent_failed`, `turn_timeout`, `session_closed`, `turn_interrupted`, ... */
@@ -841,38 +885,6 @@ export interface components {
             ok: true;
             count: number;
             permissions: components["schemas"]["PermissionRequest"][];
-        };
-        /** @description A request of the agent waiting for the caller */
-        PermissionRequest: {
-            request_id: string;
-            /**
-             * @description `permission`: a tool call asks to run (answer with `option_id`); `elicitation`: the agent asks for input (answer with `action` and, to accept, `content`)
-             * @enum {string}
-             */
-            kind: "permission" | "elicitation";
-            /** @description The turn it came in; null between turns */
-            turn_index: number | null;
-            /** @description The tool call asking (`toolCallId`, `title`, `kind`, `rawInput`, ...); null for an elicitation */
-            tool_call: {
-                [key: string]: unknown;
-            } | null;
-            /** @description What the caller may answer; empty for an elicitation */
-            options: {
-                /** @description What to answer with */
-                option_id: string;
-                name: string;
-                /** @description `allow_once`, `allow_always`, `reject_once` or `reject_always` */
-                kind: string;
-            }[];
-            elicitation?: {
-                message: string;
-                /** @description The JSON Schema of the content asked for */
-                requested_schema: unknown;
-            };
-            /** @description Unix time, in whole seconds */
-            requested_at: number;
-            /** @description After this the gateway answers: the first `reject_*` option (an elicitation is declined) */
-            expires_at: number;
         };
         /** @description A permission request is answered with one of its `option_id`s; an elicitation with `action` (`accept` with `content`, `decline` or `cancel`) */
         PermissionAnswer: {

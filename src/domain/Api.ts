@@ -260,8 +260,12 @@ export class SessionsApi extends HttpApiGroup.make("sessions", { topLevel: true 
           "- `event: done`, data `TurnDone`: the `/turn` reply without `events`; the last event when the " +
           "turn ran to its end;\n" +
           "- `event: error`, data `TurnStreamError` (`{ok: false, error, message}`): the last event when " +
-          "the turn failed after the stream started (the agent failed, the turn timed out).\n\n" +
-          "The response schema is the union of the three data shapes (`TurnStreamEventData`); tell them " +
+          "the turn failed after the stream started (the agent failed, the turn timed out);\n" +
+          "- `event: permission`, data `PermissionRequest`: in ask mode, a request of the agent waiting for " +
+          "the caller (`POST /sessions/{id}/permissions/{request_id}`); `event: permission_resolved`, data " +
+          "`PermissionResolved`, once it is answered. These two are not stored with the turn and take the id " +
+          "of the message before them.\n\n" +
+          "The response schema is the union of the data shapes (`TurnStreamEventData`); tell them " +
           "apart by the event name. Errors found before the stream starts (unknown or closed session, " +
           "full pool, bad body, no token) are JSON replies with their status, as for `/turn`.\n\n" +
           "Every event has `id: <turn_index>.<seq>`: after a dropped connection, resume with " +

@@ -1,6 +1,8 @@
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import { Either, ParseResult, Schema, type SchemaAST as AST } from "effect"
 import { AppName, IntFromString, SessionId, UnixSeconds } from "./Ids.js"
+import { TurnUsage } from "./Usage.js"
+import { PermissionRequest, PermissionResolved } from "./Permission.js"
 
 export const PermissionMode = Schema.Literal("approve-all", "approve-reads", "deny-all", "ask").annotations({
   description: "How the gateway answers the agent's `session/request_permission`: allow everything, allow " +
@@ -155,6 +157,7 @@ export const TurnReply = Schema.Struct({
   stop_reason: Schema.String.annotations({
     description: "The prompt response's `stopReason`: `end_turn`, `max_tokens`, `refusal`, `cancelled`, ..."
   }),
+  usage: TurnUsage,
   events: Schema.Array(AcpMessage).annotations({ description: "The turn's ACP messages, in order" })
 }).annotations({ identifier: "TurnReply", description: "A turn that ran to its end" })
 export type TurnReply = typeof TurnReply.Type
@@ -199,11 +202,14 @@ export const TurnStreamError = Schema.Struct({
 export type TurnStreamError = typeof TurnStreamError.Type
 
 /** What a generated SSE client yields per event: the event's parsed `data`. */
-export const TurnStreamEventData = Schema.Union(AcpMessage, TurnDone, TurnStreamError).annotations({
-  identifier: "TurnStreamEventData",
-  description: "The JSON `data` of one event of a streamed turn: an `AcpMessage` for each `event: acp`, then " +
-    "one `TurnDone` (`event: done`) or one `TurnStreamError` (`event: error`), which ends the stream"
-})
+export const TurnStreamEventData = Schema.Union(AcpMessage, TurnDone, TurnStreamError, PermissionRequest, PermissionResolved)
+  .annotations({
+    identifier: "TurnStreamEventData",
+    description: "The JSON `data` of one event of a streamed turn: an `AcpMessage` for each `event: acp`, then " +
+      "one `TurnDone` (`event: done`) or one `TurnStreamError` (`event: error`), which ends the stream. In ask " +
+      "mode a `PermissionRequest` (`event: permission`) when the agent asks, and a `PermissionResolved` " +
+      "(`event: permission_resolved`) once it is answered."
+  })
 
 const StreamEvent = <Name extends string, S extends Schema.Schema.Any>(event: Name, data: S) =>
   Schema.Struct({
@@ -217,11 +223,13 @@ const StreamEvent = <Name extends string, S extends Schema.Schema.Any>(event: Na
 export const TurnStreamEvent = Schema.Union(
   StreamEvent("acp", AcpMessage),
   StreamEvent("done", TurnDone),
-  StreamEvent("error", TurnStreamError)
+  StreamEvent("error", TurnStreamError),
+  StreamEvent("permission", PermissionRequest),
+  StreamEvent("permission_resolved", PermissionResolved)
 )
 export type TurnStreamEvent = typeof TurnStreamEvent.Type
 
-const knownEvents: ReadonlySet<string> = new Set(["acp", "done", "error"])
+const knownEvents: ReadonlySet<string> = new Set(["acp", "done", "error", "permission", "permission_resolved"])
 
 /** The events of a `text/event-stream` body, with each `data` parsed as JSON. */
 const parseEventStream = (text: string, ast: AST.AST) => {

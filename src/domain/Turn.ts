@@ -2,6 +2,7 @@ import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import { Schema } from "effect"
 import { IntFromString, SessionId, UnixSeconds } from "./Ids.js"
 import { AcpMessage } from "./Session.js"
+import { TurnUsage } from "./Usage.js"
 
 // Stored turns (`GET /sessions/{id}/turns`, `/turns/{n}`, `/turns/{n}/stream`) and async turns.
 
@@ -13,16 +14,7 @@ export const TurnStatus = Schema.Literal("queued", "running", "completed", "fail
   })
 export type TurnStatus = typeof TurnStatus.Type
 
-const Count = Schema.NullOr(Schema.Int)
-
-export const TurnUsage = Schema.Struct({
-  input_tokens: Count.annotations({ description: "Input tokens of the turn; null when the agent does not say" }),
-  output_tokens: Count.annotations({ description: "Output tokens of the turn; null when the agent does not say" }),
-  total_tokens: Count.annotations({ description: "All tokens of the turn; null when the agent does not say" }),
-  cost_usd: Schema.NullOr(Schema.Number).annotations({
-    description: "What the turn cost, in US dollars; null when the agent does not say"
-  })
-}).annotations({ identifier: "TurnUsage", description: "What the turn used, as far as the agent reports it" })
+export { TurnUsage } from "./Usage.js"
 
 export const TurnFailure = Schema.Struct({
   error: Schema.String.annotations({

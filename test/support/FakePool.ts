@@ -5,6 +5,7 @@ import { extractStopReason } from "../../src/services/agents/AcpMessages.js"
 import type { AgentHandle } from "../../src/services/agents/AgentDriver.js"
 import { AgentPool } from "../../src/services/sessions/AgentPool.js"
 import { noSettings } from "../../src/services/agents/AgentSettings.js"
+import { noUsage } from "../../src/services/agents/UsageMeter.js"
 
 /** What a test sets on the in-process fake pool (the seed's FakeAcpxManager). */
 export interface FakePoolControl {
@@ -46,7 +47,7 @@ export const makeFakePool = (maxLiveSessions = 8) => {
             Effect.sync(() => {
               control.prompts.push(input.text)
               const events = control.nextTurnEvents
-              return { stopReason: extractStopReason(events) ?? "end_turn", events }
+              return { stopReason: extractStopReason(events) ?? "end_turn", usage: noUsage, events }
             })
         }))
       return AgentPool.make({ capacity: control.maxLiveSessions, live: Ref.get(taken), reserve, start })

@@ -11,6 +11,7 @@ import type { AgentDriver, AgentHandle, AgentLaunch, PromptInput } from "./Agent
 import { AcpRequestError, makeAcpConnection, PROTOCOL_VERSION } from "./AcpConnection.js"
 import { spawnAgentProcess } from "./AgentProcess.js"
 import { answerPermission } from "./Permissions.js"
+import { UsageMeter } from "./UsageMeter.js"
 import { noSettings, planSettings, settingsOf, type SettingsState, withConfigOptions, withCurrentMode } from "./AgentSettings.js"
 
 /** What `session/new`, `session/load` and `session/resume` may say of the session's settings. */
@@ -61,9 +62,11 @@ const start = Effect.fn("AcpDriver.start")(function*(launch: AgentLaunch) {
 
   // The session's settings, kept current from the agent's updates.
   let settings: SettingsState = noSettings
+  const usage = new UsageMeter()
   const noteUpdate = (message: AcpMessage) => {
     const update = (message["params"] as { update?: any } | undefined)?.update
-    if (update?.sessionUpdate === "config_option_update" && Array.isArray(update.configOptions)) {
+    if (update?.sessionUpdate === "usage_update") usage.observe(update)
+    else if (update?.sessionUpdate === "config_option_update" && Array.isArray(update.configOptions)) {
       settings = withConfigOptions(settings, update.configOptions)
     } else if (update?.sessionUpdate === "current_mode_update" && typeof update.currentModeId === "string") {
       settings = withCurrentMode(settings, update.currentModeId)
@@ -186,6 +189,7 @@ const start = Effect.fn("AcpDriver.start")(function*(launch: AgentLaunch) {
   const prompt = Effect.fnUntraced(function*(input: PromptInput) {
     const recorder: TurnRecorder = { events: [], onMessage: input.onMessage }
     turn = recorder
+    usage.start()
     const response = yield* call("session/prompt", () =>
       connection.prompt({ sessionId: opened.sessionId, prompt: promptBlocks(input, launch.cwd) })).pipe(
         Effect.mapError((error) =>
@@ -193,7 +197,7 @@ const start = Effect.fn("AcpDriver.start")(function*(launch: AgentLaunch) {
         ),
         Effect.ensuring(Effect.sync(() => turn = turn === recorder ? undefined : turn))
       )
-    return { stopReason: response.stopReason, events: recorder.events }
+    return { stopReason: response.stopReason, usage: usage.end(response), events: recorder.events }
   })
 
   /** Applies the changes one ACP call at a time, once all of them are known to be offered. */

@@ -9,6 +9,7 @@ import type { AcpMessage, PermissionMode } from "../../domain/Session.js"
 import { extractStopReason, formatPromptWithFiles, messageMethod, parseJsonLine, parseNdjson } from "./AcpMessages.js"
 import type { AgentDriver, AgentHandle, AgentLaunch, PromptInput, TurnOutcome } from "./AgentDriver.js"
 import { noSettings, planSettings } from "./AgentSettings.js"
+import { UsageMeter } from "./UsageMeter.js"
 import { AppConfig } from "../config/AppConfig.js"
 
 /**
@@ -208,7 +209,9 @@ export class AcpxDriver extends Effect.Service<AcpxDriver>()("clawdforge/AcpxDri
           )
       })
 
+      const usage = new UsageMeter()
       const prompt = Effect.fn("AcpxDriver.prompt")(function*(input: PromptInput) {
+        usage.start()
         const events: Array<AcpMessage> = []
         const done = yield* Deferred.make<TurnOutcome, AgentFailed>()
         let stderr = ""
@@ -225,6 +228,7 @@ export class AcpxDriver extends Effect.Service<AcpxDriver>()("clawdforge/AcpxDri
           const message = parseJsonLine(line)
           if (message === undefined || finished) return
           const method = messageMethod(message)
+          if (method === "session/update") usage.observe((message["params"] as { update?: any } | undefined)?.update ?? {})
           if (!started) {
             // initialize / session/new / session/load of a cold agent: not part of the turn.
             if (method === "session/prompt") {
@@ -246,7 +250,7 @@ export class AcpxDriver extends Effect.Service<AcpxDriver>()("clawdforge/AcpxDri
           if (stopReason !== undefined) {
             // The turn is over: acpx lingers about 1 s before it exits, nobody waits for that.
             finished = true
-            Deferred.unsafeDone(done, Exit.succeed({ stopReason, events: events.slice() }))
+            Deferred.unsafeDone(done, Exit.succeed({ stopReason, usage: usage.end(message["result"]), events: events.slice() }))
           } else if (message["error"] !== undefined) {
             if (message["id"] === null) {
               failure ??= describeError(message)

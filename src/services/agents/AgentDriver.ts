@@ -10,6 +10,7 @@ import type { AgentFailed, InvalidConfig } from "../../domain/Errors.js"
 import type { SessionId } from "../../domain/Ids.js"
 import type { AcpMessage, AgentSettings, PermissionMode } from "../../domain/Session.js"
 import type { SettingsState } from "./AgentSettings.js"
+import type { TurnUsage } from "../../domain/Turn.js"
 
 /** Who answers what the agent asks of its client: at once (a policy) or later (a person). */
 export interface AgentRequests {
@@ -39,6 +40,8 @@ export interface PromptInput {
 
 export interface TurnOutcome {
   readonly stopReason: string
+  /** What the turn used, as far as the agent reported it. */
+  readonly usage: TurnUsage
   /** The turn's ACP messages in order, ending with the prompt response. */
   readonly events: ReadonlyArray<AcpMessage>
 }

@@ -2,7 +2,7 @@ import { SqlClient, SqlSchema } from "@effect/sql"
 import { Clock, Effect, Option, Schema } from "effect"
 import type { AppName, SessionId } from "../../domain/Ids.js"
 import { type AcpMessage, ConfigOption, Meta, type SessionStatus, Session } from "../../domain/Session.js"
-import { type TurnStatus, TurnSummary } from "../../domain/Turn.js"
+import { type TurnStatus, TurnSummary, type TurnUsage } from "../../domain/Turn.js"
 import { DatabaseLive } from "./Database.js"
 import { lastActivity } from "./SqlDialect.js"
 
@@ -48,6 +48,7 @@ export interface StoredTurnEnd {
   readonly endedAt: number
   readonly durationMs: number | null
   readonly stopReason: string | null
+  readonly usage: TurnUsage
   readonly error: { readonly error: string; readonly message: string } | null
   readonly events: ReadonlyArray<AcpMessage>
   /** `events` as JSON, when the caller has it already. */
@@ -249,7 +250,9 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
     const endTurn = Effect.fnUntraced(
       function*(id: SessionId, turnIndex: number, end: StoredTurnEnd) {
         yield* sql`UPDATE turns SET status = ${end.status}, started_at = ${end.startedAt}, ended_at = ${end.endedAt},
-            duration_ms = ${end.durationMs}, stop_reason = ${end.stopReason}, error = ${end.error?.error ?? null},
+            duration_ms = ${end.durationMs}, stop_reason = ${end.stopReason}, input_tokens = ${end.usage.input_tokens},
+            output_tokens = ${end.usage.output_tokens}, total_tokens = ${end.usage.total_tokens},
+            cost_usd = ${end.usage.cost_usd}, error = ${end.error?.error ?? null},
             error_message = ${end.error?.message ?? null}, events = ${end.eventsJson ?? JSON.stringify(end.events)}
           WHERE session_id = ${id} AND turn_index = ${turnIndex}`
       },

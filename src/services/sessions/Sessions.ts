@@ -27,6 +27,7 @@ import type { PermissionAnswer, PermissionRequest } from "../../domain/Permissio
 import type { AcpMessage } from "../../domain/Session.js"
 import type { AgentHandle, AgentLaunch, AgentRequests, TurnOutcome } from "../agents/AgentDriver.js"
 import { noSettings, type SettingsState } from "../agents/AgentSettings.js"
+import { noUsage } from "../agents/UsageMeter.js"
 import { answerPermission as policyAnswer } from "../agents/Permissions.js"
 import { type HeldAnswer, PermissionDesk } from "./PermissionDesk.js"
 import { AgentPool } from "./AgentPool.js"
@@ -154,9 +155,10 @@ const storedEnd = (
   const startedAt = durationMs === null ? null : Math.floor((nowMs - durationMs) / 1000)
   const endedAt = Math.floor(nowMs / 1000)
   if (Exit.isSuccess(exit)) {
-    const { events, stop_reason } = exit.value
+    const { events, stop_reason, usage } = exit.value
     return {
       status: stop_reason === "cancelled" ? "cancelled" : "completed",
+      usage,
       startedAt,
       endedAt,
       durationMs,
@@ -173,6 +175,7 @@ const storedEnd = (
     : live.messages
   return {
     status: closed ? (draining ? "interrupted" : "cancelled") : "failed",
+    usage: noUsage,
     startedAt,
     endedAt,
     durationMs,
@@ -468,6 +471,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
                 session_id: id,
                 turn_index: job.live.turnIndex,
                 stop_reason: outcome.stopReason,
+                usage: outcome.usage,
                 events: outcome.events
               }
               return reply

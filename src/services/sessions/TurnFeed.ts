@@ -60,7 +60,13 @@ export const endOfStored = (turn: TurnSummary): TurnStreamEnd =>
   turn.stop_reason !== null
     ? {
       event: "done",
-      data: { ok: true, session_id: turn.session_id, turn_index: turn.turn_index, stop_reason: turn.stop_reason }
+      data: {
+        ok: true,
+        session_id: turn.session_id,
+        turn_index: turn.turn_index,
+        stop_reason: turn.stop_reason,
+        usage: turn.usage
+      }
     }
     : {
       event: "error",
