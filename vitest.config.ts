@@ -13,7 +13,12 @@ const onBothDialects = [
   "test/bad-input.test.ts",
   "test/streaming.test.ts",
   "test/server-process.test.ts",
-  "test/postgres.test.ts"
+  "test/postgres.test.ts",
+  "test/tenancy-usage.test.ts",
+  "test/tenancy-limits.test.ts",
+  "test/tenancy-secrets.test.ts",
+  "test/tenancy-cli.test.ts",
+  "test/agent-settings.test.ts"
 ]
 
 export default defineConfig({

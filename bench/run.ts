@@ -23,6 +23,7 @@ import { cpu } from "./cpu.js"
 import { create } from "./create.js"
 import { ledger } from "./ledger.js"
 import { memory } from "./memory.js"
+import { postgres } from "./postgres.js"
 import { startup } from "./startup.js"
 import { storage } from "./storage.js"
 import { streaming } from "./streaming.js"
@@ -37,7 +38,8 @@ import { throughput } from "./throughput.js"
 import { turnLatency } from "./turn.js"
 
 /**
- * In the order they run: fresh processes first, the 100k-row ledger late, then the cost of storing
+ * In the order they run: fresh processes first (the ledger on PostgreSQL after the turn figures it
+ * is compared with), the 100k-row ledger late, then the cost of storing
  * turns (read back through that gateway, written on a fresh file), acpx (no gateway) last.
  */
 const questions: ReadonlyArray<Question> = [
@@ -46,6 +48,7 @@ const questions: ReadonlyArray<Question> = [
   turnLatency,
   cpu,
   throughput,
+  postgres,
   streaming,
   create,
   claudeRun,

@@ -8,7 +8,8 @@ import { closeSession, createSession, type Gateway, turn } from "./support/gatew
 import { mapLimit } from "./support/stats.js"
 import { turnsPerSecond } from "./support/timing.js"
 
-const overHttp = async (gateway: Gateway, sessions: number, window: { warmupMs: number; ms: number }) => {
+/** Turns per second over HTTP with `sessions` sessions each sending turns back to back. */
+export const overHttp = async (gateway: Gateway, sessions: number, window: { warmupMs: number; ms: number }) => {
   const ids = await mapLimit(Array.from({ length: sessions }), 5, () => createSession(gateway))
   try {
     return await turnsPerSecond(ids.map((id) => () => turn(gateway, id)), window, gateway.pid)
