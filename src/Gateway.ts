@@ -5,6 +5,9 @@ import { AgentRegistry } from "./services/agents/AgentRegistry.js"
 import { AppConfig, describeConfigError } from "./services/config/AppConfig.js"
 import { AppTokens } from "./services/ledger/AppTokens.js"
 import { Auth } from "./services/tenancy/Auth.js"
+import { AppLimits } from "./services/tenancy/AppLimits.js"
+import { AppSecrets, AppSecretsCheck } from "./services/tenancy/AppSecrets.js"
+import { Usage } from "./services/tenancy/Usage.js"
 import { WebhookDeliveryLoop } from "./services/tenancy/WebhookDelivery.js"
 import { Webhooks } from "./services/tenancy/Webhooks.js"
 import { ClaudeRunner } from "./services/agents/ClaudeRunner.js"
@@ -30,12 +33,14 @@ export const layerServices = <EP, RP, ER, RR>(
     Ledger.DefaultWithoutDependencies,
     AppTokens.DefaultWithoutDependencies,
     IdempotencyKeys.DefaultWithoutDependencies,
-    Webhooks.DefaultWithoutDependencies
+    Webhooks.DefaultWithoutDependencies,
+    AppLimits.DefaultWithoutDependencies.pipe(Layer.provideMerge(Usage.DefaultWithoutDependencies)),
+    AppSecrets.DefaultWithoutDependencies
   ).pipe(Layer.provideMerge(DatabaseLive), Layer.provide(AppConfig.Default))
   const core = Layer.mergeAll(AppConfig.Default, ledger, AgentRegistry.Default, Workspaces.Default, pool)
   const sessions = Sessions.DefaultWithoutDependencies.pipe(Layer.provideMerge(core))
   const sweeper = Sweeper.DefaultWithoutDependencies.pipe(Layer.provideMerge(sessions))
-  return Layer.mergeAll(SweeperLoop, WebhookDeliveryLoop, Auth.DefaultWithoutDependencies).pipe(
+  return Layer.mergeAll(SweeperLoop, WebhookDeliveryLoop, AppSecretsCheck, Auth.DefaultWithoutDependencies).pipe(
     Layer.provideMerge(sweeper),
     Layer.merge(runner)
   )

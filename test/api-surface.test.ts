@@ -50,7 +50,7 @@ describe("401", () => {
           }
         }
       }
-      expect(checked).toBe(17 * 3)
+      expect(checked).toBe(19 * 3)
       // Any other status carries no challenge.
       const ok = yield* request("GET", "/sessions", { token: appToken })
       expect(ok.status).toBe(200)

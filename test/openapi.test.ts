@@ -31,22 +31,24 @@ const expectedErrors: Record<string, ReadonlyArray<number>> = {
   getHealth: [],
   getOpenApi: [],
   getDocs: [],
-  runPrompt: [401, 422, 502],
-  createSession: [401, 422, 502, 503],
-  runTurn: [401, 410, 422, 502, 503, 504],
-  streamTurn: [401, 410, 422, 502, 503],
-  queueTurn: [401, 410, 422, 502, 503],
+  runPrompt: [401, 422, 429, 502],
+  createSession: [401, 422, 429, 502, 503],
+  runTurn: [401, 410, 422, 429, 502, 503, 504],
+  streamTurn: [401, 410, 422, 429, 502, 503],
+  queueTurn: [401, 410, 422, 429, 502, 503],
   listTurns: [401],
   getTurn: [401],
   streamStoredTurn: [401],
   cancelTurn: [401],
   getSession: [401],
-  updateSession: [401, 410, 502, 503],
+  updateSession: [401, 410, 429, 502, 503],
   listPermissions: [401],
   answerPermission: [401],
   listSessions: [401],
   closeSession: [401],
   listAgents: [401],
+  getUsage: [401],
+  getLimits: [401],
   getMetrics: [401]
 }
 
@@ -222,7 +224,7 @@ describe("/openapi.json", () => {
     expect(schemas.TurnStreamError.required).toEqual(["ok", "error", "message"])
     expect(schemas.AcpMessage).toMatchObject({ type: "object", additionalProperties: true })
     // Errors found before the stream starts stay JSON, with their status.
-    for (const status of [401, 404, 410, 502, 503]) {
+    for (const status of [401, 404, 410, 429, 502, 503]) {
       expect(Object.keys(operation.responses[status].content), String(status)).toEqual(["application/json"])
     }
   })

@@ -341,6 +341,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What the caller's agents used: turns, sessions, runs, tokens and cost
+         * @description The calling app's own totals in the window (`from` inclusive, `to` exclusive, Unix seconds; open when left out), and with `group_by` the same per UTC day or per agent. A turn counts once it has ended; tokens and cost as far as the agents report them (`claude-agent-acp` reports cost).
+         */
+        get: operations["getUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/limits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's limits and its use of them
+         * @description `max_sessions` (live sessions; beyond it a create is 429 `app_session_limit`), `turns_per_minute` (any 60 s; beyond it a turn is 429 `rate_limited` with `Retry-After`), `daily_cost_usd` (once the day's cost reaches it, creates and turns are 429 `budget_exhausted` until 00:00 UTC), each null when unset; set by the operator (`CLAWDFORGE_APP_LIMITS`, `clawdforge apps limits`).
+         */
+        get: operations["getLimits"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/metrics": {
         parameters: {
             query?: never;
@@ -548,6 +588,26 @@ export interface components {
             /** @enum {string} */
             _tag: "RunFailed";
         };
+        /** @description The app's agents cost `daily_cost_usd` or more today: creates and turns are refused until 00:00 UTC */
+        BudgetExhausted: {
+            /** @enum {boolean} */
+            ok: false;
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
+            error: "budget_exhausted";
+            /** @description What went wrong, for people */
+            message: string;
+            /** @description What the app's agents may cost per UTC day */
+            daily_cost_usd: number;
+            /** @description What they cost since 00:00 UTC */
+            cost_today_usd: number;
+            /** @description The next 00:00 UTC (Unix seconds), when the day's cost starts at 0 */
+            resets_at: number;
+            /** @enum {string} */
+            _tag: "BudgetExhausted";
+        };
         /** @description The Idempotency-Key was used before by this app for a different request (method, path or body) */
         IdempotencyKeyReused: {
             /** @enum {boolean} */
@@ -651,6 +711,22 @@ export interface components {
             /** @enum {string} */
             _tag: "InvalidConfig";
         };
+        /** @description The app holds as many live sessions as its `max_sessions` allows */
+        AppSessionLimit: {
+            /** @enum {boolean} */
+            ok: false;
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
+            error: "app_session_limit";
+            /** @description What went wrong, for people */
+            message: string;
+            /** @description How many live sessions the app may hold at once */
+            max_sessions: number;
+            /** @enum {string} */
+            _tag: "AppSessionLimit";
+        };
         /** @description Every live agent slot is taken */
         PoolFull: {
             /** @enum {boolean} */
@@ -740,6 +816,24 @@ export interface components {
             message: string;
             /** @enum {string} */
             _tag: "SessionClosed";
+        };
+        /** @description The app started `turns_per_minute` turns in the last 60 s */
+        RateLimited: {
+            /** @enum {boolean} */
+            ok: false;
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
+            error: "rate_limited";
+            /** @description What went wrong, for people */
+            message: string;
+            /** @description How many turns the app may start in any 60 s */
+            turns_per_minute: number;
+            /** @description Seconds until a turn is allowed again (also `Retry-After`) */
+            retry_after_secs: number;
+            /** @enum {string} */
+            _tag: "RateLimited";
         };
         /** @description The turn ran past the turn timeout and was cancelled */
         TurnTimeout: {
@@ -1009,6 +1103,74 @@ export interface components {
                 name: string;
             }[];
         };
+        UsageReply: {
+            /** @enum {boolean} */
+            ok: true;
+            totals: components["schemas"]["UsageTotals"];
+            groups: components["schemas"]["UsageGroup"][];
+        };
+        UsageTotals: {
+            /** @description Turns that ended in the window */
+            turns: number;
+            /** @description Sessions created in the window */
+            sessions: number;
+            /** @description `/run` jobs in the window */
+            runs: number;
+            /** @description Input tokens, as far as the agents report them */
+            input_tokens: number;
+            /** @description Output tokens, as far as the agents report them */
+            output_tokens: number;
+            /** @description Cost in US dollars, as far as the agents report it */
+            cost_usd: number;
+        };
+        UsageGroup: {
+            /** @description The UTC day, YYYY-MM-DD (group_by=day) */
+            day?: string;
+            /** @description The agent (group_by=agent); `/run` is `claude` */
+            agent?: string;
+            /** @description Turns that ended in the window */
+            turns: number;
+            /** @description Sessions created in the window */
+            sessions: number;
+            /** @description `/run` jobs in the window */
+            runs: number;
+            /** @description Input tokens, as far as the agents report them */
+            input_tokens: number;
+            /** @description Output tokens, as far as the agents report them */
+            output_tokens: number;
+            /** @description Cost in US dollars, as far as the agents report it */
+            cost_usd: number;
+        };
+        LimitsReply: {
+            /** @enum {boolean} */
+            ok: true;
+            /** @description The app the bearer token names */
+            app: string;
+            limits: components["schemas"]["Limits"];
+            use: {
+                /** @description The app's sessions with a live agent now */
+                live_sessions: number;
+                /** @description Turns the app started in the last 60 s */
+                turns_this_minute: number;
+                /** @description What the app's agents cost since 00:00 UTC */
+                cost_today_usd: number;
+            };
+            resets: {
+                /** @description Seconds until the oldest turn of the last 60 s leaves the window (0 when there is none) */
+                turns_in_secs: number;
+                /** @description The next 00:00 UTC, when the day's cost starts again at 0 */
+                budget_at: number;
+            };
+        };
+        /** @description An app's limits */
+        Limits: {
+            /** @description Live sessions the app may hold at once (beyond it a create is 429 `app_session_limit`); null: no limit */
+            max_sessions: number | null;
+            /** @description Turns the app may start in any 60 s (beyond it a turn is 429 `rate_limited`); null: no limit */
+            turns_per_minute: number | null;
+            /** @description What the app's agents may cost per UTC day, in US dollars (once reached, creates and turns are 429 `budget_exhausted` until 00:00 UTC); null: no limit */
+            daily_cost_usd: number | null;
+        };
     };
     responses: never;
     parameters: never;
@@ -1250,6 +1412,15 @@ export interface operations {
                     "application/json": components["schemas"]["IdempotencyKeyReused"];
                 };
             };
+            /** @description The app's agents cost `daily_cost_usd` or more today: creates and turns are refused until 00:00 UTC */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BudgetExhausted"];
+                };
+            };
             /** @description claude failed (v0.1 error shape) */
             502: {
                 headers: {
@@ -1420,6 +1591,15 @@ export interface operations {
                     "application/json": components["schemas"]["IdempotencyKeyReused"];
                 };
             };
+            /** @description `AppSessionLimit`: The app holds as many live sessions as its `max_sessions` allows; `BudgetExhausted`: The app's agents cost `daily_cost_usd` or more today: creates and turns are refused until 00:00 UTC */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AppSessionLimit"] | components["schemas"]["BudgetExhausted"];
+                };
+            };
             /** @description The agent could not start, failed or exited; `events` holds what it said before */
             502: {
                 headers: {
@@ -1529,6 +1709,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["IdempotencyKeyReused"];
+                };
+            };
+            /** @description `AppSessionLimit`: The app holds as many live sessions as its `max_sessions` allows; `BudgetExhausted`: The app's agents cost `daily_cost_usd` or more today: creates and turns are refused until 00:00 UTC; `RateLimited`: The app started `turns_per_minute` turns in the last 60 s */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AppSessionLimit"] | components["schemas"]["BudgetExhausted"] | components["schemas"]["RateLimited"];
                 };
             };
             /** @description The agent could not start, failed or exited; `events` holds what it said before */
@@ -1649,6 +1838,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["IdempotencyKeyReused"];
+                };
+            };
+            /** @description `AppSessionLimit`: The app holds as many live sessions as its `max_sessions` allows; `BudgetExhausted`: The app's agents cost `daily_cost_usd` or more today: creates and turns are refused until 00:00 UTC; `RateLimited`: The app started `turns_per_minute` turns in the last 60 s */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AppSessionLimit"] | components["schemas"]["BudgetExhausted"] | components["schemas"]["RateLimited"];
                 };
             };
             /** @description The agent could not start, failed or exited; `events` holds what it said before */
@@ -1826,6 +2024,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["IdempotencyKeyReused"];
+                };
+            };
+            /** @description `AppSessionLimit`: The app holds as many live sessions as its `max_sessions` allows; `BudgetExhausted`: The app's agents cost `daily_cost_usd` or more today: creates and turns are refused until 00:00 UTC; `RateLimited`: The app started `turns_per_minute` turns in the last 60 s */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AppSessionLimit"] | components["schemas"]["BudgetExhausted"] | components["schemas"]["RateLimited"];
                 };
             };
             /** @description The agent could not start, failed or exited; `events` holds what it said before */
@@ -2232,6 +2439,15 @@ export interface operations {
                     "application/json": components["schemas"]["PayloadTooLarge"];
                 };
             };
+            /** @description The app holds as many live sessions as its `max_sessions` allows */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AppSessionLimit"];
+                };
+            };
             /** @description The agent could not start, failed or exited; `events` holds what it said before */
             502: {
                 headers: {
@@ -2396,6 +2612,129 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AgentList"];
+                };
+            };
+            /** @description Malformed or invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description No such route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+        };
+    };
+    getUsage: {
+        parameters: {
+            query?: {
+                /** @description From this Unix time (seconds), inclusive */
+                from?: number;
+                /** @description Until this Unix time (seconds), exclusive */
+                to?: number;
+                /** @description Totals per UTC day or per agent */
+                group_by?: "day" | "agent";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller's usage */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageReply"];
+                };
+            };
+            /** @description Malformed or invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description No such route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+        };
+    };
+    getLimits: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller's limits and use */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LimitsReply"];
                 };
             };
             /** @description Malformed or invalid request */

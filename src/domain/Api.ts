@@ -11,13 +11,16 @@ import { AgentList } from "./Agent.js"
 import { finishDocument, operation } from "./ApiDocument.js"
 import {
   AgentFailed,
+  AppSessionLimit,
   BadRequest,
+  BudgetExhausted,
   IdempotencyKeyReused,
   InvalidConfig,
   NotFound,
   PayloadTooLarge,
   PermissionNotFound,
   PoolFull,
+  RateLimited,
   RunFailed,
   SessionClosed,
   SessionNotFound,
@@ -45,6 +48,7 @@ import {
   TurnStreamEventData,
   UpdateSessionRequest
 } from "./Session.js"
+import { LimitsReport, UsageParams, UsageReport } from "./Tenancy.js"
 import { ListTurnsParams, TurnAccepted, TurnDetail, TurnList, TurnPathParams, TurnStreamHeaders } from "./Turn.js"
 
 // Conventions every endpoint follows, so that generated clients and the docs page read well:
@@ -126,6 +130,7 @@ export class RunApi extends HttpApiGroup.make("run", { topLevel: true })
       .setHeaders(IdempotencyHeaders)
       .addSuccess(RunReply)
       .addError(RunFailed)
+      .addError(BudgetExhausted)
       .addError(IdempotencyKeyReused)
       .annotate(OpenApi.Summary, "One-shot job through `claude -p` (v0.1 reply shape)")
       .annotate(
@@ -179,6 +184,8 @@ export class SessionsApi extends HttpApiGroup.make("sessions", { topLevel: true 
       .addSuccess(SessionReply)
       .addError(UnknownAgent)
       .addError(InvalidConfig)
+      .addError(AppSessionLimit)
+      .addError(BudgetExhausted)
       .addError(PoolFull)
       .addError(ShuttingDown)
       .addError(AgentFailed)
@@ -223,6 +230,9 @@ export class SessionsApi extends HttpApiGroup.make("sessions", { topLevel: true 
       .addError(SessionNotFound)
       .addError(SessionClosed)
       .addError(AgentFailed)
+      .addError(AppSessionLimit)
+      .addError(BudgetExhausted)
+      .addError(RateLimited)
       .addError(PoolFull)
       .addError(ShuttingDown)
       .addError(TurnTimeout)
@@ -249,6 +259,9 @@ export class SessionsApi extends HttpApiGroup.make("sessions", { topLevel: true 
       .addError(SessionNotFound)
       .addError(SessionClosed)
       .addError(AgentFailed)
+      .addError(AppSessionLimit)
+      .addError(BudgetExhausted)
+      .addError(RateLimited)
       .addError(PoolFull)
       .addError(ShuttingDown)
       .addError(IdempotencyKeyReused)
@@ -295,6 +308,9 @@ export class SessionsApi extends HttpApiGroup.make("sessions", { topLevel: true 
       .addError(SessionNotFound)
       .addError(SessionClosed)
       .addError(AgentFailed)
+      .addError(AppSessionLimit)
+      .addError(BudgetExhausted)
+      .addError(RateLimited)
       .addError(PoolFull)
       .addError(ShuttingDown)
       .addError(IdempotencyKeyReused)
@@ -401,6 +417,7 @@ export class SessionsApi extends HttpApiGroup.make("sessions", { topLevel: true 
       .addError(SessionClosed)
       .addError(InvalidConfig)
       .addError(AgentFailed)
+      .addError(AppSessionLimit)
       .addError(PoolFull)
       .addError(ShuttingDown)
       .annotate(OpenApi.Summary, "Change the model, mode or config options between turns")
@@ -514,6 +531,38 @@ export class AgentsApi extends HttpApiGroup.make("agents", { topLevel: true })
   .annotate(OpenApi.Description, "The agent registry")
 {}
 
+export class TenancyApi extends HttpApiGroup.make("tenancy", { topLevel: true })
+  .add(
+    HttpApiEndpoint.get("getUsage", "/usage")
+      .setUrlParams(UsageParams)
+      .addSuccess(Schema.Struct({ ok: Schema.Literal(true), ...UsageReport.fields }).annotations({ identifier: "UsageReply" }))
+      .annotate(OpenApi.Summary, "What the caller's agents used: turns, sessions, runs, tokens and cost")
+      .annotate(
+        OpenApi.Description,
+        "The calling app's own totals in the window (`from` inclusive, `to` exclusive, Unix seconds; open " +
+          "when left out), and with `group_by` the same per UTC day or per agent. A turn counts once it has " +
+          "ended; tokens and cost as far as the agents report them (`claude-agent-acp` reports cost)."
+      )
+      .annotate(OpenApi.Transform, operation({ success: "The caller's usage" }))
+  )
+  .add(
+    HttpApiEndpoint.get("getLimits", "/limits")
+      .addSuccess(Schema.Struct({ ok: Schema.Literal(true), ...LimitsReport.fields }).annotations({ identifier: "LimitsReply" }))
+      .annotate(OpenApi.Summary, "The caller's limits and its use of them")
+      .annotate(
+        OpenApi.Description,
+        "`max_sessions` (live sessions; beyond it a create is 429 `app_session_limit`), `turns_per_minute` " +
+          "(any 60 s; beyond it a turn is 429 `rate_limited` with `Retry-After`), `daily_cost_usd` (once the " +
+          "day's cost reaches it, creates and turns are 429 `budget_exhausted` until 00:00 UTC), each null " +
+          "when unset; set by the operator (`CLAWDFORGE_APP_LIMITS`, `clawdforge apps limits`)."
+      )
+      .annotate(OpenApi.Transform, operation({ success: "The caller's limits and use" }))
+  )
+  .middleware(Authorization)
+  .annotate(OpenApi.Title, "tenancy")
+  .annotate(OpenApi.Description, "What an app used, and the limits it runs under")
+{}
+
 export class ObservabilityApi extends HttpApiGroup.make("observability", { topLevel: true })
   .add(
     HttpApiEndpoint.get("getMetrics", "/metrics")
@@ -539,6 +588,7 @@ export class Api extends HttpApi.make("clawdforge")
   .add(RunApi)
   .add(SessionsApi)
   .add(AgentsApi)
+  .add(TenancyApi)
   .add(ObservabilityApi)
   // Raised by the gateway's own request handling (decode, routing, body limit).
   .addError(BadRequest)

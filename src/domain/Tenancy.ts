@@ -1,5 +1,5 @@
 import { Schema } from "effect"
-import { AppName, UnixSeconds } from "./Ids.js"
+import { AppName, IntFromString, UnixSeconds } from "./Ids.js"
 
 // Tenancy: an app's limits and use (`GET /limits`), and what apps used (`GET /usage`).
 
@@ -122,3 +122,18 @@ export interface UsageQuery {
   readonly to?: number | undefined
   readonly groupBy?: UsageGroupBy | undefined
 }
+
+/** `GET /usage`'s query. */
+export const UsageParams = Schema.Struct({
+  from: Schema.optionalWith(
+    IntFromString({ minimum: 0, maximum: 1e12, description: "From this Unix time (seconds), inclusive" }),
+    { exact: true }
+  ),
+  to: Schema.optionalWith(
+    IntFromString({ minimum: 0, maximum: 1e12, description: "Until this Unix time (seconds), exclusive" }),
+    { exact: true }
+  ),
+  group_by: Schema.optionalWith(UsageGroupBy.annotations({ description: "Totals per UTC day or per agent" }), {
+    exact: true
+  })
+})

@@ -4,12 +4,15 @@ import { Effect, Layer } from "effect"
 import { Api, CurrentApp } from "../domain/Api.js"
 import { BadRequest } from "../domain/Errors.js"
 import type { AppName, SessionId } from "../domain/Ids.js"
-import { RunReply } from "../domain/Run.js"
+import { RunReply, type RunRequest } from "../domain/Run.js"
 import { SessionReply, TurnReply } from "../domain/Session.js"
 import { TurnAccepted } from "../domain/Turn.js"
 import { AgentRegistry } from "../services/agents/AgentRegistry.js"
 import { ClaudeRunner } from "../services/agents/ClaudeRunner.js"
 import { scrapeMetrics } from "../services/observability/Metrics.js"
+import { AppLimits } from "../services/tenancy/AppLimits.js"
+import { Usage } from "../services/tenancy/Usage.js"
+import { rateLimitHeaders } from "./RateLimitHeaders.js"
 import { type AcceptedTurn, Sessions } from "../services/sessions/Sessions.js"
 import { Docs } from "./Docs.js"
 import { makeIdempotent, replayedHeader, replayJson, storeAs } from "./Idempotency.js"
@@ -41,13 +44,22 @@ export const HealthLive = HttpApiBuilder.group(Api, "health", (handlers) =>
 export const RunLive = HttpApiBuilder.group(Api, "run", (handlers) =>
   Effect.gen(function*() {
     const runner = yield* ClaudeRunner
+    const limits = yield* AppLimits
+    const usage = yield* Usage
     const idempotent = yield* makeIdempotent
     const storeRun = storeAs(RunReply)
+    // A run is stored with what it used, which counts against the app's daily budget.
+    const runFor = (app: AppName, payload: RunRequest) =>
+      Effect.zipRight(
+        limits.checkBudget(app),
+        runner.run(payload, (run) =>
+          Effect.zipRight(usage.recordRun(app, run).pipe(Effect.orDie), limits.addUsage(app, run.usage)))
+      )
     return handlers.handle("runPrompt", ({ headers, payload }) =>
       idempotent({
         key: headers["idempotency-key"],
         payload,
-        run: runner.run(payload),
+        run: Effect.flatMap(CurrentApp, (app) => runFor(app, payload)),
         store: storeRun,
         respond: (reply) => reply
       }))
@@ -93,7 +105,7 @@ export const SessionsLive = HttpApiBuilder.group(Api, "sessions", (handlers) =>
         idempotent({
           key: headers["idempotency-key"],
           payload,
-          run: Effect.flatMap(CurrentApp, (app) => sessions.turn(app, path.id, payload)),
+          run: Effect.flatMap(CurrentApp, (app) => rateLimitHeaders(app, sessions.turn(app, path.id, payload))),
           store: storeTurn,
           respond: (reply) => reply
         }))
@@ -102,7 +114,7 @@ export const SessionsLive = HttpApiBuilder.group(Api, "sessions", (handlers) =>
           idempotent({
             key: headers["idempotency-key"],
             payload,
-            run: sessions.submit(app, path.id, payload),
+            run: rateLimitHeaders(app, sessions.submit(app, path.id, payload)),
             // A repeat replays the turn the first request started, from its stored messages.
             store: (accepted) => ({ status: 200, body: JSON.stringify({ turn_index: accepted.turnIndex }) }),
             respond: (accepted) => turnEventStream(accepted.feed),
@@ -112,7 +124,7 @@ export const SessionsLive = HttpApiBuilder.group(Api, "sessions", (handlers) =>
         idempotent({
           key: headers["idempotency-key"],
           payload,
-          run: Effect.flatMap(CurrentApp, (app) => sessions.submit(app, path.id, payload)),
+          run: Effect.flatMap(CurrentApp, (app) => rateLimitHeaders(app, sessions.submit(app, path.id, payload))),
           store: (accepted: AcceptedTurn) => storeAccepted(queued(path.id, accepted.turnIndex)),
           respond: (accepted: AcceptedTurn) => queued(path.id, accepted.turnIndex)
         }))
@@ -171,6 +183,26 @@ export const AgentsLive = HttpApiBuilder.group(Api, "agents", (handlers) =>
     const registry = yield* AgentRegistry
     return handlers.handle("listAgents", () =>
       Effect.map(registry.list(), (agents) => ({ ok: true as const, count: agents.length, agents })))
+  }))
+
+export const TenancyLive = HttpApiBuilder.group(Api, "tenancy", (handlers) =>
+  Effect.gen(function*() {
+    const limits = yield* AppLimits
+    const usage = yield* Usage
+    return handlers
+      .handle("getUsage", ({ urlParams }) =>
+        CurrentApp.pipe(
+          Effect.flatMap((app) =>
+            usage.usage(app, { from: urlParams.from, to: urlParams.to, groupBy: urlParams.group_by })
+          ),
+          Effect.orDie,
+          Effect.map((report) => ({ ok: true as const, ...report }))
+        ))
+      .handle("getLimits", () =>
+        CurrentApp.pipe(
+          Effect.flatMap((app) => limits.limitsOf(app)),
+          Effect.map((report) => ({ ok: true as const, ...report }))
+        ))
   }))
 
 export const ObservabilityLive = HttpApiBuilder.group(

@@ -6,13 +6,13 @@ import type { Duplex } from "node:stream"
 import { Api } from "../domain/Api.js"
 import { AppConfig } from "../services/config/AppConfig.js"
 import { AuthorizationLive } from "./Authorization.js"
-import { AgentsLive, HealthLive, ObservabilityLive, RunLive, SessionsLive } from "./Handlers.js"
+import { AgentsLive, HealthLive, ObservabilityLive, RunLive, SessionsLive, TenancyLive } from "./Handlers.js"
 import { RequestErrorsLive } from "./RequestErrors.js"
 import { withRequestLog } from "./RequestLog.js"
 
 /** The API with its handlers; needs the gateway services. */
 export const ApiLive = HttpApiBuilder.api(Api).pipe(
-  Layer.provide([HealthLive, RunLive, SessionsLive, AgentsLive, ObservabilityLive]),
+  Layer.provide([HealthLive, RunLive, SessionsLive, AgentsLive, TenancyLive, ObservabilityLive]),
   Layer.provide(AuthorizationLive),
   Layer.provide(Layer.unwrapEffect(Effect.map(AppConfig, (config) => RequestErrorsLive(config.maxBodyBytes))))
 )

@@ -4,6 +4,7 @@ import { Duration, Effect, Option, Stream } from "effect"
 import { RunFailed } from "../../domain/Errors.js"
 import type { RunReply, RunRequest } from "../../domain/Run.js"
 import { AppConfig } from "../config/AppConfig.js"
+import { claudeRunUsage, type RunRecord } from "../tenancy/Usage.js"
 
 const defaultTimeout = Duration.minutes(10)
 const stderrLimit = 64 * 1024
@@ -52,7 +53,11 @@ export class ClaudeRunner extends Effect.Service<ClaudeRunner>()("clawdforge/Cla
     const { claudeBin } = yield* AppConfig
     const executor = yield* CommandExecutor.CommandExecutor
 
-    const run = Effect.fn("ClaudeRunner.run")(function*(request: RunRequest) {
+    /** Runs one job; `onRun` hears what it used (as claude printed it) once it is over. */
+    const run = Effect.fn("ClaudeRunner.run")(function*(
+      request: RunRequest,
+      onRun?: (run: RunRecord) => Effect.Effect<void>
+    ) {
       const args = ["-p", request.prompt, "--output-format", "json"]
       if (request.model !== undefined) args.push("--model", request.model)
       if (request.system_prompt !== undefined) args.push("--system-prompt", request.system_prompt)
@@ -82,6 +87,15 @@ export class ClaudeRunner extends Effect.Service<ClaudeRunner>()("clawdforge/Cla
       )
 
       const parsed = parseClaudeOutput(outcome.stdout)
+      const failed = outcome.exitCode !== 0 || Option.isNone(parsed) || parsed.value.is_error === true
+      if (onRun !== undefined) {
+        yield* onRun({
+          at: Math.floor(Date.now() / 1000),
+          status: failed ? "failed" : "completed",
+          durationMs: elapsed(),
+          usage: claudeRunUsage(Option.getOrUndefined(parsed))
+        })
+      }
       if (outcome.exitCode !== 0 || Option.isNone(parsed) || parsed.value.is_error === true) {
         const said = Option.flatMapNullable(parsed, (p) => typeof p.result === "string" ? p.result : undefined)
         const error = outcome.exitCode !== 0

@@ -4,6 +4,7 @@ import { randomBytes } from "node:crypto"
 import type { AgentDefinition } from "../../domain/Agent.js"
 import {
   AgentFailed,
+  type AppSessionLimit,
   BadRequest,
   type InvalidConfig,
   PermissionNotFound,
@@ -40,13 +41,18 @@ import { turnDuration, turnsTotal } from "../observability/Metrics.js"
 import { spanWhenTraced } from "../observability/Spans.js"
 import { Workspaces } from "./Workspaces.js"
 import { Webhooks } from "../tenancy/Webhooks.js"
+import { AppLimits } from "../tenancy/AppLimits.js"
+import { AppSecrets } from "../tenancy/AppSecrets.js"
 
 /** How long a cancelled turn may take to stop before its agent is killed. */
 const cancelGrace = Duration.seconds(2)
 /** On shutdown, how long running turns may go on before they are cancelled. */
 const shutdownGrace = Duration.seconds(3)
 
-export type TurnError = AgentFailed | TurnTimeout | SessionClosed | PoolFull
+/** Why an agent could not be started for a session. */
+export type StartError = AgentFailed | PoolFull | AppSessionLimit
+
+export type TurnError = StartError | TurnTimeout | SessionClosed
 
 /** One turn waiting in a session's mailbox. */
 interface Job {
@@ -56,7 +62,7 @@ interface Job {
   readonly reply: Deferred.Deferred<TurnReply, TurnError>
 }
 
-export type SettingsError = InvalidConfig | AgentFailed | SessionClosed | PoolFull
+export type SettingsError = InvalidConfig | StartError | SessionClosed
 
 /** A change of settings waiting in a session's mailbox: it is applied between turns, in order. */
 interface SettingsJob {
@@ -199,11 +205,13 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
     const registry = yield* AgentRegistry
     const workspaces = yield* Workspaces
     const webhooks = yield* Webhooks
+    const limits = yield* AppLimits
+    const secrets = yield* AppSecrets
     const fibers = yield* FiberMap.make<SessionId>()
     // Audit events told of by a driver's callback, written from outside any fiber.
     const runForkAudit = Runtime.runFork(yield* Effect.runtime<never>())
     // Set synchronously before an actor starts, so two turns never start two actors.
-    const actors = new Map<SessionId, Deferred.Deferred<Actor, AgentFailed | PoolFull>>()
+    const actors = new Map<SessionId, Deferred.Deferred<Actor, StartError>>()
     // The running actors: a turn for one of them needs no ledger read (the actor knows its owner).
     const liveActors = new Map<SessionId, Actor>()
     // Set when the gateway starts to stop: new sessions and turns are refused from then on.
@@ -263,6 +271,16 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
       resume,
       requests: session.permission_mode === "ask" ? desk : policyRequests(session.session_id, session.permission_mode)
     })
+
+    /** The registry's entry with the app's own agent environment (`clawdforge apps env`) over its env. */
+    const withAppEnv = (session: Session, definition: AgentDefinition) =>
+      secrets.envFor(session.app_name).pipe(
+        Effect.map((env): AgentDefinition =>
+          Object.keys(env).length === 0 ? definition : { ...definition, env: { ...definition.env, ...env } }
+        ),
+        // The message names the variable, never a value.
+        Effect.mapError((error) => new AgentFailed({ message: error.message }))
+      )
 
     /** What the agent asks of an ask-mode session as the audit trail keeps it. */
     const requestDetail = (request: PermissionRequest) => ({
@@ -342,6 +360,8 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
       Clock.currentTimeMillis.pipe(
         Effect.map((nowMs) => storedEnd(exit, job.live, draining, nowMs)),
         Effect.tap((end) => ledger.endTurn(session.session_id, job.live.turnIndex, end)),
+        // What it cost counts against the app's daily budget from now on.
+        Effect.tap((end) => end.usage === noUsage ? Effect.void : limits.addUsage(session.app_name, end.usage)),
         Effect.flatMap((end) => webhooks.turnEnded(session.app_name, session.session_id, job.live.turnIndex, end)),
         Effect.ensuring(Effect.sync(() => {
           state.turns.delete(job.live.turnIndex)
@@ -380,7 +400,8 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
           yield* Scope.close(agent.scope, Exit.void)
           const scope = yield* Scope.fork(slot, ExecutionStrategy.sequential)
           const previous = Option.some(agent.handle.agentSessionId)
-          const handle = yield* pool.start(launchOf(session, definition, previous, state.desk)).pipe(
+          const handle = yield* withAppEnv(session, definition).pipe(
+            Effect.flatMap((agent) => pool.start(launchOf(session, agent, previous, state.desk))),
             Scope.extend(scope),
             Effect.tapError(() => Scope.close(scope, Exit.void))
           )
@@ -513,17 +534,20 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
       Effect.uninterruptibleMask((restore) =>
         Effect.gen(function*() {
           const id = session.session_id
-          const ready = yield* Deferred.make<Actor, AgentFailed | PoolFull>()
+          const ready = yield* Deferred.make<Actor, StartError>()
           actors.set(id, ready)
           const forget = Effect.sync(() => actors.get(id) === ready && actors.delete(id))
           const slot = yield* Scope.make()
           const agentScope = yield* Scope.fork(slot, ExecutionStrategy.sequential)
           // The desk reads the running turn from the actor's state, made once the agent is up.
           const desk = makeDesk(session, () => state.turn)
+          // The app's live-session slot and the pool's, both held until the actor stops.
           const started = yield* restore(
-            pool.reserve.pipe(
+            limits.reserveSession(session.app_name).pipe(
+              Effect.zipRight(pool.reserve),
               Scope.extend(slot),
-              Effect.zipRight(pool.start(launchOf(session, definition, resume, desk)).pipe(Scope.extend(agentScope)))
+              Effect.zipRight(withAppEnv(session, definition)),
+              Effect.flatMap((agent) => pool.start(launchOf(session, agent, resume, desk)).pipe(Scope.extend(agentScope)))
             )
           ).pipe(Effect.exit)
           if (Exit.isFailure(started)) {
@@ -599,6 +623,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
     const create = Effect.fn("Sessions.create")(function*(app: AppName, request: CreateSessionRequest) {
       if (draining) return yield* shuttingDown
       const definition = yield* registry.lookup(request.agent)
+      yield* limits.checkBudget(app)
       const permissionMode = request.permission_mode ?? config.defaultPermissionMode
       if (permissionMode === "ask" && definition.driver === "acpx") {
         return yield* new BadRequest({
@@ -684,6 +709,9 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
         }))
       })
 
+    /** The app's budget and rate let one more turn in (a refused turn does not count against the rate). */
+    const admit = (app: AppName) => Effect.zipRight(limits.checkBudget(app), limits.takeTurn(app))
+
     /**
      * Accepts a turn into the session's mailbox (after the 404/410/400 checks): its index is
      * taken and its row stored before this answers. A live actor answers for its session (whose
@@ -696,10 +724,12 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
         const live = liveActors.get(id as SessionId)
         if (live !== undefined && live.session.app_name === app) {
           if (live.state.closedInLedger) return yield* closedError(live.session.session_id)
+          yield* admit(app)
           return yield* enqueue(live, request)
         }
         const session = yield* owned(app, id)
         if (session.closed_at !== null) return yield* closedError(session.session_id)
+        yield* admit(app)
         return yield* enqueue(yield* actorFor(session), request)
       }
     )
@@ -861,7 +891,9 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
     AgentPool.Default,
     AgentRegistry.Default,
     Workspaces.Default,
-    Webhooks.Default
+    Webhooks.Default,
+    AppLimits.Default,
+    AppSecrets.Default
   ]
 }) {}
 

@@ -214,6 +214,16 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
             )
           })))
 
+    /** The app's rate as a reply goes out (`RateLimit-*` headers); undefined when it has none. */
+    const rateOf = (app: AppName): Effect.Effect<RateLimitState | undefined> =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        const limit = limitsFor(app).turns_per_minute
+        if (limit === null) return undefined
+        const window = windows.get(app)
+        const count = window?.count(now) ?? 0
+        return { limit, remaining: Math.max(0, limit - count), resetSeconds: window?.resetSeconds(now) ?? 0 }
+      })
+
     /** Fails with `BudgetExhausted` once the app's cost since 00:00 UTC reaches its `daily_cost_usd`. */
     // On every turn's (and create's) path: untraced, in memory.
     const checkBudget = (app: AppName): Effect.Effect<void, BudgetExhausted> =>
@@ -341,6 +351,7 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
     return {
       reserveSession,
       takeTurn,
+      rateOf,
       checkBudget,
       addUsage,
       limitsOf,
