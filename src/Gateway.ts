@@ -1,4 +1,4 @@
-import { ConfigError, Effect, Layer } from "effect"
+import { ConfigError, Effect, Layer, Option } from "effect"
 import { HttpLive } from "./http/Server.js"
 import { AgentPool } from "./services/sessions/AgentPool.js"
 import { AgentRegistry } from "./services/agents/AgentRegistry.js"
@@ -11,7 +11,7 @@ import { Usage } from "./services/tenancy/Usage.js"
 import { WebhookDeliveryLoop } from "./services/tenancy/WebhookDelivery.js"
 import { Webhooks } from "./services/tenancy/Webhooks.js"
 import { ClaudeRunner } from "./services/agents/ClaudeRunner.js"
-import { DatabaseLive } from "./services/ledger/Database.js"
+import { DatabaseLive, LedgerUnavailable } from "./services/ledger/Database.js"
 import { IdempotencyKeys } from "./services/ledger/IdempotencyKeys.js"
 import { Ledger } from "./services/ledger/Ledger.js"
 import { Sessions, SessionsDrain } from "./services/sessions/Sessions.js"
@@ -55,13 +55,23 @@ export const GatewayLive = SessionsDrain.pipe(
   Layer.provide([LoggingLive, TracingLive])
 )
 
-/** Prints an invalid configuration as one line naming the variable, and fails the exit code. */
+/** Prints an invalid configuration (or a ledger it cannot open) as one line naming the variable, and fails the exit code. */
 export const reportConfigError = <A, E, R>(self: Effect.Effect<A, E, R>) =>
   Effect.catchIf(self, ConfigError.isConfigError as (e: E) => e is Extract<E, ConfigError.ConfigError>, (error) =>
     Effect.sync(() => {
       console.error(`clawdforge: invalid configuration: ${describeConfigError(error)}`)
       process.exitCode = 1
-    }))
+    })).pipe(
+      // A ledger that cannot be opened (a PostgreSQL server refusing us) is one line too.
+      Effect.catchSomeDefect((defect) =>
+        defect instanceof LedgerUnavailable
+          ? Option.some(Effect.sync(() => {
+            console.error(`clawdforge: CLAWDFORGE_DB: ${defect.message}`)
+            process.exitCode = 1
+          }))
+          : Option.none()
+      )
+    )
 
 /** Runs the gateway until interrupted: `src/main.ts` and `clawdforge serve`. */
 export const serveGateway = Layer.launch(GatewayLive).pipe(reportConfigError)

@@ -1,6 +1,6 @@
 /**
  * `clawdforge`: the gateway (`serve`) and its admin commands. The admin commands work on the
- * SQLite ledger named by `CLAWDFORGE_DB` and never start the HTTP server or an agent.
+ * ledger named by `CLAWDFORGE_DB` (a SQLite file or PostgreSQL) and never start the HTTP server or an agent.
  */
 import { Args, Command, Options, ValidationError } from "@effect/cli"
 import { SqlClient } from "@effect/sql"
