@@ -8,9 +8,10 @@ import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { createHash } from "node:crypto"
-import { existsSync, mkdtempSync, readFileSync } from "node:fs"
+import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { fileURLToPath } from "node:url"
 import { AppSecrets } from "../src/services/tenancy/AppSecrets.js"
 import { agentLogFile, agentText, readAgentLog } from "./support/ScriptedAgent.js"
 import { appName, appToken, layerScriptedGateway, otherToken, request } from "./support/TestGateway.js"
@@ -64,6 +65,31 @@ describe("usage", () => {
       expect(metrics).toMatch(new RegExp(`clawdforge_app_cost_usd_total\\{app="${appName}"\\} 0\\.75`))
       expect(metrics).toMatch(new RegExp(`clawdforge_app_tokens_total\\{app="${appName}",kind="input"\\} 22`))
     }).pipe(Effect.provide(layerScriptedGateway(agentLogFile()))))
+})
+
+describe("/run usage", () => {
+  const dir = mkdtempSync(join(tmpdir(), "clawdforge-claude-"))
+  const claude = join(dir, "claude")
+  const fake = fileURLToPath(new URL("./fixtures/fake-claude.mjs", import.meta.url))
+  writeFileSync(claude, `#!/bin/sh\nexec '${process.execPath}' '${fake}' "$@"\n`)
+  chmodSync(claude, 0o755)
+
+  it.scopedLive("a run is stored with what claude reported; it counts against the budget", () =>
+    Effect.gen(function*() {
+      const run = (prompt: string) => request("POST", "/run", { token: appToken, body: { prompt } })
+      expect((yield* run("hello cost:0.4")).status).toBe(200)
+      expect((yield* run("is-error cost:0.25")).status).toBe(502)
+      const usage = (yield* request("GET", "/usage?group_by=agent", { token: appToken })).body
+      expect(usage.totals).toMatchObject({ runs: 2, turns: 0, input_tokens: 2, output_tokens: 2, cost_usd: 0.65 })
+      expect(usage.groups).toEqual([expect.objectContaining({ agent: "claude", runs: 2 })])
+      const refused = yield* run("hello")
+      expect(refused.status).toBe(429)
+      expect(refused.body).toMatchObject({ ok: false, error: "budget_exhausted" })
+      expect((yield* request("POST", "/run", { token: otherToken, body: { prompt: "hello" } })).status).toBe(200)
+    }).pipe(Effect.provide(layerScriptedGateway(agentLogFile(), {
+      CLAWDFORGE_CLAUDE_BIN: claude,
+      CLAWDFORGE_APP_LIMITS: JSON.stringify({ [appName]: { daily_cost_usd: 0.6 } })
+    }))))
 })
 
 describe("per-app limits", () => {
