@@ -18,7 +18,10 @@ const onBothDialects = [
   "test/tenancy-limits.test.ts",
   "test/tenancy-secrets.test.ts",
   "test/tenancy-cli.test.ts",
-  "test/agent-settings.test.ts"
+  "test/tenancy-http.test.ts",
+  "test/agent-settings.test.ts",
+  "test/load.test.ts",
+  "test/bad-input-generated.test.ts"
 ]
 
 export default defineConfig({
