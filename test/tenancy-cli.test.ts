@@ -5,7 +5,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { createHash } from "node:crypto"
 import { join, resolve } from "node:path"
-import { api, dataDir, runToExit, startGateway } from "./support/GatewayProcess.js"
+import { api, dataDir, freePort, runGatewayToExit, runToExit, startGateway } from "./support/GatewayProcess.js"
 import { ledgerIn } from "./support/Ledgers.js"
 import { appName, appToken } from "./support/TestGateway.js"
 
@@ -77,5 +77,42 @@ describe("clawdforge apps limits / apps env on a running gateway", () => {
     } finally {
       await gateway.stop()
     }
+  }, 60_000)
+})
+
+describe("start-up refusals", () => {
+  it("a malformed CLAWDFORGE_APP_LIMITS stops the gateway with one line naming the variable", async () => {
+    for (const value of ["{not json", '{"app-a":{"max_sessions":-1}}', '{"*":{"turns_per_minute":"many"}}', '{"*":{"cost":1}}']) {
+      const { code, stderr } = await runGatewayToExit({ CLAWDFORGE_APP_LIMITS: value, CLAWDFORGE_PORT: String(await freePort()) })
+      expect(code, value).not.toBe(0)
+      const lines = stderr.trim().split("\n")
+      expect(lines, value).toHaveLength(1)
+      expect(lines[0]).toMatch(/^clawdforge: invalid configuration: CLAWDFORGE_APP_LIMITS: /)
+    }
+  }, 60_000)
+
+  it("a ledger holding an app's agent environment needs CLAWDFORGE_SECRET_KEY: without it the gateway does not start", async () => {
+    const data = dataDir()
+    const db = await ledgerIn(data)
+    expect((await clawdforge(db, ["apps", "env", "set", appName, "DEMO_API_KEY=sk-start-up-secret"])).code).toBe(0)
+    const { code, stderr } = await runGatewayToExit({
+      CLAWDFORGE_DB: db,
+      CLAWDFORGE_APP_TOKENS: tokens,
+      CLAWDFORGE_SECRET_KEY: "",
+      CLAWDFORGE_PORT: String(await freePort())
+    })
+    expect(code).not.toBe(0)
+    const lines = stderr.trim().split("\n")
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatch(/^clawdforge: invalid configuration: CLAWDFORGE_SECRET_KEY: /)
+    expect(stderr).not.toContain("sk-start-up-secret")
+    // The CLI without the key refuses to write, in one line too.
+    const refused = await runToExit([join(root, "bin", "clawdforge.mjs"), "apps", "env", "set", appName, "OTHER=x"], {
+      CLAWDFORGE_DB: db,
+      CLAWDFORGE_APP_TOKENS: tokens,
+      CLAWDFORGE_SECRET_KEY: ""
+    })
+    expect(refused.code).not.toBe(0)
+    expect(refused.stderr).toContain("CLAWDFORGE_SECRET_KEY")
   }, 60_000)
 })
