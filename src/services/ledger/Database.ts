@@ -1,5 +1,5 @@
 import { NodeContext } from "@effect/platform-node"
-import { SqlClient, type SqlError } from "@effect/sql"
+import { SqlClient } from "@effect/sql"
 import { PgClient, PgMigrator } from "@effect/sql-pg"
 import { SqliteClient, SqliteMigrator } from "@effect/sql-sqlite-node"
 import { Data, Effect, Layer, Redacted } from "effect"
@@ -76,6 +76,14 @@ const withoutPassword = (url: Redacted.Redacted, text: string) => {
     .reduce((out, secret) => out.split(secret).join("***"), text)
 }
 
+/** What went wrong underneath: a refused `localhost` is an AggregateError (IPv6 and IPv4) without a message of its own. */
+const causeMessage = (cause: unknown): string =>
+  cause instanceof AggregateError && cause.message === ""
+    ? cause.errors.map(causeMessage).join("; ")
+    : cause instanceof Error
+    ? cause.message
+    : ""
+
 /** The PostgreSQL client for a `postgres://` `CLAWDFORGE_DB`, migrated before anything uses it. */
 export const layerPostgres = (location: Extract<LedgerLocation, { _tag: "Postgres" }>) =>
   Layer.effectDiscard(migratePostgres).pipe(
@@ -83,8 +91,8 @@ export const layerPostgres = (location: Extract<LedgerLocation, { _tag: "Postgre
     Layer.provide(NodeContext.layer),
     // pg's errors name the user and host, not the password; scrubbed all the same, and one line.
     Layer.mapError((error) => {
-      const cause = (error as SqlError.SqlError).cause
-      const detail = cause instanceof Error && cause.message !== "" ? `: ${cause.message}` : ""
+      const reason = causeMessage(error.cause)
+      const detail = reason === "" ? "" : `: ${reason}`
       return new LedgerUnavailable({
         message: withoutPassword(location.url, `Could not open the ledger at ${location.display} (${error.message}${detail})`)
       })
