@@ -127,6 +127,11 @@ describe("model, mode and config options", () => {
       expect(configOf(yield* turn(sid, "config"))).toEqual({ mode: "plan", model: "demo-small" })
       expect((yield* request("GET", `/sessions/${sid}`, { token: appToken })).body).toMatchObject({ model: "demo-small", mode: "plan" })
 
+      // The agent changing its mode of its own accord: the session shows it after the turn.
+      expect(agentText((yield* turn(sid, "switch-mode default")).body.events)).toBe("mode: default")
+      expect((yield* request("GET", `/sessions/${sid}`, { token: appToken })).body).toMatchObject({ mode: "default" })
+      expect((yield* patch(sid, { mode: "plan" })).body.mode).toBe("plan")
+
       // Bad input, another app's session, a closed one.
       for (const body of [{ model: 5 }, { config: ["model"] }, { mode: "" }]) {
         const bad = yield* patch(sid, body)
