@@ -14,7 +14,9 @@ import { startGateway } from "./support/GatewayProcess.js"
 import { makeFakePool } from "./support/FakePool.js"
 import { appToken, layerTestGateway, request } from "./support/TestGateway.js"
 
-const gateway = () => layerTestGateway({ pool: makeFakePool().layer })
+const adminToken = "admin-token-0123456789abcdef"
+const gateway = () =>
+  layerTestGateway({ pool: makeFakePool().layer, config: { CLAWDFORGE_ADMIN_TOKEN: adminToken } })
 
 /** A raw GET with the given headers; the body as bytes, undecoded. */
 const get = (path: string, headers: Record<string, string>) =>
@@ -33,11 +35,15 @@ describe("401", () => {
       for (const [path, item] of Object.entries<Record<string, any>>(spec.paths)) {
         for (const [method, operation] of Object.entries<Record<string, any>>(item)) {
           if (operation.security.length === 0) continue
-          const url = path.replace("{id}", "x".repeat(24))
+          const url = path.replace("{id}", "x".repeat(24)).replace("{name}", "app-a")
+          // The operators' routes have their own scheme and realm: an app's token is refused there too.
+          const admin = "adminBearer" in operation.security[0]
+          const realm = admin ? "clawdforge-admin" : "clawdforge"
           const cases = [
-            { authorization: undefined, challenge: `Bearer realm="clawdforge"` },
-            { authorization: "Basic dXNlcjpwdw==", challenge: `Bearer realm="clawdforge"` },
-            { authorization: "Bearer not-a-token", challenge: `Bearer realm="clawdforge", error="invalid_token"` }
+            { authorization: undefined, challenge: `Bearer realm="${realm}"` },
+            { authorization: "Basic dXNlcjpwdw==", challenge: `Bearer realm="${realm}"` },
+            { authorization: "Bearer not-a-token", challenge: `Bearer realm="${realm}", error="invalid_token"` },
+            ...(admin ? [{ authorization: `Bearer ${appToken}`, challenge: `Bearer realm="${realm}", error="invalid_token"` }] : [])
           ]
           for (const { authorization, challenge } of cases) {
             let req = HttpClientRequest.make(method.toUpperCase() as "GET")(url).pipe(HttpClientRequest.bodyUnsafeJson({}))
@@ -50,7 +56,7 @@ describe("401", () => {
           }
         }
       }
-      expect(checked).toBe(19 * 3)
+      expect(checked).toBe(19 * 3 + 14 * 4)
       // Any other status carries no challenge.
       const ok = yield* request("GET", "/sessions", { token: appToken })
       expect(ok.status).toBe(200)

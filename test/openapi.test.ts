@@ -14,7 +14,11 @@ import { Api } from "../src/domain/Api.js"
 import { makeFakePool } from "./support/FakePool.js"
 import { appToken, layerTestGateway, request } from "./support/TestGateway.js"
 
-const gateway = () => layerTestGateway({ pool: makeFakePool().layer })
+// With the admin API on, so that its routes answer (off, they are the router's 404).
+const gateway = () =>
+  layerTestGateway({ pool: makeFakePool().layer, config: { CLAWDFORGE_ADMIN_TOKEN: adminToken } })
+
+const adminToken = "admin-token-0123456789abcdef"
 
 const fetchSpec = Effect.map(request("GET", "/openapi.json"), (r) => {
   expect(r.status).toBe(200)
@@ -49,11 +53,28 @@ const expectedErrors: Record<string, ReadonlyArray<number>> = {
   listAgents: [401],
   getUsage: [401],
   getLimits: [401],
-  getMetrics: [401]
+  getMetrics: [401],
+  // The operators' API (its own scheme, `adminBearer`); 404 covers the admin API being off.
+  getAdminOverview: [401],
+  listAdminApps: [401],
+  createAdminApp: [401, 409],
+  revokeAdminApp: [401],
+  setAdminAppLimits: [401],
+  listAdminSessions: [401],
+  getAdminSession: [401],
+  closeAdminSession: [401],
+  getAdminTurn: [401],
+  streamAdminTurn: [401],
+  listAdminPermissions: [401],
+  answerAdminPermission: [401],
+  getAdminUsage: [401],
+  listAuditEvents: [401],
+  getConsole: [],
+  getConsoleAsset: []
 }
 
 // The routes that need no token.
-const openPaths = ["/healthz", "/openapi.json", "/docs"]
+const openPaths = ["/healthz", "/openapi.json", "/docs", "/console", "/console/{file}"]
 
 describe("/openapi.json", () => {
   it.scopedLive("is a valid OpenAPI 3.1 document, equal to the committed openapi.json", () =>
@@ -70,16 +91,17 @@ describe("/openapi.json", () => {
       expect(spec).toEqual(committed)
     }).pipe(Effect.provide(gateway())))
 
-  it.scopedLive("describes the bearer scheme, required by default; /healthz, /openapi.json and /docs need no token", () =>
+  it.scopedLive("describes the bearer schemes, required by default; /healthz, /openapi.json, /docs and the console need no token", () =>
     Effect.gen(function*() {
       const spec = yield* fetchSpec
       expect(spec.components.securitySchemes).toEqual({
-        bearer: { type: "http", scheme: "bearer", description: expect.stringContaining("Bearer") }
+        bearer: { type: "http", scheme: "bearer", description: expect.stringContaining("Bearer") },
+        adminBearer: { type: "http", scheme: "bearer", description: expect.stringContaining("CLAWDFORGE_ADMIN_TOKEN") }
       })
-      expect(spec.security).toEqual([{ bearer: [] }])
+      expect(spec.security).toEqual([{ bearer: [] }, { adminBearer: [] }])
       expect(spec.servers).toEqual([{ url: "/", description: expect.any(String) }])
       for (const { method, operation, path } of operations(spec)) {
-        const expected = openPaths.includes(path) ? [] : [{ bearer: [] }]
+        const expected = openPaths.includes(path) ? [] : path.startsWith("/admin/") ? [{ adminBearer: [] }] : [{ bearer: [] }]
         expect(operation.security, `${method} ${path}`).toEqual(expected)
         // Every 401 documents its RFC 6750 challenge.
         if (operation.responses[401] !== undefined) {
@@ -121,10 +143,10 @@ describe("/openapi.json", () => {
       const client = yield* HttpClient.HttpClient
       for (const { method, path } of operations(spec)) {
         // A route that exists answers with its own reply or error, never the router's not_found.
-        const url = path.replace("{id}", "x".repeat(24))
+        const url = path.replace("{id}", "x".repeat(24)).replace("{name}", "app-a").replace("{file}", "icon.svg")
         const response = yield* client.execute(
           HttpClientRequest.make(method.toUpperCase() as "GET")(url).pipe(
-            HttpClientRequest.bearerToken(appToken),
+            HttpClientRequest.bearerToken(path.startsWith("/admin/") ? adminToken : appToken),
             HttpClientRequest.bodyUnsafeJson({})
           )
         ).pipe(Effect.scoped)
@@ -201,7 +223,7 @@ describe("/openapi.json", () => {
         expect(Either.isRight(decode(example.value)), JSON.stringify(example.value)).toBe(true)
       }
     }
-    expect(bodies).toBe(7)
+    expect(bodies).toBe(10)
   })
 
   it("a streamed turn is text/event-stream, with the data of each event as schemas", () => {

@@ -401,6 +401,288 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/overview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The gateway at a glance: pool, live sessions by app, turns per minute, cost today
+         * @description What the console's overview draws. `minutes` counts the turns that ended in each of the last 30 minutes (and what they cost); `cost_today_usd` and `turns_today` count since 00:00 UTC.
+         */
+        get: operations["getAdminOverview"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/apps": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every app by name, with its limits and use (never a token)
+         * @description The apps of CLAWDFORGE_APP_TOKENS and of the ledger (revoked ones too, with `revoked_at`), sorted by name.
+         */
+        get: operations["listAdminApps"];
+        put?: never;
+        /**
+         * Add an app and get its bearer token, shown this once
+         * @description As `clawdforge apps add`: the ledger keeps only the token's SHA-256, and a running gateway accepts it within seconds. A revoked app can be added again: that issues a new token. A name that is active (in the ledger or CLAWDFORGE_APP_TOKENS) is 409 `app_exists`.
+         */
+        post: operations["createAdminApp"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/apps/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke an app's token (idempotent)
+         * @description Its token is refused within seconds; its sessions and usage stay in the ledger. An app of CLAWDFORGE_APP_TOKENS is removed there, not here (404 `app_not_found`).
+         */
+        delete: operations["revokeAdminApp"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/apps/{name}/limits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Replace an app's limits in the ledger
+         * @description As `clawdforge apps limits`, but whole: the limits given are stored, the others are taken out of the ledger (CLAWDFORGE_APP_LIMITS applies to them again); `{}` clears them all. A running gateway applies them within seconds.
+         */
+        put: operations["setAdminAppLimits"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Sessions of every app, newest first
+         * @description `app` and `status` filter; `limit` is 1 to 1000 (default 100). `live` says whether its agent runs now.
+         */
+        get: operations["listAdminSessions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/sessions/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A session of any app: its state, turns, audit trail and pending requests */
+        get: operations["getAdminSession"];
+        put?: never;
+        post?: never;
+        /**
+         * Close a session of any app and stop its agent (idempotent)
+         * @description As the app's own `DELETE /sessions/{id}`.
+         */
+        delete: operations["closeAdminSession"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/sessions/{id}/turns/{n}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One turn of any app's session, with its messages and text
+         * @description As the app's own `GET /sessions/{id}/turns/{n}`.
+         */
+        get: operations["getAdminTurn"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/sessions/{id}/turns/{n}/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Follow a turn of any app's session: its events so far, then live ones
+         * @description As the app's own `GET /sessions/{id}/turns/{n}/stream` (server-sent events, `Last-Event-ID` to resume). Read it with `fetch`: an `EventSource` cannot send the admin token, and the token never goes in a URL.
+         */
+        get: operations["streamAdminTurn"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/permissions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every live session's requests waiting for an answer (ask mode) */
+        get: operations["listAdminPermissions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/sessions/{id}/permissions/{request_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Answer a request an agent waits on, as an operator
+         * @description As the app's own `POST /sessions/{id}/permissions/{request_id}`; the audit trail and the stream's `permission_resolved` say `by: "admin"`.
+         */
+        post: operations["answerAdminPermission"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What every app used: turns, sessions, runs, tokens and cost, by app
+         * @description As an app's `GET /usage`, for all of them: `from` inclusive, `to` exclusive (Unix seconds), open when left out.
+         */
+        get: operations["getAdminUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The audit trail of every session, newest first
+         * @description Page back with `before` (the last `id` seen); `limit` is 1 to 1000 (default 100). Events go with their session when the sweeper deletes it (CLAWDFORGE_SESSION_HARD_TTL_SECS).
+         */
+        get: operations["listAuditEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/console": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The operators' web console
+         * @description A page served whole by the gateway (its script and style from `/console/{file}`, nothing from any other host, `Content-Security-Policy` to match). It asks for the admin token and keeps it for the tab only (`sessionStorage`). Without CLAWDFORGE_ADMIN_TOKEN it is a 404 page that says the admin API is off.
+         */
+        get: operations["getConsole"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/console/{file}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The console's script, style sheet or icon
+         * @description Compressed (br, gzip) when the request accepts it; revalidate with `If-None-Match`. Read from the build (`dist/app/console/`) when first asked for.
+         */
+        get: operations["getConsoleAsset"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -497,8 +779,11 @@ export interface components {
             /** @description `selected`, `cancelled`, or an elicitation's action */
             outcome: string;
             option_id: string | null;
-            /** @enum {string} */
-            by: "caller" | "timeout" | "cancel";
+            /**
+             * @description `caller`: the session's app; `admin`: an operator (`/admin`); `timeout`, `cancel`: the gateway
+             * @enum {string}
+             */
+            by: "caller" | "admin" | "timeout" | "cancel";
         };
         Health: {
             /** @enum {boolean} */
@@ -1170,6 +1455,283 @@ export interface components {
             turns_per_minute: number | null;
             /** @description What the app's agents may cost per UTC day, in US dollars (once reached, creates and turns are 429 `budget_exhausted` until 00:00 UTC); null: no limit */
             daily_cost_usd: number | null;
+        };
+        /** @description The gateway at a glance */
+        Overview: {
+            /** @enum {boolean} */
+            ok: true;
+            /** @description Unix time, in whole seconds */
+            at: number;
+            pool: {
+                /** @description Live agents (pool slots taken) */
+                live: number;
+                /** @description CLAWDFORGE_MAX_LIVE_SESSIONS */
+                capacity: number;
+            };
+            live_by_app: {
+                /** @description The app the bearer token names */
+                app: string;
+                live_sessions: number;
+            }[];
+            /** @description Turns that ended in the last 60 s */
+            turns_last_minute: number;
+            /** @description The last 30 minutes, oldest first */
+            minutes: components["schemas"]["MinuteActivity"][];
+            /** @description Every app's cost since 00:00 UTC */
+            cost_today_usd: number;
+            /** @description Turns that ended since 00:00 UTC */
+            turns_today: number;
+            pending_permissions: number;
+            /** @description Active apps */
+            apps: number;
+        };
+        MinuteActivity: {
+            /** @description The minute's start */
+            at: number;
+            /** @description Turns that ended in it */
+            turns: number;
+            cost_usd: number;
+        };
+        /** @description Every app, sorted by name */
+        AdminAppList: {
+            /** @enum {boolean} */
+            ok: true;
+            count: number;
+            apps: components["schemas"]["AdminApp"][];
+        };
+        /** @description An app by name (never its token), its limits and use */
+        AdminApp: {
+            /** @description The app the bearer token names */
+            name: string;
+            /**
+             * @description Where its token is configured: CLAWDFORGE_APP_TOKENS, or the ledger (`POST /admin/apps`, `clawdforge apps add`)
+             * @enum {string}
+             */
+            source: "environment" | "ledger";
+            /** @description When the ledger issued its token */
+            created_at: number | null;
+            /** @description When its token was revoked; null: active */
+            revoked_at: number | null;
+            limits: components["schemas"]["Limits"];
+            use: {
+                /** @description The app's sessions with a live agent now */
+                live_sessions: number;
+                /** @description Turns the app started in the last 60 s */
+                turns_this_minute: number;
+                /** @description What the app's agents cost since 00:00 UTC */
+                cost_today_usd: number;
+            };
+        };
+        /** @description The new app's name: a letter or digit, then letters, digits, _ . - (64 at most) */
+        CreateAppRequest: {
+            /** @description The app the bearer token names */
+            name: string;
+        };
+        /** @description An active app has that name already (revoke it first to issue a new token) */
+        AppExists: {
+            /** @enum {boolean} */
+            ok: false;
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
+            error: "app_exists";
+            /** @description What went wrong, for people */
+            message: string;
+            /** @enum {string} */
+            _tag: "AppExists";
+        };
+        /** @description Revoked now, or `already_revoked` */
+        RevokeAppReply: {
+            /** @enum {boolean} */
+            ok: true;
+            /** @enum {boolean} */
+            already_revoked?: true;
+        };
+        /** @description No app of that name in the ledger (apps of CLAWDFORGE_APP_TOKENS are removed there) */
+        AppNotFound: {
+            /** @enum {boolean} */
+            ok: false;
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
+            error: "app_not_found";
+            /** @description What went wrong, for people */
+            message: string;
+            /** @enum {string} */
+            _tag: "AppNotFound";
+        };
+        /** @description `max_sessions`, `turns_per_minute` (whole numbers) and `daily_cost_usd` (US dollars), each 0 or more. A limit left out (or null) is not set in the ledger: CLAWDFORGE_APP_LIMITS applies to it, if it names one */
+        SetLimitsRequest: {
+            max_sessions?: number | null;
+            turns_per_minute?: number | null;
+            daily_cost_usd?: number | null;
+        };
+        /** @description The app's limits as they apply now */
+        AppLimitsReply: {
+            /** @enum {boolean} */
+            ok: true;
+            /** @description The app the bearer token names */
+            app: string;
+            limits: components["schemas"]["Limits"];
+            /** @description Where each limit comes from now */
+            sources: {
+                /** @enum {string} */
+                max_sessions: "ledger" | "CLAWDFORGE_APP_LIMITS" | "CLAWDFORGE_APP_LIMITS *" | "none";
+                /** @enum {string} */
+                turns_per_minute: "ledger" | "CLAWDFORGE_APP_LIMITS" | "CLAWDFORGE_APP_LIMITS *" | "none";
+                /** @enum {string} */
+                daily_cost_usd: "ledger" | "CLAWDFORGE_APP_LIMITS" | "CLAWDFORGE_APP_LIMITS *" | "none";
+            };
+        };
+        /** @description Sessions of every app, newest first */
+        AdminSessionList: {
+            /** @enum {boolean} */
+            ok: true;
+            count: number;
+            sessions: components["schemas"]["AdminSession"][];
+        };
+        /** @description A session of any app */
+        AdminSession: {
+            /** @description Opaque session id (16+ url-safe characters) */
+            session_id: string;
+            /** @description The app the bearer token names */
+            app_name: string;
+            /** @description The agent registry entry the session runs */
+            agent: string;
+            /** @description Free-form JSON object stored with the session */
+            meta: {
+                [key: string]: unknown;
+            };
+            /** @description The agent's working directory */
+            cwd: string;
+            /**
+             * @description How the gateway answers the agent's `session/request_permission`: allow everything, allow reads only, refuse everything, or `ask`: hold each request (and each elicitation) for the caller, who answers it with `POST /sessions/{id}/permissions/{request_id}`
+             * @enum {string}
+             */
+            permission_mode: "approve-all" | "approve-reads" | "deny-all" | "ask";
+            /** @description Unix time, in whole seconds */
+            created_at: number;
+            /** @description When the last turn ended; null before the first */
+            last_turn_at: number | null;
+            /** @description When the session was closed; null while open */
+            closed_at: number | null;
+            /** @description Turns accepted so far */
+            turn_count: number;
+            /**
+             * @description `open` until the session is closed or swept
+             * @enum {string}
+             */
+            status: "open" | "closed";
+            /** @description The model the agent runs, when it offers a choice */
+            model: string | null;
+            /** @description The agent's mode, when it has modes */
+            mode: string | null;
+            /** @description What the agent offers (its config options and modes), kept current from its updates */
+            config_options: components["schemas"]["ConfigOption"][];
+            /** @description Whether its agent is running now (it holds a pool slot) */
+            live: boolean;
+            /** @description Its requests waiting for an answer (ask mode) */
+            pending_permissions: number;
+        };
+        /** @description A session with its turns, audit trail and pending requests */
+        AdminSessionDetail: {
+            /** @enum {boolean} */
+            ok: true;
+            session: components["schemas"]["AdminSession"];
+            /** @description Its turns, oldest first (the last 1000), without messages */
+            turns: components["schemas"]["TurnSummary"][];
+            /** @description Its audit trail, oldest first */
+            events: components["schemas"]["AuditEvent"][];
+            /** @description Its requests waiting for an answer */
+            permissions: components["schemas"]["PermissionRequest"][];
+        };
+        /** @description One entry of the audit trail */
+        AuditEvent: {
+            /** @description Increasing: page with `before` */
+            id: number;
+            session_id: string;
+            /** @description Its session's app (null once it is deleted) */
+            app_name: string | null;
+            /** @description Unix time, in whole seconds */
+            at: number;
+            /** @description `create`, `turn`, `turn_failed`, `close`, `sweep_close`, `agent_start`, `agent_exit`, `turn_interrupted`, `permission_request`, `permission_answer` */
+            event: string;
+            /** @description What the event records (JSON), or null */
+            detail: unknown;
+        };
+        /** @description Every live session's pending requests */
+        PendingPermissionList: {
+            /** @enum {boolean} */
+            ok: true;
+            count: number;
+            permissions: components["schemas"]["PendingPermission"][];
+        };
+        /** @description A request waiting for an answer, with its session */
+        PendingPermission: {
+            session_id: string;
+            /** @description The app the bearer token names */
+            app_name: string;
+            request_id: string;
+            /**
+             * @description `permission`: a tool call asks to run (answer with `option_id`); `elicitation`: the agent asks for input (answer with `action` and, to accept, `content`)
+             * @enum {string}
+             */
+            kind: "permission" | "elicitation";
+            /** @description The turn it came in; null between turns */
+            turn_index: number | null;
+            /** @description The tool call asking (`toolCallId`, `title`, `kind`, `rawInput`, ...); null for an elicitation */
+            tool_call: {
+                [key: string]: unknown;
+            } | null;
+            /** @description What the caller may answer; empty for an elicitation */
+            options: {
+                /** @description What to answer with */
+                option_id: string;
+                name: string;
+                /** @description `allow_once`, `allow_always`, `reject_once` or `reject_always` */
+                kind: string;
+            }[];
+            elicitation?: {
+                message: string;
+                /** @description The JSON Schema of the content asked for */
+                requested_schema: unknown;
+            };
+            /** @description Unix time, in whole seconds */
+            requested_at: number;
+            /** @description After this the gateway answers: the first `reject_*` option (an elicitation is declined) */
+            expires_at: number;
+        };
+        /** @description What every app used in the window */
+        AdminUsageReply: {
+            /** @enum {boolean} */
+            ok: true;
+            totals: components["schemas"]["UsageTotals"];
+            /** @description Per app, sorted by name */
+            apps: components["schemas"]["AppUsage"][];
+        };
+        AppUsage: {
+            app: string;
+            /** @description Turns that ended in the window */
+            turns: number;
+            /** @description Sessions created in the window */
+            sessions: number;
+            /** @description `/run` jobs in the window */
+            runs: number;
+            /** @description Input tokens, as far as the agents report them */
+            input_tokens: number;
+            /** @description Output tokens, as far as the agents report them */
+            output_tokens: number;
+            /** @description Cost in US dollars, as far as the agents report it */
+            cost_usd: number;
+        };
+        /** @description The audit trail of every session, newest first */
+        AuditList: {
+            /** @enum {boolean} */
+            ok: true;
+            count: number;
+            events: components["schemas"]["AuditEvent"][];
         };
     };
     responses: never;
@@ -2813,6 +3375,994 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description No such route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+        };
+    };
+    getAdminOverview: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The overview */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Overview"];
+                };
+            };
+            /** @description Malformed or invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description No such route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+        };
+    };
+    listAdminApps: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The apps */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminAppList"];
+                };
+            };
+            /** @description Malformed or invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description No such route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+        };
+    };
+    createAdminApp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateAppRequest"];
+            };
+        };
+        responses: {
+            /** @description The new app, with its token */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        ok: true;
+                        /** @description The app the bearer token names */
+                        name: string;
+                        /** @description Its bearer token: shown this once, only its SHA-256 is kept */
+                        token: string;
+                        /** @description Unix time, in whole seconds */
+                        created_at: number;
+                    };
+                };
+            };
+            /** @description Malformed or invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description No such route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"];
+                };
+            };
+            /** @description An active app has that name already (revoke it first to issue a new token) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AppExists"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+        };
+    };
+    revokeAdminApp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The app's name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Revoked now, or `already_revoked` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RevokeAppReply"];
+                };
+            };
+            /** @description Malformed or invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description `NotFound`: No such route; `AppNotFound`: No app of that name in the ledger (apps of CLAWDFORGE_APP_TOKENS are removed there) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"] | components["schemas"]["AppNotFound"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+        };
+    };
+    setAdminAppLimits: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The app's name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetLimitsRequest"];
+            };
+        };
+        responses: {
+            /** @description The app's limits as they apply now, and where each comes from */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AppLimitsReply"];
+                };
+            };
+            /** @description Malformed or invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description No such route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+        };
+    };
+    listAdminSessions: {
+        parameters: {
+            query?: {
+                /** @description Only this app's sessions */
+                app?: string;
+                /** @description Only open or only closed sessions */
+                status?: "open" | "closed";
+                /** @description At most this many sessions (default 100) */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The sessions */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminSessionList"];
+                };
+            };
+            /** @description Malformed or invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description No such route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+        };
+    };
+    getAdminSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The `session_id` that `POST /sessions` answered */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The session */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminSessionDetail"];
+                };
+            };
+            /** @description Malformed or invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description `NotFound`: No such route; `SessionNotFound`: No such session for this app (another app's session is reported the same way) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+        };
+    };
+    closeAdminSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The `session_id` that `POST /sessions` answered */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Closed now, or `already_closed` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CloseReply"];
+                };
+            };
+            /** @description Malformed or invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description `NotFound`: No such route; `SessionNotFound`: No such session for this app (another app's session is reported the same way) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+        };
+    };
+    getAdminTurn: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The `session_id` that `POST /sessions` answered */
+                id: string;
+                /** @description The turn's `turn_index` */
+                n: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The turn */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TurnDetail"];
+                };
+            };
+            /** @description Malformed or invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description `NotFound`: No such route; `SessionNotFound`: No such session for this app (another app's session is reported the same way); `TurnNotFound`: The session has no turn with that index */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"] | components["schemas"]["TurnNotFound"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+        };
+    };
+    streamAdminTurn: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The `id` of the last event the client received (`<turn_index>.<seq>`): the stream resumes right after it */
+                "last-event-id"?: string;
+            };
+            path: {
+                /** @description The `session_id` that `POST /sessions` answered */
+                id: string;
+                /** @description The turn's `turn_index` */
+                n: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The turn's events, ending with `done` or `error` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["TurnStreamEventData"];
+                };
+            };
+            /** @description Malformed or invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description `NotFound`: No such route; `SessionNotFound`: No such session for this app (another app's session is reported the same way); `TurnNotFound`: The session has no turn with that index */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"] | components["schemas"]["TurnNotFound"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+        };
+    };
+    listAdminPermissions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The pending requests */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PendingPermissionList"];
+                };
+            };
+            /** @description Malformed or invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description No such route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+        };
+    };
+    answerAdminPermission: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The `session_id` */
+                id: string;
+                /** @description The `request_id` of a pending request */
+                request_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PermissionAnswer"];
+            };
+        };
+        responses: {
+            /** @description The answer reached the agent */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AnswerReply"];
+                };
+            };
+            /** @description Malformed or invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description `NotFound`: No such route; `SessionNotFound`: No such session for this app (another app's session is reported the same way); `PermissionNotFound`: No pending request with that id (unknown, or answered already) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"] | components["schemas"]["PermissionNotFound"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+        };
+    };
+    getAdminUsage: {
+        parameters: {
+            query?: {
+                /** @description From this Unix time (seconds), inclusive */
+                from?: number;
+                /** @description Until this Unix time (seconds), exclusive */
+                to?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Usage by app */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminUsageReply"];
+                };
+            };
+            /** @description Malformed or invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description No such route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+        };
+    };
+    listAuditEvents: {
+        parameters: {
+            query?: {
+                /** @description Only this app's sessions' events */
+                app?: string;
+                /** @description Only events older than this `id` */
+                before?: number;
+                /** @description At most this many events (default 100) */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The events */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditList"];
+                };
+            };
+            /** @description Malformed or invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description No such route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+        };
+    };
+    getConsole: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An HTML page */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description Malformed or invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"];
+                };
+            };
+            /** @description No such route */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+        };
+    };
+    getConsoleAsset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The console's script, style sheet or icon */
+                file: "console.js" | "console.css" | "icon.svg";
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/javascript": string;
+                };
+            };
+            /** @description Malformed or invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"];
                 };
             };
             /** @description No such route */

@@ -7,6 +7,7 @@ import * as HttpApiSecurity from "@effect/platform/HttpApiSecurity"
 import * as OpenApi from "@effect/platform/OpenApi"
 import { Context, Schema } from "effect"
 import { version } from "../version.js"
+import { AdminApi, ConsoleApi } from "./AdminApi.js"
 import { AgentList } from "./Agent.js"
 import { finishDocument, operation } from "./ApiDocument.js"
 import {
@@ -590,6 +591,8 @@ export class Api extends HttpApi.make("clawdforge")
   .add(AgentsApi)
   .add(TenancyApi)
   .add(ObservabilityApi)
+  .add(AdminApi)
+  .add(ConsoleApi)
   // Raised by the gateway's own request handling (decode, routing, body limit).
   .addError(BadRequest)
   .addError(NotFound)
@@ -603,8 +606,8 @@ export class Api extends HttpApi.make("clawdforge")
     OpenApi.Description,
     "Runs coding agents (Claude Code, Codex, Gemini CLI, any Agent Client Protocol agent) as a service: " +
       "one-shot jobs (`POST /run`) and multi-turn sessions (`/sessions`).\n\n" +
-      "Every request except `GET /healthz`, `GET /openapi.json` and `GET /docs` needs " +
-      "`Authorization: Bearer <token>`. Bodies are JSON. Every error is `{ok: false, error, message}` " +
+      "Every request except `GET /healthz`, `GET /openapi.json`, `GET /docs` and the console's page needs " +
+      "`Authorization: Bearer <token>`: an app's token, or for `/admin/*` the operators' (CLAWDFORGE_ADMIN_TOKEN). Bodies are JSON. Every error is `{ok: false, error, message}` " +
       "(plus fields named in its schema): `error` is a stable machine-readable code, `_tag` names the " +
       "error type for typed clients. Bad input is always a 4xx, never a 500.\n\n" +
       "The requests that start work (`POST /run`, `POST /sessions`, `/turn`, `/turns`, `/turn/stream`) take an " +

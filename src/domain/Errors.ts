@@ -4,7 +4,7 @@ import { Schema } from "effect"
 // Every error body has the shape `{ ok: false, error, message }`: `error` is a stable
 // machine-readable code, `message` a sentence for people. The `_tag` lets typed
 // clients tell errors with the same status apart.
-const errorFields = <const Code extends string>(code: Code) => ({
+export const errorFields = <const Code extends string>(code: Code) => ({
   ok: Schema.Literal(false).pipe(
     Schema.propertySignature,
     Schema.withConstructorDefault(() => false as const)

@@ -62,7 +62,9 @@ export const PermissionResolved = Schema.Struct({
   request_id: Schema.String,
   outcome: Schema.String.annotations({ description: "`selected`, `cancelled`, or an elicitation's action" }),
   option_id: Schema.NullOr(Schema.String),
-  by: Schema.Literal("caller", "timeout", "cancel")
+  by: Schema.Literal("caller", "admin", "timeout", "cancel").annotations({
+    description: "`caller`: the session's app; `admin`: an operator (`/admin`); `timeout`, `cancel`: the gateway"
+  })
 }).annotations({ identifier: "PermissionResolved", description: "The data of `event: permission_resolved`" })
 export type PermissionResolved = typeof PermissionResolved.Type
 

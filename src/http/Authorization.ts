@@ -7,20 +7,20 @@ import { Unauthorized } from "../domain/Errors.js"
 import { Auth } from "../services/tenancy/Auth.js"
 
 // The platform's bearer security takes whatever follows the header's first 7 characters.
-const bearerHeader = /^Bearer +\S/i
+export const bearerHeader = /^Bearer +\S/i
 
 /**
  * The RFC 6750 challenge of a 401: a request without a token gets the bare challenge, one whose
- * token names no app gets `error="invalid_token"`.
+ * token names no app gets `error="invalid_token"`. The admin guard has its own realm.
  */
-const challenge = (tokenSent: boolean) =>
+export const challenge = (tokenSent: boolean, realm = "clawdforge") =>
   HttpApp.appendPreResponseHandler((_request, response) =>
     Effect.succeed(
       response.status === 401
         ? HttpServerResponse.setHeader(
           response,
           "www-authenticate",
-          tokenSent ? `Bearer realm="clawdforge", error="invalid_token"` : `Bearer realm="clawdforge"`
+          tokenSent ? `Bearer realm="${realm}", error="invalid_token"` : `Bearer realm="${realm}"`
         )
         : response
     )

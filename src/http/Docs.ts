@@ -58,7 +58,7 @@ interface Asset {
   readonly variant: (encoding: Encoding) => Effect.Effect<Uint8Array>
 }
 
-const makeAsset = (contentType: string, text: string) =>
+export const makeAsset = (contentType: string, text: string) =>
   Effect.gen(function*() {
     const body = new TextEncoder().encode(text)
     const br = yield* Effect.cached(Effect.promise(() => compress("br", body)))
@@ -83,7 +83,7 @@ const matches = (ifNoneMatch: string | undefined, etag: string) =>
   })
 
 /** The asset as the request asks for it: 304, compressed, or as is. */
-const respond = (asset: Asset) =>
+export const respond = (asset: Asset) =>
   Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
     const encoding = negotiateEncoding(request.headers["accept-encoding"])

@@ -19,7 +19,7 @@ import { makeIdempotent, replayedHeader, replayJson, storeAs } from "./Idempoten
 import { turnEventStream } from "./TurnStream.js"
 
 /** The `seq` after which a resumed stream starts: `Last-Event-ID` must name an event of that turn. */
-const resumeAfter = (turnIndex: number, lastEventId: string | undefined) => {
+export const resumeAfter = (turnIndex: number, lastEventId: string | undefined) => {
   if (lastEventId === undefined) return Effect.succeed(0)
   const [turn, seq] = lastEventId.split(".").map(Number) as [number, number]
   return turn === turnIndex

@@ -5,6 +5,7 @@ import { createServer, type Server, STATUS_CODES } from "node:http"
 import type { Duplex } from "node:stream"
 import { Api } from "../domain/Api.js"
 import { AppConfig } from "../services/config/AppConfig.js"
+import { AdminLive, ConsoleLive } from "./AdminHandlers.js"
 import { AuthorizationLive } from "./Authorization.js"
 import { AgentsLive, HealthLive, ObservabilityLive, RunLive, SessionsLive, TenancyLive } from "./Handlers.js"
 import { RequestErrorsLive } from "./RequestErrors.js"
@@ -12,7 +13,7 @@ import { withRequestLog } from "./RequestLog.js"
 
 /** The API with its handlers; needs the gateway services. */
 export const ApiLive = HttpApiBuilder.api(Api).pipe(
-  Layer.provide([HealthLive, RunLive, SessionsLive, AgentsLive, TenancyLive, ObservabilityLive]),
+  Layer.provide([HealthLive, RunLive, SessionsLive, AgentsLive, TenancyLive, ObservabilityLive, AdminLive, ConsoleLive]),
   Layer.provide(AuthorizationLive),
   Layer.provide(Layer.unwrapEffect(Effect.map(AppConfig, (config) => RequestErrorsLive(config.maxBodyBytes))))
 )

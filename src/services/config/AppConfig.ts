@@ -60,20 +60,23 @@ const agents = jsonConfig("CLAWDFORGE_AGENTS", Schema.Record({ key: Schema.Strin
 /** `CLAWDFORGE_APP_LIMITS`: `{"app": {"max_sessions": N, ...}, "*": {...}}`; a misspelt limit is refused. */
 const appLimits = jsonConfig("CLAWDFORGE_APP_LIMITS", AppLimitsByApp, "error")
 
+/** A secret of 16 characters or more; unset or empty: none. */
+const optionalSecret = (name: string) =>
+  Config.redacted(name).pipe(
+    Config.withDefault(Redacted.make("")),
+    Config.mapOrFail((key) => {
+      const length = Redacted.value(key).length
+      if (length === 0) return Either.right(Option.none<Redacted.Redacted>())
+      return length >= 16
+        ? Either.right(Option.some(key))
+        : Either.left(ConfigErrorInvalid(name, "Expected at least 16 characters"))
+    })
+  )
 /**
  * `CLAWDFORGE_SECRET_KEY`: what apps' agent environments are encrypted under (any string of 16
  * characters or more; `openssl rand -base64 32` makes a good one). Unset or empty: none.
  */
-const secretKey = Config.redacted("CLAWDFORGE_SECRET_KEY").pipe(
-  Config.withDefault(Redacted.make("")),
-  Config.mapOrFail((key) => {
-    const length = Redacted.value(key).length
-    if (length === 0) return Either.right(Option.none<Redacted.Redacted>())
-    return length >= 16
-      ? Either.right(Option.some(key))
-      : Either.left(ConfigErrorInvalid("CLAWDFORGE_SECRET_KEY", "Expected at least 16 characters"))
-  })
-)
+const secretKey = optionalSecret("CLAWDFORGE_SECRET_KEY")
 
 const ConfigErrorInvalid = (name: string, message: string) => ConfigError.InvalidData([name], message)
 
@@ -134,7 +137,9 @@ export class AppConfig extends Effect.Service<AppConfig>()("clawdforge/AppConfig
       defaultPermissionMode: Config.literal(...PermissionMode.literals)("CLAWDFORGE_PERMISSION_MODE").pipe(
         Config.withDefault("approve-reads" as const)
       ),
-      maxBodyBytes: positiveInt("CLAWDFORGE_MAX_BODY_BYTES", 1024 * 1024)
+      maxBodyBytes: positiveInt("CLAWDFORGE_MAX_BODY_BYTES", 1024 * 1024),
+      // The operators' token (`/admin/*`, the console); unset or empty: the admin API is off.
+      adminToken: optionalSecret("CLAWDFORGE_ADMIN_TOKEN")
     })
   })
 }) {}

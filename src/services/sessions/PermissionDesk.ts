@@ -96,8 +96,15 @@ export class PermissionDesk {
     }, { action: "decline" }, { action: "cancel" })
   }
 
-  /** The caller's answer: 404 for no such pending request, 400 for an answer it does not take. */
-  answer(requestId: string, body: PermissionAnswer): Either.Either<void, PermissionNotFound | BadRequest> {
+  /**
+   * The caller's answer (or an operator's, `by: "admin"`): 404 for no such pending request, 400 for
+   * an answer it does not take.
+   */
+  answer(
+    requestId: string,
+    body: PermissionAnswer,
+    by: "caller" | "admin" = "caller"
+  ): Either.Either<void, PermissionNotFound | BadRequest> {
     const held = this.held.get(requestId)
     if (held === undefined) return Either.left(notFound(requestId))
     if (held.info.kind === "permission") {
@@ -106,14 +113,14 @@ export class PermissionDesk {
         const what = body.option_id === undefined ? "option_id is missing" : `option ${body.option_id.slice(0, 64)} was not offered`
         return Either.left(new BadRequest({ message: `${what}: answer with one of ${offered.join(", ")}` }))
       }
-      held.settle({ outcome: { outcome: "selected", optionId: body.option_id } }, "caller")
+      held.settle({ outcome: { outcome: "selected", optionId: body.option_id } }, by)
     } else {
       if (body.action === undefined) {
         return Either.left(new BadRequest({ message: "action is missing: answer an elicitation with accept, decline or cancel" }))
       }
       held.settle(
         body.action === "accept" ? { action: "accept", content: (body.content ?? {}) as any } : { action: body.action },
-        "caller"
+        by
       )
     }
     return Either.void

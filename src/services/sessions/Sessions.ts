@@ -248,14 +248,17 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
     const interrupted = yield* ledger.interruptUnfinished(yield* nowSeconds)
     if (interrupted > 0) yield* Effect.logWarning(`${interrupted} turn(s) left unfinished by the last run are interrupted`)
 
-    /** The caller's session, or 404: another app's session does not exist for this caller. */
-    const owned = (app: AppName, id: string) =>
+    /** The session `find` finds by a well-formed id, or 404. */
+    const orNotFound = (id: string, find: (id: SessionId) => Effect.Effect<Option.Option<Session>>) =>
       isSessionId(id)
-        ? Effect.flatMap(ledger.getSession(app, id), Option.match({
+        ? Effect.flatMap(find(id), Option.match({
           onNone: () => Effect.fail(notFound(id)),
           onSome: Effect.succeed
         }))
         : Effect.fail(notFound(id))
+
+    /** The caller's session, or 404: another app's session does not exist for this caller. */
+    const owned = (app: AppName, id: string) => orNotFound(id, (sessionId) => ledger.getSession(app, sessionId))
 
     const launchOf = (
       session: Session,
@@ -838,14 +841,14 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
       return actor === undefined ? [] : actor.state.desk.list()
     })
 
-    /** Answers a request waiting for the caller. */
+    /** Answers a request waiting for the caller (or for an operator: `by: "admin"`). */
     const answerPermission = Effect.fn("Sessions.answerPermission")(
-      function*(app: AppName, id: string, requestId: string, answer: PermissionAnswer) {
+      function*(app: AppName, id: string, requestId: string, answer: PermissionAnswer, by: "caller" | "admin" = "caller") {
         const actor = yield* liveActorOf(app, id)
         if (actor === undefined) {
           return yield* new PermissionNotFound({ message: `No pending request ${requestId.slice(0, 64)}` })
         }
-        return yield* Either.match(actor.state.desk.answer(requestId, answer), {
+        return yield* Either.match(actor.state.desk.answer(requestId, answer, by), {
           onLeft: Effect.fail,
           onRight: () => Effect.void
         })
@@ -865,7 +868,42 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
       return { alreadyClosed: !closed }
     })
 
+    // ---- an operator's (`/admin/*`): any app's session, by its id alone ------------------
+
+    /** The app whose session this is (404 when there is none): the app-scoped methods then answer. */
+    const ownerOf = (id: string) => {
+      const live = liveActors.get(id as SessionId)
+      return live !== undefined
+        ? Effect.succeed(live.session.app_name)
+        : Effect.map(orNotFound(id, ledger.findSession), (session) => session.app_name)
+    }
+    const asOwner = <A, E, R>(id: string, f: (app: AppName) => Effect.Effect<A, E, R>) => Effect.flatMap(ownerOf(id), f)
+
+    const admin = {
+      get: (id: string) => orNotFound(id, ledger.findSession),
+      listTurns: (id: string, options: { readonly after?: number; readonly limit?: number }) =>
+        asOwner(id, (app) => listTurns(app, id, options)),
+      getTurn: (id: string, turnIndex: number) => asOwner(id, (app) => getTurn(app, id, turnIndex)),
+      followTurn: (id: string, turnIndex: number) => asOwner(id, (app) => followTurn(app, id, turnIndex)),
+      close: (id: string) => asOwner(id, (app) => close(app, id)),
+      answerPermission: (id: string, requestId: string, answer: PermissionAnswer) =>
+        asOwner(id, (app) => answerPermission(app, id, requestId, answer, "admin")),
+      /** Every live session's pending requests (ask mode), with the session they wait in. */
+      pendingPermissions: Effect.sync(() =>
+        [...liveActors.values()].flatMap((actor) =>
+          actor.state.desk.list().map((request) => ({
+            session_id: actor.session.session_id,
+            app_name: actor.session.app_name,
+            ...request
+          }))
+        )
+      ),
+      /** The sessions with a live agent now, by id. */
+      liveSessions: Effect.sync(() => new Map([...liveActors].map(([id, actor]) => [id, actor.session.app_name])))
+    } as const
+
     return {
+      admin,
       create,
       get,
       list,

@@ -1,0 +1,53 @@
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import { Effect, Layer } from "effect"
+import { Api } from "../domain/Api.js"
+import { Admin } from "../services/admin/Admin.js"
+import { Sessions } from "../services/sessions/Sessions.js"
+import { AdminAuthorizationLive } from "./AdminAuthorization.js"
+import { Console } from "./Console.js"
+import { resumeAfter } from "./Handlers.js"
+import { turnEventStream } from "./TurnStream.js"
+
+/** `/admin/*`: the operators' API, behind the admin guard. */
+export const AdminLive = HttpApiBuilder.group(Api, "admin", (handlers) =>
+  Effect.gen(function*() {
+    const admin = yield* Admin
+    const sessions = yield* Sessions
+    return handlers
+      .handle("getAdminOverview", () => admin.overview())
+      .handle("listAdminApps", () =>
+        Effect.map(admin.apps(), (apps) => ({ ok: true as const, count: apps.length, apps })))
+      .handle("createAdminApp", ({ payload }) => admin.createApp(payload.name))
+      .handle("revokeAdminApp", ({ path }) => admin.revokeApp(path.name))
+      .handle("setAdminAppLimits", ({ path, payload }) => admin.setLimits(path.name, payload))
+      .handle("listAdminSessions", ({ urlParams }) =>
+        Effect.map(admin.listSessions(urlParams), (list) => ({ ok: true as const, count: list.length, sessions: list })))
+      .handle("getAdminSession", ({ path }) => admin.session(path.id))
+      .handle("closeAdminSession", ({ path }) =>
+        Effect.map(
+          sessions.admin.close(path.id),
+          ({ alreadyClosed }) => alreadyClosed ? { ok: true as const, already_closed: true } : { ok: true as const }
+        ))
+      .handle("getAdminTurn", ({ path }) => sessions.admin.getTurn(path.id, path.n))
+      .handle("streamAdminTurn", ({ headers, path }) =>
+        Effect.flatMap(
+          sessions.admin.followTurn(path.id, path.n),
+          (feed) => Effect.map(resumeAfter(feed.turnIndex, headers["last-event-id"]), (after) => turnEventStream(feed, after))
+        ))
+      .handle("listAdminPermissions", () =>
+        Effect.map(admin.pending(), (permissions) => ({ ok: true as const, count: permissions.length, permissions })))
+      .handle("answerAdminPermission", ({ path, payload }) =>
+        Effect.as(sessions.admin.answerPermission(path.id, path.request_id, payload), { ok: true as const }))
+      .handle("getAdminUsage", ({ urlParams }) => admin.usageByApp(urlParams))
+      .handle("listAuditEvents", ({ urlParams }) =>
+        Effect.map(admin.audit(urlParams), (events) => ({ ok: true as const, count: events.length, events })))
+  })).pipe(Layer.provide([Admin.Default, AdminAuthorizationLive]))
+
+/** `GET /console` and its assets: open (the page signs in with the admin token). */
+export const ConsoleLive = HttpApiBuilder.group(Api, "console", (handlers) =>
+  Effect.gen(function*() {
+    const console = yield* Console
+    return handlers
+      .handle("getConsole", () => console.page())
+      .handle("getConsoleAsset", ({ path }) => console.asset(path.file))
+  })).pipe(Layer.provide(Console.Default))
