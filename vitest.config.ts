@@ -21,7 +21,9 @@ const onBothDialects = [
   "test/tenancy-http.test.ts",
   "test/agent-settings.test.ts",
   "test/load.test.ts",
-  "test/bad-input-generated.test.ts"
+  "test/bad-input-generated.test.ts",
+  // The cluster needs PostgreSQL: on this project only.
+  "test/cluster*.test.ts"
 ]
 
 export default defineConfig({
@@ -37,7 +39,7 @@ export default defineConfig({
         test: {
           name: "sqlite",
           include: ["test/**/*.test.ts"],
-          exclude: ["test/postgres.test.ts"],
+          exclude: ["test/postgres.test.ts", "test/cluster*.test.ts"],
           // Gateway and CLI processes run the compiled dist/, as `npm start` and the bin do.
           globalSetup: ["test/support/build.ts"]
         }

@@ -1,4 +1,4 @@
-import { ConfigError, Effect, Layer, Option } from "effect"
+import { Config, ConfigError, Effect, Layer, Option } from "effect"
 import { HttpLive } from "./http/Server.js"
 import { AgentPool } from "./services/sessions/AgentPool.js"
 import { AgentRegistry } from "./services/agents/AgentRegistry.js"
@@ -26,7 +26,9 @@ import { Workspaces } from "./services/sessions/Workspaces.js"
  */
 export const layerServices = <EP, RP, ER, RR>(
   pool: Layer.Layer<AgentPool, EP, RP>,
-  runner: Layer.Layer<ClaudeRunner, ER, RR>
+  runner: Layer.Layer<ClaudeRunner, ER, RR>,
+  /** Off for a cluster node: there the sweeper runs once per cluster (src/cluster). */
+  options: { readonly sweeperLoop?: boolean } = {}
 ) => {
   // One SqlClient for the ledger, the app tokens, the idempotency keys and the webhooks (one connection even for `:memory:`).
   const ledger = Layer.mergeAll(
@@ -40,7 +42,7 @@ export const layerServices = <EP, RP, ER, RR>(
   const core = Layer.mergeAll(AppConfig.Default, ledger, AgentRegistry.Default, Workspaces.Default, pool)
   const sessions = Sessions.DefaultWithoutDependencies.pipe(Layer.provideMerge(core))
   const sweeper = Sweeper.DefaultWithoutDependencies.pipe(Layer.provideMerge(sessions))
-  return Layer.mergeAll(SweeperLoop, WebhookDeliveryLoop, AppSecretsCheck, Auth.DefaultWithoutDependencies).pipe(
+  return Layer.mergeAll(options.sweeperLoop === false ? Layer.empty : SweeperLoop, WebhookDeliveryLoop, AppSecretsCheck, Auth.DefaultWithoutDependencies).pipe(
     Layer.provideMerge(sweeper),
     Layer.merge(runner)
   )
@@ -49,10 +51,35 @@ export const layerServices = <EP, RP, ER, RR>(
 /** The gateway's services with real agent processes. */
 export const ServicesLive = layerServices(AgentPool.Default, ClaudeRunner.Default)
 
-/** The whole gateway: the HTTP server over the live services, drained before it closes. */
-export const GatewayLive = SessionsDrain.pipe(
+/** A single gateway: the HTTP server over the live services, drained before it closes. */
+const SingleGatewayLive = SessionsDrain.pipe(
   Layer.provide(HttpLive.pipe(Layer.provideMerge(ServicesLive))),
   Layer.provide([LoggingLive, TracingLive])
+)
+
+/**
+ * A node of a cluster (`CLAWDFORGE_CLUSTER=true`): its HTTP handlers route each session's
+ * requests to the node that owns it. The cluster's code is loaded only then.
+ */
+const ClusterGatewayLive = Layer.unwrapEffect(
+  Effect.map(Effect.promise(() => import("./cluster/Cluster.js")), ({ ClusterNodeLive }) =>
+    SessionsDrain.pipe(
+      Layer.provide(
+        HttpLive.pipe(
+          Layer.provide(ClusterNodeLive),
+          Layer.provideMerge(layerServices(AgentPool.Default, ClaudeRunner.Default, { sweeperLoop: false }))
+        )
+      ),
+      Layer.provide([LoggingLive, TracingLive])
+    ))
+)
+
+/** The whole gateway, a single one or a node of a cluster. */
+export const GatewayLive = Layer.unwrapEffect(
+  Effect.map(
+    Config.boolean("CLAWDFORGE_CLUSTER").pipe(Config.withDefault(false)),
+    (cluster) => cluster ? ClusterGatewayLive : SingleGatewayLive
+  )
 )
 
 /** Prints an invalid configuration (or a ledger it cannot open) as one line naming the variable, and fails the exit code. */

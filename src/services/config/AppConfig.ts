@@ -122,6 +122,8 @@ export class AppConfig extends Effect.Service<AppConfig>()("clawdforge/AppConfig
       database,
       appTokens,
       maxLiveSessions: positiveInt("CLAWDFORGE_MAX_LIVE_SESSIONS", 8),
+      // One node of a gateway cluster (src/cluster): the rest of its settings are read only then.
+      cluster: Config.boolean("CLAWDFORGE_CLUSTER").pipe(Config.withDefault(false)),
       sessionTtl: seconds("CLAWDFORGE_SESSION_TTL_SECS", 3600),
       sessionHardTtl: seconds("CLAWDFORGE_SESSION_HARD_TTL_SECS", 604800),
       sweepInterval: seconds("CLAWDFORGE_SWEEP_INTERVAL_SECS", 60),

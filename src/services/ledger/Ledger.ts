@@ -290,12 +290,23 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
      * with a `turn_interrupted` audit event, in one statement; returns how many.
      */
     const interruptUnfinished = Effect.fn("Ledger.interruptUnfinished")(
-      function*(at: number) {
+      function*(at: number, session?: SessionId) {
         // Their `turn_interrupted` audit events are written by a trigger, in the same statement.
         const rows = yield* sql`UPDATE turns SET status = 'interrupted', ended_at = ${at},
             error = ${interruptedFailure.error}, error_message = ${interruptedFailure.message}, events = coalesce(events, '[]')
-          WHERE status IN ('queued', 'running') RETURNING turn_index`
+          WHERE status IN ('queued', 'running') AND ${session === undefined ? sql.literal("TRUE") : sql`session_id = ${session}`}
+          RETURNING turn_index`
         return rows.length
+      },
+      Effect.orDie
+    )
+
+    /** The sessions with turns still queued or running (in a cluster: maybe left so by a node that died). */
+    const sessionsWithUnfinishedTurns = Effect.fn("Ledger.sessionsWithUnfinishedTurns")(
+      function*() {
+        const rows = yield* sql<{ session_id: SessionId }>`
+          SELECT DISTINCT session_id FROM turns WHERE status IN ('queued', 'running')`
+        return rows.map((row) => row.session_id)
       },
       Effect.orDie
     )
@@ -395,6 +406,7 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
       listTurns,
       getTurn,
       interruptUnfinished,
+      sessionsWithUnfinishedTurns,
       recordEvent,
       closeSession,
       closeIdleBefore,

@@ -133,7 +133,7 @@ const recordTurnMetrics = (app: string, exit: Exit.Exit<TurnReply, TurnError>) =
     turnCounter(app, Exit.isSuccess(exit) ? "ok" : exit.cause._tag === "Fail" ? exit.cause.error.error : "interrupted")
   )
 
-const newSessionId = () => SessionId.make(randomBytes(18).toString("base64url"))
+export const newSessionId = () => SessionId.make(randomBytes(18).toString("base64url"))
 const isSessionId = Schema.is(SessionId)
 
 /** The text of a turn: its `agent_message_chunk` texts joined. */
@@ -245,7 +245,9 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
 
     // Turns that a gateway which died left queued or running: their outcome is unknown, and
     // they say so (the sessions' next turns take the indexes after them).
-    const interrupted = yield* ledger.interruptUnfinished(yield* nowSeconds)
+    // In a cluster the other nodes' turns are running: there, one node does it for sessions no node
+    // holds (src/cluster), and a session resumed on a node does it for itself (`actorFor`).
+    const interrupted = config.cluster ? 0 : yield* ledger.interruptUnfinished(yield* nowSeconds)
     if (interrupted > 0) yield* Effect.logWarning(`${interrupted} turn(s) left unfinished by the last run are interrupted`)
 
     /** The session `find` finds by a well-formed id, or 404. */
@@ -618,12 +620,16 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
           Effect.mapError((error) => new AgentFailed({ message: error.message }))
         )
         const resume = yield* ledger.agentSessionId(session.session_id)
+        // A cluster node resuming a session another node held (one that died): what that node
+        // left queued or running will not end there.
+        if (config.cluster) yield* ledger.interruptUnfinished(yield* nowSeconds, session.session_id)
         const { actor, handle } = yield* startActor(session, definition, resume)
         yield* noteAgentStart(session.session_id, handle, resume)
         return actor
       })
 
-    const create = Effect.fn("Sessions.create")(function*(app: AppName, request: CreateSessionRequest) {
+    /** Opens a session (under `sessionId` when a cluster node chose it: the node that owns it). */
+    const create = Effect.fn("Sessions.create")(function*(app: AppName, request: CreateSessionRequest, sessionId?: SessionId) {
       if (draining) return yield* shuttingDown
       const definition = yield* registry.lookup(request.agent)
       yield* limits.checkBudget(app)
@@ -634,7 +640,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
             "which answers permissions itself"
         })
       }
-      const id = newSessionId()
+      const id = sessionId ?? newSessionId()
       const cwd = yield* workspaces.prepare(app, id, request.cwd)
       const opened = new Session({
         session_id: id,

@@ -23,34 +23,50 @@ export class Sweeper extends Effect.Service<Sweeper>()("clawdforge/Sweeper", {
     const hardTtl = Duration.toSeconds(config.sessionHardTtl)
 
     /**
-     * One pass: soft-close sessions idle past the TTL (stopping their agents), then delete
-     * sessions closed longer than the hard TTL, with their events and workspaces, and idempotency
-     * keys older than theirs.
+     * The ledger's part of a pass: soft-close sessions idle past the TTL, then delete sessions
+     * closed longer than the hard TTL, with their events and workspaces, and idempotency keys
+     * older than theirs. Answers the ids it closed and deleted (their agents are still to stop).
      */
     const scope = yield* Effect.scope
-    const sweepOnce = Effect.gen(function*() {
+    const sweepLedger = Effect.gen(function*() {
       const now = yield* nowSeconds
       const closed = yield* ledger.closeIdleBefore(now - ttl, now)
       yield* webhooks.sessionsClosed(closed)
       const deleted = yield* ledger.deleteClosedBefore(now - hardTtl)
       yield* idempotencyKeys.purgeExpired(now)
-      // Stop the agents of what was closed or deleted now, and of sessions closed behind
-      // the gateway's back (the admin CLI): only live ones have anything to stop.
-      const live = yield* sessions.liveSessionIds
-      const stale = new Set<string>([...closed, ...deleted.map((row) => row.session_id)])
-      const orphaned = yield* ledger.closedAmong(live.filter((id) => !stale.has(id)))
-      yield* Effect.forEach([...live.filter((id) => stale.has(id)), ...orphaned], sessions.stop, { discard: true })
       // Removing directories is slow and nobody waits on it: in the background.
       yield* Effect.forEach(deleted, (row) => workspaces.remove(row.app_name, row.session_id), {
         discard: true,
         concurrency: 8
       }).pipe(Effect.forkIn(scope))
-      const counts: SweepCounts = { soft_closed: closed.length, hard_deleted: deleted.length }
-      if (counts.soft_closed + counts.hard_deleted > 0) yield* Effect.logInfo("sweep", counts)
-      return counts
+      return { closed, deleted: deleted.map((row) => row.session_id) }
+    })
+
+    /**
+     * Stops this process's agents of the sessions in `stale`, and of sessions closed behind the
+     * gateway's back (the admin CLI): only live ones have anything to stop.
+     */
+    const stopClosed = (stale: ReadonlySet<string>) =>
+      Effect.gen(function*() {
+        const live = yield* sessions.liveSessionIds
+        const orphaned = yield* ledger.closedAmong(live.filter((id) => !stale.has(id)))
+        yield* Effect.forEach([...live.filter((id) => stale.has(id)), ...orphaned], sessions.stop, { discard: true })
+      })
+
+    /** What a pass did, logged when it did anything. */
+    const report = (swept: { readonly closed: ReadonlyArray<string>; readonly deleted: ReadonlyArray<string> }) => {
+      const counts: SweepCounts = { soft_closed: swept.closed.length, hard_deleted: swept.deleted.length }
+      return counts.soft_closed + counts.hard_deleted > 0 ? Effect.as(Effect.logInfo("sweep", counts), counts) : Effect.succeed(counts)
+    }
+
+    /** One pass: the ledger's part, then the agents of what it closed or deleted are stopped. */
+    const sweepOnce = Effect.gen(function*() {
+      const swept = yield* sweepLedger
+      yield* stopClosed(new Set([...swept.closed, ...swept.deleted]))
+      return yield* report(swept)
     }).pipe(Effect.withSpan("Sweeper.sweepOnce"))
 
-    return { sweepOnce } as const
+    return { sweepOnce, sweepLedger, stopClosed, report } as const
   }),
   dependencies: [AppConfig.Default, Ledger.Default, IdempotencyKeys.Default, Sessions.Default, Workspaces.Default, Webhooks.Default]
 }) {}

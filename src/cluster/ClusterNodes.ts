@@ -1,0 +1,110 @@
+import * as EntityId from "@effect/cluster/EntityId"
+import * as Sharding from "@effect/cluster/Sharding"
+import * as ShardId from "@effect/cluster/ShardId"
+import { SqlClient } from "@effect/sql"
+import { Effect, Schedule } from "effect"
+import { AgentPool } from "../services/sessions/AgentPool.js"
+import { Sessions } from "../services/sessions/Sessions.js"
+import { NodeSettings } from "./ClusterConfig.js"
+
+/** One node as its last heartbeat left it in the shared database. */
+export interface NodeRow {
+  readonly node: string
+  readonly live: number
+  readonly capacity: number
+  /** The shards it holds (of the default group). */
+  readonly shards: ReadonlyArray<number>
+  readonly seen_ms: number
+}
+
+/** How long a node's heartbeat counts: past it the node is not listed (it died or stopped). */
+const staleAfterMs = 5_000
+
+/**
+ * Every node's address, live sessions, capacity and shards, kept in one small table of the shared
+ * database: each node writes its own row every second. Creates read it to find a node with a free
+ * slot, and `GET /cluster` shows it.
+ */
+export class ClusterNodes extends Effect.Service<ClusterNodes>()("clawdforge/ClusterNodes", {
+  scoped: Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const sharding = yield* Sharding.Sharding
+    const settings = yield* NodeSettings
+    const pool = yield* AgentPool
+    const sessions = yield* Sessions
+    const self = `${settings.host}:${settings.port}`
+
+    yield* sql`CREATE TABLE IF NOT EXISTS clawdforge_cluster_nodes (
+      node TEXT PRIMARY KEY,
+      live INTEGER NOT NULL,
+      capacity INTEGER NOT NULL,
+      shards TEXT NOT NULL,
+      seen_ms BIGINT NOT NULL
+    )`.pipe(
+      // Nodes starting together race to create it: one wins, the others find it there.
+      Effect.retry({ times: 3 }),
+      Effect.orDie
+    )
+
+    // ShardIds made once: `hasShardId` looks them up by value.
+    const shardIds = Array.from({ length: settings.shardsPerGroup }, (_, i) => ShardId.make("default", i + 1))
+    /** The shards this node holds now. */
+    const ownShards = () => {
+      const shards: Array<number> = []
+      for (const shard of shardIds) if (sharding.hasShardId(shard)) shards.push(shard.id)
+      return shards
+    }
+    const heartbeat = Effect.gen(function*() {
+      const live = yield* pool.live
+      const shards = JSON.stringify(ownShards())
+      const now = Date.now()
+      yield* sql`INSERT INTO clawdforge_cluster_nodes (node, live, capacity, shards, seen_ms)
+        VALUES (${self}, ${live}, ${pool.capacity}, ${shards}, ${now})
+        ON CONFLICT (node) DO UPDATE SET live = EXCLUDED.live, capacity = EXCLUDED.capacity,
+          shards = EXCLUDED.shards, seen_ms = EXCLUDED.seen_ms`
+    }).pipe(Effect.orDie)
+
+    /**
+     * A session whose shard this node lost (a node joined and took it) must not keep its agent
+     * here: the new owner resumes it on its next message.
+     */
+    const releaseMoved = Effect.gen(function*() {
+      const live = yield* sessions.liveSessionIds
+      const moved = live.filter((id) => !sharding.hasShardId(sharding.getShardId(EntityId.make(id), "default")))
+      yield* Effect.forEach(moved, sessions.stop, { discard: true })
+    })
+
+    yield* Effect.zipRight(heartbeat, releaseMoved).pipe(
+      Effect.catchAllCause((cause) => Effect.logWarning("cluster heartbeat failed", cause)),
+      Effect.repeat(Schedule.spaced("1 second")),
+      Effect.forkScoped
+    )
+    // A node that stops says so at once (one that dies stops being listed a few seconds later).
+    yield* Effect.addFinalizer(() => sql`DELETE FROM clawdforge_cluster_nodes WHERE node = ${self}`.pipe(Effect.ignore))
+
+    /** The nodes whose heartbeat is recent. */
+    const nodes = Effect.suspend(() =>
+      sql<NodeRow>`SELECT node, live, capacity, shards, seen_ms FROM clawdforge_cluster_nodes
+        WHERE seen_ms > ${Date.now() - staleAfterMs} ORDER BY node`
+    ).pipe(
+      Effect.map((rows) =>
+        rows.map((row): NodeRow => ({
+          node: row.node,
+          live: Number(row.live),
+          capacity: Number(row.capacity),
+          shards: JSON.parse(row.shards as unknown as string) as Array<number>,
+          seen_ms: Number(row.seen_ms)
+        }))
+      ),
+      Effect.orDie
+    )
+
+    return {
+      self,
+      nodes,
+      /** The shard (of the default group) a session id belongs to. */
+      shardOf: (id: string) => sharding.getShardId(EntityId.make(id), "default").id
+    } as const
+  })
+}) {}
+

@@ -1,0 +1,239 @@
+import * as Entity from "@effect/cluster/Entity"
+import { Cause, Deferred, Effect, Exit, FiberId, Layer, Runtime, Stream } from "effect"
+import { PoolFull } from "../domain/Errors.js"
+import type { AppName, SessionId } from "../domain/Ids.js"
+import type { AgentSettings, CreateSessionRequest, TurnRequest } from "../domain/Session.js"
+import type { PermissionAnswer } from "../domain/Permission.js"
+import { Ledger, nowSeconds } from "../services/ledger/Ledger.js"
+import { AgentPool } from "../services/sessions/AgentPool.js"
+import { type AcceptedTurn, newSessionId, Sessions } from "../services/sessions/Sessions.js"
+import { type FeedItem, LiveTurn, type TurnFeed } from "../services/sessions/TurnFeed.js"
+import { ClusterNodes } from "./ClusterNodes.js"
+import { type FeedChunk, NodeFull, SessionEntity } from "./SessionEntity.js"
+
+/** A turn's feed as a stream of chunks, from its start: what the owner sends a node that follows it. */
+const feedStream = (feed: TurnFeed) =>
+  Stream.asyncPush<FeedChunk>((emit) =>
+    Effect.acquireRelease(
+      Effect.sync(() => {
+        const chunk = (item: FeedItem): FeedChunk =>
+          typeof item === "string" ? { _tag: "Message", json: item } : { _tag: "Event", event: item.event, json: item.json }
+        const end = (end: { readonly event: "done" | "error"; readonly data: unknown }) => {
+          emit.single({ _tag: "End", event: end.event, data: end.data })
+          emit.end()
+        }
+        emit.single({ _tag: "Start" })
+        const followed = feed.follow((item) => emit.single(chunk(item)), end)
+        for (let i = 0; i < followed.count; i++) emit.single(chunk(followed.messages[i]!))
+        if (followed.end !== undefined) end(followed.end)
+        return followed
+      }),
+      (followed) => Effect.sync(followed.unsubscribe)
+    ), { bufferSize: "unbounded" })
+
+/**
+ * The session entity's handlers: on the node that owns the session, each message is the local
+ * `Sessions`' method of the same name, so that node runs the agent.
+ */
+export const SessionEntityLive = SessionEntity.toLayer(
+  Effect.gen(function*() {
+    const sessions = yield* Sessions
+    const ledger = yield* Ledger
+    const pool = yield* AgentPool
+    const nodes = yield* ClusterNodes
+    const id = (yield* Entity.CurrentAddress).entityId as string
+    return SessionEntity.of({
+      Create: ({ payload }) =>
+        sessions.create(payload.app, payload.request, id as SessionId).pipe(
+          Effect.catchTag("PoolFull", () => new NodeFull({ node: nodes.self, capacity: pool.capacity }))
+        ),
+      Turn: ({ payload }) => sessions.turn(payload.app, id, payload.request),
+      Submit: ({ payload }) => Effect.map(sessions.submit(payload.app, id, payload.request), (accepted) => accepted.turnIndex),
+      Follow: ({ payload }) => Stream.unwrap(Effect.map(sessions.followTurn(payload.app, id, payload.turnIndex), feedStream)),
+      ListTurns: ({ payload }) => sessions.listTurns(payload.app, id, payload),
+      GetTurn: ({ payload }) => sessions.getTurn(payload.app, id, payload.turnIndex),
+      Cancel: ({ payload }) => sessions.cancel(payload.app, id),
+      Configure: ({ payload }) => sessions.configure(payload.app, id, payload.settings),
+      ListPermissions: ({ payload }) => sessions.listPermissions(payload.app, id),
+      AnswerPermission: ({ payload }) => sessions.answerPermission(payload.app, id, payload.requestId, payload.answer),
+      Close: ({ payload }) => sessions.close(payload.app, id),
+      Stop: () => sessions.stop(id as SessionId),
+      Recover: () =>
+        Effect.gen(function*() {
+          // This node holds the session: its turns are its own business.
+          if ((yield* sessions.liveSessionIds).includes(id as SessionId)) return
+          const interrupted = yield* ledger.interruptUnfinished(yield* nowSeconds, id as SessionId)
+          if (interrupted > 0) yield* Effect.logWarning(`${interrupted} turn(s) of session ${id} left unfinished by a node are interrupted`)
+        })
+    })
+  }),
+  // A turn may wait on an agent for minutes: a cancel, a permission answer or a read of the
+  // same session must not wait behind it. Its order is the local actor's mailbox's.
+  { concurrency: "unbounded" }
+)
+
+/** The cluster's own failures of a message (not the session's): defects, as a lost ledger is. */
+const clusterFailures = new Set(["MailboxFull", "AlreadyProcessingMessage", "PersistenceError"])
+const isClusterFailure = (error: unknown) =>
+  typeof error === "object" && error !== null && clusterFailures.has((error as { _tag?: string })._tag ?? "")
+
+/**
+ * The local method `_local` routed through the entity: its owner answers with that same method,
+ * so it fails only as the method does (the entity's error union is wider, the method's errors
+ * are what arrive), and the cluster's own failures are defects.
+ */
+const via = <F extends (...args: ReadonlyArray<any>) => Effect.Effect<any, any>>(
+  _local: F,
+  route: (...args: Parameters<F>) => Effect.Effect<unknown, unknown>
+): F => ((...args: Parameters<F>) => Effect.catchIf(route(...args), isClusterFailure, Effect.die)) as unknown as F
+
+/** How many session ids a create tries before it gives up on finding a free slot. */
+const maxCreateAttempts = 64
+
+/**
+ * `Sessions` for the HTTP handlers of a cluster node: every request about a session is a message
+ * to its entity, answered by the node that owns it (this one, or another over the runners'
+ * sockets); listing and reading sessions read the shared ledger here.
+ */
+export const ClusterSessionsLive = Layer.effect(
+  Sessions,
+  Effect.gen(function*() {
+    const local = yield* Sessions
+    const nodes = yield* ClusterNodes
+    const client = yield* SessionEntity.client
+    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+    const entity = (id: string) => client(id)
+
+    /**
+     * Relays the owner's stream of a turn into `live`: `started` is done at its first chunk (the
+     * turn was found) or fails with why not; later chunks reach this node's streams as they come.
+     */
+    const relay = (app: AppName, id: string, live: LiveTurn, started: Deferred.Deferred<void, unknown>) =>
+      void runFork(
+        entity(id).Follow({ app, turnIndex: live.turnIndex }).pipe(
+          Stream.runForEach((chunk) =>
+            Effect.sync(() => {
+              switch (chunk._tag) {
+                case "Start":
+                  return Deferred.unsafeDone(started, Exit.void)
+                case "Message":
+                  return live.push(JSON.parse(chunk.json))
+                case "Event":
+                  return live.pushEvent(chunk.event, JSON.parse(chunk.json))
+                case "End":
+                  return live.finish({ event: chunk.event, data: chunk.data })
+              }
+            })
+          ),
+          Effect.tapError((error) => Deferred.fail(started, error)),
+          Effect.catchAllCause((cause) =>
+            Effect.sync(() =>
+              live.finish({
+                event: "error",
+                data: { ok: false, error: "turn_interrupted", message: `The turn's stream from its node broke: ${Cause.pretty(cause).slice(0, 300)}` }
+              })
+            )
+          )
+        )
+      )
+
+    /** A stream of the turn: relayed from its owner, from its start. */
+    const followTurn = (app: AppName, id: string, turnIndex: number) =>
+      Effect.gen(function*() {
+        const live = new LiveTurn(turnIndex)
+        const started = yield* Deferred.make<void, unknown>()
+        relay(app, id, live, started)
+        yield* Deferred.await(started)
+        return live as TurnFeed
+      })
+
+    /**
+     * Opens the session on a node with a free slot. The session's id decides its node: the first
+     * id is drawn at random (a node by its share of the shards); when that node is full the next
+     * id is drawn among the shards of the nodes not known to be full, and 503 `pool_full` comes
+     * only once every live node said it is full. Each node's slots are taken atomically, so
+     * racing creates never exceed a node's capacity.
+     */
+    const create = Effect.fn("ClusterSessions.create")(function*(app: AppName, request: CreateSessionRequest) {
+      const full = new Set<string>()
+      let id = newSessionId()
+      for (let attempt = 1;; attempt++) {
+        const created = yield* entity(id).Create({ app, request }).pipe(
+          Effect.catchTag("NodeFull", (error) => Effect.succeed(error))
+        )
+        if (!(created instanceof NodeFull)) return created
+        full.add(created.node)
+        const live = yield* nodes.nodes
+        const open = live.filter((node) => !full.has(node.node))
+        if (open.length === 0 || attempt >= maxCreateAttempts) {
+          const capacity = live.reduce((sum, node) => sum + node.capacity, 0)
+          return yield* new PoolFull({
+            message: `All ${capacity} live agent slots of the cluster's ${live.length} node(s) are in use; close a session`,
+            capacity
+          })
+        }
+        const shards = new Set(open.flatMap((node) => node.shards))
+        id = newSessionId()
+        for (let draw = 0; draw < 1000 && !shards.has(nodes.shardOf(id)); draw++) id = newSessionId()
+      }
+    })
+
+    /**
+     * Accepts the turn on its owner. Its feed is relayed only when a stream follows it (a queued
+     * turn that nobody streams costs no stream), and its reply is read once it is over.
+     */
+    const submit = (app: AppName, id: string, request: TurnRequest) =>
+      Effect.map(entity(id).Submit({ app, request }), (turnIndex): AcceptedTurn => {
+        const live = new LiveTurn(turnIndex)
+        let relaying = false
+        const follow: TurnFeed["follow"] = (onMessage, onEnd) => {
+          if (!relaying) {
+            relaying = true
+            relay(app, id, live, Deferred.unsafeMake(FiberId.none))
+          }
+          return live.follow(onMessage, onEnd)
+        }
+        const reply = Effect.async<void>((resume) => {
+          const followed = follow(() => {}, () => resume(Effect.void))
+          if (followed.end !== undefined) resume(Effect.void)
+          return Effect.sync(followed.unsubscribe)
+        }).pipe(
+          Effect.zipRight(entity(id).GetTurn({ app, turnIndex })),
+          Effect.flatMap((turn) =>
+            turn.stop_reason === null
+              ? Effect.dieMessage(`Turn ${turnIndex} of session ${id} ended without a reply (${turn.status})`)
+              : Effect.succeed({
+                ok: true as const,
+                session_id: turn.session_id,
+                turn_index: turn.turn_index,
+                stop_reason: turn.stop_reason,
+                usage: turn.usage,
+                events: turn.events
+              })
+          ),
+          Effect.orDie
+        )
+        return { turnIndex, feed: { turnIndex, follow }, reply }
+      })
+
+    return Sessions.make({
+      ...local,
+      create: via(local.create, create),
+      submit: via(local.submit, submit),
+      turn: via(local.turn, (app, id, request) => entity(id).Turn({ app, request })),
+      listTurns: via(local.listTurns, (app, id, options) => entity(id).ListTurns({ app, after: options.after, limit: options.limit })),
+      getTurn: via(local.getTurn, (app, id, turnIndex) => entity(id).GetTurn({ app, turnIndex })),
+      followTurn: via(local.followTurn, followTurn),
+      cancel: via(local.cancel, (app, id) => entity(id).Cancel({ app })),
+      configure: via(local.configure, (app, id, settings: AgentSettings) => entity(id).Configure({ app, settings })),
+      listPermissions: via(local.listPermissions, (app, id) => entity(id).ListPermissions({ app })),
+      answerPermission: via(
+        local.answerPermission,
+        (app, id, requestId, answer: PermissionAnswer) => entity(id).AnswerPermission({ app, requestId, answer })
+      ),
+      close: via(local.close, (app, id) => entity(id).Close({ app })),
+      stop: via(local.stop, (id) => entity(id).Stop())
+    })
+  })
+)
+

@@ -1,0 +1,187 @@
+/**
+ * A gateway cluster (issue 15; the `postgres` project only): real gateway processes on loopback,
+ * each a node of one cluster over a throwaway PostgreSQL database and a shared workspace root.
+ * Every process a test starts is SIGKILLed by pid when it ends, whatever happened.
+ */
+import { afterEach, describe, expect, it } from "vitest"
+import { api, freePort, runGatewayToExit } from "./support/GatewayProcess.js"
+import { postgres } from "./support/Ledgers.js"
+import { agentLogFile, scriptedAgents, startedPids } from "./support/ScriptedAgent.js"
+import { createDatabase, pgQuery } from "./support/Postgres.js"
+import {
+  adminToken,
+  type ClusterNode,
+  clusterEnv,
+  clusterStatus,
+  startCluster,
+  startNode,
+  stopCluster,
+  untilFormed
+} from "./support/Cluster.js"
+import { appToken } from "./support/TestGateway.js"
+
+const server = postgres!
+let nodes: Array<ClusterNode> = []
+afterEach(async () => {
+  await stopCluster(nodes)
+  nodes = []
+})
+
+/** Three nodes started together on a fresh database, running the scripted agent (its log at `log`). */
+const threeNodes = async (extra: Record<string, string> = {}) => {
+  const log = agentLogFile()
+  const env = clusterEnv(await createDatabase(server), { CLAWDFORGE_AGENTS: scriptedAgents(log), ...extra })
+  nodes = await startCluster(env, 3)
+  await untilFormed(nodes[0]!, 3)
+  return { env, log }
+}
+
+const turn = (node: ClusterNode, id: string, prompt: string) => api(node.gateway, "POST", `/sessions/${id}/turn`, { prompt })
+
+/** `n` sessions created through `node`, one after the other: their ids. */
+const createSessions = async (node: ClusterNode, n: number) => {
+  const ids: Array<string> = []
+  for (let i = 0; i < n; i++) {
+    const created = await api(node.gateway, "POST", "/sessions", { agent: "scripted" })
+    expect(created.status, JSON.stringify(created.body)).toBe(200)
+    ids.push(created.body.session_id)
+  }
+  return ids
+}
+
+describe("a gateway cluster", () => {
+  it("three nodes started together on an empty database: sessions created on one are turned through the others", async () => {
+    const { log } = await threeNodes()
+    const ids = await createSessions(nodes[0]!, 6)
+    for (const [i, id] of ids.entries()) {
+      for (let n = 1; n <= 3; n++) {
+        const reply = await turn(nodes[(i + n) % 3]!, id, `echo turn ${n}`)
+        expect(reply.status, JSON.stringify(reply.body)).toBe(200)
+        expect(reply.body).toMatchObject({ ok: true, session_id: id, turn_index: n })
+      }
+    }
+    // One live agent per session across the cluster; the sessions spread over the nodes.
+    await new Promise((r) => setTimeout(r, 1_200))
+    const status = await clusterStatus(nodes[1]!)
+    expect(status.live_sessions).toBe(6)
+    expect(startedPids(log)).toHaveLength(6)
+    expect(status.nodes.filter((node) => node.live_sessions > 0).length, JSON.stringify(status.nodes)).toBeGreaterThan(1)
+  }, 90_000)
+
+  it("a node SIGKILLed: every session answers its next turn through a survivor within 30 s, resumed, turn_index going on", async () => {
+    const { env, log } = await threeNodes()
+    const ids = await createSessions(nodes[0]!, 9)
+    for (const id of ids) expect((await turn(nodes[1]!, id, "echo one")).body).toMatchObject({ turn_index: 1 })
+    await new Promise((r) => setTimeout(r, 1_200))
+    const before = await clusterStatus(nodes[0]!)
+    const victim = nodes.reduce((most, node) =>
+      before.nodes.find((n) => n.node === node.node)!.live_sessions > before.nodes.find((n) => n.node === most.node)!.live_sessions
+        ? node
+        : most
+    )
+    const lost = before.nodes.find((n) => n.node === victim.node)!.live_sessions
+    expect(lost).toBeGreaterThan(0)
+    const survivors = nodes.filter((node) => node !== victim)
+    // Every session is in a turn when the node dies: the dead node's ones never end there.
+    for (const id of ids) {
+      const queued = await api(survivors[0]!.gateway, "POST", `/sessions/${id}/turns`, { prompt: "sleep 3000" })
+      expect(queued.body).toMatchObject({ turn_index: 2, status: "queued" })
+    }
+    await new Promise((r) => setTimeout(r, 300))
+    const killedAt = Date.now()
+    victim.gateway.child.kill("SIGKILL")
+    const answered = await Promise.all(ids.map(async (id, i) => {
+      for (let attempt = 0;; attempt++) {
+        const via = survivors[(i + attempt) % 2]!
+        const reply = await fetch(`${via.gateway.url}/sessions/${id}/turn`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${appToken}`, "content-type": "application/json" },
+          body: JSON.stringify({ prompt: "history" }),
+          signal: AbortSignal.timeout(Math.max(1, killedAt + 30_000 - Date.now()))
+        }).then(async (response) => ({ status: response.status, body: await response.json() as any }))
+          .catch((error) => ({ status: 0, body: String(error) }))
+        if (reply.status === 200) return { id, ms: Date.now() - killedAt, body: reply.body }
+        if (Date.now() - killedAt > 30_000) throw new Error(`session ${id} did not answer within 30 s: ${JSON.stringify(reply)}`)
+        await new Promise((r) => setTimeout(r, 100))
+      }
+    }))
+    const failoverMs = Math.max(...answered.map((a) => a.ms))
+    console.log(`failover: ${lost} session(s) on the SIGKILLed node; every one of the 9 sessions answered within ${failoverMs} ms of the SIGKILL (per session: ${answered.map((a) => a.ms).join(", ")} ms)`)
+    expect(failoverMs).toBeLessThan(30_000)
+    for (const { body } of answered) {
+      expect(body).toMatchObject({ ok: true, turn_index: 3 })
+      // The agent (started again on a survivor, or still running there) knows the session's earlier prompts.
+      expect(JSON.stringify(body.events)).toContain("echo one")
+    }
+    // The dead node's running turns are interrupted; the others completed; nothing is missing.
+    const turns = await pgQuery(env.CLAWDFORGE_DB, "SELECT session_id, turn_index, status FROM turns WHERE turn_index = 2")
+    expect(turns).toHaveLength(9)
+    expect(turns.filter((t) => t.status === "interrupted")).toHaveLength(lost)
+    expect(turns.filter((t) => t.status === "completed")).toHaveLength(9 - lost)
+    // Its sessions' agents started again on the survivors (loaded, not new): one more start each.
+    expect(startedPids(log)).toHaveLength(9 + lost)
+    const after = await clusterStatus(survivors[0]!)
+    expect(after.nodes.map((n) => n.node).sort()).toEqual(survivors.map((n) => n.node).sort())
+    expect(after.live_sessions).toBe(9)
+  }, 120_000)
+
+  it("the pool cap is exact across nodes under racing creates: 503 pool_full only once every node is full", async () => {
+    await threeNodes({ CLAWDFORGE_MAX_LIVE_SESSIONS: "2" })
+    const replies = await Promise.all(
+      Array.from({ length: 14 }, (_, i) => api(nodes[i % 3]!.gateway, "POST", "/sessions", { agent: "scripted" }))
+    )
+    expect(replies.filter((r) => r.status === 200), JSON.stringify(replies.map((r) => r.body))).toHaveLength(6)
+    const refused = replies.filter((r) => r.status !== 200)
+    expect(refused).toHaveLength(8)
+    for (const reply of refused) expect(reply).toMatchObject({ status: 503, body: { error: "pool_full", capacity: 6 } })
+    await new Promise((r) => setTimeout(r, 1_200))
+    const status = await clusterStatus(nodes[2]!)
+    expect(status.nodes.map((n) => n.live_sessions)).toEqual([2, 2, 2])
+    // A slot freed on any node is found by a create through any other.
+    const first = replies.find((r) => r.status === 200)!.body.session_id
+    expect((await api(nodes[1]!.gateway, "DELETE", `/sessions/${first}`)).status).toBe(200)
+    expect((await api(nodes[2]!.gateway, "POST", "/sessions", { agent: "scripted" })).status).toBe(200)
+    expect((await api(nodes[0]!.gateway, "POST", "/sessions", { agent: "scripted" })).status).toBe(503)
+  }, 90_000)
+
+  it("the sweeper runs once per cluster: one sweep per idle session, its agent stopped on its node", async () => {
+    const { env } = await threeNodes({ CLAWDFORGE_SESSION_TTL_SECS: "2", CLAWDFORGE_SWEEP_INTERVAL_SECS: "1" })
+    const ids = (await Promise.all(nodes.map((node) => createSessions(node, 2)))).flat()
+    const deadline = Date.now() + 20_000
+    for (;;) {
+      const status = await clusterStatus(nodes[0]!)
+      if (status.live_sessions === 0) break
+      if (Date.now() > deadline) throw new Error(`agents still live: ${JSON.stringify(status.nodes)}`)
+      await new Promise((r) => setTimeout(r, 250))
+    }
+    // A few more sweeps pass: still one each.
+    await new Promise((r) => setTimeout(r, 2_500))
+    const sweeps = await pgQuery(env.CLAWDFORGE_DB, "SELECT session_id, count(*)::int AS n FROM session_events WHERE event = 'sweep_close' GROUP BY session_id")
+    expect(sweeps.map((s) => s.n)).toEqual(ids.map(() => 1))
+    expect(new Set(sweeps.map((s) => s.session_id))).toEqual(new Set(ids))
+    for (const id of ids) expect((await api(nodes[1]!.gateway, "GET", `/sessions/${id}`)).body).toMatchObject({ status: "closed" })
+  }, 90_000)
+
+  it("GET /cluster needs the admin token: an app token is 401; without the variable the route is 404", async () => {
+    const db = await createDatabase(server)
+    nodes = [await startNode(clusterEnv(db))]
+    const url = `${nodes[0]!.gateway.url}/cluster`
+    expect((await fetch(url)).status).toBe(401)
+    expect((await fetch(url, { headers: { authorization: `Bearer ${appToken}` } })).status).toBe(401)
+    const ok = await fetch(url, { headers: { authorization: `Bearer ${adminToken}` } })
+    expect(ok.status).toBe(200)
+    expect(await ok.json()).toMatchObject({ ok: true, nodes: [{ node: nodes[0]!.node, capacity: 8 }] })
+    await stopCluster(nodes)
+    nodes = [await startNode(clusterEnv(db, { CLAWDFORGE_ADMIN_TOKEN: "" }))]
+    expect((await fetch(`${nodes[0]!.gateway.url}/cluster`, { headers: { authorization: `Bearer ${adminToken}` } })).status)
+      .toBe(404)
+  }, 60_000)
+
+  it("with a SQLite ledger, start-up stops with one line naming CLAWDFORGE_CLUSTER", async () => {
+    const { code, stderr } = await runGatewayToExit({ CLAWDFORGE_CLUSTER: "true", CLAWDFORGE_PORT: String(await freePort()) })
+    expect(code).toBe(1)
+    const lines = stderr.split("\n").filter((l) => l.trim().length > 0)
+    expect(lines, stderr).toHaveLength(1)
+    expect(lines[0]).toContain("CLAWDFORGE_CLUSTER")
+  })
+})
