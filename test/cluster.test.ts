@@ -166,15 +166,20 @@ describe("a gateway cluster", () => {
     const db = await createDatabase(server)
     nodes = [await startNode(clusterEnv(db))]
     const url = `${nodes[0]!.gateway.url}/cluster`
-    expect((await fetch(url)).status).toBe(401)
-    expect((await fetch(url, { headers: { authorization: `Bearer ${appToken}` } })).status).toBe(401)
+    const anonymous = await fetch(url)
+    expect(anonymous.status).toBe(401)
+    expect(anonymous.headers.get("www-authenticate")).toBe(`Bearer realm="clawdforge-admin"`)
+    const app = await fetch(url, { headers: { authorization: `Bearer ${appToken}` } })
+    expect(app.status).toBe(401)
+    expect(await app.json()).toMatchObject({ ok: false, error: "unauthorized" })
     const ok = await fetch(url, { headers: { authorization: `Bearer ${adminToken}` } })
     expect(ok.status).toBe(200)
     expect(await ok.json()).toMatchObject({ ok: true, nodes: [{ node: nodes[0]!.node, capacity: 8 }] })
     await stopCluster(nodes)
     nodes = [await startNode(clusterEnv(db, { CLAWDFORGE_ADMIN_TOKEN: "" }))]
-    expect((await fetch(`${nodes[0]!.gateway.url}/cluster`, { headers: { authorization: `Bearer ${adminToken}` } })).status)
-      .toBe(404)
+    const off = await fetch(`${nodes[0]!.gateway.url}/cluster`, { headers: { authorization: `Bearer ${adminToken}` } })
+    expect(off.status).toBe(404)
+    expect(await off.json()).toMatchObject({ ok: false, error: "not_found" })
   }, 60_000)
 
   it("with a SQLite ledger, start-up stops with one line naming CLAWDFORGE_CLUSTER", async () => {

@@ -1,14 +1,10 @@
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import { Config, Effect, Option, Redacted } from "effect"
-import { createHash, timingSafeEqual } from "node:crypto"
+import { Effect, Layer, Redacted } from "effect"
+import { AdminAuthorization } from "../domain/Admin.js"
+import { AdminAuthorizationLive } from "../http/AdminAuthorization.js"
 import { ClusterNodes } from "./ClusterNodes.js"
-
-const sha256 = (text: string) => createHash("sha256").update(text, "utf8").digest()
-
-const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
-  HttpServerResponse.unsafeJson(body, { status, headers })
 
 /** Consecutive shard numbers as `a-b` ranges: 60 shards read as a few ranges. */
 const ranges = (shards: ReadonlyArray<number>) => {
@@ -25,37 +21,24 @@ const ranges = (shards: ReadonlyArray<number>) => {
 
 /**
  * `GET /cluster`: the nodes (address, live sessions, capacity, shards) and who owns each shard,
- * behind the operators' token (`Authorization: Bearer <CLAWDFORGE_ADMIN_TOKEN>`), compared as
- * SHA-256 digests with `timingSafeEqual`; an app token is a 401; without the variable the route
- * is a 404, as every admin route is. A route of the cluster node only (a single gateway has none).
+ * behind the admin API's own guard (`AdminAuthorization`: `Authorization: Bearer
+ * <CLAWDFORGE_ADMIN_TOKEN>` compared in constant time; an app token is a 401; without the
+ * variable a 404). A route of a cluster node only: a single gateway has none.
  */
 export const ClusterRouteLive = HttpApiBuilder.Router.use((router) =>
   Effect.gen(function*() {
     const nodes = yield* ClusterNodes
-    const adminToken = yield* Config.redacted("CLAWDFORGE_ADMIN_TOKEN").pipe(
-      Config.map((token) => Redacted.value(token).length === 0 ? Option.none() : Option.some(sha256(Redacted.value(token)))),
-      Config.withDefault(Option.none<Buffer>()),
-      Effect.orDie
-    )
+    const guard = yield* AdminAuthorization
     yield* router.get(
       "/cluster",
       Effect.gen(function*() {
-        if (Option.isNone(adminToken)) {
-          return json(404, { ok: false, error: "not_found", message: "No such route: the admin API is off: set CLAWDFORGE_ADMIN_TOKEN" })
-        }
         const request = yield* HttpServerRequest.HttpServerRequest
-        const sent = /^Bearer +(\S+)\s*$/i.exec(request.headers.authorization ?? "")?.[1]
-        if (sent === undefined || !timingSafeEqual(sha256(sent), adminToken.value)) {
-          return json(401, { ok: false, error: "unauthorized", message: "Missing or unknown admin token" }, {
-            "www-authenticate": sent === undefined
-              ? `Bearer realm="clawdforge-admin"`
-              : `Bearer realm="clawdforge-admin", error="invalid_token"`
-          })
-        }
+        const token = /^Bearer +(.*)$/i.exec(request.headers.authorization ?? "")?.[1]?.trim() ?? ""
+        yield* guard.adminBearer(Redacted.make(token))
         const live = yield* nodes.nodes
         const owners: Record<string, string> = {}
         for (const node of live) for (const shard of node.shards) owners[shard] = node.node
-        return json(200, {
+        return HttpServerResponse.unsafeJson({
           ok: true,
           node: nodes.self,
           live_sessions: live.reduce((sum, node) => sum + node.live, 0),
@@ -70,7 +53,16 @@ export const ClusterRouteLive = HttpApiBuilder.Router.use((router) =>
           })),
           shard_owners: owners
         })
-      })
+      }).pipe(
+        // The API's error shape, with the guard's status.
+        Effect.catchAll((error) =>
+          HttpServerResponse.json(
+            { ok: false, error: error.error, message: error.message },
+            { status: error._tag === "Unauthorized" ? 401 : 404 }
+          )
+        ),
+        Effect.orDie
+      )
     )
   })
-)
+).pipe(Layer.provide(AdminAuthorizationLive))
