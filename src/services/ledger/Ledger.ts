@@ -353,14 +353,14 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
       Effect.orDie
     )
 
-    /** Which of `ids` are closed (or gone) in the ledger: their actors should not be running. */
+    /** Which of `ids` are closed in the ledger (by the admin CLI, say): their actors should not be running. */
     const closedAmong = Effect.fn("Ledger.closedAmong")(
       function*(ids: ReadonlyArray<SessionId>) {
         if (ids.length === 0) return []
-        const open = yield* sql<{ session_id: SessionId }>`
-          SELECT session_id FROM sessions WHERE closed_at IS NULL AND session_id IN ${sql.in(ids)}`
-        const stillOpen = new Set(open.map((r) => r.session_id))
-        return ids.filter((id) => !stillOpen.has(id))
+        // Closed rows only: a session whose create has not committed yet has no row, and is not closed.
+        const closed = yield* sql<{ session_id: SessionId }>`
+          SELECT session_id FROM sessions WHERE closed_at IS NOT NULL AND session_id IN ${sql.in(ids)}`
+        return closed.map((r) => r.session_id)
       },
       Effect.orDie
     )
