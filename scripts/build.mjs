@@ -6,6 +6,9 @@
  *    tree-shaken file loads in a fraction of the time of a few thousand modules, and what is
  *    imported with `import()` (the docs page, OpenTelemetry, the acpx driver) stays in chunks of
  *    its own that load only when used.
+ * 3. esbuild bundles the operators' console (src/console/, preact + htm) for browsers into
+ *    `dist/app/console/`: one script and one style sheet, which the gateway reads when `/console`
+ *    is first asked for.
  */
 import { build } from "esbuild"
 import { execFileSync } from "node:child_process"
@@ -42,8 +45,24 @@ const programs = () => build({
   logLevel: "warning"
 })
 
+// The console: for browsers, minified, with no source map (the gateway serves these two files only).
+const consoleBundle = () => build({
+  entryPoints: [
+    { in: join(root, "src/console/main.ts"), out: "console" },
+    { in: join(root, "src/console/console.css"), out: "console" }
+  ],
+  outdir: join(next, "console"),
+  bundle: true,
+  format: "esm",
+  platform: "browser",
+  target: ["chrome111", "firefox113", "safari16.4"],
+  minify: true,
+  legalComments: "none",
+  logLevel: "warning"
+})
+
 if (!process.argv.includes("--programs")) library()
-await programs()
+await Promise.all([programs(), consoleBundle()])
 // The demo agent is a program of its own, found beside the module that names it.
 copyFileSync(join(root, "src/services/agents/demo-agent.mjs"), join(next, "demo-agent.mjs"))
 rmSync(app, { recursive: true, force: true })

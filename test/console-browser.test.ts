@@ -1,0 +1,182 @@
+/**
+ * The operators' console (`/console`, issue 16) in a real browser (Debian's `chromium`, driven by
+ * playwright-core), served by the compiled gateway as `npm start` runs it, with the scripted ACP
+ * agent: sign in with the admin token, see a session created through the API, read its turn,
+ * watch a live turn's messages arrive, answer an ask-mode request with a click and see the API's
+ * waiting turn complete; apps and the audit trail. The page asks nothing of any other origin,
+ * logs no error, and never puts the token in a URL. Screenshots of each page are kept under
+ * `os.tmpdir()/clawdforge-console-shots/` (not committed).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { mkdirSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { type Browser, chromium, type Page } from "playwright-core"
+import { api, type GatewayProcess, startGateway } from "./support/GatewayProcess.js"
+import { agentLogFile, scriptedAgents } from "./support/ScriptedAgent.js"
+import { appToken, otherToken } from "./support/TestGateway.js"
+
+const adminToken = "console-admin-token-0123456789"
+const shots = join(tmpdir(), "clawdforge-console-shots")
+
+// As CI runs it: as root, without a GPU, with no network but the gateway's.
+const chromiumArgs = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync"
+]
+
+let gateway: GatewayProcess
+let browser: Browser
+
+beforeAll(async () => {
+  mkdirSync(shots, { recursive: true })
+  ;[gateway, browser] = await Promise.all([
+    startGateway({ CLAWDFORGE_ADMIN_TOKEN: adminToken, CLAWDFORGE_AGENTS: scriptedAgents(agentLogFile()) }),
+    chromium.launch({ executablePath: "/usr/bin/chromium", args: chromiumArgs })
+  ])
+})
+
+afterAll(async () => {
+  await browser?.close()
+  await gateway?.stop()
+})
+
+const shoot = (page: Page, name: string) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true })
+
+describe("/console in headless Chromium", () => {
+  it("signs in, shows sessions, streams a live turn, answers a permission with a click; nothing leaves the gateway", async () => {
+    // What the console will show, made through the app API.
+    const plain = (await api(gateway, "POST", "/sessions", { agent: "scripted", meta: { ticket: "ENG-42" } })).body.session_id
+    expect((await api(gateway, "POST", `/sessions/${plain}/turn`, { prompt: "hello console" })).status).toBe(200)
+    const other = (await api(gateway, "POST", "/sessions", { agent: "scripted" }, otherToken)).body.session_id
+    expect((await api(gateway, "POST", `/sessions/${other}/turn`, { prompt: "cost 0.0125" }, otherToken)).status).toBe(200)
+
+    const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, colorScheme: "light" })
+    const origin = new URL(gateway.url).origin
+    const requested: Array<string> = []
+    const outside: Array<string> = []
+    const errors: Array<string> = []
+    await context.route("**/*", (route) => {
+      const url = route.request().url()
+      requested.push(url)
+      if (new URL(url).origin === origin) return route.continue()
+      outside.push(url)
+      return route.abort("blockedbyclient")
+    })
+    const page = await context.newPage()
+    page.on("console", (message) => {
+      // A refused sign-in is a 401 the browser reports; it is what the test asks for.
+      if (message.type() === "error" && !message.text().includes("401")) errors.push(`console: ${message.text()}`)
+    })
+    page.on("pageerror", (error) => errors.push(`page: ${error.message}`))
+    page.on("response", (response) => {
+      if (response.status() >= 400 && response.status() !== 401) errors.push(`${response.status()}: ${response.url()}`)
+    })
+    page.on("requestfailed", (request) => {
+      // The live stream is aborted when the page leaves the turn.
+      if (!request.url().endsWith("/stream")) errors.push(`request failed: ${request.url()}`)
+    })
+
+    // The page and its assets: only the gateway's own origin, nothing inline.
+    const response = await page.goto(`${gateway.url}/console`, { waitUntil: "load" })
+    expect(response?.status()).toBe(200)
+    const headers = await response!.allHeaders()
+    expect(headers["content-security-policy"]).toBe(
+      "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+    expect(headers["content-encoding"]).toBe("br")
+
+    // A wrong token is refused; the admin token signs in, kept for the tab only.
+    await page.getByLabel("Admin token").fill(appToken)
+    await page.getByRole("button", { name: "Sign in" }).click()
+    await page.getByRole("alert").getByText("Missing or unknown admin token").waitFor()
+    await shoot(page, "1-sign-in")
+    await page.getByLabel("Admin token").fill(adminToken)
+    await page.getByRole("button", { name: "Sign in" }).click()
+
+    // Overview: the pool, the turns, the cost.
+    await page.getByRole("heading", { name: "Overview" }).waitFor()
+    await page.getByText("Turns per minute, last 30 minutes").waitFor()
+    await page.locator(".card", { hasText: "Pool" }).getByText("/ 8").waitFor()
+    await page.locator(".card", { hasText: "Cost today" }).getByText("$0.0125").waitFor()
+    await shoot(page, "2-overview")
+
+    // Sessions: the one made through the API, opened, its turn read.
+    await page.getByRole("link", { name: "Sessions" }).click()
+    await page.getByRole("link", { name: plain }).waitFor()
+    await page.getByRole("link", { name: other }).waitFor()
+    await page.getByLabel("App").selectOption("app-b")
+    await page.getByRole("link", { name: plain }).waitFor({ state: "detached" })
+    await page.getByLabel("App").selectOption("")
+    await shoot(page, "3-sessions")
+    await page.getByRole("link", { name: plain }).click()
+    await page.getByRole("heading", { name: plain }).waitFor()
+    await page.locator(".agent-text", { hasText: "echo: hello console" }).waitFor()
+    await shoot(page, "4-session")
+
+    // A live turn: its messages arrive while the API still waits for it.
+    let streamed = false
+    const running = api(gateway, "POST", `/sessions/${plain}/turn`, { prompt: "chunks 12 500" }).then((r) => {
+      streamed = true
+      return r
+    })
+    await page.locator(".agent-text", { hasText: "chunk 2" }).waitFor({ timeout: 10_000 })
+    expect(streamed).toBe(false)
+    await shoot(page, "5-live-turn")
+    expect((await running).status).toBe(200)
+    await page.locator(".agent-text", { hasText: "chunk 12" }).waitFor()
+
+    // Ask mode: the request waits for an answer; one button per option; a click answers it.
+    const ask = (await api(gateway, "POST", "/sessions", { agent: "scripted", permission_mode: "ask" })).body.session_id
+    let answered = false
+    const waiting = api(gateway, "POST", `/sessions/${ask}/turn`, { prompt: "permission edit the readme" }).then((r) => {
+      answered = true
+      return r
+    })
+    await page.goto(`${gateway.url}/console#/sessions/${ask}`)
+    const request = page.locator(".permission")
+    await request.getByText("write file").waitFor({ timeout: 10_000 })
+    expect(await request.getByRole("button").allInnerTexts()).toEqual(["Allow", "Reject"])
+    await shoot(page, "6-permission")
+    expect(answered).toBe(false)
+    await request.getByRole("button", { name: "Allow" }).click()
+    const reply = await waiting
+    expect(reply.status).toBe(200)
+    expect(JSON.stringify(reply.body.events)).toContain("permission: allow")
+    await page.locator(".permission").waitFor({ state: "detached" })
+    await page.locator(".agent-text", { hasText: "permission: allow" }).waitFor()
+
+    // Apps: names, limits, use; never a token.
+    await page.getByRole("link", { name: "Apps" }).click()
+    await page.getByRole("cell", { name: "app-a", exact: true }).waitFor()
+    await page.getByRole("cell", { name: "app-b", exact: true }).waitFor()
+    await shoot(page, "7-apps")
+    const appsText = await page.innerText("body")
+    expect(appsText).not.toContain(appToken)
+    expect(appsText).not.toContain(otherToken)
+
+    // The audit trail shows who answered.
+    await page.getByRole("link", { name: "Audit trail" }).click()
+    await page.getByText(`"by":"admin"`).first().waitFor()
+    await shoot(page, "8-audit")
+
+    // The token stayed in this tab's sessionStorage and in headers: never in a URL, never stored for good.
+    expect(await page.evaluate(() => sessionStorage.getItem("clawdforge.adminToken"))).toBe(adminToken)
+    expect(await page.evaluate(() => localStorage.length)).toBe(0)
+    await page.waitForLoadState("networkidle")
+    expect(outside).toEqual([])
+    expect(errors).toEqual([])
+    for (const url of requested) {
+      expect(new URL(url).origin).toBe(origin)
+      expect(url).not.toContain(adminToken)
+    }
+    await context.close()
+  })
+})
