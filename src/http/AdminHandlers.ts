@@ -2,7 +2,6 @@ import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { Effect, Layer } from "effect"
 import { Api } from "../domain/Api.js"
 import { Admin } from "../services/admin/Admin.js"
-import { Sessions } from "../services/sessions/Sessions.js"
 import { AdminAuthorizationLive } from "./AdminAuthorization.js"
 import { Console } from "./Console.js"
 import { resumeAfter } from "./Handlers.js"
@@ -12,7 +11,6 @@ import { turnEventStream } from "./TurnStream.js"
 export const AdminLive = HttpApiBuilder.group(Api, "admin", (handlers) =>
   Effect.gen(function*() {
     const admin = yield* Admin
-    const sessions = yield* Sessions
     return handlers
       .handle("getAdminOverview", () => admin.overview())
       .handle("listAdminApps", () =>
@@ -25,19 +23,19 @@ export const AdminLive = HttpApiBuilder.group(Api, "admin", (handlers) =>
       .handle("getAdminSession", ({ path }) => admin.session(path.id))
       .handle("closeAdminSession", ({ path }) =>
         Effect.map(
-          sessions.admin.close(path.id),
+          admin.close(path.id),
           ({ alreadyClosed }) => alreadyClosed ? { ok: true as const, already_closed: true } : { ok: true as const }
         ))
-      .handle("getAdminTurn", ({ path }) => sessions.admin.getTurn(path.id, path.n))
+      .handle("getAdminTurn", ({ path }) => admin.getTurn(path.id, path.n))
       .handle("streamAdminTurn", ({ headers, path }) =>
         Effect.flatMap(
-          sessions.admin.followTurn(path.id, path.n),
+          admin.followTurn(path.id, path.n),
           (feed) => Effect.map(resumeAfter(feed.turnIndex, headers["last-event-id"]), (after) => turnEventStream(feed, after))
         ))
       .handle("listAdminPermissions", () =>
         Effect.map(admin.pending(), (permissions) => ({ ok: true as const, count: permissions.length, permissions })))
       .handle("answerAdminPermission", ({ path, payload }) =>
-        Effect.as(sessions.admin.answerPermission(path.id, path.request_id, payload), { ok: true as const }))
+        Effect.as(admin.answer(path.id, path.request_id, payload), { ok: true as const }))
       .handle("getAdminUsage", ({ urlParams }) => admin.usageByApp(urlParams))
       .handle("listAuditEvents", ({ urlParams }) =>
         Effect.map(admin.audit(urlParams), (events) => ({ ok: true as const, count: events.length, events })))

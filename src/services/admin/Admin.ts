@@ -1,7 +1,9 @@
 import { SqlClient } from "@effect/sql"
-import { Clock, Effect, Redacted } from "effect"
+import { Clock, Effect, Option, Redacted, Schema } from "effect"
 import { type AdminSession, AppExists, AppNotFound } from "../../domain/Admin.js"
-import { AppName } from "../../domain/Ids.js"
+import { SessionNotFound } from "../../domain/Errors.js"
+import { AppName, SessionId } from "../../domain/Ids.js"
+import type { PermissionAnswer } from "../../domain/Permission.js"
 import type { Session, SessionStatus } from "../../domain/Session.js"
 import type { AppLimitsSpec, UsageTotals } from "../../domain/Tenancy.js"
 import { AppConfig } from "../config/AppConfig.js"
@@ -40,6 +42,9 @@ const auditEvent = (row: AuditRow) => ({
  * What the admin API (`/admin/*`) and the console read and change: every app's sessions, apps,
  * limits, usage and audit trail. The app-scoped services do the work; this adds the reads across
  * apps that no app may make. Built over the gateway's services (no layer of its own below them).
+ *
+ * A session's own operations (a turn, its stream, an answer, a close) are the app's, called as
+ * the session's app: they go where the app's would (in a cluster, to the node that owns it).
  */
 export class Admin extends Effect.Service<Admin>()("clawdforge/Admin", {
   effect: Effect.gen(function*() {
@@ -52,6 +57,18 @@ export class Admin extends Effect.Service<Admin>()("clawdforge/Admin", {
     const usage = yield* Usage
     const pool = yield* AgentPool
     const envApps = new Set(config.appTokens.map(([name]) => name))
+
+    /** Any app's session, or 404. */
+    const sessionById = (id: string) =>
+      (Schema.is(SessionId)(id) ? ledger.findSession(id) : Effect.succeed(Option.none())).pipe(
+        Effect.flatMap(Option.match({
+          onNone: () => Effect.fail(new SessionNotFound({ message: `No session ${id.slice(0, 64)}` })),
+          onSome: Effect.succeed
+        }))
+      )
+    /** Runs the app-scoped `f` as the session's own app. */
+    const asOwner = <A, E, R>(id: string, f: (app: AppName) => Effect.Effect<A, E, R>) =>
+      Effect.flatMap(sessionById(id), (session) => f(session.app_name))
 
     /** A session as an operator sees it: whether its agent runs, how many requests wait in it. */
     const annotate = Effect.fnUntraced(function*(list: ReadonlyArray<Session>) {
@@ -162,9 +179,9 @@ export class Admin extends Effect.Service<Admin>()("clawdforge/Admin", {
     )
 
     const session = Effect.fn("Admin.session")(function*(id: string) {
-      const found = yield* sessions.admin.get(id)
+      const found = yield* sessionById(id)
       const [annotated] = yield* annotate([found])
-      const turns = yield* sessions.admin.listTurns(id, { limit: 1000 })
+      const turns = yield* sessions.listTurns(found.app_name, id, { limit: 1000 })
       const events = yield* ledger.sessionEvents(id)
       const pending = yield* sessions.admin.pendingPermissions
       return {
@@ -208,6 +225,12 @@ export class Admin extends Effect.Service<Admin>()("clawdforge/Admin", {
     })
 
     return {
+      getTurn: (id: string, turnIndex: number) => asOwner(id, (app) => sessions.getTurn(app, id, turnIndex)),
+      followTurn: (id: string, turnIndex: number) => asOwner(id, (app) => sessions.followTurn(app, id, turnIndex)),
+      close: (id: string) => asOwner(id, (app) => sessions.close(app, id)),
+      /** Answers a pending request as an operator: audited `by: "admin"`. */
+      answer: (id: string, requestId: string, answer: PermissionAnswer) =>
+        asOwner(id, (app) => sessions.answerPermission(app, id, requestId, answer, "admin")),
       overview,
       apps,
       createApp,

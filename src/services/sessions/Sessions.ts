@@ -874,26 +874,9 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
       return { alreadyClosed: !closed }
     })
 
-    // ---- an operator's (`/admin/*`): any app's session, by its id alone ------------------
-
-    /** The app whose session this is (404 when there is none): the app-scoped methods then answer. */
-    const ownerOf = (id: string) => {
-      const live = liveActors.get(id as SessionId)
-      return live !== undefined
-        ? Effect.succeed(live.session.app_name)
-        : Effect.map(orNotFound(id, ledger.findSession), (session) => session.app_name)
-    }
-    const asOwner = <A, E, R>(id: string, f: (app: AppName) => Effect.Effect<A, E, R>) => Effect.flatMap(ownerOf(id), f)
+    // ---- an operator's (`/admin/*`): what only this process knows, across apps -----------
 
     const admin = {
-      get: (id: string) => orNotFound(id, ledger.findSession),
-      listTurns: (id: string, options: { readonly after?: number; readonly limit?: number }) =>
-        asOwner(id, (app) => listTurns(app, id, options)),
-      getTurn: (id: string, turnIndex: number) => asOwner(id, (app) => getTurn(app, id, turnIndex)),
-      followTurn: (id: string, turnIndex: number) => asOwner(id, (app) => followTurn(app, id, turnIndex)),
-      close: (id: string) => asOwner(id, (app) => close(app, id)),
-      answerPermission: (id: string, requestId: string, answer: PermissionAnswer) =>
-        asOwner(id, (app) => answerPermission(app, id, requestId, answer, "admin")),
       /** Every live session's pending requests (ask mode), with the session they wait in. */
       pendingPermissions: Effect.sync(() =>
         [...liveActors.values()].flatMap((actor) =>
