@@ -11,7 +11,7 @@ import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir, userInfo } from "node:os"
 import { createRequire } from "node:module"
 import { join } from "node:path"
-import { pgTypes } from "../../src/services/ledger/Database.js"
+import { pgTypes } from "../../src/services/ledger/Postgres.js"
 import { freePort } from "./freePort.js"
 
 export interface PostgresServer {

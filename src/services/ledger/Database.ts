@@ -1,11 +1,9 @@
 import { NodeContext } from "@effect/platform-node"
 import { SqlClient } from "@effect/sql"
-import { PgClient, PgMigrator } from "@effect/sql-pg"
 import { SqliteClient, SqliteMigrator } from "@effect/sql-sqlite-node"
-import { Data, Effect, Layer, Redacted } from "effect"
+import { Data, Effect, Layer } from "effect"
 import { mkdirSync } from "node:fs"
 import { dirname } from "node:path"
-import * as PgTypes from "pg-types"
 import { migrations } from "./Migrations.js"
 import { AppConfig, type LedgerLocation } from "../config/AppConfig.js"
 
@@ -38,71 +36,14 @@ export const layerSqlite = (filename: string) =>
 /** The ledger could not be opened or migrated; the message never holds the password. */
 export class LedgerUnavailable extends Data.TaggedError("LedgerUnavailable")<{ readonly message: string }> {}
 
-// The ledger's integers are BIGINT on PostgreSQL (timestamps in ms, ids): read them, and NUMERIC
-// sums, as numbers, as SQLite gives them (every value the ledger keeps fits a double exactly).
-export const pgTypes = {
-  getTypeParser: (oid: number, format?: "text" | "binary") =>
-    oid === PgTypes.builtins.INT8 || oid === PgTypes.builtins.NUMERIC
-      ? Number
-      : PgTypes.getTypeParser(oid, format as "text")
-}
-
-// Any number of gateways may start together on an empty database: the first to take this
-// session lock migrates, the others wait for it and then find nothing left to run. PgMigrator's own
-// table lock comes too late for that: its bookkeeping table is created before it, unguarded.
-const migrationLockKey = 0x636c_6466 // "cldf"
-
-const migratePostgres = Effect.gen(function*() {
-  const sql = yield* SqlClient.SqlClient
-  const connection = yield* sql.reserve
-  yield* Effect.acquireRelease(
-    connection.execute(`SELECT pg_advisory_lock(${migrationLockKey})`, [], undefined),
-    () => Effect.ignore(connection.execute(`SELECT pg_advisory_unlock(${migrationLockKey})`, [], undefined))
-  )
-  yield* PgMigrator.run({ loader: migrations })
-}).pipe(Effect.scoped)
-
-/** `text` with the URL's password, as written and decoded, replaced. */
-const withoutPassword = (url: Redacted.Redacted, text: string) => {
-  const raw = Redacted.value(url)
-  const password = URL.canParse(raw) ? new URL(raw).password : ""
-  let decoded = password
-  try {
-    decoded = decodeURIComponent(password)
-  } catch {
-    // not percent-encoded after all
-  }
-  return [password, decoded].filter((secret) => secret.length > 0)
-    .reduce((out, secret) => out.split(secret).join("***"), text)
-}
-
-/** What went wrong underneath: a refused `localhost` is an AggregateError (IPv6 and IPv4) without a message of its own. */
-const causeMessage = (cause: unknown): string =>
-  cause instanceof AggregateError && cause.message === ""
-    ? cause.errors.map(causeMessage).join("; ")
-    : cause instanceof Error
-    ? cause.message
-    : ""
-
-/** The PostgreSQL client for a `postgres://` `CLAWDFORGE_DB`, migrated before anything uses it. */
-export const layerPostgres = (location: Extract<LedgerLocation, { _tag: "Postgres" }>) =>
-  Layer.effectDiscard(migratePostgres).pipe(
-    Layer.provideMerge(PgClient.layer({ url: location.url, applicationName: "clawdforge", types: pgTypes })),
-    Layer.provide(NodeContext.layer),
-    // pg's errors name the user and host, not the password; scrubbed all the same, and one line.
-    Layer.mapError((error) => {
-      const reason = causeMessage(error.cause)
-      const detail = reason === "" ? "" : `: ${reason}`
-      return new LedgerUnavailable({
-        message: withoutPassword(location.url, `Could not open the ledger at ${location.display} (${error.message}${detail})`)
-      })
-    }),
-    Layer.orDie
-  )
-
-/** The ledger's SQL client for `CLAWDFORGE_DB`: SQLite (the default) or PostgreSQL. */
+/**
+ * The ledger's SQL client for `CLAWDFORGE_DB`: SQLite (the default) or PostgreSQL. The PostgreSQL
+ * client is loaded only for a `postgres://` ledger: a SQLite gateway never carries it in memory.
+ */
 export const layerDatabase = (location: LedgerLocation) =>
-  location._tag === "Sqlite" ? layerSqlite(location.filename) : layerPostgres(location)
+  location._tag === "Sqlite"
+    ? layerSqlite(location.filename)
+    : Layer.unwrapEffect(Effect.map(Effect.promise(() => import("./Postgres.js")), (pg) => pg.layerPostgres(location)))
 
 export const DatabaseLive = Layer.unwrapEffect(
   Effect.map(AppConfig, (config) => layerDatabase(config.database))
