@@ -22,6 +22,7 @@ const onBothDialects = [
   "test/agent-settings.test.ts",
   "test/load.test.ts",
   "test/bad-input-generated.test.ts",
+  "test/admin-api.test.ts",
   // The cluster needs PostgreSQL: on this project only.
   "test/cluster*.test.ts"
 ]

@@ -232,7 +232,11 @@ describe("every app's sessions", () => {
       expect(text).toContain("event: permission_resolved")
       expect(text).toContain(`"by":"admin"`)
       expect(text).toContain("event: done")
-      const trail = (yield* admin("GET", `/admin/sessions/${sid}`)).body.events
+      // The answer's audit event is written beside the turn, not before its reply.
+      const trail = (yield* poll(
+        admin("GET", `/admin/sessions/${sid}`),
+        (r) => r.body.events.some((e: any) => e.event === "permission_answer")
+      )).body.events
       expect(trail.find((e: any) => e.event === "permission_answer").detail).toEqual({
         request_id: held.request_id,
         by: "admin",

@@ -8,11 +8,11 @@
  * `os.tmpdir()/clawdforge-console-shots/` (not committed).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { mkdirSync } from "node:fs"
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { type Browser, chromium, type Page } from "playwright-core"
-import { api, type GatewayProcess, startGateway } from "./support/GatewayProcess.js"
+import { api, type GatewayProcess, runGatewayToExit, startGateway } from "./support/GatewayProcess.js"
 import { agentLogFile, scriptedAgents } from "./support/ScriptedAgent.js"
 import { appToken, otherToken } from "./support/TestGateway.js"
 
@@ -178,5 +178,55 @@ describe("/console in headless Chromium", () => {
       expect(url).not.toContain(adminToken)
     }
     await context.close()
+  })
+})
+
+describe("the console's assets", () => {
+  it("are read from disk when first asked for, once, not when the gateway starts", async () => {
+    // A preload in the compiled gateway's process records every file it reads with fs/promises.
+    const dir = mkdtempSync(join(tmpdir(), "clawdforge-reads-"))
+    const reads = join(dir, "reads.txt")
+    writeFileSync(reads, "")
+    writeFileSync(
+      join(dir, "spy.mjs"),
+      `import { appendFileSync } from "node:fs"
+import fs from "node:fs"
+import { syncBuiltinESMExports } from "node:module"
+const readFile = fs.promises.readFile
+fs.promises.readFile = (path, ...rest) => {
+  appendFileSync(${JSON.stringify(reads)}, String(path) + "\\n")
+  return readFile(path, ...rest)
+}
+syncBuiltinESMExports()
+`
+    )
+    const consoleReads = () => readFileSync(reads, "utf8").split("\n").filter((line) => line.includes("/console/console."))
+    const gw = await startGateway({ CLAWDFORGE_ADMIN_TOKEN: adminToken, NODE_OPTIONS: `--import=${join(dir, "spy.mjs")}` })
+    try {
+      const overview = await api(gw, "GET", "/admin/overview", undefined, adminToken)
+      expect(overview.status).toBe(200)
+      expect((await fetch(`${gw.url}/console`)).status).toBe(200)
+      expect(consoleReads()).toEqual([])
+      for (let i = 0; i < 2; i++) {
+        const script = await fetch(`${gw.url}/console/console.js`)
+        expect(script.status).toBe(200)
+        expect(script.headers.get("content-type")).toBe("text/javascript; charset=utf-8")
+        expect(script.headers.get("content-security-policy")).toContain("script-src 'self'")
+        expect((await fetch(`${gw.url}/console/console.css`)).status).toBe(200)
+      }
+      expect(consoleReads().map((path) => path.replace(/^.*\/console\//, ""))).toEqual(["console.js", "console.css"])
+    } finally {
+      await gw.stop()
+    }
+  })
+
+  it("a token shorter than 16 characters stops start-up with one line naming CLAWDFORGE_ADMIN_TOKEN", async () => {
+    // Configuration is read before anything listens: the port is never taken.
+    const result = await runGatewayToExit({ CLAWDFORGE_ADMIN_TOKEN: "short", CLAWDFORGE_PORT: "8799" })
+    expect(result.code).toBe(1)
+    expect(result.stderr.trim()).toBe(
+      "clawdforge: invalid configuration: CLAWDFORGE_ADMIN_TOKEN: Expected at least 16 characters"
+    )
+    expect(result.stderr).not.toContain("short")
   })
 })
