@@ -19,6 +19,7 @@ import os from "node:os"
 import { join, resolve } from "node:path"
 import { acpx } from "./acpx.js"
 import { claudeRun } from "./claude-run.js"
+import { cluster } from "./cluster.js"
 import { cpu } from "./cpu.js"
 import { create } from "./create.js"
 import { ledger } from "./ledger.js"
@@ -49,6 +50,7 @@ const questions: ReadonlyArray<Question> = [
   cpu,
   throughput,
   postgres,
+  cluster,
   streaming,
   create,
   claudeRun,

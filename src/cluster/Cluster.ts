@@ -3,25 +3,16 @@
  * `import()` only then, so a single gateway loads none of it.
  */
 import * as Singleton from "@effect/cluster/Singleton"
-import * as NodeClusterSocket from "@effect/platform-node/NodeClusterSocket"
 import { Effect, Layer, Schedule } from "effect"
 import { AppConfig } from "../services/config/AppConfig.js"
 import { Ledger } from "../services/ledger/Ledger.js"
 import { Sweeper } from "../services/sessions/Sweeper.js"
-import { NodeSettings, NodeSettingsLive, shardingConfig } from "./ClusterConfig.js"
+import { NodeSettingsLive } from "./ClusterConfig.js"
 import { ClusterNodes } from "./ClusterNodes.js"
 import { ClusterRouteLive } from "./ClusterRoute.js"
+import { RunnerLive } from "./ClusterRunner.js"
 import { ClusterSessionsLive, SessionEntityLive } from "./ClusterSessions.js"
 import { SessionEntity } from "./SessionEntity.js"
-
-/**
- * The runner: sharding over sockets between the nodes (`CLAWDFORGE_NODE_HOST:PORT`), runners
- * and shard locks in the shared PostgreSQL database (the ledger's connection pool).
- */
-const RunnerLive = Layer.unwrapEffect(
-  Effect.map(NodeSettings, (settings) =>
-    NodeClusterSocket.layer({ storage: "sql", shardingConfig: shardingConfig(settings) }))
-)
 
 /**
  * Once per cluster, on whichever node holds the singleton: the sweeper's ledger pass, whose

@@ -64,13 +64,15 @@ export class ClusterNodes extends Effect.Service<ClusterNodes>()("clawdforge/Clu
           shards = EXCLUDED.shards, seen_ms = EXCLUDED.seen_ms`
     }).pipe(Effect.orDie)
 
+    const holds = (id: string) => sharding.hasShardId(sharding.getShardId(EntityId.make(id), "default"))
+
     /**
      * A session whose shard this node lost (a node joined and took it) must not keep its agent
      * here: the new owner resumes it on its next message.
      */
     const releaseMoved = Effect.gen(function*() {
       const live = yield* sessions.liveSessionIds
-      const moved = live.filter((id) => !sharding.hasShardId(sharding.getShardId(EntityId.make(id), "default")))
+      const moved = live.filter((id) => !holds(id))
       yield* Effect.forEach(moved, sessions.stop, { discard: true })
     })
 
@@ -103,7 +105,9 @@ export class ClusterNodes extends Effect.Service<ClusterNodes>()("clawdforge/Clu
       self,
       nodes,
       /** The shard (of the default group) a session id belongs to. */
-      shardOf: (id: string) => sharding.getShardId(EntityId.make(id), "default").id
+      shardOf: (id: string) => sharding.getShardId(EntityId.make(id), "default").id,
+      /** Whether this node holds the session's shard now (it runs the session's agent). */
+      holds
     } as const
   })
 }) {}

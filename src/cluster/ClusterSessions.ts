@@ -77,15 +77,8 @@ const clusterFailures = new Set(["MailboxFull", "AlreadyProcessingMessage", "Per
 const isClusterFailure = (error: unknown) =>
   typeof error === "object" && error !== null && clusterFailures.has((error as { _tag?: string })._tag ?? "")
 
-/**
- * The local method `_local` routed through the entity: its owner answers with that same method,
- * so it fails only as the method does (the entity's error union is wider, the method's errors
- * are what arrive), and the cluster's own failures are defects.
- */
-const via = <F extends (...args: ReadonlyArray<any>) => Effect.Effect<any, any>>(
-  _local: F,
-  route: (...args: Parameters<F>) => Effect.Effect<unknown, unknown>
-): F => ((...args: Parameters<F>) => Effect.catchIf(route(...args), isClusterFailure, Effect.die)) as unknown as F
+/** The entity's call with the cluster's own failures as defects. */
+const remote = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.catchIf(effect, isClusterFailure, Effect.die)
 
 /** How many session ids a create tries before it gives up on finding a free slot. */
 const maxCreateAttempts = 64
@@ -216,9 +209,22 @@ export const ClusterSessionsLive = Layer.effect(
         return { turnIndex, feed: { turnIndex, follow }, reply }
       })
 
+    /**
+     * The local method routed by session: on the node that owns the session it runs as it is (no
+     * message at all); elsewhere the entity's message takes it to the owner, which answers with
+     * that same method, so it fails only as the method does (the entity's error union is wider:
+     * the method's errors are what arrive), and the cluster's own failures are defects.
+     */
+    const via = <F extends (...args: ReadonlyArray<any>) => Effect.Effect<any, any>>(
+      method: F,
+      route: (...args: Parameters<F>) => Effect.Effect<unknown, unknown>,
+      idAt = 1
+    ): F => ((...args: Parameters<F>) => nodes.holds(args[idAt] as string) ? method(...args) : remote(route(...args))) as unknown as F
+
     return Sessions.make({
       ...local,
-      create: via(local.create, create),
+      // A create draws a session id, which decides its node: always the entity's message.
+      create: ((app: AppName, request: CreateSessionRequest) => remote(create(app, request))) as typeof local.create,
       submit: via(local.submit, submit),
       turn: via(local.turn, (app, id, request) => entity(id).Turn({ app, request })),
       listTurns: via(local.listTurns, (app, id, options) => entity(id).ListTurns({ app, after: options.after, limit: options.limit })),
@@ -232,7 +238,7 @@ export const ClusterSessionsLive = Layer.effect(
         (app, id, requestId, answer: PermissionAnswer) => entity(id).AnswerPermission({ app, requestId, answer })
       ),
       close: via(local.close, (app, id) => entity(id).Close({ app })),
-      stop: via(local.stop, (id) => entity(id).Stop())
+      stop: via(local.stop, (id) => entity(id).Stop(), 0)
     })
   })
 )
