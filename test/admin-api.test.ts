@@ -247,3 +247,55 @@ describe("every app's sessions", () => {
         .toBe("permission_not_found")
     }).pipe(Effect.provide(gateway())))
 })
+
+describe("bad input to the admin API", () => {
+  it.scopedLive("is a 4xx {ok:false, error, message}, and changes nothing", () =>
+    Effect.gen(function*() {
+      const before = (yield* admin("GET", "/admin/apps")).body
+      const injection = "'; DROP TABLE apps; --"
+      const cases: ReadonlyArray<readonly ["GET" | "POST" | "PUT" | "DELETE", string, unknown?]> = [
+        ["POST", "/admin/apps", {}],
+        ["POST", "/admin/apps", { name: 42 }],
+        ["POST", "/admin/apps", { name: injection }],
+        ["POST", "/admin/apps", { name: "x".repeat(65) }],
+        ["POST", "/admin/apps", "not an object"],
+        ["POST", "/admin/apps", [{ name: "a" }]],
+        ["DELETE", `/admin/apps/${encodeURIComponent(injection)}`],
+        ["PUT", `/admin/apps/${appName}/limits`, { max_sessions: "1" }],
+        ["PUT", `/admin/apps/${appName}/limits`, { daily_cost_usd: -0.5 }],
+        ["PUT", `/admin/apps/${appName}/limits`, { turns_per_minute: 2.5 }],
+        ["PUT", `/admin/apps/${appName}/limits`, { max_session: 3 }],
+        ["PUT", `/admin/apps/${appName}/limits`, null],
+        ["GET", `/admin/sessions?app=${encodeURIComponent(injection)}`],
+        ["GET", "/admin/sessions?limit=1001"],
+        ["GET", "/admin/sessions?limit=abc"],
+        ["GET", "/admin/sessions/..%2F..%2Fetc%2Fpasswd"],
+        ["GET", "/admin/sessions/nonexistent-session-id/turns/0"],
+        ["GET", "/admin/sessions/nonexistent-session-id/turns/x/stream"],
+        ["DELETE", `/admin/sessions/${"x".repeat(300)}`],
+        ["POST", "/admin/sessions/nonexistent-session-id/permissions/req_x", { option_id: "" }],
+        ["POST", "/admin/sessions/nonexistent-session-id/permissions/req_x", { action: "maybe" }],
+        ["POST", "/admin/sessions/nonexistent-session-id/permissions/req_x", { option_id: "allow" }],
+        ["GET", "/admin/usage?from=-1"],
+        ["GET", "/admin/usage?to=soon"],
+        ["GET", "/admin/audit?before=0"],
+        ["GET", `/admin/audit?app=${encodeURIComponent(injection)}`],
+        ["GET", "/admin/audit?limit=0"],
+        ["GET", "/console/%2E%2E%2Fopenapi.json"],
+        ["GET", "/console/main.ts"]
+      ]
+      for (const [method, path, body] of cases) {
+        const what = `${method} ${path} ${JSON.stringify(body) ?? ""}`
+        const reply = yield* admin(method, path, body)
+        expect(reply.status, what).toBeGreaterThanOrEqual(400)
+        expect(reply.status, what).toBeLessThan(500)
+        expect(reply.body, what).toMatchObject({ ok: false, error: expect.any(String), message: expect.any(String) })
+      }
+      const misspelt = yield* admin("PUT", `/admin/apps/${appName}/limits`, { max_session: 3 })
+      expect(misspelt.body.message).toContain("max_session")
+      // Nothing was stored.
+      expect((yield* admin("GET", "/admin/apps")).body).toEqual(before)
+      expect((yield* admin("GET", "/admin/sessions")).body.count).toBe(0)
+      expect((yield* request("GET", "/healthz")).status).toBe(200)
+    }).pipe(Effect.provide(gateway())))
+})

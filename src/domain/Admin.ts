@@ -91,6 +91,8 @@ export const RevokeAppReply = Schema.Struct({
 /** `PUT /admin/apps/{name}/limits`: the app's limits in the ledger, replaced. */
 export const SetLimitsRequest = AppLimitsSpec.annotations({
   identifier: "SetLimitsRequest",
+  // A misspelt limit is refused: ignored, it would clear the limit it meant to set.
+  parseOptions: { onExcessProperty: "error" },
   description: "`max_sessions`, `turns_per_minute` (whole numbers) and `daily_cost_usd` (US dollars), each 0 or more. " +
     "A limit left out (or null) is not set in the ledger: CLAWDFORGE_APP_LIMITS applies to it, if it names one"
 })
