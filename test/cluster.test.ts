@@ -68,6 +68,68 @@ describe("a gateway cluster", () => {
     expect(status.nodes.filter((node) => node.live_sessions > 0).length, JSON.stringify(status.nodes)).toBeGreaterThan(1)
   }, 90_000)
 
+  it("every session route works through any node: streams, queued turns, reads, cancel, PATCH, close", async () => {
+    await threeNodes()
+    const [id] = await createSessions(nodes[0]!, 1)
+    const sse = async (node: ClusterNode, path: string, body?: unknown) => {
+      const response = await fetch(`${node.gateway.url}${path}`, {
+        method: body === undefined ? "GET" : "POST",
+        headers: { authorization: `Bearer ${appToken}`, "content-type": "application/json" },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) })
+      })
+      return { status: response.status, text: await response.text() }
+    }
+    for (const [i, node] of nodes.entries()) {
+      // A turn streamed through this node (its owner or not): every event, then done.
+      const streamed = await sse(node, `/sessions/${id}/turn/stream`, { prompt: "chunks 3" })
+      expect(streamed.status).toBe(200)
+      const n = 2 * i + 1
+      expect(streamed.text).toContain(`id: ${n}.1\n`)
+      expect(streamed.text).toMatch(/event: done\nid: \d+\.\d+\ndata: \{"ok":true/)
+      // A queued turn, then its stored+live stream and its reads through this node.
+      const queued = await api(node.gateway, "POST", `/sessions/${id}/turns`, { prompt: "echo queued" })
+      expect(queued).toMatchObject({ status: 202, body: { turn_index: n + 1, status: "queued" } })
+      const followed = await sse(node, `/sessions/${id}/turns/${n + 1}/stream`)
+      expect(followed.text).toContain("echo queued")
+      expect(followed.text).toContain("event: done")
+      expect((await api(node.gateway, "GET", `/sessions/${id}/turns/${n + 1}`)).body).toMatchObject({ status: "completed", text: "echo: echo queued" })
+      expect((await api(node.gateway, "GET", `/sessions/${id}/turns`)).body).toMatchObject({ count: n + 1 })
+      expect((await api(node.gateway, "GET", `/sessions/${id}/turns/99`)).status).toBe(404)
+      expect((await api(node.gateway, "POST", `/sessions/${id}/cancel`)).body).toMatchObject({ ok: true, cancelled: false })
+      expect((await api(node.gateway, "GET", `/sessions/${id}/permissions`)).body).toMatchObject({ ok: true, count: 0 })
+    }
+    // A running turn cancelled through another node than the one that queued it.
+    const hanging = await api(nodes[1]!.gateway, "POST", `/sessions/${id}/turns`, { prompt: "hang" })
+    const until = async (check: () => Promise<boolean>) => {
+      for (let i = 0; i < 100 && !(await check()); i++) await new Promise((r) => setTimeout(r, 50))
+    }
+    const hangPath = `/sessions/${id}/turns/${hanging.body.turn_index}`
+    await until(async () => (await api(nodes[2]!.gateway, "GET", hangPath)).body.status === "running")
+    expect((await api(nodes[2]!.gateway, "POST", `/sessions/${id}/cancel`)).body).toEqual({ ok: true, cancelled: true })
+    await until(async () => (await api(nodes[0]!.gateway, "GET", hangPath)).body.status !== "running")
+    expect((await api(nodes[0]!.gateway, "GET", hangPath)).body).toMatchObject({ status: "cancelled", stop_reason: "cancelled" })
+    // Ask mode: the request is listed through one node and answered through another.
+    const ask = await api(nodes[0]!.gateway, "POST", "/sessions", { agent: "scripted", permission_mode: "ask" })
+    const asked = await api(nodes[1]!.gateway, "POST", `/sessions/${ask.body.session_id}/turns`, { prompt: "permission" })
+    let pending: any
+    await until(async () => (pending = (await api(nodes[2]!.gateway, "GET", `/sessions/${ask.body.session_id}/permissions`)).body).count === 1)
+    const answered = await api(
+      nodes[1]!.gateway,
+      "POST",
+      `/sessions/${ask.body.session_id}/permissions/${pending.permissions[0].request_id}`,
+      { option_id: "allow" }
+    )
+    expect(answered.body).toEqual({ ok: true })
+    const askPath = `/sessions/${ask.body.session_id}/turns/${asked.body.turn_index}`
+    await until(async () => (await api(nodes[2]!.gateway, "GET", askPath)).body.status === "completed")
+    expect((await api(nodes[2]!.gateway, "GET", askPath)).body.text).toContain("permission: allow")
+    expect((await api(nodes[1]!.gateway, "POST", `/sessions/nope-nope-nope-nope/turn`, { prompt: "x" })).status).toBe(404)
+    expect((await api(nodes[2]!.gateway, "PATCH", `/sessions/${id}`, { model: "no-such-model" })).status).toBe(400)
+    expect((await api(nodes[2]!.gateway, "DELETE", `/sessions/${id}`)).body).toEqual({ ok: true })
+    expect((await api(nodes[1]!.gateway, "DELETE", `/sessions/${id}`)).body).toEqual({ ok: true, already_closed: true })
+    expect((await turn(nodes[0]!, id!, "echo late")).status).toBe(410)
+  }, 90_000)
+
   it("a node SIGKILLed: every session answers its next turn through a survivor within 30 s, resumed, turn_index going on", async () => {
     const { env, log } = await threeNodes()
     const ids = await createSessions(nodes[0]!, 9)
