@@ -118,6 +118,9 @@ export const AppsPage = () => {
   </section>`
 }
 
+/** The audit page's page size: the API's default `limit`. */
+const pageSize = 100
+
 export const AuditPage = () => {
   const [before, setBefore] = useState<number | undefined>(undefined)
   const query = before === undefined ? "" : `?before=${before}`
@@ -128,7 +131,7 @@ export const AuditPage = () => {
     <${Failure} error=${error} />
     <p class="buttons">
       ${before === undefined ? null : html`<button onClick=${() => setBefore(undefined)}>Newest</button>`}
-      ${events.length === 0 ? null : html`<button onClick=${() => setBefore(events.at(-1).id)}>Older</button>`}
+      ${events.length < pageSize ? null : html`<button onClick=${() => setBefore(events.at(-1).id)}>Older</button>`}
     </p>
     ${data === undefined ? html`<p class="muted">Loading…</p>` : html`<${AuditTable} events=${events} withSession=${true} />`}
   </section>`
