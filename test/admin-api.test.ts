@@ -88,6 +88,7 @@ describe("apps", () => {
       expect(added.status).toBe(201)
       expect(added.body).toMatchObject({ ok: true, name: "billing-bot", token: expect.stringMatching(/^cf_/) })
       const token = added.body.token as string
+      expect(added.response.headers["cache-control"]).toBe("no-store")
       // The new token works at once, and is never shown again.
       expect((yield* request("GET", "/sessions", { token })).status).toBe(200)
       const again = yield* admin("GET", "/admin/apps")

@@ -1,4 +1,6 @@
+import * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Effect, Layer, Option, Redacted } from "effect"
 import { timingSafeEqual } from "node:crypto"
 import { AdminAuthorization } from "../domain/Admin.js"
@@ -9,6 +11,11 @@ import { bearerHeader, challenge } from "./Authorization.js"
 
 /** What an admin route answers while CLAWDFORGE_ADMIN_TOKEN is not set. */
 export const adminOffMessage = "No such route: the admin API is off: set CLAWDFORGE_ADMIN_TOKEN"
+
+/** What the admin API answers is every app's, and once a new token: no cache keeps it. */
+const noStore = HttpApp.appendPreResponseHandler((_request, response) =>
+  Effect.succeed(HttpServerResponse.setHeader(response, "cache-control", "no-store"))
+)
 
 /**
  * The operators' guard. The token is compared as SHA-256 digests with `timingSafeEqual` (equal
@@ -24,7 +31,7 @@ export const AdminAuthorizationLive = Layer.effect(
         Effect.flatMap(HttpServerRequest.HttpServerRequest, (request): Effect.Effect<void, Unauthorized | NotFound> => {
           if (Option.isNone(expected)) return Effect.fail(new NotFound({ message: adminOffMessage }))
           const tokenSent = bearerHeader.test(request.headers.authorization ?? "")
-          if (tokenSent && timingSafeEqual(tokenDigest(Redacted.value(token)), expected.value)) return Effect.void
+          if (tokenSent && timingSafeEqual(tokenDigest(Redacted.value(token)), expected.value)) return noStore
           return Effect.zipRight(
             // Its own realm: a client told 401 knows it was the operators' token that was wanted.
             challenge(tokenSent, "clawdforge-admin"),
