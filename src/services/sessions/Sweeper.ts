@@ -79,10 +79,10 @@ export const SweeperLoop = Layer.scopedDiscard(
   Effect.gen(function*() {
     const config = yield* AppConfig
     const sweeper = yield* Sweeper
-    yield* sweeper.sweepOnce.pipe(
-      Effect.catchAllCause((cause) => Effect.logError("sweep failed", cause)),
-      Effect.repeat(Schedule.spaced(config.sweepInterval)),
-      Effect.forkScoped
-    )
+    const pass = sweeper.sweepOnce.pipe(Effect.catchAllCause((cause) => Effect.logError("sweep failed", cause)))
+    // The first pass (what expired while the gateway was down) ends before the gateway serves: a
+    // pass still running in the background could otherwise race the first requests' sessions.
+    yield* pass
+    yield* pass.pipe(Effect.repeat(Schedule.spaced(config.sweepInterval)), Effect.delay(config.sweepInterval), Effect.forkScoped)
   })
 )
