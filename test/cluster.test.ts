@@ -144,12 +144,18 @@ describe("a gateway cluster", () => {
     const lost = before.nodes.find((n) => n.node === victim.node)!.live_sessions
     expect(lost).toBeGreaterThan(0)
     const survivors = nodes.filter((node) => node !== victim)
-    // Every session is in a turn when the node dies: the dead node's ones never end there.
-    for (const id of ids) {
-      const queued = await api(survivors[0]!.gateway, "POST", `/sessions/${id}/turns`, { prompt: "sleep 3000" })
-      expect(queued.body).toMatchObject({ turn_index: 2, status: "queued" })
-    }
-    await new Promise((r) => setTimeout(r, 300))
+    // Every session is in a turn when the node dies, its caller waiting on a survivor: the dead
+    // node's turns never end there, and their callers are answered all the same.
+    const waiting = ids.map((id) =>
+      fetch(`${survivors[0]!.gateway.url}/sessions/${id}/turn`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${appToken}`, "content-type": "application/json" },
+        body: JSON.stringify({ prompt: "sleep 3000" }),
+        signal: AbortSignal.timeout(40_000)
+      }).then(async (response) => ({ status: response.status, body: await response.json() as any }))
+        .catch((error) => ({ status: 0, body: String(error) }))
+    )
+    await new Promise((r) => setTimeout(r, 500))
     const killedAt = Date.now()
     victim.gateway.child.kill("SIGKILL")
     const answered = await Promise.all(ids.map(async (id, i) => {
@@ -175,6 +181,14 @@ describe("a gateway cluster", () => {
       // The agent (started again on a survivor, or still running there) knows the session's earlier prompts.
       expect(JSON.stringify(body.events)).toContain("echo one")
     }
+    const inFlight = await Promise.all(waiting)
+    console.log(`callers waiting when the node died: ${JSON.stringify(inFlight.map((r) => r.status === 200 ? 200 : [r.status, r.body?.error ?? r.body]))}`)
+    expect(inFlight.filter((r) => r.status === 200)).toHaveLength(9 - lost)
+    // Theirs are told the turn was lost with its node (the cluster sends the message again to the
+    // new owner, which refuses to run it a second time).
+    for (const reply of inFlight.filter((r) => r.status !== 200)) {
+      expect(reply).toMatchObject({ status: 502, body: { error: "agent_failed" } })
+    }
     // The dead node's running turns are interrupted; the others completed; nothing is missing.
     const turns = await pgQuery(env.CLAWDFORGE_DB, "SELECT session_id, turn_index, status FROM turns WHERE turn_index = 2")
     expect(turns).toHaveLength(9)
@@ -182,6 +196,8 @@ describe("a gateway cluster", () => {
     expect(turns.filter((t) => t.status === "completed")).toHaveLength(9 - lost)
     // Its sessions' agents started again on the survivors (loaded, not new): one more start each.
     expect(startedPids(log)).toHaveLength(9 + lost)
+    // Heartbeats are a second apart.
+    await new Promise((r) => setTimeout(r, 1_500))
     const after = await clusterStatus(survivors[0]!)
     expect(after.nodes.map((n) => n.node).sort()).toEqual(survivors.map((n) => n.node).sort())
     expect(after.live_sessions).toBe(9)

@@ -9,6 +9,7 @@ import { Ledger } from "../services/ledger/Ledger.js"
 import { Sweeper } from "../services/sessions/Sweeper.js"
 import { NodeSettingsLive } from "./ClusterConfig.js"
 import { ClusterNodes } from "./ClusterNodes.js"
+import { Deliveries } from "./Deliveries.js"
 import { ClusterRouteLive } from "./ClusterRoute.js"
 import { RunnerLive } from "./ClusterRunner.js"
 import { ClusterSessionsLive, SessionEntityLive } from "./ClusterSessions.js"
@@ -27,11 +28,13 @@ const SweeperSingleton = Singleton.make(
     const sweeper = yield* Sweeper
     const ledger = yield* Ledger
     const client = yield* SessionEntity.client
+    const deliveries = yield* Deliveries
     const pass = Effect.gen(function*() {
       const unfinished = yield* ledger.sessionsWithUnfinishedTurns()
       yield* Effect.forEach(unfinished, (id) => client(id).Recover(), { concurrency: 8, discard: true })
       const swept = yield* sweeper.sweepLedger
       yield* Effect.forEach([...swept.closed, ...swept.deleted], (id) => client(id).Stop(), { concurrency: 8, discard: true })
+      yield* deliveries.purge
       yield* sweeper.report(swept)
     }).pipe(Effect.withSpan("Cluster.sweep"))
     yield* pass.pipe(
@@ -61,7 +64,7 @@ const OrphansLoop = Layer.scopedDiscard(
  */
 export const ClusterNodeLive = ClusterSessionsLive.pipe(
   Layer.provideMerge(Layer.mergeAll(SessionEntityLive, SweeperSingleton, OrphansLoop, ClusterRouteLive)),
-  Layer.provideMerge(ClusterNodes.Default),
+  Layer.provideMerge(Layer.mergeAll(ClusterNodes.Default, Deliveries.Default)),
   Layer.provideMerge(RunnerLive),
   Layer.provideMerge(NodeSettingsLive)
 )

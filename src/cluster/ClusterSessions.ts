@@ -1,6 +1,7 @@
 import * as Entity from "@effect/cluster/Entity"
 import { Cause, Deferred, Effect, Exit, FiberId, Layer, Runtime, Stream } from "effect"
-import { PoolFull } from "../domain/Errors.js"
+import { randomUUID } from "node:crypto"
+import { AgentFailed, PoolFull } from "../domain/Errors.js"
 import type { AppName, SessionId } from "../domain/Ids.js"
 import type { AgentSettings, CreateSessionRequest, TurnRequest } from "../domain/Session.js"
 import type { PermissionAnswer } from "../domain/Permission.js"
@@ -9,6 +10,7 @@ import { AgentPool } from "../services/sessions/AgentPool.js"
 import { type AcceptedTurn, newSessionId, Sessions } from "../services/sessions/Sessions.js"
 import { type FeedItem, LiveTurn, type TurnFeed } from "../services/sessions/TurnFeed.js"
 import { ClusterNodes } from "./ClusterNodes.js"
+import { Deliveries } from "./Deliveries.js"
 import { type FeedChunk, NodeFull, SessionEntity } from "./SessionEntity.js"
 
 /** A turn's feed as a stream of chunks, from its start: what the owner sends a node that follows it. */
@@ -41,14 +43,29 @@ export const SessionEntityLive = SessionEntity.toLayer(
     const ledger = yield* Ledger
     const pool = yield* AgentPool
     const nodes = yield* ClusterNodes
+    const deliveries = yield* Deliveries
     const id = (yield* Entity.CurrentAddress).entityId as string
+    const full = new NodeFull({ node: nodes.self, capacity: pool.capacity })
+    // Sent again after its node died: that node had taken it, and it is not run twice.
+    const lost = new AgentFailed({
+      message: "The gateway node running this turn stopped; the turn is interrupted (it is not run again)"
+    })
+    const once = <A, E, R>(delivery: string, refused: E, effect: Effect.Effect<A, E, R>) =>
+      Effect.flatMap(deliveries.claim(delivery), (first) => first ? effect : Effect.fail(refused))
     return SessionEntity.of({
       Create: ({ payload }) =>
-        sessions.create(payload.app, payload.request, id as SessionId).pipe(
-          Effect.catchTag("PoolFull", () => new NodeFull({ node: nodes.self, capacity: pool.capacity }))
+        once(
+          payload.delivery,
+          full,
+          sessions.create(payload.app, payload.request, id as SessionId).pipe(Effect.catchTag("PoolFull", () => full))
         ),
-      Turn: ({ payload }) => sessions.turn(payload.app, id, payload.request),
-      Submit: ({ payload }) => Effect.map(sessions.submit(payload.app, id, payload.request), (accepted) => accepted.turnIndex),
+      Turn: ({ payload }) => once(payload.delivery, lost, sessions.turn(payload.app, id, payload.request)),
+      Submit: ({ payload }) =>
+        once(
+          payload.delivery,
+          lost,
+          Effect.map(sessions.submit(payload.app, id, payload.request), (accepted) => accepted.turnIndex)
+        ),
       Follow: ({ payload }) => Stream.unwrap(Effect.map(sessions.followTurn(payload.app, id, payload.turnIndex), feedStream)),
       ListTurns: ({ payload }) => sessions.listTurns(payload.app, id, payload),
       GetTurn: ({ payload }) => sessions.getTurn(payload.app, id, payload.turnIndex),
@@ -151,7 +168,7 @@ export const ClusterSessionsLive = Layer.effect(
       const full = new Set<string>()
       let id = newSessionId()
       for (let attempt = 1;; attempt++) {
-        const created = yield* entity(id).Create({ app, request }).pipe(
+        const created = yield* entity(id).Create({ app, request, delivery: randomUUID() }).pipe(
           Effect.catchTag("NodeFull", (error) => Effect.succeed(error))
         )
         if (!(created instanceof NodeFull)) return created
@@ -176,7 +193,7 @@ export const ClusterSessionsLive = Layer.effect(
      * turn that nobody streams costs no stream), and its reply is read once it is over.
      */
     const submit = (app: AppName, id: string, request: TurnRequest) =>
-      Effect.map(entity(id).Submit({ app, request }), (turnIndex): AcceptedTurn => {
+      Effect.map(entity(id).Submit({ app, request, delivery: randomUUID() }), (turnIndex): AcceptedTurn => {
         const live = new LiveTurn(turnIndex)
         let relaying = false
         const follow: TurnFeed["follow"] = (onMessage, onEnd) => {
@@ -226,7 +243,7 @@ export const ClusterSessionsLive = Layer.effect(
       // A create draws a session id, which decides its node: always the entity's message.
       create: ((app: AppName, request: CreateSessionRequest) => remote(create(app, request))) as typeof local.create,
       submit: via(local.submit, submit),
-      turn: via(local.turn, (app, id, request) => entity(id).Turn({ app, request })),
+      turn: via(local.turn, (app, id, request) => entity(id).Turn({ app, request, delivery: randomUUID() })),
       listTurns: via(local.listTurns, (app, id, options) => entity(id).ListTurns({ app, after: options.after, limit: options.limit })),
       getTurn: via(local.getTurn, (app, id, turnIndex) => entity(id).GetTurn({ app, turnIndex })),
       followTurn: via(local.followTurn, followTurn),

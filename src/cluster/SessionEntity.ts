@@ -40,13 +40,15 @@ const rpc = <const Tag extends string, P extends Schema.Struct.Fields, S extends
 /**
  * A session as an entity of the cluster, keyed by its session id. Every message is answered by
  * the node that owns the session's shard, with its own `Sessions`: that node runs the agent.
- * Messages are volatile (not persisted): a request in flight to a node that dies fails, and the
- * next one reaches the new owner, which resumes the session from the ledger.
+ * Messages are volatile (not persisted): one in flight to a node that dies is sent again to the
+ * session's new owner, which resumes the session from the ledger (and refuses a create or a turn
+ * the dead node had taken already: `Deliveries`).
  */
 export const SessionEntity = Entity.make("Session", [
-  rpc("Create", { request: CreateSessionRequest }, Session),
-  rpc("Turn", { request: TurnRequest }, TurnReply),
-  rpc("Submit", { request: TurnRequest }, Schema.Int),
+  // `delivery`: the message's own key (see `Deliveries`): what accepts work runs at most once.
+  rpc("Create", { request: CreateSessionRequest, delivery: Schema.String }, Session),
+  rpc("Turn", { request: TurnRequest, delivery: Schema.String }, TurnReply),
+  rpc("Submit", { request: TurnRequest, delivery: Schema.String }, Schema.Int),
   Rpc.make("Follow", {
     payload: { ...app, turnIndex: Schema.Int },
     success: FeedChunk,

@@ -56,16 +56,21 @@ export const clusterStatus = async (node: ClusterNode) => {
   }
 }
 
-/** Waits until `GET /cluster` on `node` lists `count` nodes holding every shard between them. */
+/**
+ * Waits until `GET /cluster` on `node` lists `count` nodes holding every shard between them, the
+ * same way twice in a row over a few heartbeats (shards move while nodes join).
+ */
 export const untilFormed = async (node: ClusterNode, count: number, shards = 60, timeoutMs = 30_000) => {
   const deadline = Date.now() + timeoutMs
+  let previous: string | undefined
   for (;;) {
     const status = await clusterStatus(node).catch(() => undefined)
-    if (
-      status !== undefined && status.nodes.length === count &&
+    const formed = status !== undefined && status.nodes.length === count &&
       Object.keys(status.shard_owners).length === shards && status.nodes.every((n) => n.shard_count > 0)
-    ) return status
+    const owners = formed ? JSON.stringify(status.shard_owners) : undefined
+    if (owners !== undefined && owners === previous) return status!
+    previous = owners
     if (Date.now() > deadline) throw new Error(`the cluster did not form: ${JSON.stringify(status)}`)
-    await new Promise((r) => setTimeout(r, 200))
+    await new Promise((r) => setTimeout(r, formed ? 1_500 : 200))
   }
 }
