@@ -34,6 +34,12 @@ const feedStream = (feed: TurnFeed) =>
     ), { bufferSize: "unbounded" })
 
 /**
+ * How long after a session's entity starts on a node a message may still be a second delivery:
+ * failover resends within a second or two of the new owner taking the shard; ten is the margin.
+ */
+const redeliveryWindowMs = 10_000
+
+/**
  * The session entity's handlers: on the node that owns the session, each message is the local
  * `Sessions`' method of the same name, so that node runs the agent.
  */
@@ -50,8 +56,14 @@ export const SessionEntityLive = SessionEntity.toLayer(
     const lost = new AgentFailed({
       message: "The gateway node running this turn stopped; the turn is interrupted (it is not run again)"
     })
+    // The cluster sends a message again only as soon as the session's shard has its new owner, so
+    // a second delivery reaches this entity within moments of its start here: later messages
+    // are first deliveries, and skip the claim (a session's steady state costs no INSERT).
+    const startedAt = Date.now()
     const once = <A, E, R>(delivery: string, refused: E, effect: Effect.Effect<A, E, R>) =>
-      Effect.flatMap(deliveries.claim(delivery), (first) => first ? effect : Effect.fail(refused))
+      Date.now() - startedAt > redeliveryWindowMs
+        ? effect
+        : Effect.flatMap(deliveries.claim(delivery), (first) => first ? effect : Effect.fail(refused))
     return SessionEntity.of({
       Create: ({ payload }) =>
         once(

@@ -8,8 +8,9 @@ const keepMs = 3_600_000
  * Messages that accept work (a create, a turn) delivered at most once. The cluster resends a
  * message whose node went away before it answered, to the session's next owner: had the first
  * node accepted the turn already, the turn would run twice. Each such message carries a key of its
- * own, claimed in the shared database (one INSERT) by the node that takes it: a second delivery
- * finds it claimed and is refused instead of run.
+ * own, claimed in the shared database (one INSERT) by the node that takes it while the session's
+ * entity is new there (when a second delivery can come): a second delivery finds it claimed and is
+ * refused instead of run.
  */
 export class Deliveries extends Effect.Service<Deliveries>()("clawdforge/cluster/Deliveries", {
   effect: Effect.gen(function*() {
