@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from "vitest"
 import { api, freePort, runGatewayToExit } from "./support/GatewayProcess.js"
 import { postgres } from "./support/Ledgers.js"
-import { agentLogFile, scriptedAgents, startedPids } from "./support/ScriptedAgent.js"
+import { agentLogFile, isAlive, scriptedAgents, startedPids } from "./support/ScriptedAgent.js"
 import { createDatabase, pgQuery } from "./support/Postgres.js"
 import {
   adminToken,
@@ -202,6 +202,27 @@ describe("a gateway cluster", () => {
     expect(after.nodes.map((n) => n.node).sort()).toEqual(survivors.map((n) => n.node).sort())
     expect(after.live_sessions).toBe(9)
   }, 120_000)
+
+  it("a node joining takes shards: their sessions move with their next turn, one live agent each", async () => {
+    const log = agentLogFile()
+    const env = clusterEnv(await createDatabase(server), { CLAWDFORGE_AGENTS: scriptedAgents(log) })
+    nodes = await startCluster(env, 2)
+    await untilFormed(nodes[0]!, 2)
+    const ids = await createSessions(nodes[0]!, 8)
+    for (const id of ids) expect((await turn(nodes[1]!, id, "echo one")).body).toMatchObject({ turn_index: 1 })
+    nodes.push(await startNode(env))
+    const formed = await untilFormed(nodes[0]!, 3)
+    for (const [i, id] of ids.entries()) {
+      const reply = await turn(nodes[i % 3]!, id, "history")
+      expect(reply.body, JSON.stringify(reply.body)).toMatchObject({ ok: true, turn_index: 2 })
+      expect(JSON.stringify(reply.body.events)).toContain("echo one")
+    }
+    await new Promise((r) => setTimeout(r, 1_500))
+    const status = await clusterStatus(nodes[2]!)
+    expect(status.live_sessions, JSON.stringify(formed.nodes)).toBe(8)
+    // The moved sessions' agents stopped on their old node: as many alive as there are sessions.
+    expect(startedPids(log).filter(isAlive)).toHaveLength(8)
+  }, 90_000)
 
   it("the pool cap is exact across nodes under racing creates: 503 pool_full only once every node is full", async () => {
     await threeNodes({ CLAWDFORGE_MAX_LIVE_SESSIONS: "2" })

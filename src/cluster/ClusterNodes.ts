@@ -107,7 +107,9 @@ export class ClusterNodes extends Effect.Service<ClusterNodes>()("clawdforge/Clu
       /** The shard (of the default group) a session id belongs to. */
       shardOf: (id: string) => sharding.getShardId(EntityId.make(id), "default").id,
       /** Whether this node holds the session's shard now (it runs the session's agent). */
-      holds
+      holds,
+      /** Whether the session's shard was taken from this node by another (not: this node stops). */
+      movedAway: (id: string) => Effect.map(sharding.isShutdown, (down) => !down && !holds(id))
     } as const
   })
 }) {}

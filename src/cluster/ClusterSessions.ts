@@ -60,6 +60,11 @@ export const SessionEntityLive = SessionEntity.toLayer(
     // a second delivery reaches this entity within moments of its start here: later messages
     // are first deliveries, and skip the claim (a session's steady state costs no INSERT).
     const startedAt = Date.now()
+    // The shard is leaving this node (a node joined and took it): its session's agent stops here
+    // before the shard's lock is released, so its next owner never runs it beside this one.
+    yield* Effect.addFinalizer(() =>
+      Effect.flatMap(nodes.movedAway(id), (moved) => moved ? sessions.stop(id as SessionId) : Effect.void)
+    )
     const once = <A, E, R>(delivery: string, refused: E, effect: Effect.Effect<A, E, R>) =>
       Date.now() - startedAt > redeliveryWindowMs
         ? effect
@@ -96,9 +101,14 @@ export const SessionEntityLive = SessionEntity.toLayer(
         })
     })
   }),
-  // A turn may wait on an agent for minutes: a cancel, a permission answer or a read of the
-  // same session must not wait behind it. Its order is the local actor's mailbox's.
-  { concurrency: "unbounded" }
+  {
+    // A turn may wait on an agent for minutes: a cancel, a permission answer or a read of the
+    // same session must not wait behind it. Its order is the local actor's mailbox's.
+    concurrency: "unbounded",
+    // Kept while its session may be live here (a queued turn may run for long without a
+    // message), so that a shard leaving the node stops the session's agent first.
+    maxIdleTime: "2 hours"
+  }
 )
 
 /** The cluster's own failures of a message (not the session's): defects, as a lost ledger is. */
