@@ -37,20 +37,28 @@ const startNodes = async (db: string, n: number) => {
   mkdirSync(workspaces, { recursive: true })
   const nodes: Array<ClawdforgeGateway & { readonly node: string }> = []
   try {
-    await Promise.all(Array.from({ length: n }, async () => {
+    // Ports free when chosen, not reserved: a node that lost one as the nodes start together is
+    // started again on others.
+    const startOne = async (attempt: number): Promise<void> => {
       const port = await freePort()
-      const gateway = await startClawdforge({
-        env: {
-          CLAWDFORGE_DB: db,
-          CLAWDFORGE_CLUSTER: "true",
-          CLAWDFORGE_NODE_HOST: "127.0.0.1",
-          CLAWDFORGE_NODE_PORT: String(port),
-          CLAWDFORGE_WORKSPACE_ROOT: workspaces,
-          CLAWDFORGE_ADMIN_TOKEN: adminToken
-        }
-      })
-      nodes.push({ ...gateway, node: `127.0.0.1:${port}` })
-    }))
+      try {
+        const gateway = await startClawdforge({
+          env: {
+            CLAWDFORGE_DB: db,
+            CLAWDFORGE_CLUSTER: "true",
+            CLAWDFORGE_NODE_HOST: "127.0.0.1",
+            CLAWDFORGE_NODE_PORT: String(port),
+            CLAWDFORGE_WORKSPACE_ROOT: workspaces,
+            CLAWDFORGE_ADMIN_TOKEN: adminToken
+          }
+        })
+        nodes.push({ ...gateway, node: `127.0.0.1:${port}` })
+      } catch (error) {
+        if (attempt >= 3 || !String(error).includes("EADDRINUSE")) throw error
+        return startOne(attempt + 1)
+      }
+    }
+    await Promise.all(Array.from({ length: n }, () => startOne(1)))
     const deadline = Date.now() + 30_000
     for (;;) {
       const { nodes: listed } = await status(nodes[0]!)

@@ -26,16 +26,26 @@ export const clusterEnv = (db: string, env: Record<string, string> = {}) => ({
   ...env
 })
 
-/** Starts one node of the cluster whose shared environment is `env`. */
+/**
+ * Starts one node of the cluster whose shared environment is `env`. Its two ports are free when
+ * chosen, not reserved: a node that lost one to another process (nodes start together) is
+ * started again on others.
+ */
 export const startNode = async (env: Record<string, string>, own: Record<string, string> = {}): Promise<ClusterNode> => {
-  const port = await freePort()
-  const gateway = await startGateway({
-    ...env,
-    CLAWDFORGE_NODE_HOST: "127.0.0.1",
-    CLAWDFORGE_NODE_PORT: String(port),
-    ...own
-  })
-  return { gateway, node: `127.0.0.1:${port}` }
+  for (let attempt = 1;; attempt++) {
+    const port = await freePort()
+    try {
+      const gateway = await startGateway({
+        ...env,
+        CLAWDFORGE_NODE_HOST: "127.0.0.1",
+        CLAWDFORGE_NODE_PORT: String(port),
+        ...own
+      })
+      return { gateway, node: `127.0.0.1:${port}` }
+    } catch (error) {
+      if (attempt >= 3 || !String(error).includes("EADDRINUSE")) throw error
+    }
+  }
 }
 
 /** `n` nodes started together (on an empty database, they race to migrate and register). */
