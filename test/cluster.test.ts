@@ -123,6 +123,21 @@ describe("a gateway cluster", () => {
     const askPath = `/sessions/${ask.body.session_id}/turns/${asked.body.turn_index}`
     await until(async () => (await api(nodes[2]!.gateway, "GET", askPath)).body.status === "completed")
     expect((await api(nodes[2]!.gateway, "GET", askPath)).body.text).toContain("permission: allow")
+    // An operator answers through the admin API of two nodes (at least one does not own the session):
+    // the audit trail says `admin` whichever node runs the agent.
+    const sid = ask.body.session_id
+    for (const node of [nodes[0]!, nodes[2]!]) {
+      const again = await api(nodes[1]!.gateway, "POST", `/sessions/${sid}/turns`, { prompt: "permission" })
+      let held: any
+      await until(async () => (held = (await api(node.gateway, "GET", `/sessions/${sid}/permissions`)).body).count === 1)
+      const path = `/admin/sessions/${sid}/permissions/${held.permissions[0].request_id}`
+      expect((await api(node.gateway, "POST", path, { option_id: "reject" }, adminToken)).body).toEqual({ ok: true })
+      const againPath = `/sessions/${sid}/turns/${again.body.turn_index}`
+      await until(async () => (await api(node.gateway, "GET", againPath)).body.status === "completed")
+    }
+    const trail = (await api(nodes[1]!.gateway, "GET", `/admin/sessions/${sid}`, undefined, adminToken)).body.events
+    const answers = trail.filter((e: any) => e.event === "permission_answer").map((e: any) => e.detail.by)
+    expect(answers).toEqual(["caller", "admin", "admin"])
     expect((await api(nodes[1]!.gateway, "POST", `/sessions/nope-nope-nope-nope/turn`, { prompt: "x" })).status).toBe(404)
     expect((await api(nodes[2]!.gateway, "PATCH", `/sessions/${id}`, { model: "no-such-model" })).status).toBe(400)
     expect((await api(nodes[2]!.gateway, "DELETE", `/sessions/${id}`)).body).toEqual({ ok: true })

@@ -89,7 +89,8 @@ export const SessionEntityLive = SessionEntity.toLayer(
       Cancel: ({ payload }) => sessions.cancel(payload.app, id),
       Configure: ({ payload }) => sessions.configure(payload.app, id, payload.settings),
       ListPermissions: ({ payload }) => sessions.listPermissions(payload.app, id),
-      AnswerPermission: ({ payload }) => sessions.answerPermission(payload.app, id, payload.requestId, payload.answer),
+      AnswerPermission: ({ payload }) =>
+        sessions.answerPermission(payload.app, id, payload.requestId, payload.answer, payload.by),
       Close: ({ payload }) => sessions.close(payload.app, id),
       Stop: () => sessions.stop(id as SessionId),
       Recover: () =>
@@ -274,7 +275,8 @@ export const ClusterSessionsLive = Layer.effect(
       listPermissions: via(local.listPermissions, (app, id) => entity(id).ListPermissions({ app })),
       answerPermission: via(
         local.answerPermission,
-        (app, id, requestId, answer: PermissionAnswer) => entity(id).AnswerPermission({ app, requestId, answer })
+        (app, id, requestId, answer: PermissionAnswer, by = "caller") =>
+          entity(id).AnswerPermission({ app, requestId, answer, by })
       ),
       close: via(local.close, (app, id) => entity(id).Close({ app })),
       stop: via(local.stop, (id) => entity(id).Stop(), 0)

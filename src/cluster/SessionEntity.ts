@@ -60,7 +60,8 @@ export const SessionEntity = Entity.make("Session", [
   rpc("Cancel", {}, Schema.Boolean),
   rpc("Configure", { settings: AgentSettings }, Session),
   rpc("ListPermissions", {}, Schema.Array(PermissionRequest)),
-  rpc("AnswerPermission", { requestId: Schema.String, answer: PermissionAnswer }, Schema.Void),
+  // `by`: who answers, for the audit trail (an app, or an operator through the admin API).
+  rpc("AnswerPermission", { requestId: Schema.String, answer: PermissionAnswer, by: Schema.Literal("caller", "admin") }, Schema.Void),
   rpc("Close", {}, Schema.Struct({ alreadyClosed: Schema.Boolean })),
   // From the cluster's sweeper: stop the agent of a session it closed or deleted.
   Rpc.make("Stop"),
