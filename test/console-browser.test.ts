@@ -11,7 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { type Browser, chromium, type Page } from "playwright-core"
+import type { Browser, Page } from "playwright-core"
+import { launchChromium } from "./support/Browser.js"
 import { api, type GatewayProcess, runGatewayToExit, startGateway } from "./support/GatewayProcess.js"
 import { agentLogFile, scriptedAgents } from "./support/ScriptedAgent.js"
 import { appToken, otherToken } from "./support/TestGateway.js"
@@ -19,17 +20,6 @@ import { appToken, otherToken } from "./support/TestGateway.js"
 const adminToken = "console-admin-token-0123456789"
 const shots = join(tmpdir(), "clawdforge-console-shots")
 
-// As CI runs it: as root, without a GPU, with no network but the gateway's.
-const chromiumArgs = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync"
-]
 
 let gateway: GatewayProcess
 let browser: Browser
@@ -38,7 +28,7 @@ beforeAll(async () => {
   mkdirSync(shots, { recursive: true })
   ;[gateway, browser] = await Promise.all([
     startGateway({ CLAWDFORGE_ADMIN_TOKEN: adminToken, CLAWDFORGE_AGENTS: scriptedAgents(agentLogFile()) }),
-    chromium.launch({ executablePath: "/usr/bin/chromium", args: chromiumArgs })
+    launchChromium()
   ])
 })
 

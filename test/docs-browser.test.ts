@@ -5,29 +5,18 @@
  * network and tell no one who reads it), and logs no error.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type Browser, chromium } from "playwright-core"
+import type { Browser } from "playwright-core"
+import { launchChromium } from "./support/Browser.js"
 import { type GatewayProcess, startGateway } from "./support/GatewayProcess.js"
 
-// As CI runs it: as root, without a GPU, with no network but the gateway's.
-const chromiumArgs = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync"
-]
 
 let gateway: GatewayProcess
 let browser: Browser
 
 beforeAll(async () => {
-  // Each launch gets a fresh temporary profile (playwright's default).
   ;[gateway, browser] = await Promise.all([
     startGateway({}),
-    chromium.launch({ executablePath: "/usr/bin/chromium", args: chromiumArgs })
+    launchChromium()
   ])
 })
 
