@@ -718,9 +718,6 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
         }))
       })
 
-    /** The app's budget and rate let one more turn in (a refused turn does not count against the rate). */
-    const admit = (app: AppName) => Effect.zipRight(limits.checkBudget(app), limits.takeTurn(app))
-
     /**
      * Accepts a turn into the session's mailbox (after the 404/410/400 checks): its index is
      * taken and its row stored before this answers. A live actor answers for its session (whose
@@ -733,12 +730,12 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
         const live = liveActors.get(id as SessionId)
         if (live !== undefined && live.session.app_name === app) {
           if (live.state.closedInLedger) return yield* closedError(live.session.session_id)
-          yield* admit(app)
+          yield* limits.admitTurn(app)
           return yield* enqueue(live, request)
         }
         const session = yield* owned(app, id)
         if (session.closed_at !== null) return yield* closedError(session.session_id)
-        yield* admit(app)
+        yield* limits.admitTurn(app)
         return yield* enqueue(yield* actorFor(session), request)
       }
     )

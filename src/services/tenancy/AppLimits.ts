@@ -5,6 +5,7 @@ import type { AppName } from "../../domain/Ids.js"
 import { type LimitName, limitNames, type Limits, type LimitsPatch, type LimitsReport } from "../../domain/Tenancy.js"
 import { AppConfig } from "../config/AppConfig.js"
 import { DatabaseLive } from "../ledger/Database.js"
+import { makeLedgerCopy } from "../ledger/LedgerCopy.js"
 import { appCostUsdTotal, appTokensTotal, limitedTotal } from "../observability/Metrics.js"
 import { Usage } from "./Usage.js"
 
@@ -86,30 +87,28 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
 
     // ---- the limits: the ledger's copy over the environment's --------------------------
 
-    let fromLedger: ReadonlyMap<string, LedgerRow> = new Map()
-    let effective = new Map<string, Limits>()
-    let readAt = Number.NEGATIVE_INFINITY
-
-    const readLedger = sql<LedgerRow>`SELECT app_name, max_sessions, turns_per_minute, daily_cost_usd FROM app_limits`
-    const refresh = readLedger.pipe(
-      Effect.map((rows) => {
-        fromLedger = new Map(rows.map((row) => [row.app_name, row]))
-        effective = new Map()
-      }),
-      // A failed read keeps the last copy rather than failing the turn.
-      Effect.catchAll((error) => Effect.logWarning("Could not read app limits from the ledger", error))
-    )
-    /** Re-reads the ledger's limits when the copy is stale; the first caller to notice reads, the others go on. */
-    const fresh = Effect.suspend(() => {
-      const now = Date.now()
-      if (now - readAt < Duration.toMillis(ledgerLimitsTtl)) return Effect.void
-      readAt = now
-      return refresh
+    // The ledger's rows, and each app's limits resolved from them (made on first use, per copy).
+    interface LimitsCopy {
+      readonly rows: ReadonlyMap<string, LedgerRow>
+      readonly effective: Map<string, Limits>
+    }
+    const copyOf = (rows: ReadonlyArray<LedgerRow>): LimitsCopy => ({
+      rows: new Map(rows.map((row) => [row.app_name, row])),
+      effective: new Map()
+    })
+    const ledgerLimits = makeLedgerCopy({
+      read: Effect.map(
+        sql<LedgerRow>`SELECT app_name, max_sessions, turns_per_minute, daily_cost_usd FROM app_limits`,
+        copyOf
+      ),
+      initial: copyOf([]),
+      ttl: ledgerLimitsTtl,
+      what: "app limits"
     })
 
     /** Where one limit of `app` comes from, and its value. */
-    const resolve = (app: string, name: LimitName): readonly [LimitSource, number | null] => {
-      const stored = orNull(fromLedger.get(app)?.[name])
+    const resolve = (copy: LimitsCopy, app: string, name: LimitName): readonly [LimitSource, number | null] => {
+      const stored = orNull(copy.rows.get(app)?.[name])
       if (stored !== null) return ["ledger", stored]
       const own = fromEnv[app as AppName]
       if (own !== undefined && own[name] !== undefined) return ["CLAWDFORGE_APP_LIMITS", own[name]]
@@ -117,15 +116,15 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
       return fallback === undefined ? ["none", null] : ["CLAWDFORGE_APP_LIMITS *", fallback]
     }
 
-    const limitsFor = (app: string): Limits => {
-      let limits = effective.get(app)
+    const limitsFor = (copy: LimitsCopy, app: string): Limits => {
+      let limits = copy.effective.get(app)
       if (limits === undefined) {
         limits = {
-          max_sessions: resolve(app, "max_sessions")[1],
-          turns_per_minute: resolve(app, "turns_per_minute")[1],
-          daily_cost_usd: resolve(app, "daily_cost_usd")[1]
+          max_sessions: resolve(copy, app, "max_sessions")[1],
+          turns_per_minute: resolve(copy, app, "turns_per_minute")[1],
+          daily_cost_usd: resolve(copy, app, "daily_cost_usd")[1]
         }
-        effective.set(app, limits)
+        copy.effective.set(app, limits)
       }
       return limits
     }
@@ -150,8 +149,7 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
     }
     const nextMidnight = () => (day + 1) * 86400
 
-    yield* refresh
-    readAt = Date.now()
+    yield* ledgerLimits.get
 
     // ---- what the sessions' actors call ----------------------------------------------------
 
@@ -160,10 +158,10 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
      * `AppSessionLimit` when all are held. Check and take are one synchronous step.
      */
     const reserveSession = Effect.fn("AppLimits.reserveSession")(function*(app: AppName) {
-      yield* fresh
+      const copy = yield* ledgerLimits.get
       yield* Effect.acquireRelease(
         Effect.suspend(() => {
-          const max = limitsFor(app).max_sessions
+          const max = limitsFor(copy, app).max_sessions
           const live = liveSessions.get(app) ?? 0
           if (max !== null && live >= max) {
             return refused(app, "max_sessions", new AppSessionLimit({
@@ -184,63 +182,68 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
     })
 
     /**
-     * Counts a turn of the app in its 60 s window (sliding: any 60 s, not clock minutes); fails
-     * with `RateLimited` when `turns_per_minute` turns started in the last 60 s. What the reply's
-     * `RateLimit-*` headers say, or undefined when the app has no rate.
+     * Counts a turn of the app in its 60 s window (sliding: any 60 s, not clock minutes); refuses
+     * it with `RateLimited` when `turns_per_minute` turns started in the last 60 s.
      */
-    // On every turn's path: untraced, in memory.
+    const takeRate = (copy: LimitsCopy, app: AppName, now: number) => {
+      const limit = limitsFor(copy, app).turns_per_minute
+      let window = windows.get(app)
+      if (window === undefined) windows.set(app, window = new TurnWindow())
+      const count = window.count(now)
+      if (limit !== null && count >= limit) {
+        const retryAfter = limit === 0 ? 60 : window.resetSeconds(now)
+        return refused(app, "turns_per_minute", new RateLimited({
+          message: `App ${app} started ${count} turns in the last 60 s, its turns_per_minute: retry in ${retryAfter} s`,
+          turns_per_minute: limit,
+          retry_after_secs: retryAfter
+        }))
+      }
+      window.add(now)
+      return Effect.succeed<RateLimitState | undefined>(
+        limit === null ? undefined : { limit, remaining: limit - count - 1, resetSeconds: window.resetSeconds(now) }
+      )
+    }
+
+    /** Refuses with `BudgetExhausted` once the app's cost since 00:00 UTC reaches its `daily_cost_usd`. */
+    const budget = (copy: LimitsCopy, app: AppName, now: number): Effect.Effect<void, BudgetExhausted> => {
+      rollDay(now)
+      const max = limitsFor(copy, app).daily_cost_usd
+      const cost = costToday.get(app) ?? 0
+      if (max === null || cost < max) return Effect.void
+      return refused(app, "daily_cost_usd", new BudgetExhausted({
+        message: `App ${app} has spent its daily_cost_usd (${max} USD) today: until 00:00 UTC`,
+        daily_cost_usd: max,
+        cost_today_usd: cost,
+        resets_at: nextMidnight()
+      }))
+    }
+
+    /** The copy of the limits and the time, for one check. */
+    const checking = <A, E>(check: (copy: LimitsCopy, now: number) => Effect.Effect<A, E>) =>
+      Effect.flatMap(ledgerLimits.get, (copy) => Effect.flatMap(Clock.currentTimeMillis, (now) => check(copy, now)))
+
+    // On every turn's (and create's) path: untraced, in memory.
     const takeTurn = (app: AppName): Effect.Effect<RateLimitState | undefined, RateLimited> =>
-      Effect.flatMap(fresh, () =>
-        Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          Effect.suspend(() => {
-            const limit = limitsFor(app).turns_per_minute
-            let window = windows.get(app)
-            if (window === undefined) windows.set(app, window = new TurnWindow())
-            const count = window.count(now)
-            if (limit !== null && count >= limit) {
-              const retryAfter = limit === 0 ? 60 : window.resetSeconds(now)
-              return refused(app, "turns_per_minute", new RateLimited({
-                message: `App ${app} started ${count} turns in the last 60 s, its turns_per_minute: ` +
-                  `retry in ${retryAfter} s`,
-                turns_per_minute: limit,
-                retry_after_secs: retryAfter
-              }))
-            }
-            window.add(now)
-            return Effect.succeed(
-              limit === null
-                ? undefined
-                : { limit, remaining: limit - count - 1, resetSeconds: window.resetSeconds(now) }
-            )
-          })))
+      checking((copy, now) => takeRate(copy, app, now))
+    const checkBudget = (app: AppName): Effect.Effect<void, BudgetExhausted> =>
+      checking((copy, now) => budget(copy, app, now))
+    /**
+     * A turn of the app let in: within its budget, then counted against its rate (a turn refused
+     * for its budget does not use up its rate). What the reply's `RateLimit-*` headers say, or
+     * undefined when the app has no rate.
+     */
+    const admitTurn = (app: AppName): Effect.Effect<RateLimitState | undefined, BudgetExhausted | RateLimited> =>
+      checking((copy, now) => Effect.zipRight(budget(copy, app, now), takeRate(copy, app, now)))
 
     /** The app's rate as a reply goes out (`RateLimit-*` headers); undefined when it has none. */
     const rateOf = (app: AppName): Effect.Effect<RateLimitState | undefined> =>
-      Effect.map(Clock.currentTimeMillis, (now) => {
-        const limit = limitsFor(app).turns_per_minute
-        if (limit === null) return undefined
+      checking((copy, now) => {
+        const limit = limitsFor(copy, app).turns_per_minute
+        if (limit === null) return Effect.succeed(undefined)
         const window = windows.get(app)
         const count = window?.count(now) ?? 0
-        return { limit, remaining: Math.max(0, limit - count), resetSeconds: window?.resetSeconds(now) ?? 0 }
+        return Effect.succeed({ limit, remaining: Math.max(0, limit - count), resetSeconds: window?.resetSeconds(now) ?? 0 })
       })
-
-    /** Fails with `BudgetExhausted` once the app's cost since 00:00 UTC reaches its `daily_cost_usd`. */
-    // On every turn's (and create's) path: untraced, in memory.
-    const checkBudget = (app: AppName): Effect.Effect<void, BudgetExhausted> =>
-      Effect.flatMap(fresh, () =>
-        Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          Effect.suspend(() => {
-            rollDay(now)
-            const max = limitsFor(app).daily_cost_usd
-            const cost = costToday.get(app) ?? 0
-            if (max === null || cost < max) return Effect.void
-            return refused(app, "daily_cost_usd", new BudgetExhausted({
-              message: `App ${app} has spent its daily_cost_usd (${max} USD) today: until 00:00 UTC`,
-              daily_cost_usd: max,
-              cost_today_usd: cost,
-              resets_at: nextMidnight()
-            }))
-          })))
 
     // An app's tagged metrics, made once (a turn's end should not build metric keys).
     const appMetrics = new Map<string, ReturnType<typeof makeAppMetrics>>()
@@ -285,13 +288,13 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
 
     /** The app's limits and its use of them: `GET /limits`. */
     const limitsOf = Effect.fn("AppLimits.limitsOf")(function*(app: AppName) {
-      yield* fresh
+      const copy = yield* ledgerLimits.get
       const now = yield* Clock.currentTimeMillis
       rollDay(now)
       const window = windows.get(app)
       return {
         app,
-        limits: limitsFor(app),
+        limits: limitsFor(copy, app),
         use: {
           live_sessions: liveSessions.get(app) ?? 0,
           turns_this_minute: window?.count(now) ?? 0,
@@ -306,15 +309,13 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
     /** The app's limits as configured now (the ledger read afresh), with where each comes from. */
     const configured = Effect.fn("AppLimits.configured")(
       function*(app: AppName) {
-        const rows = yield* sql<LedgerRow>`SELECT app_name, max_sessions, turns_per_minute, daily_cost_usd
-          FROM app_limits WHERE app_name = ${app}`
-        fromLedger = new Map([...fromLedger].filter(([name]) => name !== app).concat(rows.map((r) => [r.app_name, r])))
-        effective.delete(app)
-        const sources = Object.fromEntries(limitNames.map((name) => [name, resolve(app, name)[0]])) as Record<
+        yield* ledgerLimits.invalidate
+        const copy = yield* ledgerLimits.get
+        const sources = Object.fromEntries(limitNames.map((name) => [name, resolve(copy, app, name)[0]])) as Record<
           LimitName,
           LimitSource
         >
-        return { app, limits: limitsFor(app), sources, cost_today_usd: costToday.get(app) ?? 0 } as const
+        return { app, limits: limitsFor(copy, app), sources, cost_today_usd: costToday.get(app) ?? 0 } as const
       },
       Effect.orDie
     )
@@ -351,6 +352,7 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
     return {
       reserveSession,
       takeTurn,
+      admitTurn,
       rateOf,
       checkBudget,
       addUsage,

@@ -4,6 +4,7 @@ import { createCipheriv, createDecipheriv, randomBytes, scrypt } from "node:cryp
 import type { AppName } from "../../domain/Ids.js"
 import { AppConfig } from "../config/AppConfig.js"
 import { DatabaseLive } from "../ledger/Database.js"
+import { makeLedgerCopy } from "../ledger/LedgerCopy.js"
 
 /** How stale the gateway's copy of the apps' environments may be (the CLI changes them). */
 export const appEnvTtl = Duration.seconds(2)
@@ -111,10 +112,7 @@ export class AppSecrets extends Effect.Service<AppSecrets>()("clawdforge/AppSecr
         return Effect.succeed(env as Readonly<Record<string, string>>)
       })
 
-    // Every app's rows, a plain copy read at most every `appEnvTtl` by whichever create finds it
-    // stale; an app's decrypted environment is kept until its rows change.
-    let rowsByApp: ReadonlyMap<string, ReadonlyArray<EnvRow>> = new Map()
-    let readAt = Number.NEGATIVE_INFINITY
+    // Every app's rows; an app's decrypted environment is kept until its rows change.
     const decrypted = new Map<string, { readonly rows: ReadonlyArray<EnvRow>; readonly env: Readonly<Record<string, string>> }>()
     const readAll = sql<EnvRow>`SELECT app_name, name, value FROM app_env ORDER BY app_name, name`.pipe(
       Effect.map((rows) => {
@@ -128,13 +126,12 @@ export class AppSecrets extends Effect.Service<AppSecrets>()("clawdforge/AppSecr
       }),
       Effect.orDie
     )
-    const refresh = readAll.pipe(
-      Effect.map((byApp) => {
-        rowsByApp = byApp
-        readAt = Date.now()
-      }),
-      Effect.catchAllDefect((defect) => Effect.logWarning("Could not read apps' environments from the ledger", defect))
-    )
+    const envRows = makeLedgerCopy({
+      read: readAll,
+      initial: new Map() as ReadonlyMap<string, ReadonlyArray<EnvRow>>,
+      ttl: appEnvTtl,
+      what: "apps' environments"
+    })
     const sameRows = (a: ReadonlyArray<EnvRow>, b: ReadonlyArray<EnvRow>) =>
       a.length === b.length && a.every((row, i) => row.name === b[i]!.name && row.value === b[i]!.value)
 
@@ -144,8 +141,7 @@ export class AppSecrets extends Effect.Service<AppSecrets>()("clawdforge/AppSecr
      * `SecretsUnavailable` when the app has one and the key is missing or wrong.
      */
     const envFor = Effect.fn("AppSecrets.envFor")(function*(app: AppName) {
-      if (Date.now() - readAt >= Duration.toMillis(appEnvTtl)) yield* refresh
-      const rows = rowsByApp.get(app)
+      const rows = (yield* envRows.get).get(app)
       if (rows === undefined) return {} as Readonly<Record<string, string>>
       const known = decrypted.get(app)
       if (known !== undefined && sameRows(known.rows, rows)) return known.env
@@ -184,7 +180,7 @@ export class AppSecrets extends Effect.Service<AppSecrets>()("clawdforge/AppSecr
         ON CONFLICT (app_name, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`.pipe(
           Effect.orDie
         )
-      readAt = Number.NEGATIVE_INFINITY
+      yield* envRows.invalidate
     })
 
     /** Removes one variable (no key needed: a lost key's secrets can still be removed); false when unset. */
@@ -193,7 +189,7 @@ export class AppSecrets extends Effect.Service<AppSecrets>()("clawdforge/AppSecr
       const rows = yield* sql`DELETE FROM app_env WHERE app_name = ${app} AND name = ${name} RETURNING name`.pipe(
         Effect.orDie
       )
-      readAt = Number.NEGATIVE_INFINITY
+      yield* envRows.invalidate
       return rows.length > 0
     })
 

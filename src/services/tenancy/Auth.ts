@@ -1,10 +1,10 @@
-import { Duration, Effect, Redacted, Ref } from "effect"
+import { Duration, Effect, Redacted } from "effect"
 import { timingSafeEqual } from "node:crypto"
 import { Unauthorized } from "../../domain/Errors.js"
 import { AppName } from "../../domain/Ids.js"
 import { AppConfig } from "../config/AppConfig.js"
 import { AppTokens, tokenDigest } from "../ledger/AppTokens.js"
-
+import { makeLedgerCopy } from "../ledger/LedgerCopy.js"
 export { tokenDigest } from "../ledger/AppTokens.js"
 
 /** How stale the ledger's tokens may be: a revoked token is refused at most this long after. */
@@ -16,21 +16,13 @@ export class Auth extends Effect.Service<Auth>()("clawdforge/Auth", {
     const apps = yield* AppTokens
     const known = appTokens.map(([app, token]) => ({ app: AppName.make(app), digest: tokenDigest(Redacted.value(token)) }))
 
-    // The ledger's active tokens, read at most once per TTL by whichever request finds the
-    // copy stale: no query per request, and nothing polls an idle (or TestClock) gateway.
-    const lastGood = yield* Ref.make<ReadonlyMap<string, AppName>>(new Map())
-    const ledgerTokens = yield* Effect.cachedWithTTL(
-      apps.activeDigests().pipe(
-        Effect.tap((tokens) => Ref.set(lastGood, tokens)),
-        // A failed read keeps the last good copy rather than refusing every app.
-        Effect.catchAllDefect((defect) =>
-          Effect.zipRight(Effect.logWarning("Could not read app tokens from the ledger", defect), Ref.get(lastGood))
-        ),
-        // The cache would hand an interruption to every caller until the TTL ends.
-        Effect.uninterruptible
-      ),
-      ledgerTokensTtl
-    )
+    // The ledger's active tokens (a revoked one is refused within the TTL).
+    const ledgerTokens = makeLedgerCopy({
+      read: Effect.suspend(() => apps.activeDigests()),
+      initial: new Map() as ReadonlyMap<string, AppName>,
+      ttl: ledgerTokensTtl,
+      what: "app tokens"
+    }).get
 
     if (known.length === 0 && (yield* ledgerTokens).size === 0) {
       yield* Effect.logWarning(

@@ -4,6 +4,7 @@ import { randomBytes } from "node:crypto"
 import type { AppName, SessionId } from "../../domain/Ids.js"
 import type { PermissionRequest } from "../../domain/Permission.js"
 import { DatabaseLive } from "../ledger/Database.js"
+import { makeLedgerCopy } from "../ledger/LedgerCopy.js"
 import type { StoredTurnEnd } from "../ledger/Ledger.js"
 
 /** How stale the gateway's copy of which apps have a webhook may be (the CLI changes it). */
@@ -52,21 +53,14 @@ export class Webhooks extends Effect.Service<Webhooks>()("clawdforge/Webhooks", 
     /** Offered once something is enqueued: the sender looks at the outbox then. */
     const wake = yield* Queue.sliding<void>(1)
 
-    // Which apps have a webhook: read on every turn's end, so a plain copy and a timestamp rather
-    // than a cached effect (whose lock costs more than the check). A failed read keeps the last copy.
-    let apps: ReadonlySet<string> = new Set()
-    let readAt = Number.NEGATIVE_INFINITY
-    const refresh = sql<{ app_name: string }>`SELECT app_name FROM app_webhooks`.pipe(
-      Effect.map((rows) => {
-        apps = new Set(rows.map((row) => row.app_name))
-        return apps
-      }),
-      Effect.catchAll((error) => Effect.as(Effect.logWarning("Could not read webhooks from the ledger", error), apps)),
-      Effect.ensuring(Effect.sync(() => readAt = Date.now()))
-    )
-    const configuredApps = Effect.suspend(() =>
-      Date.now() - readAt < Duration.toMillis(webhookConfigTtl) ? Effect.succeed(apps) : refresh
-    )
+    // Which apps have a webhook: read on every turn's end.
+    const configuredApps = makeLedgerCopy({
+      read: Effect.map(sql<{ app_name: string }>`SELECT app_name FROM app_webhooks`, (rows) =>
+        new Set(rows.map((row) => row.app_name)) as ReadonlySet<string>),
+      initial: new Set<string>() as ReadonlySet<string>,
+      ttl: webhookConfigTtl,
+      what: "webhooks"
+    }).get
 
     const insert = (app: string, sessionId: string, event: WebhookEvent, fields: Record<string, unknown>) =>
       Effect.gen(function*() {
