@@ -30,7 +30,7 @@ interface Held {
 }
 
 /** An answer as its audit and stream events say it. */
-const describe = (answer: Answer): { outcome: string; optionId: string | null } => {
+export const describeAnswer = (answer: Answer): { outcome: string; optionId: string | null } => {
   if (!("outcome" in answer)) return { outcome: String(answer.action), optionId: null }
   const { outcome } = answer as RequestPermissionResponse
   return outcome.outcome === "selected"
@@ -58,6 +58,10 @@ const rejection = (request: RequestPermissionRequest): RequestPermissionResponse
     : { outcome: { outcome: "selected", optionId: option.optionId } }
 }
 
+/** The options a permission request offers, as the API lists them. */
+export const optionsOf = (request: RequestPermissionRequest) =>
+  request.options.map((o) => ({ option_id: o.optionId, name: o.name, kind: o.kind }))
+
 const cancelledPermission: RequestPermissionResponse = { outcome: { outcome: "cancelled" } }
 
 /**
@@ -80,7 +84,7 @@ export class PermissionDesk {
     return this.hold({
       kind: "permission",
       tool_call: request.toolCall as unknown as Record<string, unknown>,
-      options: request.options.map((o) => ({ option_id: o.optionId, name: o.name, kind: o.kind }))
+      options: optionsOf(request)
     }, rejection(request), cancelledPermission)
   }
 
@@ -151,7 +155,7 @@ export class PermissionDesk {
       const settle = (answer: Answer, by: AnsweredBy) => {
         if (!this.held.delete(requestId)) return
         clearTimeout(timer)
-        const { optionId, outcome } = describe(answer)
+        const { optionId, outcome } = describeAnswer(answer)
         const resolved: PermissionResolved = { request_id: requestId, outcome, option_id: optionId, by }
         turn?.pushEvent("permission_resolved", resolved)
         this.options.onAnswered(info, { outcome, optionId, by })

@@ -30,7 +30,7 @@ import type { AgentHandle, AgentLaunch, AgentRequests, TurnOutcome } from "../ag
 import { noSettings, type SettingsState } from "../agents/AgentSettings.js"
 import { noUsage } from "../agents/UsageMeter.js"
 import { answerPermission as policyAnswer } from "../agents/Permissions.js"
-import { type HeldAnswer, PermissionDesk } from "./PermissionDesk.js"
+import { describeAnswer, type HeldAnswer, optionsOf, PermissionDesk } from "./PermissionDesk.js"
 import { AgentPool } from "./AgentPool.js"
 import { AgentRegistry } from "../agents/AgentRegistry.js"
 import { AppConfig } from "../config/AppConfig.js"
@@ -292,12 +292,14 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
       request_id: request.request_id,
       kind: request.kind,
       turn_index: request.turn_index,
-      tool_call: request.tool_call === null ? null : {
-        id: request.tool_call["toolCallId"] ?? null,
-        title: request.tool_call["title"] ?? null,
-        kind: request.tool_call["kind"] ?? null
-      },
+      tool_call: request.tool_call === null ? null : toolCallSummary(request.tool_call),
       options: request.options
+    })
+    /** A tool call as the audit trail keeps it: what it is, not its input. */
+    const toolCallSummary = (toolCall: { readonly [key: string]: unknown }) => ({
+      id: toolCall["toolCallId"] ?? null,
+      title: toolCall["title"] ?? null,
+      kind: toolCall["kind"] ?? null
     })
     const audit = (id: SessionId, events: ReadonlyArray<readonly ["permission_request" | "permission_answer", unknown]>) =>
       void runForkAudit(Effect.forEach(events, ([event, detail]) => ledger.recordEvent(id, event, detail), { discard: true }))
@@ -315,14 +317,9 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
     const policyRequests = (id: SessionId, mode: Exclude<PermissionMode, "ask">): AgentRequests => ({
       permission: (request: RequestPermissionRequest) => {
         const answer = policyAnswer(mode, request)
-        const selected = answer.outcome.outcome === "selected" ? answer.outcome.optionId : null
         audit(id, [
-          ["permission_request", {
-            kind: "permission",
-            tool_call: { id: request.toolCall.toolCallId, title: request.toolCall.title ?? null, kind: request.toolCall.kind ?? null },
-            options: request.options.map((option) => ({ option_id: option.optionId, name: option.name, kind: option.kind }))
-          }],
-          ["permission_answer", answerDetail(null, { by: "policy", outcome: answer.outcome.outcome, optionId: selected })]
+          ["permission_request", { kind: "permission", tool_call: toolCallSummary(request.toolCall), options: optionsOf(request) }],
+          ["permission_answer", answerDetail(null, { by: "policy", ...describeAnswer(answer) })]
         ])
         return answer
       },
