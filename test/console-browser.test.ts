@@ -12,7 +12,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { Browser, Page } from "playwright-core"
-import { launchChromium } from "./support/Browser.js"
+import { launchChromium, watchPage } from "./support/Browser.js"
 import { api, type GatewayProcess, runGatewayToExit, startGateway } from "./support/GatewayProcess.js"
 import { agentLogFile, scriptedAgents } from "./support/ScriptedAgent.js"
 import { appToken, otherToken } from "./support/TestGateway.js"
@@ -47,30 +47,16 @@ describe("/console in headless Chromium", () => {
     const other = (await api(gateway, "POST", "/sessions", { agent: "scripted" }, otherToken)).body.session_id
     expect((await api(gateway, "POST", `/sessions/${other}/turn`, { prompt: "cost 0.0125" }, otherToken)).status).toBe(200)
 
-    const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, colorScheme: "light" })
     const origin = new URL(gateway.url).origin
-    const requested: Array<string> = []
-    const outside: Array<string> = []
-    const errors: Array<string> = []
-    await context.route("**/*", (route) => {
-      const url = route.request().url()
-      requested.push(url)
-      if (new URL(url).origin === origin) return route.continue()
-      outside.push(url)
-      return route.abort("blockedbyclient")
+    const { page, requested, outside, errors } = await watchPage(browser, origin, {
+      context: { viewport: { width: 1280, height: 860 }, colorScheme: "light" },
+      // A refused sign-in is a 401 the browser reports; it is what the test asks for. The live
+      // stream is aborted when the page leaves the turn.
+      expected: (line) => (line.startsWith("console: ") && line.includes("401")) ||
+        (line.startsWith("request failed: ") && line.endsWith("/stream"))
     })
-    const page = await context.newPage()
-    page.on("console", (message) => {
-      // A refused sign-in is a 401 the browser reports; it is what the test asks for.
-      if (message.type() === "error" && !message.text().includes("401")) errors.push(`console: ${message.text()}`)
-    })
-    page.on("pageerror", (error) => errors.push(`page: ${error.message}`))
     page.on("response", (response) => {
       if (response.status() >= 400 && response.status() !== 401) errors.push(`${response.status()}: ${response.url()}`)
-    })
-    page.on("requestfailed", (request) => {
-      // The live stream is aborted when the page leaves the turn.
-      if (!request.url().endsWith("/stream")) errors.push(`request failed: ${request.url()}`)
     })
 
     // The page and its assets: only the gateway's own origin, nothing inline.
@@ -167,7 +153,7 @@ describe("/console in headless Chromium", () => {
       expect(new URL(url).origin).toBe(origin)
       expect(url).not.toContain(adminToken)
     }
-    await context.close()
+    await page.context().close()
   })
 })
 

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { Browser } from "playwright-core"
-import { launchChromium } from "./support/Browser.js"
+import { launchChromium, watchPage } from "./support/Browser.js"
 import { type GatewayProcess, startGateway } from "./support/GatewayProcess.js"
 
 
@@ -27,25 +27,8 @@ afterAll(async () => {
 
 describe("/docs in headless Chromium", () => {
   it("renders the API from the gateway alone, and logs no error", async () => {
-    const context = await browser.newContext()
     const origin = new URL(gateway.url).origin
-    const requested: Array<string> = []
-    const outside: Array<string> = []
-    const errors: Array<string> = []
-    // Record every request; one that would leave the gateway's origin is refused, not sent.
-    await context.route("**/*", (route) => {
-      const url = route.request().url()
-      requested.push(url)
-      if (new URL(url).origin === origin) return route.continue()
-      outside.push(url)
-      return route.abort("blockedbyclient")
-    })
-    const page = await context.newPage()
-    page.on("console", (message) => {
-      if (message.type() === "error") errors.push(`console: ${message.text()}`)
-    })
-    page.on("pageerror", (error) => errors.push(`page: ${error.message}`))
-    page.on("requestfailed", (request) => errors.push(`request failed: ${request.url()}`))
+    const { page, requested, outside, errors } = await watchPage(browser, origin)
 
     const response = await page.goto(`${gateway.url}/docs`, { waitUntil: "load" })
     expect(response?.status()).toBe(200)
@@ -67,6 +50,6 @@ describe("/docs in headless Chromium", () => {
     expect(outside).toEqual([])
     expect(errors).toEqual([])
     for (const url of requested) expect(new URL(url).origin).toBe(origin)
-    await context.close()
+    await page.context().close()
   })
 })
