@@ -363,7 +363,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
         Effect.map((nowMs) => storedEnd(exit, job.live, draining, nowMs)),
         Effect.tap((end) => ledger.endTurn(session.session_id, job.live.turnIndex, end)),
         // What it cost counts against the app's daily budget from now on.
-        Effect.tap((end) => end.usage === noUsage ? Effect.void : limits.addUsage(session.app_name, end.usage)),
+        Effect.tap((end) => limits.addUsage(session.app_name, end.usage)),
         Effect.flatMap((end) => webhooks.turnEnded(session.app_name, session.session_id, job.live.turnIndex, end)),
         Effect.ensuring(Effect.sync(() => {
           state.turns.delete(job.live.turnIndex)

@@ -270,21 +270,24 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
         readonly cost_usd?: number | null
       }
     ): Effect.Effect<void> =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        rollDay(now)
-        const metrics = metricsOf(app)
-        const effects: Array<Effect.Effect<void>> = []
-        const cost = used.cost_usd
-        if (cost !== null && cost !== undefined && Number.isFinite(cost) && cost > 0) {
-          costToday.set(app, (costToday.get(app) ?? 0) + cost)
-          effects.push(Metric.incrementBy(metrics.cost, cost))
-        }
-        for (const kind of ["input", "output"] as const) {
-          const tokens = used[`${kind}_tokens`]
-          if (tokens !== null && tokens !== undefined && tokens > 0) effects.push(Metric.incrementBy(metrics[kind], tokens))
-        }
-        return effects.length === 0 ? Effect.void : Effect.all(effects, { discard: true })
-      })
+      // Most agents report nothing for most turns: nothing to count, no clock read.
+      used.cost_usd == null && used.input_tokens == null && used.output_tokens == null
+        ? Effect.void
+        : Effect.flatMap(Clock.currentTimeMillis, (now) => {
+            rollDay(now)
+            const metrics = metricsOf(app)
+            const effects: Array<Effect.Effect<void>> = []
+            const cost = used.cost_usd
+            if (cost !== null && cost !== undefined && Number.isFinite(cost) && cost > 0) {
+              costToday.set(app, (costToday.get(app) ?? 0) + cost)
+              effects.push(Metric.incrementBy(metrics.cost, cost))
+            }
+            for (const kind of ["input", "output"] as const) {
+              const tokens = used[`${kind}_tokens`]
+              if (tokens !== null && tokens !== undefined && tokens > 0) effects.push(Metric.incrementBy(metrics[kind], tokens))
+            }
+            return effects.length === 0 ? Effect.void : Effect.all(effects, { discard: true })
+          })
 
     /** The app's limits and its use of them: `GET /limits`. */
     const limitsOf = Effect.fn("AppLimits.limitsOf")(function*(app: AppName) {
