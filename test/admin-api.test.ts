@@ -6,7 +6,8 @@
  */
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Schedule } from "effect"
+import { Effect } from "effect"
+import { poll } from "./support/Poll.js"
 import { agentLogFile } from "./support/ScriptedAgent.js"
 import { appName, appToken, layerScriptedGateway, otherApp, otherToken, request } from "./support/TestGateway.js"
 
@@ -27,14 +28,6 @@ const create = (token: string, body: Record<string, unknown> = {}) =>
   )
 const turn = (sid: string, prompt: string, token = appToken) =>
   request("POST", `/sessions/${sid}/turn`, { token, body: { prompt } })
-
-/** `read` again every 50 ms until `until` holds of what it answers (10 s at most). */
-const poll = <A, E, R>(read: Effect.Effect<A, E, R>, until: (a: A) => boolean) =>
-  read.pipe(
-    Effect.filterOrFail(until, () => "not yet" as const),
-    Effect.retry({ while: (e) => e === "not yet", schedule: Schedule.spaced("50 millis") }),
-    Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error("timed out polling") })
-  )
 
 describe("the admin guard", () => {
   it.scopedLive("without CLAWDFORGE_ADMIN_TOKEN every admin route is 404 and says the admin API is off", () =>

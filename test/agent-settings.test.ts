@@ -5,9 +5,10 @@
  */
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Schedule } from "effect"
+import { Effect, Fiber } from "effect"
 import { Ledger } from "../src/services/ledger/Ledger.js"
 import { agentLogFile, agentText, isAlive, startedPids } from "./support/ScriptedAgent.js"
+import { poll } from "./support/Poll.js"
 import { appToken, layerScriptedGateway, otherToken, request } from "./support/TestGateway.js"
 
 const create = (body: Record<string, unknown>) =>
@@ -27,13 +28,6 @@ const answer = (sid: string, requestId: string, body: unknown, token = appToken)
   request("POST", `/sessions/${sid}/permissions/${requestId}`, { token, body })
 const audit = (sid: string) => Effect.flatMap(Ledger, (ledger) => ledger.sessionEvents(sid))
 const configOf = (reply: { body: any }) => JSON.parse(agentText(reply.body.events).replace(/^config: /, ""))
-
-/** Asks again every 20 ms until the answer is as wanted (at most 10 s), and gives that answer. */
-const poll = <A, E, R>(ask: Effect.Effect<A, E, R>, until: (a: A) => boolean) =>
-  ask.pipe(
-    Effect.repeat(Schedule.recurUntil(until).pipe(Schedule.addDelay(() => "20 millis"))),
-    Effect.timeout("10 seconds")
-  )
 
 /** The session's pending requests once there is one. */
 const pending = (sid: string) => poll(Effect.map(permissions(sid), (r) => r.body), (body) => body.count >= 1)

@@ -1,5 +1,5 @@
 import type { ContentBlock, SessionConfigOption, SessionModeState } from "@agentclientprotocol/sdk"
-import { Duration, Effect, Either, Fiber, Option } from "effect"
+import { Duration, Effect, Fiber, Option } from "effect"
 import { basename, isAbsolute, resolve } from "node:path"
 import { pathToFileURL } from "node:url"
 import { AgentFailed } from "../../domain/Errors.js"
@@ -202,7 +202,7 @@ const start = Effect.fn("AcpDriver.start")(function*(launch: AgentLaunch) {
 
   /** Applies the changes one ACP call at a time, once all of them are known to be offered. */
   const configure = Effect.fn("AcpDriver.configure")(function*(changes: AgentSettings) {
-    const steps = yield* Either.match(planSettings(settings, changes), { onLeft: Effect.fail, onRight: Effect.succeed })
+    const steps = yield* planSettings(settings, changes)
     for (const step of steps) {
       if (step.method === "session/set_mode") {
         yield* call(step.method, () => connection.setMode({ sessionId: opened.sessionId, modeId: step.modeId }))

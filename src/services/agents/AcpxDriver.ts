@@ -325,7 +325,7 @@ export class AcpxDriver extends Effect.Service<AcpxDriver>()("clawdforge/AcpxDri
         prompt,
         // acpx sets the agent up itself: it offers the gateway no settings to change.
         settings: () => noSettings,
-        configure: (changes) => Either.match(planSettings(noSettings, changes), { onLeft: Effect.fail, onRight: () => Effect.void }),
+        configure: (changes) => Effect.asVoid(planSettings(noSettings, changes)),
         // acpx's own verb: it forwards `session/cancel` through the queue owner.
         cancel: runOnce("cancel", "cancel", "-s", name).pipe(Effect.timeout(cancelTimeout), Effect.ignore),
         // The queue owner respawns a crashed agent by itself; only a lost named session is fatal.

@@ -1,5 +1,5 @@
 import type { CreateElicitationRequest, RequestPermissionRequest } from "@agentclientprotocol/sdk"
-import { Clock, Deferred, Duration, Effect, Either, ExecutionStrategy, Exit, Fiber, FiberMap, Layer, Metric, Option, Queue, Runtime, Schedule, Schema, Scope } from "effect"
+import { Clock, Deferred, Duration, Effect, ExecutionStrategy, Exit, Fiber, FiberMap, Layer, Metric, Option, Queue, Runtime, Schedule, Schema, Scope } from "effect"
 import { randomBytes } from "node:crypto"
 import type { AgentDefinition } from "../../domain/Agent.js"
 import {
@@ -848,10 +848,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
         if (actor === undefined) {
           return yield* new PermissionNotFound({ message: `No pending request ${requestId.slice(0, 64)}` })
         }
-        return yield* Either.match(actor.state.desk.answer(requestId, answer, by), {
-          onLeft: Effect.fail,
-          onRight: () => Effect.void
-        })
+        return yield* actor.state.desk.answer(requestId, answer, by)
       }
     )
 
