@@ -3,6 +3,7 @@ import * as Sharding from "@effect/cluster/Sharding"
 import * as ShardId from "@effect/cluster/ShardId"
 import { SqlClient } from "@effect/sql"
 import { Effect, Schedule } from "effect"
+import { underMigrationLock } from "../services/ledger/Postgres.js"
 import { AgentPool } from "../services/sessions/AgentPool.js"
 import { Sessions } from "../services/sessions/Sessions.js"
 import { NodeSettings } from "./ClusterConfig.js"
@@ -40,11 +41,7 @@ export class ClusterNodes extends Effect.Service<ClusterNodes>()("clawdforge/Clu
       capacity INTEGER NOT NULL,
       shards TEXT NOT NULL,
       seen_ms BIGINT NOT NULL
-    )`.pipe(
-      // Nodes starting together race to create it: one wins, the others find it there.
-      Effect.retry({ times: 3 }),
-      Effect.orDie
-    )
+    )`.pipe(underMigrationLock, Effect.orDie)
 
     // ShardIds made once: `hasShardId` looks them up by value.
     const shardIds = Array.from({ length: settings.shardsPerGroup }, (_, i) => ShardId.make("default", i + 1))

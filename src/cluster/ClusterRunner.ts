@@ -10,6 +10,7 @@ import { Socket } from "@effect/platform/Socket"
 import * as RpcClient from "@effect/rpc/RpcClient"
 import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import { Effect, Layer } from "effect"
+import { layerUnderMigrationLock } from "../services/ledger/Postgres.js"
 import { NodeSettings, shardingConfig } from "./ClusterConfig.js"
 
 /**
@@ -51,8 +52,9 @@ export const RunnerLive = Layer.unwrapEffect(
         ClientProtocolLive
       ]),
       Layer.provide(RunnerHealth.layerPing.pipe(Layer.provide(Runners.layerRpc), Layer.provide(ClientProtocolLive))),
-      Layer.provideMerge(Layer.orDie(SqlMessageStorage.layer)),
-      Layer.provide(Layer.orDie(SqlRunnerStorage.layer)),
+      // Their tables are created at start-up, by nodes that may be starting together.
+      Layer.provideMerge(layerUnderMigrationLock(Layer.orDie(SqlMessageStorage.layer))),
+      Layer.provide(layerUnderMigrationLock(Layer.orDie(SqlRunnerStorage.layer))),
       Layer.provide(ShardingConfig.layer(shardingConfig(settings))),
       Layer.provide(RpcSerialization.layerMsgPack)
     ))

@@ -1,5 +1,6 @@
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
+import { underMigrationLock } from "../services/ledger/Postgres.js"
 
 /** How long a delivery is remembered: far longer than a message is retried. */
 const keepMs = 3_600_000
@@ -18,7 +19,7 @@ export class Deliveries extends Effect.Service<Deliveries>()("clawdforge/cluster
     yield* sql`CREATE TABLE IF NOT EXISTS clawdforge_cluster_deliveries (
       delivery TEXT PRIMARY KEY,
       at_ms BIGINT NOT NULL
-    )`.pipe(Effect.retry({ times: 3 }), Effect.orDie)
+    )`.pipe(underMigrationLock, Effect.orDie)
 
     /** True for the first delivery of `key`, false for any other. */
     const claim = (key: string) =>

@@ -1,7 +1,7 @@
 import { NodeContext } from "@effect/platform-node"
 import { SqlClient } from "@effect/sql"
 import { PgClient, PgMigrator } from "@effect/sql-pg"
-import { Effect, Layer, Redacted } from "effect"
+import { Effect, Layer, Redacted, Scope } from "effect"
 import * as PgTypes from "pg-types"
 import type { LedgerLocation } from "../config/AppConfig.js"
 import { LedgerUnavailable } from "./Database.js"
@@ -17,19 +17,39 @@ export const pgTypes = {
 }
 
 // Any number of gateways may start together on an empty database: the first to take this
-// session lock migrates, the others wait for it and then find nothing left to run. PgMigrator's own
-// table lock comes too late for that: its bookkeeping table is created before it, unguarded.
+// session lock creates the tables, the others wait for it and then find nothing left to create.
+// PostgreSQL's `CREATE TABLE IF NOT EXISTS` is no guard against that race (two creates of one
+// table collide in its catalogue), and PgMigrator's own table lock comes too late: its bookkeeping
+// table is created before it, unguarded.
 const migrationLockKey = 0x636c_6466 // "cldf"
 
-const migratePostgres = Effect.gen(function*() {
-  const sql = yield* SqlClient.SqlClient
-  const connection = yield* sql.reserve
-  yield* Effect.acquireRelease(
-    connection.execute(`SELECT pg_advisory_lock(${migrationLockKey})`, [], undefined),
-    () => Effect.ignore(connection.execute(`SELECT pg_advisory_unlock(${migrationLockKey})`, [], undefined))
-  )
-  yield* PgMigrator.run({ loader: migrations })
-}).pipe(Effect.scoped)
+/**
+ * Runs `effect` (which creates tables) while holding the migration lock, on a connection of its
+ * own that is returned when `effect` ends. Whatever `effect` adds to the ambient scope stays there.
+ */
+export const underMigrationLock = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    return yield* Effect.acquireUseRelease(
+      Scope.make(),
+      (lockScope) =>
+        Effect.gen(function*() {
+          const connection = yield* Scope.extend(sql.reserve, lockScope)
+          yield* Effect.acquireRelease(
+            connection.execute(`SELECT pg_advisory_lock(${migrationLockKey})`, [], undefined),
+            () => Effect.ignore(connection.execute(`SELECT pg_advisory_unlock(${migrationLockKey})`, [], undefined))
+          ).pipe(Scope.extend(lockScope))
+          return yield* effect
+        }),
+      (lockScope, exit) => Scope.close(lockScope, exit)
+    )
+  })
+
+/** A layer whose construction creates tables, built while holding the migration lock. */
+export const layerUnderMigrationLock = <A, E, R>(layer: Layer.Layer<A, E, R>) =>
+  Layer.scopedContext(underMigrationLock(Layer.build(layer)))
+
+const migratePostgres = underMigrationLock(PgMigrator.run({ loader: migrations }))
 
 /** `text` with the URL's password, as written and decoded, replaced. */
 const withoutPassword = (url: Redacted.Redacted, text: string) => {
