@@ -1,3 +1,4 @@
+import type { SqlClient } from "@effect/sql"
 import { Config, ConfigError, Effect, Layer, Option } from "effect"
 import { HttpLive } from "./http/Server.js"
 import { AgentPool } from "./services/sessions/AgentPool.js"
@@ -6,6 +7,7 @@ import { AppConfig, describeConfigError } from "./services/config/AppConfig.js"
 import { AppTokens } from "./services/ledger/AppTokens.js"
 import { Auth } from "./services/tenancy/Auth.js"
 import { AppLimits } from "./services/tenancy/AppLimits.js"
+import type { SharedLimits } from "./services/tenancy/SharedLimits.js"
 import { AppSecrets, AppSecretsCheck } from "./services/tenancy/AppSecrets.js"
 import { Usage } from "./services/tenancy/Usage.js"
 import { WebhookDeliveryLoop } from "./services/tenancy/WebhookDelivery.js"
@@ -27,8 +29,12 @@ import { Workspaces } from "./services/sessions/Workspaces.js"
 export const layerServices = <EP, RP, ER, RR>(
   pool: Layer.Layer<AgentPool, EP, RP>,
   runner: Layer.Layer<ClaudeRunner, ER, RR>,
-  /** Off for a cluster node: there the sweeper runs once per cluster (src/cluster). */
-  options: { readonly sweeperLoop?: boolean } = {}
+  options: {
+    /** Off for a cluster node: there the sweeper runs once per cluster (src/cluster). */
+    readonly sweeperLoop?: boolean
+    /** A cluster node's: the per-app limits counted across the nodes. */
+    readonly sharedLimits?: Layer.Layer<SharedLimits, ConfigError.ConfigError, SqlClient.SqlClient | AppConfig>
+  } = {}
 ) => {
   // One SqlClient for the ledger, the app tokens, the idempotency keys and the webhooks (one connection even for `:memory:`).
   const ledger = Layer.mergeAll(
@@ -36,7 +42,10 @@ export const layerServices = <EP, RP, ER, RR>(
     AppTokens.DefaultWithoutDependencies,
     IdempotencyKeys.DefaultWithoutDependencies,
     Webhooks.DefaultWithoutDependencies,
-    AppLimits.DefaultWithoutDependencies.pipe(Layer.provideMerge(Usage.DefaultWithoutDependencies)),
+    AppLimits.DefaultWithoutDependencies.pipe(
+      Layer.provideMerge(Usage.DefaultWithoutDependencies),
+      Layer.provide(options.sharedLimits ?? Layer.empty)
+    ),
     AppSecrets.DefaultWithoutDependencies
   ).pipe(Layer.provideMerge(DatabaseLive), Layer.provide(AppConfig.Default))
   const core = Layer.mergeAll(AppConfig.Default, ledger, AgentRegistry.Default, Workspaces.Default, pool)
@@ -62,12 +71,15 @@ const SingleGatewayLive = SessionsDrain.pipe(
  * requests to the node that owns it. The cluster's code is loaded only then.
  */
 const ClusterGatewayLive = Layer.unwrapEffect(
-  Effect.map(Effect.promise(() => import("./cluster/Cluster.js")), ({ ClusterNodeLive }) =>
+  Effect.map(Effect.promise(() => import("./cluster/Cluster.js")), ({ ClusterLimitsLive, ClusterNodeLive }) =>
     SessionsDrain.pipe(
       Layer.provide(
         HttpLive.pipe(
           Layer.provide(ClusterNodeLive),
-          Layer.provideMerge(layerServices(AgentPool.Default, ClaudeRunner.Default, { sweeperLoop: false }))
+          Layer.provideMerge(layerServices(AgentPool.Default, ClaudeRunner.Default, {
+            sweeperLoop: false,
+            sharedLimits: ClusterLimitsLive
+          }))
         )
       ),
       Layer.provide([LoggingLive, TracingLive])

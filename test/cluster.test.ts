@@ -18,7 +18,7 @@ import {
   stopCluster,
   untilFormed
 } from "./support/Cluster.js"
-import { appToken } from "./support/TestGateway.js"
+import { appName, appToken, otherApp, otherToken } from "./support/TestGateway.js"
 
 const server = postgres!
 let nodes: Array<ClusterNode> = []
@@ -264,6 +264,59 @@ describe("a gateway cluster", () => {
     expect((await api(nodes[1]!.gateway, "DELETE", `/sessions/${first}`)).status).toBe(200)
     expect((await api(nodes[2]!.gateway, "POST", "/sessions", { agent: "scripted" })).status).toBe(200)
     expect((await api(nodes[0]!.gateway, "POST", "/sessions", { agent: "scripted" })).status).toBe(503)
+  }, 90_000)
+
+  it("per-app limits hold across the nodes: live sessions, turns per minute and the day's budget, whichever node is asked", async () => {
+    await threeNodes({
+      CLAWDFORGE_APP_LIMITS: JSON.stringify({
+        [appName]: { max_sessions: 2, turns_per_minute: 3 },
+        [otherApp]: { daily_cost_usd: 0.5 }
+      })
+    })
+    // Two sessions through two nodes; every further create, through any node, is refused, wherever
+    // its session would have landed (a node on its own would have counted only its own sessions).
+    const [a] = await createSessions(nodes[0]!, 1)
+    const [b] = await createSessions(nodes[1]!, 1)
+    for (let i = 0; i < 6; i++) {
+      const refused = await api(nodes[i % 3]!.gateway, "POST", "/sessions", { agent: "scripted" })
+      expect(refused, JSON.stringify(refused.body)).toMatchObject({ status: 429, body: { ok: false, error: "app_session_limit" } })
+    }
+    // A closed one frees its place for a create through another node.
+    expect((await api(nodes[2]!.gateway, "DELETE", `/sessions/${a}`)).status).toBe(200)
+    const [c] = await createSessions(nodes[2]!, 1)
+
+    // Three turns a minute, across the nodes: the fourth is refused, with when to retry.
+    for (const [i, id] of [b, c, b].entries()) {
+      const reply = await turn(nodes[i]!, id!, "echo counted")
+      expect(reply.status, JSON.stringify(reply.body)).toBe(200)
+    }
+    const fourth = await fetch(`${nodes[1]!.gateway.url}/sessions/${c}/turn`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${appToken}`, "content-type": "application/json" },
+      body: JSON.stringify({ prompt: "echo one too many" })
+    })
+    expect(fourth.status).toBe(429)
+    expect(await fourth.json()).toMatchObject({ ok: false, error: "rate_limited", turns_per_minute: 3 })
+    expect(Number(fourth.headers.get("retry-after"))).toBeGreaterThan(0)
+    expect(fourth.headers.get("ratelimit-remaining")).toBe("0")
+    const limits = await api(nodes[0]!.gateway, "GET", "/limits")
+    expect(limits.body).toMatchObject({ use: { live_sessions: 2, turns_this_minute: 3 } })
+
+    // The other app is not held by any of that; its budget is crossed by a turn that completes,
+    // and then no node lets it start another turn or a session.
+    const created = await api(nodes[0]!.gateway, "POST", "/sessions", { agent: "scripted" }, otherToken)
+    expect(created.status, JSON.stringify(created.body)).toBe(200)
+    const spend = await api(nodes[1]!.gateway, "POST", `/sessions/${created.body.session_id}/turn`, { prompt: "cost 0.6" }, otherToken)
+    expect(spend).toMatchObject({ status: 200, body: { ok: true, usage: { cost_usd: 0.6 } } })
+    for (const node of nodes) {
+      const turnRefused = await api(node.gateway, "POST", `/sessions/${created.body.session_id}/turn`, { prompt: "echo" }, otherToken)
+      expect(turnRefused).toMatchObject({ status: 429, body: { error: "budget_exhausted" } })
+    }
+    const createRefused = await api(nodes[2]!.gateway, "POST", "/sessions", { agent: "scripted" }, otherToken)
+    expect(createRefused).toMatchObject({ status: 429, body: { error: "budget_exhausted" } })
+    expect((await api(nodes[2]!.gateway, "GET", "/limits", undefined, otherToken)).body).toMatchObject({
+      use: { live_sessions: 1, cost_today_usd: 0.6 }
+    })
   }, 90_000)
 
   it("the sweeper runs once per cluster: one sweep per idle session, its agent stopped on its node", async () => {

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, ConfigProvider, Duration, Effect, Either, Exit, Layer, Metric, MetricState, Scope, TestClock } from "effect"
-import { AppName } from "../src/domain/Ids.js"
+import { AppName, SessionId } from "../src/domain/Ids.js"
 import { AppConfig, describeConfigError } from "../src/services/config/AppConfig.js"
 import { AppLimits, ledgerLimitsTtl } from "../src/services/tenancy/AppLimits.js"
 import { appCostUsdTotal, appTokensTotal, limitedTotal } from "../src/services/observability/Metrics.js"
@@ -14,6 +14,7 @@ import { insertSession, layerTenancy } from "./support/Tenancy.js"
 
 const app = AppName.make("app-a")
 const other = AppName.make("app-b")
+const sessionIdOf = (i: number) => SessionId.make(`sess_${String(i).padStart(24, "0")}`)
 const limitsEnv = (limits: unknown) => ({ CLAWDFORGE_APP_LIMITS: JSON.stringify(limits) })
 
 const loadConfig = (env: Record<string, string>) =>
@@ -104,7 +105,7 @@ describe("AppLimits", () => {
       const scopes = yield* Effect.forEach(Array.from({ length: 30 }), () => Scope.make())
       const results = yield* Effect.forEach(
         scopes,
-        (scope) => limits.reserveSession(app).pipe(Scope.extend(scope), Effect.exit),
+        (scope, i) => limits.reserveSession(app, sessionIdOf(i)).pipe(Scope.extend(scope), Effect.exit),
         { concurrency: "unbounded" }
       )
       expect(results.filter(Exit.isSuccess)).toHaveLength(5)
@@ -118,13 +119,13 @@ describe("AppLimits", () => {
       expect((yield* limitedCount(app, "max_sessions")) - before).toBe(25)
       expect((yield* limits.limitsOf(app)).use.live_sessions).toBe(5)
       // Another app is not affected.
-      yield* limits.reserveSession(other)
+      yield* limits.reserveSession(other, sessionIdOf(30))
 
       const held = results.findIndex(Exit.isSuccess)
       yield* Scope.close(scopes[held]!, Exit.void)
       expect((yield* limits.limitsOf(app)).use.live_sessions).toBe(4)
-      yield* limits.reserveSession(app)
-      expect(Exit.isFailure(yield* Effect.exit(limits.reserveSession(app)))).toBe(true)
+      yield* limits.reserveSession(app, sessionIdOf(31))
+      expect(Exit.isFailure(yield* Effect.exit(limits.reserveSession(app, sessionIdOf(32))))).toBe(true)
       yield* Effect.forEach(scopes, (scope) => Scope.close(scope, Exit.void))
       expect((yield* limits.limitsOf(app)).use.live_sessions).toBe(1)
     }).pipe(Effect.provide(layerTenancy(limitsEnv({ "app-a": { max_sessions: 5 } })))))

@@ -68,3 +68,6 @@ export const ClusterNodeLive = ClusterSessionsLive.pipe(
   Layer.provideMerge(RunnerLive),
   Layer.provideMerge(NodeSettingsLive)
 )
+
+/** The per-app limits of this node's services, counted across the cluster. */
+export { ClusterLimitsLive } from "./ClusterLimits.js"

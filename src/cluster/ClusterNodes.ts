@@ -19,7 +19,7 @@ export interface NodeRow {
 }
 
 /** How long a node's heartbeat counts: past it the node is not listed (it died or stopped). */
-const staleAfterMs = 5_000
+export const staleAfterMs = 5_000
 
 /**
  * Every node's address, live sessions, capacity and shards, kept in one small table of the shared

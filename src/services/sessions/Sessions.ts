@@ -545,7 +545,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
           const desk = makeDesk(session, () => state.turn)
           // The app's live-session slot and the pool's, both held until the actor stops.
           const started = yield* restore(
-            limits.reserveSession(session.app_name).pipe(
+            limits.reserveSession(session.app_name, session.session_id).pipe(
               Effect.zipRight(pool.reserve),
               Scope.extend(slot),
               Effect.zipRight(withAppEnv(session, definition)),

@@ -1,12 +1,13 @@
 import { SqlClient } from "@effect/sql"
-import { Clock, Duration, Effect, Metric } from "effect"
+import { Clock, Duration, Effect, Metric, Option } from "effect"
 import { AppSessionLimit, BudgetExhausted, RateLimited } from "../../domain/Errors.js"
-import type { AppName } from "../../domain/Ids.js"
+import type { AppName, SessionId } from "../../domain/Ids.js"
 import { type LimitName, limitNames, type Limits, type LimitsPatch, type LimitsReport } from "../../domain/Tenancy.js"
 import { AppConfig } from "../config/AppConfig.js"
 import { DatabaseLive } from "../ledger/Database.js"
 import { makeLedgerCopy } from "../ledger/LedgerCopy.js"
 import { appCostUsdTotal, appTokensTotal, limitedTotal } from "../observability/Metrics.js"
+import { type SharedTurnWindow, SharedLimits } from "./SharedLimits.js"
 import { Usage } from "./Usage.js"
 
 /** How stale the gateway's copy of the ledger's limits may be (`clawdforge apps limits` changes them). */
@@ -84,6 +85,8 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
     const sql = yield* SqlClient.SqlClient
     const usage = yield* Usage
     const { appLimits: fromEnv } = yield* AppConfig
+    // A cluster's nodes count in their shared database; a single gateway, here in memory.
+    const shared = Option.getOrUndefined(yield* Effect.serviceOption(SharedLimits))
 
     // ---- the limits: the ledger's copy over the environment's --------------------------
 
@@ -153,22 +156,30 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
 
     // ---- what the sessions' actors call ----------------------------------------------------
 
+    const sessionLimit = (app: AppName, live: number, max: number) =>
+      refused(app, "max_sessions", new AppSessionLimit({
+        message: `App ${app} holds ${live} live sessions, its max_sessions: close one or wait`,
+        max_sessions: max
+      }))
+
     /**
-     * Holds one of the app's `max_sessions` live-session slots until the scope closes; fails with
-     * `AppSessionLimit` when all are held. Check and take are one synchronous step.
+     * Holds one of the app's `max_sessions` live-session slots for the session until the scope
+     * closes; fails with `AppSessionLimit` when all are held. Check and take are one synchronous
+     * step (in a cluster, one transaction under the app's lock).
      */
-    const reserveSession = Effect.fn("AppLimits.reserveSession")(function*(app: AppName) {
+    const reserveSession = Effect.fn("AppLimits.reserveSession")(function*(app: AppName, session: SessionId) {
       const copy = yield* ledgerLimits.get
+      if (shared !== undefined) {
+        const max = limitsFor(copy, app).max_sessions
+        const held = yield* shared.holdSession(app, session, max)
+        if (held !== undefined) return yield* sessionLimit(app, held, max!)
+        return
+      }
       yield* Effect.acquireRelease(
         Effect.suspend(() => {
           const max = limitsFor(copy, app).max_sessions
           const live = liveSessions.get(app) ?? 0
-          if (max !== null && live >= max) {
-            return refused(app, "max_sessions", new AppSessionLimit({
-              message: `App ${app} holds ${live} live sessions, its max_sessions: close one or wait`,
-              max_sessions: max
-            }))
-          }
+          if (max !== null && live >= max) return sessionLimit(app, live, max)
           liveSessions.set(app, live + 1)
           return Effect.void
         }),
@@ -181,23 +192,39 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
       )
     })
 
+    const rateLimited = (app: AppName, count: number, limit: number, retryAfter: number) =>
+      refused(app, "turns_per_minute", new RateLimited({
+        message: `App ${app} started ${count} turns in the last 60 s, its turns_per_minute: retry in ${retryAfter} s`,
+        turns_per_minute: limit,
+        retry_after_secs: retryAfter
+      }))
+
+    /** Seconds until the oldest turn of a shared window leaves it (0 when there is none). */
+    const sharedReset = (window: SharedTurnWindow, now: number) =>
+      window.oldestMs === undefined ? 0 : Math.max(1, Math.ceil((window.oldestMs + windowMs - now) / 1000))
+
     /**
      * Counts a turn of the app in its 60 s window (sliding: any 60 s, not clock minutes); refuses
      * it with `RateLimited` when `turns_per_minute` turns started in the last 60 s.
      */
-    const takeRate = (copy: LimitsCopy, app: AppName, now: number) => {
+    const takeRate = (
+      copy: LimitsCopy,
+      app: AppName,
+      now: number
+    ): Effect.Effect<RateLimitState | undefined, RateLimited> => {
       const limit = limitsFor(copy, app).turns_per_minute
+      if (shared !== undefined && limit !== null) {
+        return Effect.flatMap(shared.takeTurn(app, limit, now), (window) => {
+          const resetSeconds = sharedReset(window, now)
+          return window.taken
+            ? Effect.succeed({ limit, remaining: limit - window.count - 1, resetSeconds: resetSeconds || 60 })
+            : rateLimited(app, window.count, limit, limit === 0 ? 60 : resetSeconds)
+        })
+      }
       let window = windows.get(app)
       if (window === undefined) windows.set(app, window = new TurnWindow())
       const count = window.count(now)
-      if (limit !== null && count >= limit) {
-        const retryAfter = limit === 0 ? 60 : window.resetSeconds(now)
-        return refused(app, "turns_per_minute", new RateLimited({
-          message: `App ${app} started ${count} turns in the last 60 s, its turns_per_minute: retry in ${retryAfter} s`,
-          turns_per_minute: limit,
-          retry_after_secs: retryAfter
-        }))
-      }
+      if (limit !== null && count >= limit) return rateLimited(app, count, limit, limit === 0 ? 60 : window.resetSeconds(now))
       window.add(now)
       return Effect.succeed<RateLimitState | undefined>(
         limit === null ? undefined : { limit, remaining: limit - count - 1, resetSeconds: window.resetSeconds(now) }
@@ -208,8 +235,12 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
     const budget = (copy: LimitsCopy, app: AppName, now: number): Effect.Effect<void, BudgetExhausted> => {
       rollDay(now)
       const max = limitsFor(copy, app).daily_cost_usd
-      const cost = costToday.get(app) ?? 0
-      if (max === null || cost < max) return Effect.void
+      if (max === null) return Effect.void
+      if (shared !== undefined) return Effect.flatMap(shared.costSince(app, day * 86400), (cost) => overBudget(app, cost, max))
+      return overBudget(app, costToday.get(app) ?? 0, max)
+    }
+    const overBudget = (app: AppName, cost: number, max: number): Effect.Effect<void, BudgetExhausted> => {
+      if (cost < max) return Effect.void
       return refused(app, "daily_cost_usd", new BudgetExhausted({
         message: `App ${app} has spent its daily_cost_usd (${max} USD) today: until 00:00 UTC`,
         daily_cost_usd: max,
@@ -240,6 +271,13 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
       checking((copy, now) => {
         const limit = limitsFor(copy, app).turns_per_minute
         if (limit === null) return Effect.succeed(undefined)
+        if (shared !== undefined) {
+          return Effect.map(shared.turnWindow(app, now, true), (window) => ({
+            limit,
+            remaining: Math.max(0, limit - window.count),
+            resetSeconds: sharedReset(window, now)
+          }))
+        }
         const window = windows.get(app)
         const count = window?.count(now) ?? 0
         return Effect.succeed({ limit, remaining: Math.max(0, limit - count), resetSeconds: window?.resetSeconds(now) ?? 0 })
@@ -294,10 +332,24 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
       const copy = yield* ledgerLimits.get
       const now = yield* Clock.currentTimeMillis
       rollDay(now)
+      const limits = limitsFor(copy, app)
+      if (shared !== undefined) {
+        const window = yield* shared.turnWindow(app, now, limits.turns_per_minute !== null)
+        return {
+          app,
+          limits,
+          use: {
+            live_sessions: yield* shared.liveSessions(app),
+            turns_this_minute: window.count,
+            cost_today_usd: yield* shared.costSince(app, day * 86400)
+          },
+          resets: { turns_in_secs: sharedReset(window, now), budget_at: nextMidnight() }
+        } satisfies LimitsReport
+      }
       const window = windows.get(app)
       return {
         app,
-        limits: limitsFor(copy, app),
+        limits,
         use: {
           live_sessions: liveSessions.get(app) ?? 0,
           turns_this_minute: window?.count(now) ?? 0,

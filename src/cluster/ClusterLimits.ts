@@ -1,0 +1,118 @@
+import { SqlClient } from "@effect/sql"
+import { Effect, Layer } from "effect"
+import type { AppName, SessionId } from "../domain/Ids.js"
+import { underMigrationLock } from "../services/ledger/Postgres.js"
+import { SharedLimits } from "../services/tenancy/SharedLimits.js"
+import { NodeSettings, NodeSettingsLive } from "./ClusterConfig.js"
+import { staleAfterMs } from "./ClusterNodes.js"
+
+const windowMs = 60_000
+
+// The first key of the two-key advisory locks that make an app's check-and-take atomic across
+// the nodes (the second is the app's name, hashed); the one-key space holds the migration lock.
+const appLockSpace = 0x636c_64
+
+/**
+ * The per-app limits of a cluster, counted in the shared PostgreSQL database: each node's live
+ * sessions by app (one row per session, on the node that runs its agent), and the starts of the
+ * turns of apps that have a `turns_per_minute`. A check and its take are one transaction that holds
+ * the app's advisory lock, so racing creates and turns on different nodes cannot overshoot. The
+ * sessions of a node that stops heartbeating (it died) stop counting with its heartbeat.
+ */
+export const ClusterLimitsLive = Layer.effect(
+  SharedLimits,
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const settings = yield* NodeSettings
+    const self = `${settings.host}:${settings.port}`
+
+    yield* Effect.gen(function*() {
+      yield* sql`CREATE TABLE IF NOT EXISTS clawdforge_cluster_app_sessions (
+        session_id TEXT PRIMARY KEY,
+        app_name TEXT NOT NULL,
+        node TEXT NOT NULL
+      )`
+      yield* sql`CREATE INDEX IF NOT EXISTS clawdforge_cluster_app_sessions_app
+        ON clawdforge_cluster_app_sessions (app_name)`
+      yield* sql`CREATE TABLE IF NOT EXISTS clawdforge_cluster_turn_starts (
+        app_name TEXT NOT NULL,
+        at_ms BIGINT NOT NULL
+      )`
+      yield* sql`CREATE INDEX IF NOT EXISTS clawdforge_cluster_turn_starts_app
+        ON clawdforge_cluster_turn_starts (app_name, at_ms)`
+    }).pipe(underMigrationLock, Effect.orDie)
+    // What this node held before a restart is not held any more.
+    yield* sql`DELETE FROM clawdforge_cluster_app_sessions WHERE node = ${self}`.pipe(Effect.orDie)
+
+    const lockApp = (app: AppName) => sql`SELECT pg_advisory_xact_lock(${sql.literal(String(appLockSpace))}, hashtext(${app}))`
+
+    /** The app's sessions held by nodes alive now (this one, or one with a recent heartbeat), but `except`. */
+    const heldBy = (app: AppName, except: string) =>
+      Effect.map(
+        sql<{ n: number }>`SELECT count(*) AS n FROM clawdforge_cluster_app_sessions
+          WHERE app_name = ${app} AND session_id <> ${except} AND (node = ${self} OR node IN (
+            SELECT node FROM clawdforge_cluster_nodes WHERE seen_ms > ${Date.now() - staleAfterMs}))`,
+        (rows) => Number(rows[0]?.n ?? 0)
+      )
+
+    const holdSession = (app: AppName, session: SessionId, max: number | null) =>
+      Effect.acquireRelease(
+        Effect.gen(function*() {
+          yield* lockApp(app)
+          const held = yield* heldBy(app, session)
+          if (max !== null && held >= max) return held
+          // A session that moved here from a node that died or gave up its shard is held here now.
+          yield* sql`INSERT INTO clawdforge_cluster_app_sessions (session_id, app_name, node)
+            VALUES (${session}, ${app}, ${self})
+            ON CONFLICT (session_id) DO UPDATE SET node = EXCLUDED.node`
+          return undefined
+        }).pipe(sql.withTransaction, Effect.orDie),
+        (refused) =>
+          refused !== undefined ? Effect.void : sql`DELETE FROM clawdforge_cluster_app_sessions
+            WHERE session_id = ${session} AND node = ${self}`.pipe(Effect.ignore)
+      )
+
+    const liveSessions = (app: AppName) => heldBy(app, "").pipe(Effect.orDie)
+
+    const windowOf = (app: AppName, nowMs: number) =>
+      Effect.map(
+        sql<{ n: number; oldest: number | null }>`SELECT count(*) AS n, min(at_ms) AS oldest
+          FROM clawdforge_cluster_turn_starts WHERE app_name = ${app} AND at_ms > ${nowMs - windowMs}`,
+        (rows) => ({ count: Number(rows[0]?.n ?? 0), oldestMs: rows[0]?.oldest == null ? undefined : Number(rows[0].oldest) })
+      )
+
+    const takeTurn = (app: AppName, limit: number, nowMs: number) =>
+      Effect.gen(function*() {
+        yield* lockApp(app)
+        yield* sql`DELETE FROM clawdforge_cluster_turn_starts WHERE app_name = ${app} AND at_ms <= ${nowMs - windowMs}`
+        const window = yield* windowOf(app, nowMs)
+        if (window.count >= limit) return { ...window, taken: false }
+        yield* sql`INSERT INTO clawdforge_cluster_turn_starts (app_name, at_ms) VALUES (${app}, ${nowMs})`
+        return { ...window, taken: true }
+      }).pipe(sql.withTransaction, Effect.orDie)
+
+    // An app without a `turns_per_minute` has no starts kept: its turns of the last minute are read
+    // from the ledger (to the second), for `GET /limits` only.
+    const turnWindow = (app: AppName, nowMs: number, limited: boolean) =>
+      (limited ? windowOf(app, nowMs) : Effect.map(
+        sql<{ n: number; oldest: number | null }>`SELECT count(*) AS n, min(t.accepted_at) AS oldest
+          FROM turns t JOIN sessions s ON s.session_id = t.session_id
+          WHERE s.app_name = ${app} AND t.accepted_at > ${Math.floor((nowMs - windowMs) / 1000)}`,
+        (rows) => ({
+          count: Number(rows[0]?.n ?? 0),
+          oldestMs: rows[0]?.oldest == null ? undefined : Number(rows[0].oldest) * 1000
+        })
+      )).pipe(Effect.orDie)
+
+    const costSince = (app: AppName, from: number) =>
+      Effect.map(
+        sql<{ turns_usd: unknown; runs_usd: unknown }>`SELECT
+            (SELECT SUM(t.cost_usd) FROM turns t JOIN sessions s ON s.session_id = t.session_id
+              WHERE s.app_name = ${app} AND t.ended_at >= ${from}) AS turns_usd,
+            (SELECT SUM(cost_usd) FROM runs WHERE app_name = ${app} AND at >= ${from}) AS runs_usd`,
+        (rows) => Number(rows[0]?.turns_usd ?? 0) + Number(rows[0]?.runs_usd ?? 0)
+      ).pipe(Effect.orDie)
+
+    return { holdSession, liveSessions, takeTurn, turnWindow, costSince }
+  })
+).pipe(Layer.provide(NodeSettingsLive))
