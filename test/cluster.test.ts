@@ -66,6 +66,13 @@ describe("a gateway cluster", () => {
     expect(status.live_sessions).toBe(6)
     expect(startedPids(log)).toHaveLength(6)
     expect(status.nodes.filter((node) => node.live_sessions > 0).length, JSON.stringify(status.nodes)).toBeGreaterThan(1)
+    // The operator's overview, through any node, adds up the cluster.
+    for (const node of nodes) {
+      const overview = (await api(node.gateway, "GET", "/admin/overview", undefined, adminToken)).body
+      expect(overview).toMatchObject({ pool: { live: 6, capacity: status.capacity }, live_by_app: [{ app: appName, live_sessions: 6 }] })
+      const listed = (await api(node.gateway, "GET", "/admin/sessions", undefined, adminToken)).body
+      expect(listed.sessions.filter((session: any) => session.live)).toHaveLength(6)
+    }
   }, 90_000)
 
   it("every session route works through any node: streams, queued turns, reads, cancel, PATCH, close", async () => {
@@ -130,6 +137,17 @@ describe("a gateway cluster", () => {
       const again = await api(nodes[1]!.gateway, "POST", `/sessions/${sid}/turns`, { prompt: "permission" })
       let held: any
       await until(async () => (held = (await api(node.gateway, "GET", `/sessions/${sid}/permissions`)).body).count === 1)
+      // The operator's views through this node show it too, wherever the agent runs.
+      const requestId = held.permissions[0].request_id
+      expect((await api(node.gateway, "GET", `/admin/sessions/${sid}`, undefined, adminToken)).body)
+        .toMatchObject({ session: { pending_permissions: 1 }, permissions: [{ request_id: requestId }] })
+      // The lists across sessions are made from the nodes' heartbeats: a second or so behind.
+      let listed: any
+      await until(async () => (listed = (await api(node.gateway, "GET", "/admin/permissions", undefined, adminToken)).body).permissions
+        ?.some((request: any) => request.request_id === requestId))
+      expect(listed.permissions).toMatchObject([{ session_id: sid, request_id: requestId }])
+      await until(async () => (await api(node.gateway, "GET", `/admin/sessions/${sid}`, undefined, adminToken)).body.session.live)
+      expect((await api(node.gateway, "GET", `/admin/sessions/${sid}`, undefined, adminToken)).body.session.live).toBe(true)
       const path = `/admin/sessions/${sid}/permissions/${held.permissions[0].request_id}`
       expect((await api(node.gateway, "POST", path, { option_id: "reject" }, adminToken)).body).toEqual({ ok: true })
       const againPath = `/sessions/${sid}/turns/${again.body.turn_index}`

@@ -3,10 +3,13 @@ import * as Sharding from "@effect/cluster/Sharding"
 import * as ShardId from "@effect/cluster/ShardId"
 import { SqlClient } from "@effect/sql"
 import { Effect, Schedule } from "effect"
+import type { AppName, SessionId } from "../domain/Ids.js"
 import { underMigrationLock } from "../services/ledger/Postgres.js"
 import { AgentPool } from "../services/sessions/AgentPool.js"
 import { Sessions } from "../services/sessions/Sessions.js"
 import { NodeSettings } from "./ClusterConfig.js"
+
+type PendingRequests = Effect.Effect.Success<Sessions["admin"]["pendingPermissions"]>
 
 /** One node as its last heartbeat left it in the shared database. */
 export interface NodeRow {
@@ -15,6 +18,9 @@ export interface NodeRow {
   readonly capacity: number
   /** The shards it holds (of the default group). */
   readonly shards: ReadonlyArray<number>
+  /** Its live sessions, with their apps, and the requests waiting in them: what an operator's overview adds up. */
+  readonly sessions: ReadonlyArray<readonly [SessionId, AppName]>
+  readonly pending: PendingRequests
   readonly seen_ms: number
 }
 
@@ -40,6 +46,8 @@ export class ClusterNodes extends Effect.Service<ClusterNodes>()("clawdforge/Clu
       live INTEGER NOT NULL,
       capacity INTEGER NOT NULL,
       shards TEXT NOT NULL,
+      sessions TEXT NOT NULL DEFAULT '[]',
+      pending TEXT NOT NULL DEFAULT '[]',
       seen_ms BIGINT NOT NULL
     )`.pipe(underMigrationLock, Effect.orDie)
 
@@ -54,11 +62,14 @@ export class ClusterNodes extends Effect.Service<ClusterNodes>()("clawdforge/Clu
     const heartbeat = Effect.gen(function*() {
       const live = yield* pool.live
       const shards = JSON.stringify(ownShards())
+      const held = JSON.stringify([...yield* sessions.admin.liveSessions])
+      const pending = JSON.stringify(yield* sessions.admin.pendingPermissions)
       const now = Date.now()
-      yield* sql`INSERT INTO clawdforge_cluster_nodes (node, live, capacity, shards, seen_ms)
-        VALUES (${self}, ${live}, ${pool.capacity}, ${shards}, ${now})
+      yield* sql`INSERT INTO clawdforge_cluster_nodes (node, live, capacity, shards, sessions, pending, seen_ms)
+        VALUES (${self}, ${live}, ${pool.capacity}, ${shards}, ${held}, ${pending}, ${now})
         ON CONFLICT (node) DO UPDATE SET live = EXCLUDED.live, capacity = EXCLUDED.capacity,
-          shards = EXCLUDED.shards, seen_ms = EXCLUDED.seen_ms`
+          shards = EXCLUDED.shards, sessions = EXCLUDED.sessions, pending = EXCLUDED.pending,
+          seen_ms = EXCLUDED.seen_ms`
     }).pipe(Effect.orDie)
 
     const holds = (id: string) => sharding.hasShardId(sharding.getShardId(EntityId.make(id), "default"))
@@ -83,15 +94,18 @@ export class ClusterNodes extends Effect.Service<ClusterNodes>()("clawdforge/Clu
 
     /** The nodes whose heartbeat is recent. */
     const nodes = Effect.suspend(() =>
-      sql<NodeRow>`SELECT node, live, capacity, shards, seen_ms FROM clawdforge_cluster_nodes
+      sql<Record<keyof NodeRow, unknown>>`SELECT node, live, capacity, shards, sessions, pending, seen_ms
+        FROM clawdforge_cluster_nodes
         WHERE seen_ms > ${Date.now() - staleAfterMs} ORDER BY node`
     ).pipe(
       Effect.map((rows) =>
         rows.map((row): NodeRow => ({
-          node: row.node,
+          node: String(row.node),
           live: Number(row.live),
           capacity: Number(row.capacity),
-          shards: JSON.parse(row.shards as unknown as string) as Array<number>,
+          shards: JSON.parse(String(row.shards)) as Array<number>,
+          sessions: JSON.parse(String(row.sessions)) as NodeRow["sessions"],
+          pending: JSON.parse(String(row.pending)) as PendingRequests,
           seen_ms: Number(row.seen_ms)
         }))
       ),

@@ -261,8 +261,22 @@ export const ClusterSessionsLive = Layer.effect(
       idAt = 1
     ): F => ((...args: Parameters<F>) => nodes.holds(args[idAt] as string) ? method(...args) : remote(route(...args))) as unknown as F
 
+    /**
+     * An operator's view of the whole cluster, from the nodes' heartbeats (at most a second or so
+     * old): every node's live sessions and the requests waiting in them, and the pools added up.
+     */
+    const admin: typeof local.admin = {
+      liveSessions: Effect.map(nodes.nodes, (rows) => new Map(rows.flatMap((row) => row.sessions))),
+      pendingPermissions: Effect.map(nodes.nodes, (rows) => rows.flatMap((row) => row.pending)),
+      pool: Effect.map(nodes.nodes, (rows) => ({
+        live: rows.reduce((sum, row) => sum + row.live, 0),
+        capacity: rows.reduce((sum, row) => sum + row.capacity, 0)
+      }))
+    }
+
     return Sessions.make({
       ...local,
+      admin,
       // A create draws a session id, which decides its node: always the entity's message.
       create: ((app: AppName, request: CreateSessionRequest) => remote(create(app, request))) as typeof local.create,
       submit: via(local.submit, submit),

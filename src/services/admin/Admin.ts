@@ -9,7 +9,6 @@ import type { AppLimitsSpec, UsageTotals } from "../../domain/Tenancy.js"
 import { AppConfig } from "../config/AppConfig.js"
 import { AppTokens } from "../ledger/AppTokens.js"
 import { Ledger } from "../ledger/Ledger.js"
-import { AgentPool } from "../sessions/AgentPool.js"
 import { Sessions } from "../sessions/Sessions.js"
 import { AppLimits } from "../tenancy/AppLimits.js"
 import { Usage } from "../tenancy/Usage.js"
@@ -55,7 +54,6 @@ export class Admin extends Effect.Service<Admin>()("clawdforge/Admin", {
     const tokens = yield* AppTokens
     const limits = yield* AppLimits
     const usage = yield* Usage
-    const pool = yield* AgentPool
     const envApps = new Set(config.appTokens.map(([name]) => name))
 
     /** Any app's session, or 404. */
@@ -105,7 +103,7 @@ export class Admin extends Effect.Service<Admin>()("clawdforge/Admin", {
       return {
         ok: true as const,
         at: now,
-        pool: { live: yield* pool.live, capacity: pool.capacity },
+        pool: yield* sessions.admin.pool,
         live_by_app: [...byApp].sort(([a], [b]) => a.localeCompare(b)).map(([app, n]) => ({ app, live_sessions: n })),
         turns_last_minute: num(lastMinute[0]?.n),
         minutes,
@@ -183,14 +181,14 @@ export class Admin extends Effect.Service<Admin>()("clawdforge/Admin", {
       const [annotated] = yield* annotate([found])
       const turns = yield* sessions.listTurns(found.app_name, id, { limit: 1000 })
       const events = yield* ledger.sessionEvents(id)
-      const pending = yield* sessions.admin.pendingPermissions
+      // Asked of the session itself (in a cluster, of the node that runs it), not of an overview.
+      const permissions = yield* sessions.listPermissions(found.app_name, id)
       return {
         ok: true as const,
-        session: annotated!,
+        session: { ...annotated!, pending_permissions: permissions.length },
         turns,
         events: events.map((event) => ({ ...event, app_name: found.app_name })),
-        permissions: pending.filter((request) => request.session_id === id)
-          .map(({ app_name: _app, session_id: _session, ...request }) => request)
+        permissions
       }
     })
 

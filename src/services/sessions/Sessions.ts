@@ -879,7 +879,11 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
         )
       ),
       /** The sessions with a live agent now, by id. */
-      liveSessions: Effect.sync(() => new Map([...liveActors].map(([id, actor]) => [id, actor.session.app_name])))
+      liveSessions: Effect.sync(() =>
+        new Map([...liveActors].map(([id, actor]) => [id, actor.session.app_name])) as ReadonlyMap<SessionId, AppName>
+      ),
+      /** The pool's use: live agents against its capacity. */
+      pool: Effect.map(pool.live, (live) => ({ live, capacity: pool.capacity }))
     } as const
 
     return {
