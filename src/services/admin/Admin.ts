@@ -196,7 +196,9 @@ export class Admin extends Effect.Service<Admin>()("clawdforge/Admin", {
       function*(query: { readonly from?: number | undefined; readonly to?: number | undefined }) {
         const totals = yield* usage.usage(undefined, query)
         const rows = yield* sql<{ app_name: string }>`
-          SELECT app_name FROM sessions UNION SELECT app_name FROM runs`.pipe(Effect.orDie)
+          SELECT app_name FROM sessions UNION SELECT app_name FROM runs UNION SELECT app_name FROM usage_history`.pipe(
+          Effect.orDie
+        )
         const names = [...new Set([...rows.map((row) => row.app_name), ...(yield* activeApps).map((app) => app.name)])].sort()
         const apps = yield* Effect.forEach(names, (app) =>
           Effect.map(usage.usage(AppName.make(app), query), (report): { app: string } & UsageTotals => ({ app, ...report.totals })))

@@ -57,7 +57,10 @@ const emptyTotals = (): { -readonly [K in keyof UsageTotals]: number } => ({
 
 interface Row {
   readonly grp?: unknown
-  readonly n: unknown
+  readonly n?: unknown
+  /** `usage_history`'s: turns and sessions in one row. */
+  readonly turns?: unknown
+  readonly sessions?: unknown
   readonly input_tokens?: unknown
   readonly output_tokens?: unknown
   readonly cost_usd?: unknown
@@ -96,11 +99,17 @@ export class Usage extends Effect.Service<Usage>()("clawdforge/Usage", {
     /** `usage(app, {from, to, groupBy})`: the totals, and per group when asked; every app's when `app` is undefined. */
     const usage = Effect.fn("Usage.usage")(
       function*(app: AppName | undefined, query: UsageQuery) {
-        const [endedAt, createdAt, at] = [sql.literal("t.ended_at"), sql.literal("created_at"), sql.literal("at")]
+        const [endedAt, createdAt, at, hour] = [
+          sql.literal("t.ended_at"),
+          sql.literal("created_at"),
+          sql.literal("at"),
+          sql.literal("hour")
+        ]
         const turnsKey = grouped(query, endedAt, sql.literal("s.agent"))
         const sessionsKey = grouped(query, createdAt, sql.literal("agent"))
         const runsKey = grouped(query, at, sql.literal("agent"))
-        const [turns, sessions, runs] = yield* Effect.all([
+        const historyKey = grouped(query, hour, sql.literal("agent"))
+        const [turns, sessions, runs, history] = yield* Effect.all([
           sql<Row>`SELECT ${turnsKey.select} COUNT(*) AS n, SUM(t.input_tokens) AS input_tokens,
               SUM(t.output_tokens) AS output_tokens, SUM(t.cost_usd) AS cost_usd
             FROM turns t JOIN sessions s ON s.session_id = t.session_id
@@ -109,12 +118,16 @@ export class Usage extends Effect.Service<Usage>()("clawdforge/Usage", {
             WHERE ${within(createdAt, sql.literal("app_name"), app, query)} ${sessionsKey.groupBy}`,
           sql<Row>`SELECT ${runsKey.select} COUNT(*) AS n, SUM(input_tokens) AS input_tokens,
               SUM(output_tokens) AS output_tokens, SUM(cost_usd) AS cost_usd
-            FROM runs WHERE ${within(at, sql.literal("app_name"), app, query)} ${runsKey.groupBy}`
+            FROM runs WHERE ${within(at, sql.literal("app_name"), app, query)} ${runsKey.groupBy}`,
+          // Deleted sessions' usage, by the hour: a window that does not start on the hour takes an hour whole.
+          sql<Row>`SELECT ${historyKey.select} SUM(turns) AS turns, SUM(sessions) AS sessions,
+              SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens, SUM(cost_usd) AS cost_usd
+            FROM usage_history WHERE ${within(hour, sql.literal("app_name"), app, query)} ${historyKey.groupBy}`
         ])
 
         const totals = emptyTotals()
         const groups = new Map<string, ReturnType<typeof emptyTotals>>()
-        const add = (rows: ReadonlyArray<Row>, count: "turns" | "sessions" | "runs") => {
+        const add = (rows: ReadonlyArray<Row>, count: (row: Row) => Partial<Record<"turns" | "sessions" | "runs", unknown>>) => {
           for (const row of rows) {
             const targets = [totals]
             if (query.groupBy !== undefined) {
@@ -125,17 +138,21 @@ export class Usage extends Effect.Service<Usage>()("clawdforge/Usage", {
               if (group === undefined) groups.set(name, group = emptyTotals())
               targets.push(group)
             }
+            const counts = count(row)
             for (const target of targets) {
-              target[count] += num(row.n)
+              target.turns += num(counts.turns)
+              target.sessions += num(counts.sessions)
+              target.runs += num(counts.runs)
               target.input_tokens += num(row.input_tokens)
               target.output_tokens += num(row.output_tokens)
               target.cost_usd += num(row.cost_usd)
             }
           }
         }
-        add(turns, "turns")
-        add(sessions, "sessions")
-        add(runs, "runs")
+        add(turns, (row) => ({ turns: row.n }))
+        add(sessions, (row) => ({ sessions: row.n }))
+        add(runs, (row) => ({ runs: row.n }))
+        add(history, (row) => ({ turns: row.turns, sessions: row.sessions }))
         const groupBy = query.groupBy
         const list: Array<UsageGroup> = groupBy === undefined
           ? []
@@ -155,7 +172,9 @@ export class Usage extends Effect.Service<Usage>()("clawdforge/Usage", {
             WHERE t.ended_at >= ${from} AND t.cost_usd IS NOT NULL GROUP BY s.app_name
           UNION ALL
           SELECT app_name, SUM(cost_usd) AS cost_usd FROM runs
-            WHERE at >= ${from} AND cost_usd IS NOT NULL GROUP BY app_name`
+            WHERE at >= ${from} AND cost_usd IS NOT NULL GROUP BY app_name
+          UNION ALL
+          SELECT app_name, SUM(cost_usd) AS cost_usd FROM usage_history WHERE hour >= ${from} GROUP BY app_name`
         const costs = new Map<string, number>()
         for (const row of rows) costs.set(row.app_name, (costs.get(row.app_name) ?? 0) + num(row.cost_usd))
         return costs as ReadonlyMap<string, number>
