@@ -201,14 +201,18 @@ describe("webhooks", () => {
     }
   }, 40_000)
 
-  it("the sweeper's soft close of an idle session sends session.closed", async () => {
+  it("the sweeper's soft close of an idle session sends session.closed; its hard delete forgets the delivery", async () => {
     const data = dataDir()
     const db = await ledgerIn(data)
     const hook = await receiver(() => 200)
     const set = await clawdforge(db, ["apps", "webhook", "set", appName, hook.url])
     expect(set.code, set.stderr).toBe(0)
     const secret = set.stdout.trim()
-    const gateway = await startGateway({ CLAWDFORGE_SESSION_TTL_SECS: "1", CLAWDFORGE_SWEEP_INTERVAL_SECS: "1" }, data)
+    const gateway = await startGateway({
+      CLAWDFORGE_SESSION_TTL_SECS: "1",
+      CLAWDFORGE_SESSION_HARD_TTL_SECS: "2",
+      CLAWDFORGE_SWEEP_INTERVAL_SECS: "1"
+    }, data)
     try {
       const id: string = (await api(gateway, "POST", "/sessions", { agent: "echo" })).body.session_id
       await until("session.closed", () => events(hook.received, "session.closed").length >= 1)
@@ -217,6 +221,11 @@ describe("webhooks", () => {
       expect(verify(secret, closed[0]!)).toBe(true)
       expect(JSON.parse(closed[0]!.body)).toMatchObject({ event: "session.closed", app: appName, session_id: id })
       expect((await api(gateway, "POST", `/sessions/${id}/turn`, { prompt: "late" })).status).toBe(410)
+      // Past the hard TTL the session is deleted, and the delivery that ended that long ago with it.
+      const count = async (table: string) => (await query(db, `SELECT count(*) AS n FROM ${table}`))[0]!.n
+      await until("the delivery purged", async () => await count("webhook_deliveries") === 0, 10_000)
+      expect(await count("webhook_attempts")).toBe(0)
+      expect((await api(gateway, "GET", `/sessions/${id}`)).status).toBe(404)
     } finally {
       await gateway.stop()
       await hook.close()

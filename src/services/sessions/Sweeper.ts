@@ -24,8 +24,8 @@ export class Sweeper extends Effect.Service<Sweeper>()("clawdforge/Sweeper", {
 
     /**
      * The ledger's part of a pass: soft-close sessions idle past the TTL, then delete sessions
-     * closed longer than the hard TTL, with their events and workspaces, and idempotency keys
-     * older than theirs. Answers the ids it closed and deleted (their agents are still to stop).
+     * closed longer than the hard TTL, with their events and workspaces, webhook deliveries that
+     * ended as long ago, and idempotency keys older than theirs. Answers the ids it closed and deleted (their agents are still to stop).
      */
     const scope = yield* Effect.scope
     const sweepLedger = Effect.gen(function*() {
@@ -33,6 +33,7 @@ export class Sweeper extends Effect.Service<Sweeper>()("clawdforge/Sweeper", {
       const closed = yield* ledger.closeIdleBefore(now - ttl, now)
       yield* webhooks.sessionsClosed(closed)
       const deleted = yield* ledger.deleteClosedBefore(now - hardTtl)
+      yield* webhooks.purgeEndedBefore(now - hardTtl)
       yield* idempotencyKeys.purgeExpired(now)
       // Removing directories is slow and nobody waits on it: in the background.
       yield* Effect.forEach(deleted, (row) => workspaces.remove(row.app_name, row.session_id), {

@@ -150,7 +150,19 @@ export class Webhooks extends Effect.Service<Webhooks>()("clawdforge/Webhooks", 
       Effect.orDie
     )
 
-    return { turnEnded, permissionRequested, sessionsClosed, set, show, remove, wake } as const
+    /** Forgets deliveries delivered or given up before `cutoff` (Unix seconds), with their attempts. */
+    const purgeEndedBefore = Effect.fn("Webhooks.purgeEndedBefore")(
+      function*(cutoff: number) {
+        const ended = sql`SELECT delivery_id FROM webhook_deliveries
+          WHERE delivered_at < ${cutoff * 1000} OR given_up_at < ${cutoff * 1000}`
+        yield* sql`DELETE FROM webhook_attempts WHERE delivery_id IN (${ended})`
+        yield* sql`DELETE FROM webhook_deliveries WHERE delivery_id IN (${ended})`
+      },
+      sql.withTransaction,
+      Effect.orDie
+    )
+
+    return { turnEnded, permissionRequested, sessionsClosed, set, show, remove, purgeEndedBefore, wake } as const
   }),
   dependencies: [DatabaseLive]
 }) {}
