@@ -3,7 +3,7 @@ import { Config, ConfigError, Effect, Layer, Option } from "effect"
 import { HttpLive } from "./http/Server.js"
 import { AgentPool } from "./services/sessions/AgentPool.js"
 import { AgentRegistry } from "./services/agents/AgentRegistry.js"
-import { AppConfig, describeConfigError } from "./services/config/AppConfig.js"
+import { AppConfig, describeConfigError, ListenFailed } from "./services/config/AppConfig.js"
 import { AppTokens } from "./services/ledger/AppTokens.js"
 import { Auth } from "./services/tenancy/Auth.js"
 import { AppLimits } from "./services/tenancy/AppLimits.js"
@@ -101,15 +101,19 @@ export const reportConfigError = <A, E, R>(self: Effect.Effect<A, E, R>) =>
       console.error(`clawdforge: invalid configuration: ${describeConfigError(error)}`)
       process.exitCode = 1
     })).pipe(
-      // A ledger that cannot be opened (a PostgreSQL server refusing us) is one line too.
-      Effect.catchSomeDefect((defect) =>
-        defect instanceof LedgerUnavailable
-          ? Option.some(Effect.sync(() => {
-            console.error(`clawdforge: CLAWDFORGE_DB: ${defect.message}`)
-            process.exitCode = 1
-          }))
-          : Option.none()
-      )
+      // A ledger that cannot be opened (a PostgreSQL server refusing us), or a port held by
+      // another process, is one line too.
+      Effect.catchSomeDefect((defect) => {
+        const line = defect instanceof LedgerUnavailable
+          ? `CLAWDFORGE_DB: ${defect.message}`
+          : defect instanceof ListenFailed
+          ? `${defect.variable}: ${defect.message}`
+          : undefined
+        return line === undefined ? Option.none() : Option.some(Effect.sync(() => {
+          console.error(`clawdforge: ${line}`)
+          process.exitCode = 1
+        }))
+      })
     )
 
 /** Runs the gateway until interrupted: `src/main.ts` and `clawdforge serve`. */

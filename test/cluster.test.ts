@@ -3,6 +3,7 @@
  * each a node of one cluster over a throwaway PostgreSQL database and a shared workspace root.
  * Every process a test starts is SIGKILLed by pid when it ends, whatever happened.
  */
+import { type AddressInfo, createServer } from "node:net"
 import { afterEach, describe, expect, it } from "vitest"
 import { api, freePort, runGatewayToExit } from "./support/GatewayProcess.js"
 import { postgres } from "./support/Ledgers.js"
@@ -381,5 +382,20 @@ describe("a gateway cluster", () => {
     const lines = stderr.split("\n").filter((l) => l.trim().length > 0)
     expect(lines, stderr).toHaveLength(1)
     expect(lines[0]).toContain("CLAWDFORGE_CLUSTER")
+  })
+
+  it("a node port another process holds stops start-up with one line naming CLAWDFORGE_NODE_PORT", async () => {
+    const holder = createServer()
+    await new Promise<void>((done) => holder.listen(0, "127.0.0.1", done))
+    try {
+      const port = (holder.address() as AddressInfo).port
+      const env = clusterEnv(await createDatabase(server), { CLAWDFORGE_NODE_HOST: "127.0.0.1", CLAWDFORGE_NODE_PORT: String(port) })
+      const { code, stderr } = await runGatewayToExit({ ...env, CLAWDFORGE_PORT: String(await freePort()) })
+      expect(code).toBe(1)
+      const lines = stderr.split("\n").filter((l) => l.trim().length > 0)
+      expect(lines, stderr).toEqual([`clawdforge: CLAWDFORGE_NODE_PORT: cannot listen on 127.0.0.1:${port} (listen EADDRINUSE: address already in use 127.0.0.1:${port})`])
+    } finally {
+      holder.close()
+    }
   })
 })

@@ -1,5 +1,6 @@
 /** The gateway as a user runs it: the compiled `dist/app/main.js` in its own process (`npm start`). */
 import { existsSync } from "node:fs"
+import { type AddressInfo, createServer } from "node:net"
 import { join, resolve } from "node:path"
 import { describe, expect, it } from "vitest"
 import { api, dataDir, runGatewayToExit, startGateway } from "./support/GatewayProcess.js"
@@ -26,6 +27,22 @@ describe("start-up configuration", () => {
     expect(lines[0]).toContain("CLAWDFORGE_DB")
     expect(stdout).not.toContain("Listening")
     expect(existsSync(join(root, "ftp:"))).toBe(false)
+  })
+
+  it("a port another process holds stops start-up with one line naming CLAWDFORGE_PORT", async () => {
+    const holder = createServer()
+    await new Promise<void>((done) => holder.listen(0, "127.0.0.1", done))
+    try {
+      const port = (holder.address() as AddressInfo).port
+      const { code, stdout, stderr } = await runGatewayToExit({ CLAWDFORGE_HOST: "127.0.0.1", CLAWDFORGE_PORT: String(port) })
+      expect(code).toBe(1)
+      // The log's warnings are JSON lines on stdout; the reason is one line on stderr.
+      const lines = stderr.split("\n").filter((l) => l.trim().length > 0)
+      expect(lines, stderr).toEqual([`clawdforge: CLAWDFORGE_PORT: cannot listen on 127.0.0.1:${port} (listen EADDRINUSE: address already in use 127.0.0.1:${port})`])
+      expect(stdout).not.toContain("Listening")
+    } finally {
+      holder.close()
+    }
   })
 
   it("a token in a bad CLAWDFORGE_APP_TOKENS is not echoed", async () => {

@@ -10,6 +10,7 @@ import { Socket } from "@effect/platform/Socket"
 import * as RpcClient from "@effect/rpc/RpcClient"
 import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import { Effect, Layer } from "effect"
+import { listeningOn } from "../services/config/AppConfig.js"
 import { layerUnderMigrationLock } from "../services/ledger/Postgres.js"
 import { NodeSettings, shardingConfig } from "./ClusterConfig.js"
 
@@ -48,7 +49,12 @@ export const RunnerLive = Layer.unwrapEffect(
   Effect.map(NodeSettings, (settings) =>
     SocketRunner.layer.pipe(
       Layer.provide([
-        NodeSocketServer.layer({ host: settings.host, port: settings.port, noDelay: true }),
+        listeningOn(
+          NodeSocketServer.layer({ host: settings.host, port: settings.port, noDelay: true }),
+          "CLAWDFORGE_NODE_PORT",
+          settings.host,
+          settings.port
+        ),
         ClientProtocolLive
       ]),
       Layer.provide(RunnerHealth.layerPing.pipe(Layer.provide(Runners.layerRpc), Layer.provide(ClientProtocolLive))),

@@ -4,7 +4,7 @@ import { Effect, Layer } from "effect"
 import { createServer, type Server, STATUS_CODES } from "node:http"
 import type { Duplex } from "node:stream"
 import { Api } from "../domain/Api.js"
-import { AppConfig } from "../services/config/AppConfig.js"
+import { AppConfig, listeningOn } from "../services/config/AppConfig.js"
 import { AdminLive, ConsoleLive } from "./AdminHandlers.js"
 import { AuthorizationLive } from "./Authorization.js"
 import { AgentsLive, HealthLive, ObservabilityLive, RunLive, SessionsLive, TenancyLive } from "./Handlers.js"
@@ -48,7 +48,12 @@ export const jsonClientErrors = (server: Server): Server =>
 /** The Node HTTP server on `CLAWDFORGE_HOST:CLAWDFORGE_PORT`. */
 export const NodeServerLive = Layer.unwrapEffect(
   Effect.map(AppConfig, (config) =>
-    NodeHttpServer.layer(() => jsonClientErrors(createServer()), { host: config.host, port: config.port }))
+    listeningOn(
+      NodeHttpServer.layer(() => jsonClientErrors(createServer()), { host: config.host, port: config.port }),
+      "CLAWDFORGE_PORT",
+      config.host,
+      config.port
+    ))
 )
 
 export const HttpLive = HttpAppLive.pipe(HttpServer.withLogAddress, Layer.provide(NodeServerLive))

@@ -1,4 +1,4 @@
-import { Config, ConfigError, Duration, Effect, Either, Option, ParseResult, Redacted, Schema } from "effect"
+import { Config, ConfigError, Data, Duration, Effect, Either, Layer, Option, ParseResult, Redacted, Schema } from "effect"
 import { PermissionMode } from "../../domain/Session.js"
 import { AgentDefinition } from "../../domain/Agent.js"
 import { AppLimitsByApp } from "../../domain/Tenancy.js"
@@ -113,6 +113,23 @@ const database = Config.string("CLAWDFORGE_DB").pipe(
     return Either.right({ _tag: "Postgres", url: Redacted.make(raw), display: url.href })
   })
 )
+
+/** A port the gateway is configured to listen on that it cannot have (another process holds it). */
+export class ListenFailed extends Data.TaggedError("ListenFailed")<{
+  readonly variable: string
+  readonly message: string
+}> {}
+
+/**
+ * `layer`, a server listening on `host:port`, whose failure to listen stops start-up as
+ * `ListenFailed` naming `variable` (one line, instead of the error's stack).
+ */
+export const listeningOn = <A, E, R>(layer: Layer.Layer<A, E, R>, variable: string, host: string, port: number) =>
+  Layer.catchAll(layer, (error) => {
+    const cause = (error as { readonly cause?: unknown }).cause
+    const reason = cause instanceof Error ? cause.message : String(error)
+    return Layer.die(new ListenFailed({ variable, message: `cannot listen on ${host}:${port} (${reason})` }))
+  })
 
 export class AppConfig extends Effect.Service<AppConfig>()("clawdforge/AppConfig", {
   effect: Effect.gen(function*() {
