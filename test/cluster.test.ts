@@ -245,6 +245,32 @@ describe("a gateway cluster", () => {
     expect(after.live_sessions).toBe(9)
   }, 120_000)
 
+  it("a node killed while it holds an Idempotency-Key: the retry through another node runs once its holder is silent", async () => {
+    await threeNodes()
+    const [id] = await createSessions(nodes[0]!, 1)
+    const send = (node: ClusterNode) =>
+      fetch(`${node.gateway.url}/sessions/${id}/turn`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${appToken}`, "content-type": "application/json", "idempotency-key": "retry-after-node-loss" },
+        body: JSON.stringify({ prompt: "sleep 3000" }),
+        signal: AbortSignal.timeout(45_000)
+      })
+    // The first attempt is taken by one node, which dies with the key held (and maybe the agent).
+    void send(nodes[1]!).catch(() => undefined)
+    const running = async () => (await api(nodes[0]!.gateway, "GET", `/sessions/${id}/turns/1`)).body.status === "running"
+    for (let i = 0; i < 100 && !(await running()); i++) await new Promise((r) => setTimeout(r, 50))
+    nodes[1]!.gateway.child.kill("SIGKILL")
+    const killedAt = Date.now()
+    // Before, the retry waited for the dead node's key until it expired (a day by default).
+    const retry = await send(nodes[2]!)
+    expect(retry.status).toBe(200)
+    expect(await retry.json()).toMatchObject({ ok: true, session_id: id, stop_reason: "end_turn" })
+    expect(Date.now() - killedAt).toBeLessThan(30_000)
+    // A second retry gets the same reply, replayed.
+    const replayed = await send(nodes[0]!)
+    expect(replayed.headers.get("idempotent-replayed")).toBe("true")
+  }, 90_000)
+
   it("a node joining takes shards: their sessions move with their next turn, one live agent each", async () => {
     const log = agentLogFile()
     const env = clusterEnv(await createDatabase(server), { CLAWDFORGE_AGENTS: scriptedAgents(log) })

@@ -1,6 +1,6 @@
 import { SqlClient } from "@effect/sql"
 import { Deferred, Duration, Effect, Exit, Fiber, Option, Schedule } from "effect"
-import { createHash } from "node:crypto"
+import { createHash, randomUUID } from "node:crypto"
 import type { AppName } from "../../domain/Ids.js"
 import { AppConfig } from "../config/AppConfig.js"
 import { DatabaseLive } from "./Database.js"
@@ -33,11 +33,15 @@ export const requestDigest = (method: string, path: string, body: unknown) =>
 
 /** How often a repeat looks at a key that another gateway process is running. */
 const pollInterval = Duration.millis(100)
+/** How often a process says it still runs its keys; one silent for `holderSilentSecs` is gone. */
+const holderRefresh = Duration.seconds(2)
+const holderSilentSecs = 10
 
 interface KeyRow {
   readonly request_digest: string
   readonly status: number | null
   readonly body: string | null
+  readonly seen_at: unknown
 }
 
 /**
@@ -49,11 +53,17 @@ interface KeyRow {
 export class IdempotencyKeys extends Effect.Service<IdempotencyKeys>()("clawdforge/IdempotencyKeys", {
   scoped: Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    const ttl = Duration.toSeconds((yield* AppConfig).idempotencyTtl)
+    const config = yield* AppConfig
+    const ttl = Duration.toSeconds(config.idempotencyTtl)
     const scope = yield* Effect.scope
+    // This process, as the holder of the keys it runs.
+    const self = randomUUID()
     // At start-up, as the ledger's turns: keys that a gateway which died left running have no reply
-    // to give, and are released (a retry runs anew) rather than waited for until they expire.
-    yield* sql`DELETE FROM idempotency_keys WHERE status IS NULL`.pipe(Effect.orDie)
+    // to give, and are released (a retry runs anew) rather than waited for until they expire. The
+    // nodes of a cluster share the ledger: there only the keys of silent holders are released.
+    yield* (config.cluster
+      ? sql`DELETE FROM idempotency_keys WHERE status IS NULL AND seen_at < ${(yield* nowSeconds) - holderSilentSecs}`
+      : sql`DELETE FROM idempotency_keys WHERE status IS NULL`).pipe(Effect.orDie)
 
     /** Keys this process runs now, by app and key digest; `None`: released, try again. */
     const running = new Map<
@@ -66,8 +76,8 @@ export class IdempotencyKeys extends Effect.Service<IdempotencyKeys>()("clawdfor
       Effect.gen(function*() {
         const at = yield* nowSeconds
         const won = yield* sql`
-          INSERT INTO idempotency_keys (app_name, key_digest, request_digest, created_at)
-          VALUES (${app}, ${key}, ${request}, ${at})
+          INSERT INTO idempotency_keys (app_name, key_digest, request_digest, created_at, holder, seen_at)
+          VALUES (${app}, ${key}, ${request}, ${at}, ${self}, ${at})
           ON CONFLICT DO NOTHING RETURNING created_at`
         if (won.length === 0) return Option.none()
         // Only the insert's winner is in `running`: a request still inserting (and about to lose
@@ -77,21 +87,42 @@ export class IdempotencyKeys extends Effect.Service<IdempotencyKeys>()("clawdfor
         return Option.some(done)
       }).pipe(Effect.orDie)
 
+    // While this process runs keys, it says so every `holderRefresh` (an idle one writes nothing).
+    yield* Effect.suspend(() =>
+      running.size === 0 ? Effect.void : Effect.flatMap(nowSeconds, (now) =>
+        sql`UPDATE idempotency_keys SET seen_at = ${now} WHERE holder = ${self} AND status IS NULL`.pipe(Effect.asVoid))
+    ).pipe(
+      Effect.catchAllCause((cause) => Effect.logWarning("Could not refresh the idempotency keys this process runs", cause)),
+      Effect.repeat(Schedule.spaced(holderRefresh)),
+      Effect.forkScoped
+    )
+
     const read = (app: AppName, key: string) =>
       Effect.map(
-        sql<KeyRow>`SELECT request_digest, status, body FROM idempotency_keys
+        sql<KeyRow>`SELECT request_digest, status, body, seen_at FROM idempotency_keys
           WHERE app_name = ${app} AND key_digest = ${key}`,
         (rows) => Option.fromNullable(rows[0])
       ).pipe(Effect.orDie)
 
-    /** Waits until the key's row has its reply, holds another request, or is gone. */
+    /** Whether the process running the key has not said so for long: it is gone. */
+    const silent = (row: KeyRow, now: number) =>
+      row.status === null && row.seen_at !== null && Number(row.seen_at) < now - holderSilentSecs
+
+    /** Waits until the key's row has its reply, holds another request, is gone or its holder is. */
     const awaitRow = (app: AppName, key: string, request: string) =>
-      read(app, key).pipe(
-        Effect.repeat({
-          schedule: Schedule.spaced(pollInterval),
-          until: (row) => Option.isNone(row) || row.value.status !== null || row.value.request_digest !== request
-        })
-      )
+      Effect.gen(function*() {
+        for (;;) {
+          const now = yield* nowSeconds
+          const row = yield* read(app, key)
+          if (Option.isNone(row) || row.value.status !== null || row.value.request_digest !== request) return
+          if (silent(row.value, now)) {
+            // Released for whoever claims it next (this request, as it tries again).
+            return yield* sql`DELETE FROM idempotency_keys WHERE app_name = ${app} AND key_digest = ${key}
+              AND status IS NULL AND seen_at < ${now - holderSilentSecs}`.pipe(Effect.orDie, Effect.asVoid)
+          }
+          yield* Effect.sleep(pollInterval)
+        }
+      })
 
     /** Records what the winner answered (or releases the key when there is nothing to replay). */
     const finish = (
