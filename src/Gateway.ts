@@ -41,12 +41,12 @@ export const layerServices = <EP, RP, ER, RR>(
     Ledger.DefaultWithoutDependencies,
     AppTokens.DefaultWithoutDependencies,
     IdempotencyKeys.DefaultWithoutDependencies,
-    Webhooks.DefaultWithoutDependencies,
+    // Webhooks' signing secrets are sealed with the apps' environments.
+    Webhooks.DefaultWithoutDependencies.pipe(Layer.provideMerge(AppSecrets.DefaultWithoutDependencies)),
     AppLimits.DefaultWithoutDependencies.pipe(
       Layer.provideMerge(Usage.DefaultWithoutDependencies),
       Layer.provide(options.sharedLimits ?? Layer.empty)
-    ),
-    AppSecrets.DefaultWithoutDependencies
+    )
   ).pipe(Layer.provideMerge(DatabaseLive), Layer.provide(AppConfig.Default))
   const core = Layer.mergeAll(AppConfig.Default, ledger, AgentRegistry.Default, Workspaces.Default, pool)
   const sessions = Sessions.DefaultWithoutDependencies.pipe(Layer.provideMerge(core))

@@ -28,9 +28,8 @@ class CliFailure extends Data.TaggedError("CliFailure")<{ readonly message: stri
 const AdminLive = Layer.mergeAll(
   Ledger.DefaultWithoutDependencies,
   AppTokens.DefaultWithoutDependencies,
-  Webhooks.DefaultWithoutDependencies,
-  AppLimits.DefaultWithoutDependencies.pipe(Layer.provideMerge(Usage.DefaultWithoutDependencies)),
-  AppSecrets.DefaultWithoutDependencies
+  Webhooks.DefaultWithoutDependencies.pipe(Layer.provideMerge(AppSecrets.DefaultWithoutDependencies)),
+  AppLimits.DefaultWithoutDependencies.pipe(Layer.provideMerge(Usage.DefaultWithoutDependencies))
 ).pipe(
   Layer.provideMerge(DatabaseLive),
   Layer.provideMerge(AppConfig.Default)

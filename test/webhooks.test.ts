@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest"
 import { createHmac, timingSafeEqual } from "node:crypto"
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http"
 import { join, resolve } from "node:path"
-import { api, dataDir, freePort, runToExit, startGateway } from "./support/GatewayProcess.js"
+import { api, dataDir, freePort, runGatewayToExit, runToExit, startGateway } from "./support/GatewayProcess.js"
 import { ledgerIn, queryLedger as query } from "./support/Ledgers.js"
 import { appName, appToken, otherApp } from "./support/TestGateway.js"
 
@@ -136,6 +136,37 @@ describe("webhooks", () => {
       expect(await gateway.stop()).toBe(0)
       await hook.close()
     }
+  }, 40_000)
+
+  it("with CLAWDFORGE_SECRET_KEY the signing secret is sealed in the ledger, deliveries are signed with it, and a gateway without the key does not start", async () => {
+    const data = dataDir()
+    const db = await ledgerIn(data)
+    const key = { CLAWDFORGE_SECRET_KEY: "webhook-test-secret-key-0123456789" }
+    const hook = await receiver(() => 200)
+    const set = await clawdforge(db, ["apps", "webhook", "set", appName, hook.url], key)
+    expect(set.code, set.stderr).toBe(0)
+    const secret = set.stdout.trim()
+    const stored = await query(db, "SELECT secret FROM app_webhooks")
+    expect(stored).toHaveLength(1)
+    expect(stored[0]!.secret).toMatch(/^v1:/)
+    expect(stored[0]!.secret).not.toContain(secret.slice("whsec_".length))
+    const gateway = await startGateway(key, data)
+    try {
+      const id: string = (await api(gateway, "POST", "/sessions", { agent: "echo" })).body.session_id
+      expect((await api(gateway, "POST", `/sessions/${id}/turn`, { prompt: "hello" })).status).toBe(200)
+      await until("the delivery", () => hook.received.length >= 1)
+      expect(verify(secret, hook.received[0]!)).toBe(true)
+    } finally {
+      await gateway.stop()
+      await hook.close()
+    }
+    const refused = await runGatewayToExit({ CLAWDFORGE_DB: db, CLAWDFORGE_PORT: String(await freePort()) })
+    expect(refused.code).toBe(1)
+    const lines = refused.stderr.split("\n").filter((l) => l.trim().length > 0)
+    expect(lines, refused.stderr).toHaveLength(1)
+    expect(lines[0]).toContain("CLAWDFORGE_SECRET_KEY")
+    expect(lines[0]).toContain(appName)
+    expect(refused.stderr + refused.stdout).not.toContain(secret)
   }, 40_000)
 
   it("a receiver that never answers does not slow turns: 20 turns each well under 1 s", async () => {

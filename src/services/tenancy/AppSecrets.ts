@@ -163,8 +163,47 @@ export class AppSecrets extends Effect.Service<AppSecrets>()("clawdforge/AppSecr
         })
       }
       for (const [app, rows] of byApp) yield* decrypt(app, rows)
+      const sealed = yield* sql<{ app_name: string; secret: string }>`
+        SELECT app_name, secret FROM app_webhooks WHERE secret LIKE ${version + "%"} ORDER BY app_name`.pipe(Effect.orDie)
+      if (sealed.length > 0 && Option.isNone(secretKey)) {
+        return yield* new SecretsUnavailable({
+          message: `CLAWDFORGE_SECRET_KEY is not set, but the ledger holds the sealed webhook signing secret of ` +
+            `app${sealed.length === 1 ? "" : "s"} ${sealed.map((row) => row.app_name).join(", ")}`
+        })
+      }
+      for (const row of sealed) yield* openWebhookSecret(row.app_name, row.secret)
       return byApp.size
     })
+
+    // ---- webhook signing secrets ----
+
+    // A webhook's secret is sealed as if it were a variable of this name, which no variable can have.
+    const webhookSecretName = "webhook signing secret"
+
+    /**
+     * The app's webhook signing secret as the ledger keeps it: sealed under CLAWDFORGE_SECRET_KEY
+     * when it is set, as it is otherwise (it is needed to sign, so it cannot be a digest).
+     */
+    const sealWebhookSecret = (app: AppName, secret: Redacted.Redacted) =>
+      Option.isNone(secretKey)
+        ? Effect.succeed(Redacted.value(secret))
+        : Effect.map(Effect.orDie(key), (aesKey) => seal(aesKey, app, webhookSecretName, Redacted.value(secret)))
+
+    /** The signing secret from what the ledger keeps; a sealed one needs the key it was sealed with. */
+    const openWebhookSecret = (app: string, stored: string): Effect.Effect<Redacted.Redacted, SecretsUnavailable> =>
+      !stored.startsWith(version)
+        ? Effect.succeed(Redacted.make(stored))
+        : Effect.flatMap(key, (aesKey) => {
+          const secret = open(aesKey, app, webhookSecretName, stored)
+          return secret === undefined
+            ? Effect.fail(
+              new SecretsUnavailable({
+                message: `CLAWDFORGE_SECRET_KEY does not decrypt the webhook signing secret of app ${app}: ` +
+                  `it is not the key it was set with`
+              })
+            )
+            : Effect.succeed(Redacted.make(secret))
+        })
 
     // ---- the admin's (CLI) ----
 
@@ -202,7 +241,7 @@ export class AppSecrets extends Effect.Service<AppSecrets>()("clawdforge/AppSecr
       Effect.orDie
     )
 
-    return { envFor, verify, set, unset, names } as const
+    return { envFor, verify, set, unset, names, sealWebhookSecret, openWebhookSecret } as const
   }),
   dependencies: [DatabaseLive, AppConfig.Default]
 }) {}

@@ -1,7 +1,8 @@
 import type { HttpClient } from "@effect/platform/HttpClient"
 import { SqlClient } from "@effect/sql"
-import { Cause, Clock, Context, Duration, Effect, Layer, Option, Queue } from "effect"
+import { Cause, Clock, Context, Duration, Effect, Layer, Option, Queue, Redacted } from "effect"
 import { createHmac } from "node:crypto"
+import { AppSecrets } from "./AppSecrets.js"
 import { Webhooks } from "./Webhooks.js"
 
 /** Tries per delivery before it is given up. */
@@ -25,6 +26,7 @@ export const signature = (secret: string, timestamp: number, body: string) =>
 
 interface DueRow {
   readonly delivery_id: number
+  readonly app_name: string
   readonly event: string
   readonly body: string
   readonly attempts: number
@@ -44,6 +46,7 @@ export const WebhookDeliveryLoop = Layer.scopedDiscard(
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     const webhooks = yield* Webhooks
+    const secrets = yield* AppSecrets
     const scope = yield* Effect.scope
     const inFlight = new Set<number>()
     const permits = yield* Effect.makeSemaphore(concurrency)
@@ -66,12 +69,14 @@ export const WebhookDeliveryLoop = Layer.scopedDiscard(
       Effect.gen(function*() {
         const { HttpClientRequest, client } = yield* loadClient
         const startedMs = yield* Clock.currentTimeMillis
+        // Checked at start-up: a key changed since is a failed attempt, retried as any other.
+        const secret = yield* secrets.openWebhookSecret(row.app_name, row.secret)
         const timestamp = Math.floor(startedMs / 1000)
         const request = HttpClientRequest.post(row.url).pipe(
           HttpClientRequest.setHeaders({
             "clawdforge-event": row.event,
             "clawdforge-timestamp": String(timestamp),
-            "clawdforge-signature": signature(row.secret, timestamp, row.body)
+            "clawdforge-signature": signature(Redacted.value(secret), timestamp, row.body)
           }),
           HttpClientRequest.bodyText(row.body, "application/json")
         )
@@ -118,7 +123,7 @@ export const WebhookDeliveryLoop = Layer.scopedDiscard(
     const pass = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       const due = yield* sql<DueRow>`
-        SELECT d.delivery_id, d.event, d.body, d.attempts, w.url, w.secret
+        SELECT d.delivery_id, d.app_name, d.event, d.body, d.attempts, w.url, w.secret
         FROM webhook_deliveries d JOIN app_webhooks w ON w.app_name = d.app_name
         WHERE d.delivered_at IS NULL AND d.given_up_at IS NULL AND d.next_attempt_at <= ${now}
         ORDER BY d.next_attempt_at LIMIT 100`

@@ -6,6 +6,7 @@ import type { PermissionRequest } from "../../domain/Permission.js"
 import { DatabaseLive } from "../ledger/Database.js"
 import { makeLedgerCopy } from "../ledger/LedgerCopy.js"
 import type { StoredTurnEnd } from "../ledger/Ledger.js"
+import { AppSecrets } from "./AppSecrets.js"
 
 /** How stale the gateway's copy of which apps have a webhook may be (the CLI changes it). */
 export const webhookConfigTtl = Duration.seconds(2)
@@ -50,6 +51,7 @@ const newEventId = () => `evt_${randomBytes(12).toString("hex")}`
 export class Webhooks extends Effect.Service<Webhooks>()("clawdforge/Webhooks", {
   effect: Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
+    const secrets = yield* AppSecrets
     /** Offered once something is enqueued: the sender looks at the outbox then. */
     const wake = yield* Queue.sliding<void>(1)
 
@@ -118,8 +120,9 @@ export class Webhooks extends Effect.Service<Webhooks>()("clawdforge/Webhooks", 
         const href = yield* parseWebhookUrl(url)
         const secret = newSecret()
         const at = Math.floor((yield* Clock.currentTimeMillis) / 1000)
+        const stored = yield* secrets.sealWebhookSecret(app, secret)
         yield* sql`INSERT INTO app_webhooks (app_name, url, secret, created_at)
-          VALUES (${app}, ${href}, ${Redacted.value(secret)}, ${at})
+          VALUES (${app}, ${href}, ${stored}, ${at})
           ON CONFLICT (app_name) DO UPDATE SET url = excluded.url, secret = excluded.secret,
             created_at = excluded.created_at`
         return { app, url: href, secret, created_at: at } as const
@@ -164,5 +167,5 @@ export class Webhooks extends Effect.Service<Webhooks>()("clawdforge/Webhooks", 
 
     return { turnEnded, permissionRequested, sessionsClosed, set, show, remove, purgeEndedBefore, wake } as const
   }),
-  dependencies: [DatabaseLive]
+  dependencies: [DatabaseLive, AppSecrets.Default]
 }) {}
