@@ -19,6 +19,7 @@ import {
   stopCluster,
   untilFormed
 } from "./support/Cluster.js"
+import { until } from "./support/Poll.js"
 import { appName, appToken, otherApp, otherToken } from "./support/TestGateway.js"
 
 const server = postgres!
@@ -108,19 +109,16 @@ describe("a gateway cluster", () => {
     }
     // A running turn cancelled through another node than the one that queued it.
     const hanging = await api(nodes[1]!.gateway, "POST", `/sessions/${id}/turns`, { prompt: "hang" })
-    const until = async (check: () => Promise<boolean>) => {
-      for (let i = 0; i < 100 && !(await check()); i++) await new Promise((r) => setTimeout(r, 50))
-    }
     const hangPath = `/sessions/${id}/turns/${hanging.body.turn_index}`
-    await until(async () => (await api(nodes[2]!.gateway, "GET", hangPath)).body.status === "running")
+    await until("the hanging turn running", async () => (await api(nodes[2]!.gateway, "GET", hangPath)).body.status === "running")
     expect((await api(nodes[2]!.gateway, "POST", `/sessions/${id}/cancel`)).body).toEqual({ ok: true, cancelled: true })
-    await until(async () => (await api(nodes[0]!.gateway, "GET", hangPath)).body.status !== "running")
+    await until("the cancelled turn to end", async () => (await api(nodes[0]!.gateway, "GET", hangPath)).body.status !== "running")
     expect((await api(nodes[0]!.gateway, "GET", hangPath)).body).toMatchObject({ status: "cancelled", stop_reason: "cancelled" })
     // Ask mode: the request is listed through one node and answered through another.
     const ask = await api(nodes[0]!.gateway, "POST", "/sessions", { agent: "scripted", permission_mode: "ask" })
     const asked = await api(nodes[1]!.gateway, "POST", `/sessions/${ask.body.session_id}/turns`, { prompt: "permission" })
     let pending: any
-    await until(async () => (pending = (await api(nodes[2]!.gateway, "GET", `/sessions/${ask.body.session_id}/permissions`)).body).count === 1)
+    await until("the ask-mode request listed", async () => (pending = (await api(nodes[2]!.gateway, "GET", `/sessions/${ask.body.session_id}/permissions`)).body).count === 1)
     const answered = await api(
       nodes[1]!.gateway,
       "POST",
@@ -129,7 +127,7 @@ describe("a gateway cluster", () => {
     )
     expect(answered.body).toEqual({ ok: true })
     const askPath = `/sessions/${ask.body.session_id}/turns/${asked.body.turn_index}`
-    await until(async () => (await api(nodes[2]!.gateway, "GET", askPath)).body.status === "completed")
+    await until("the answered turn completed", async () => (await api(nodes[2]!.gateway, "GET", askPath)).body.status === "completed")
     expect((await api(nodes[2]!.gateway, "GET", askPath)).body.text).toContain("permission: allow")
     // An operator answers through the admin API of two nodes (at least one does not own the session):
     // the audit trail says `admin` whichever node runs the agent.
@@ -137,22 +135,21 @@ describe("a gateway cluster", () => {
     for (const node of [nodes[0]!, nodes[2]!]) {
       const again = await api(nodes[1]!.gateway, "POST", `/sessions/${sid}/turns`, { prompt: "permission" })
       let held: any
-      await until(async () => (held = (await api(node.gateway, "GET", `/sessions/${sid}/permissions`)).body).count === 1)
+      await until("the operator's request listed", async () => (held = (await api(node.gateway, "GET", `/sessions/${sid}/permissions`)).body).count === 1)
       // The operator's views through this node show it too, wherever the agent runs.
       const requestId = held.permissions[0].request_id
       expect((await api(node.gateway, "GET", `/admin/sessions/${sid}`, undefined, adminToken)).body)
         .toMatchObject({ session: { pending_permissions: 1 }, permissions: [{ request_id: requestId }] })
       // The lists across sessions are made from the nodes' heartbeats: a second or so behind.
       let listed: any
-      await until(async () => (listed = (await api(node.gateway, "GET", "/admin/permissions", undefined, adminToken)).body).permissions
+      await until("the request in /admin/permissions", async () => (listed = (await api(node.gateway, "GET", "/admin/permissions", undefined, adminToken)).body).permissions
         ?.some((request: any) => request.request_id === requestId))
       expect(listed.permissions).toMatchObject([{ session_id: sid, request_id: requestId }])
-      await until(async () => (await api(node.gateway, "GET", `/admin/sessions/${sid}`, undefined, adminToken)).body.session.live)
-      expect((await api(node.gateway, "GET", `/admin/sessions/${sid}`, undefined, adminToken)).body.session.live).toBe(true)
+      await until("the session live in the admin view", async () => (await api(node.gateway, "GET", `/admin/sessions/${sid}`, undefined, adminToken)).body.session.live)
       const path = `/admin/sessions/${sid}/permissions/${held.permissions[0].request_id}`
       expect((await api(node.gateway, "POST", path, { option_id: "reject" }, adminToken)).body).toEqual({ ok: true })
       const againPath = `/sessions/${sid}/turns/${again.body.turn_index}`
-      await until(async () => (await api(node.gateway, "GET", againPath)).body.status === "completed")
+      await until("the turn answered by the operator completed", async () => (await api(node.gateway, "GET", againPath)).body.status === "completed")
     }
     const trail = (await api(nodes[1]!.gateway, "GET", `/admin/sessions/${sid}`, undefined, adminToken)).body.events
     const answers = trail.filter((e: any) => e.event === "permission_answer").map((e: any) => e.detail.by)
@@ -258,7 +255,7 @@ describe("a gateway cluster", () => {
     // The first attempt is taken by one node, which dies with the key held (and maybe the agent).
     void send(nodes[1]!).catch(() => undefined)
     const running = async () => (await api(nodes[0]!.gateway, "GET", `/sessions/${id}/turns/1`)).body.status === "running"
-    for (let i = 0; i < 100 && !(await running()); i++) await new Promise((r) => setTimeout(r, 50))
+    await until("the first attempt's turn running", running)
     nodes[1]!.gateway.child.kill("SIGKILL")
     const killedAt = Date.now()
     // Before, the retry waited for the dead node's key until it expired (a day by default).

@@ -8,6 +8,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from "node:http"
 import { join, resolve } from "node:path"
 import { api, dataDir, freePort, runGatewayToExit, runToExit, startGateway } from "./support/GatewayProcess.js"
 import { ledgerIn, queryLedger as query } from "./support/Ledgers.js"
+import { until } from "./support/Poll.js"
 import { appName, appToken, otherApp } from "./support/TestGateway.js"
 
 const root = resolve(import.meta.dirname, "..")
@@ -47,14 +48,6 @@ const receiver = async (answer: (n: number, body: string) => number | undefined,
       server.closeAllConnections()
       return new Promise<void>((done) => server.close(() => done()))
     }
-  }
-}
-
-const until = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 15_000) => {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
   }
 }
 
