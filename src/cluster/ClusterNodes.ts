@@ -81,7 +81,7 @@ export class ClusterNodes extends Effect.Service<ClusterNodes>()("clawdforge/Clu
     const releaseMoved = Effect.gen(function*() {
       const live = yield* sessions.liveSessionIds
       const moved = live.filter((id) => !holds(id))
-      yield* Effect.forEach(moved, sessions.stop, { discard: true })
+      yield* Effect.forEach(moved, sessions.handOver, { discard: true })
     })
 
     yield* Effect.zipRight(heartbeat, releaseMoved).pipe(

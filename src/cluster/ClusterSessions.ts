@@ -63,7 +63,7 @@ export const SessionEntityLive = SessionEntity.toLayer(
     // The shard is leaving this node (a node joined and took it): its session's agent stops here
     // before the shard's lock is released, so its next owner never runs it beside this one.
     yield* Effect.addFinalizer(() =>
-      Effect.flatMap(nodes.movedAway(id), (moved) => moved ? sessions.stop(id as SessionId) : Effect.void)
+      Effect.flatMap(nodes.movedAway(id), (moved) => moved ? sessions.handOver(id as SessionId) : Effect.void)
     )
     const once = <A, E, R>(delivery: string, refused: E, effect: Effect.Effect<A, E, R>) =>
       Date.now() - startedAt > redeliveryWindowMs

@@ -217,6 +217,19 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
     // Set when the gateway starts to stop: new sessions and turns are refused from then on.
     let draining = false
     const shuttingDown = new ShuttingDown({ message: "The gateway is shutting down" })
+    // Sessions whose actor this gateway stops to hand them to another (a cluster's shard moving).
+    const handingOver = new Set<SessionId>()
+    const handedOver = new AgentFailed({
+      message: "The gateway node running this turn handed its session to another node; the turn is interrupted " +
+        "(it is not run again)"
+    })
+    /** A turn's session stopped by the gateway itself (not closed): its turns are `interrupted`. */
+    const stoppedByGateway = (id: SessionId) => draining || handingOver.has(id)
+    /** What the caller of a turn ended that way hears: a handed-over session is not closed. */
+    const answerOf = (id: SessionId, exit: Exit.Exit<TurnReply, TurnError>): Exit.Exit<TurnReply, TurnError> =>
+      handingOver.has(id) && Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag === "SessionClosed"
+        ? Exit.fail(handedOver)
+        : exit
 
     const untilIdle = (live: ReadonlyArray<Actor>) =>
       Effect.exists(live, (actor) => actor.isRunning).pipe(
@@ -360,7 +373,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
      */
     const endTurn = (session: Session, state: ActorState, job: Job, exit: Exit.Exit<TurnReply, TurnError>) =>
       Clock.currentTimeMillis.pipe(
-        Effect.map((nowMs) => storedEnd(exit, job.live, draining, nowMs)),
+        Effect.map((nowMs) => storedEnd(exit, job.live, stoppedByGateway(session.session_id), nowMs)),
         Effect.tap((end) => ledger.endTurn(session.session_id, job.live.turnIndex, end)),
         // What it cost counts against the app's daily budget from now on.
         Effect.tap((end) => limits.addUsage(session.app_name, end.usage)),
@@ -379,7 +392,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
         const exit = Exit.fail(closedError(session.session_id))
         return endTurn(session, state, job, exit).pipe(
           Effect.catchAllCause(() => Effect.void),
-          Effect.zipRight(Deferred.done(job.reply, exit))
+          Effect.zipRight(Deferred.done(job.reply, answerOf(session.session_id, exit)))
         )
       })
 
@@ -518,7 +531,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
               Effect.tap((exit) => endTurn(session, state, job, exit)),
               Effect.tap(() => saveSettings),
               Effect.tap((exit) => recordTurnMetrics(session.app_name, exit)),
-              Effect.flatMap((exit) => Deferred.done(job.reply, exit))
+              Effect.flatMap((exit) => Deferred.done(job.reply, answerOf(id, exit)))
             )
           )
 
@@ -857,6 +870,16 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
       yield* FiberMap.remove(fibers, id)
     })
 
+    /**
+     * Stops the session's actor here because another gateway takes the session over (a cluster's
+     * shard moving): its running and queued turns are stored `interrupted`, and their callers
+     * answered 502 `agent_failed`, not told that the session was closed.
+     */
+    const handOver = Effect.fn("Sessions.handOver")(function*(id: SessionId) {
+      handingOver.add(id)
+      yield* FiberMap.remove(fibers, id).pipe(Effect.ensuring(Effect.sync(() => handingOver.delete(id))))
+    })
+
     const close = Effect.fn("Sessions.close")(function*(app: AppName, id: string) {
       const session = yield* owned(app, id)
       const closed = yield* ledger.closeSession(session.session_id, yield* nowSeconds)
@@ -902,6 +925,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
       answerPermission,
       close,
       stop,
+      handOver,
       drain,
       live: FiberMap.size(fibers),
       liveSessionIds: Effect.sync(() => [...actors.keys()])
