@@ -39,6 +39,9 @@ const feedStream = (feed: TurnFeed) =>
  */
 const redeliveryWindowMs = 10_000
 
+/** How recent a turn may be for recovery to leave it alone (see `Recover`). */
+const recentTurnSecs = 5
+
 /**
  * The session entity's handlers: on the node that owns the session, each message is the local
  * `Sessions`' method of the same name, so that node runs the agent.
@@ -97,7 +100,11 @@ export const SessionEntityLive = SessionEntity.toLayer(
         Effect.gen(function*() {
           // This node holds the session: its turns are its own business.
           if ((yield* sessions.liveSessionIds).includes(id as SessionId)) return
-          const interrupted = yield* ledger.interruptUnfinished(yield* nowSeconds, id as SessionId)
+          // A turn accepted in the last seconds is one a resume that began after the check above
+          // has just queued: the node that left turns behind has been gone longer than that (its
+          // shard lock expires first), and a later sweep gets anything this one leaves.
+          const now = yield* nowSeconds
+          const interrupted = yield* ledger.interruptUnfinished(now, id as SessionId, now - recentTurnSecs)
           if (interrupted > 0) yield* Effect.logWarning(`${interrupted} turn(s) of session ${id} left unfinished by a node are interrupted`)
         })
     })

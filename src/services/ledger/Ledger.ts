@@ -287,14 +287,16 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
 
     /**
      * At start-up: turns that a gateway which died left queued or running are `interrupted`, each
-     * with a `turn_interrupted` audit event, in one statement; returns how many.
+     * with a `turn_interrupted` audit event, in one statement; returns how many. Only those of
+     * `session` when given, and only those accepted before `acceptedBefore` (Unix seconds) when given.
      */
     const interruptUnfinished = Effect.fn("Ledger.interruptUnfinished")(
-      function*(at: number, session?: SessionId) {
+      function*(at: number, session?: SessionId, acceptedBefore?: number) {
         // Their `turn_interrupted` audit events are written by a trigger, in the same statement.
         const rows = yield* sql`UPDATE turns SET status = 'interrupted', ended_at = ${at},
             error = ${interruptedFailure.error}, error_message = ${interruptedFailure.message}, events = coalesce(events, '[]')
           WHERE status IN ('queued', 'running') AND ${session === undefined ? sql.literal("TRUE") : sql`session_id = ${session}`}
+            AND ${acceptedBefore === undefined ? sql.literal("TRUE") : sql`accepted_at < ${acceptedBefore}`}
           RETURNING turn_index`
         return rows.length
       },
