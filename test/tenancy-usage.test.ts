@@ -72,7 +72,6 @@ const expectSeededReports = Effect.gen(function*() {
   // The window: from included, to excluded.
   const second = yield* usage.usage(app, { from: d0 + day, to: d0 + 2 * day })
   expect(second.totals).toMatchObject({ turns: 3, sessions: 1, runs: 0, input_tokens: 1200 })
-  expect((yield* usage.usage(app, { from: d0 + 2 * day + 1 })).totals).toMatchObject({ turns: 0, runs: 1 })
 
   // Every app's.
   const everyone = yield* usage.usage(undefined, { to: d0 + day })
@@ -91,9 +90,11 @@ describe("Usage", () => {
     Effect.gen(function*() {
       yield* seed
       yield* expectSeededReports
+      // To the second while the rows are there.
+      expect((yield* (yield* Usage).usage(app, { from: d0 + 2 * day + 1 })).totals).toMatchObject({ turns: 0, runs: 1 })
     }).pipe(Effect.provide(layerTenancy({}))))
 
-  it.effect("sessions deleted past the hard TTL leave their usage: the same reports, for windows on the hour", () =>
+  it.effect("sessions and runs deleted past the hard TTL leave their usage: the same reports, for windows on the hour", () =>
     Effect.gen(function*() {
       yield* seed
       const sql = yield* SqlClient.SqlClient
@@ -101,11 +102,14 @@ describe("Usage", () => {
       const deleted = yield* (yield* Ledger).deleteClosedBefore(d0 + 4 * day)
       expect(deleted).toHaveLength(3)
       expect(yield* sql`SELECT session_id FROM turns`).toEqual([])
+      expect(yield* sql`SELECT run_id FROM runs`).toEqual([])
       yield* expectSeededReports
       // A second sweep adds nothing twice; a deleted session's hour is kept whole.
       expect(yield* (yield* Ledger).deleteClosedBefore(d0 + 4 * day)).toEqual([])
       yield* expectSeededReports
       expect((yield* (yield* Usage).usage(other, { from: d0 + 1 })).totals).toMatchObject({ turns: 0, sessions: 0 })
+      expect((yield* (yield* Usage).usage(app, { from: d0 + 2 * day + 1 })).totals).toMatchObject({ turns: 0, runs: 0 })
+      expect((yield* (yield* Usage).usage(app, { from: d0 + 2 * day })).totals).toMatchObject({ turns: 0, runs: 2 })
     }).pipe(Effect.provide(Ledger.DefaultWithoutDependencies.pipe(Layer.provideMerge(layerTenancy({}))))))
 
   it.effect("an empty ledger reports zeros", () =>

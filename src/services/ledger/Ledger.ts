@@ -368,28 +368,33 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
     )
 
     /**
-     * Deletes sessions closed before `cutoff`, with their events and turns; returns what was
-     * deleted. What they used is added to `usage_history` first, by the hour.
+     * Deletes sessions closed before `cutoff`, with their events and turns, and `/run` jobs that
+     * started before it; returns the sessions deleted. What they used is added to `usage_history`
+     * first, by the hour.
      */
     const deleteClosedBefore = Effect.fn("Ledger.deleteClosedBefore")(
       function*(cutoff: number) {
         // (SQLite needs the WHERE of an INSERT ... SELECT ... ON CONFLICT: it has one.)
         const keep = (select: Statement.Fragment) =>
-          sql`INSERT INTO usage_history (app_name, agent, hour, turns, sessions, input_tokens, output_tokens, cost_usd)
+          sql`INSERT INTO usage_history (app_name, agent, hour, turns, sessions, runs, input_tokens, output_tokens, cost_usd)
             ${select}
             ON CONFLICT (app_name, agent, hour) DO UPDATE SET turns = usage_history.turns + excluded.turns,
-              sessions = usage_history.sessions + excluded.sessions,
+              sessions = usage_history.sessions + excluded.sessions, runs = usage_history.runs + excluded.runs,
               input_tokens = usage_history.input_tokens + excluded.input_tokens,
               output_tokens = usage_history.output_tokens + excluded.output_tokens,
               cost_usd = usage_history.cost_usd + excluded.cost_usd`
-        yield* keep(sql`SELECT s.app_name, s.agent, t.ended_at / 3600 * 3600, COUNT(*), 0,
+        yield* keep(sql`SELECT s.app_name, s.agent, t.ended_at / 3600 * 3600, COUNT(*), 0, 0,
             COALESCE(SUM(t.input_tokens), 0), COALESCE(SUM(t.output_tokens), 0), COALESCE(SUM(t.cost_usd), 0)
           FROM turns t JOIN sessions s ON s.session_id = t.session_id
           WHERE s.closed_at IS NOT NULL AND s.closed_at < ${cutoff} AND t.ended_at IS NOT NULL
           GROUP BY s.app_name, s.agent, t.ended_at / 3600`)
-        yield* keep(sql`SELECT app_name, agent, created_at / 3600 * 3600, 0, COUNT(*), 0, 0, 0
+        yield* keep(sql`SELECT app_name, agent, created_at / 3600 * 3600, 0, COUNT(*), 0, 0, 0, 0
           FROM sessions WHERE closed_at IS NOT NULL AND closed_at < ${cutoff}
           GROUP BY app_name, agent, created_at / 3600`)
+        yield* keep(sql`SELECT app_name, agent, at / 3600 * 3600, 0, 0, COUNT(*),
+            COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), COALESCE(SUM(cost_usd), 0)
+          FROM runs WHERE at < ${cutoff} GROUP BY app_name, agent, at / 3600`)
+        yield* sql`DELETE FROM runs WHERE at < ${cutoff}`
         yield* sql`DELETE FROM session_events WHERE session_id IN (
           SELECT session_id FROM sessions WHERE closed_at IS NOT NULL AND closed_at < ${cutoff})`
         yield* sql`DELETE FROM turns WHERE session_id IN (

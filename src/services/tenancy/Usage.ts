@@ -58,9 +58,10 @@ const emptyTotals = (): { -readonly [K in keyof UsageTotals]: number } => ({
 interface Row {
   readonly grp?: unknown
   readonly n?: unknown
-  /** `usage_history`'s: turns and sessions in one row. */
+  /** `usage_history`'s: turns, sessions and runs in one row. */
   readonly turns?: unknown
   readonly sessions?: unknown
+  readonly runs?: unknown
   readonly input_tokens?: unknown
   readonly output_tokens?: unknown
   readonly cost_usd?: unknown
@@ -119,8 +120,8 @@ export class Usage extends Effect.Service<Usage>()("clawdforge/Usage", {
           sql<Row>`SELECT ${runsKey.select} COUNT(*) AS n, SUM(input_tokens) AS input_tokens,
               SUM(output_tokens) AS output_tokens, SUM(cost_usd) AS cost_usd
             FROM runs WHERE ${within(at, sql.literal("app_name"), app, query)} ${runsKey.groupBy}`,
-          // Deleted sessions' usage, by the hour: a window that does not start on the hour takes an hour whole.
-          sql<Row>`SELECT ${historyKey.select} SUM(turns) AS turns, SUM(sessions) AS sessions,
+          // Deleted sessions' and runs' usage, by the hour: a window that does not start on the hour takes an hour whole.
+          sql<Row>`SELECT ${historyKey.select} SUM(turns) AS turns, SUM(sessions) AS sessions, SUM(runs) AS runs,
               SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens, SUM(cost_usd) AS cost_usd
             FROM usage_history WHERE ${within(hour, sql.literal("app_name"), app, query)} ${historyKey.groupBy}`
         ])
@@ -152,7 +153,7 @@ export class Usage extends Effect.Service<Usage>()("clawdforge/Usage", {
         add(turns, (row) => ({ turns: row.n }))
         add(sessions, (row) => ({ sessions: row.n }))
         add(runs, (row) => ({ runs: row.n }))
-        add(history, (row) => ({ turns: row.turns, sessions: row.sessions }))
+        add(history, (row) => ({ turns: row.turns, sessions: row.sessions, runs: row.runs }))
         const groupBy = query.groupBy
         const list: Array<UsageGroup> = groupBy === undefined
           ? []
