@@ -104,16 +104,6 @@ export const ClusterLimitsLive = Layer.effect(
         })
       )).pipe(Effect.orDie)
 
-    const costSince = (app: AppName, from: number) =>
-      Effect.map(
-        sql<{ turns_usd: unknown; runs_usd: unknown; deleted_usd: unknown }>`SELECT
-            (SELECT SUM(t.cost_usd) FROM turns t JOIN sessions s ON s.session_id = t.session_id
-              WHERE s.app_name = ${app} AND t.ended_at >= ${from}) AS turns_usd,
-            (SELECT SUM(cost_usd) FROM runs WHERE app_name = ${app} AND at >= ${from}) AS runs_usd,
-            (SELECT SUM(cost_usd) FROM usage_history WHERE app_name = ${app} AND hour >= ${from}) AS deleted_usd`,
-        (rows) => Number(rows[0]?.turns_usd ?? 0) + Number(rows[0]?.runs_usd ?? 0) + Number(rows[0]?.deleted_usd ?? 0)
-      ).pipe(Effect.orDie)
-
-    return { holdSession, liveSessions, takeTurn, turnWindow, costSince }
+    return { holdSession, liveSessions, takeTurn, turnWindow }
   })
 ).pipe(Layer.provide(NodeSettingsLive))

@@ -25,7 +25,8 @@ export class Sweeper extends Effect.Service<Sweeper>()("clawdforge/Sweeper", {
     /**
      * The ledger's part of a pass: soft-close sessions idle past the TTL, then delete sessions
      * closed longer than the hard TTL, with their events and workspaces, webhook deliveries that
-     * ended as long ago, and idempotency keys older than theirs. Answers the ids it closed and deleted (their agents are still to stop).
+     * ended as long ago, and idempotency keys older than theirs. Answers the ids it closed and
+     * deleted (their agents are still to stop).
      */
     const scope = yield* Effect.scope
     const sweepLedger = Effect.gen(function*() {

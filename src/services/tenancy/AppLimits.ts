@@ -151,6 +151,8 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
       }
     }
     const nextMidnight = () => (day + 1) * 86400
+    /** The app's cost since 00:00 UTC as the ledger has it (a cluster's nodes all write there). */
+    const costTodayOf = (app: AppName) => Effect.map(usage.costByApp(day * 86400, app), (costs) => costs.get(app) ?? 0)
 
     yield* ledgerLimits.get
 
@@ -236,7 +238,7 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
       rollDay(now)
       const max = limitsFor(copy, app).daily_cost_usd
       if (max === null) return Effect.void
-      if (shared !== undefined) return Effect.flatMap(shared.costSince(app, day * 86400), (cost) => overBudget(app, cost, max))
+      if (shared !== undefined) return Effect.flatMap(costTodayOf(app), (cost) => overBudget(app, cost, max))
       return overBudget(app, costToday.get(app) ?? 0, max)
     }
     const overBudget = (app: AppName, cost: number, max: number): Effect.Effect<void, BudgetExhausted> => {
@@ -341,7 +343,7 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
           use: {
             live_sessions: yield* shared.liveSessions(app),
             turns_this_minute: window.count,
-            cost_today_usd: yield* shared.costSince(app, day * 86400)
+            cost_today_usd: yield* costTodayOf(app)
           },
           resets: { turns_in_secs: sharedReset(window, now), budget_at: nextMidnight() }
         } satisfies LimitsReport

@@ -11,9 +11,9 @@ export interface SharedTurnWindow {
 
 /**
  * The counters behind `AppLimits` when several gateways share one ledger (the nodes of a cluster):
- * an app's live sessions, its turns of the last 60 s and its cost today, kept where every node sees
- * them, each check-and-take atomic across the nodes. A single gateway has none of this service, and
- * `AppLimits` counts in memory.
+ * an app's live sessions and its turns of the last 60 s, kept where every node sees them, each
+ * check-and-take atomic across the nodes (their day's cost is the shared ledger's). A single
+ * gateway has none of this service, and `AppLimits` counts in memory.
  */
 export class SharedLimits extends Context.Tag("clawdforge/SharedLimits")<SharedLimits, {
   /**
@@ -35,6 +35,4 @@ export class SharedLimits extends Context.Tag("clawdforge/SharedLimits")<SharedL
   ) => Effect.Effect<SharedTurnWindow & { readonly taken: boolean }>
   /** The app's window as it is, without taking a turn. */
   readonly turnWindow: (app: AppName, nowMs: number, limited: boolean) => Effect.Effect<SharedTurnWindow>
-  /** What the app's turns and runs cost since `from` (Unix seconds), from the ledger. */
-  readonly costSince: (app: AppName, from: number) => Effect.Effect<number>
 }>() {}

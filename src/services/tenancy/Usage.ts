@@ -164,18 +164,23 @@ export class Usage extends Effect.Service<Usage>()("clawdforge/Usage", {
       Effect.orDie
     )
 
-    /** What each app's agents cost since `from` (Unix seconds): seeds the day's cost of `AppLimits`. */
+    /**
+     * What each app's agents cost since `from` (Unix seconds), or only `app`'s: seeds the day's
+     * cost of `AppLimits` (and is its day's cost in a cluster, where the nodes share the ledger).
+     */
     const costByApp = Effect.fn("Usage.costByApp")(
-      function*(from: number) {
+      function*(from: number, app?: AppName) {
+        const of = (column: string) => app === undefined ? sql`TRUE` : sql`${sql.literal(column)} = ${app}`
         const rows = yield* sql<{ app_name: string; cost_usd: unknown }>`
           SELECT s.app_name AS app_name, SUM(t.cost_usd) AS cost_usd
             FROM turns t JOIN sessions s ON s.session_id = t.session_id
-            WHERE t.ended_at >= ${from} AND t.cost_usd IS NOT NULL GROUP BY s.app_name
+            WHERE t.ended_at >= ${from} AND t.cost_usd IS NOT NULL AND ${of("s.app_name")} GROUP BY s.app_name
           UNION ALL
           SELECT app_name, SUM(cost_usd) AS cost_usd FROM runs
-            WHERE at >= ${from} AND cost_usd IS NOT NULL GROUP BY app_name
+            WHERE at >= ${from} AND cost_usd IS NOT NULL AND ${of("app_name")} GROUP BY app_name
           UNION ALL
-          SELECT app_name, SUM(cost_usd) AS cost_usd FROM usage_history WHERE hour >= ${from} GROUP BY app_name`
+          SELECT app_name, SUM(cost_usd) AS cost_usd FROM usage_history
+            WHERE hour >= ${from} AND ${of("app_name")} GROUP BY app_name`
         const costs = new Map<string, number>()
         for (const row of rows) costs.set(row.app_name, (costs.get(row.app_name) ?? 0) + num(row.cost_usd))
         return costs as ReadonlyMap<string, number>
