@@ -87,15 +87,18 @@ export class IdempotencyKeys extends Effect.Service<IdempotencyKeys>()("clawdfor
         return Option.some(done)
       }).pipe(Effect.orDie)
 
-    // While this process runs keys, it says so every `holderRefresh` (an idle one writes nothing).
-    yield* Effect.suspend(() =>
-      running.size === 0 ? Effect.void : Effect.flatMap(nowSeconds, (now) =>
-        sql`UPDATE idempotency_keys SET seen_at = ${now} WHERE holder = ${self} AND status IS NULL`.pipe(Effect.asVoid))
-    ).pipe(
-      Effect.catchAllCause((cause) => Effect.logWarning("Could not refresh the idempotency keys this process runs", cause)),
-      Effect.repeat(Schedule.spaced(holderRefresh)),
-      Effect.forkScoped
-    )
+    // In a cluster, while this process runs keys, it says so every `holderRefresh` for the other
+    // nodes' repeats (an idle one writes nothing). A single gateway's repeats are all its own.
+    if (config.cluster) {
+      yield* Effect.suspend(() =>
+        running.size === 0 ? Effect.void : Effect.flatMap(nowSeconds, (now) =>
+          sql`UPDATE idempotency_keys SET seen_at = ${now} WHERE holder = ${self} AND status IS NULL`.pipe(Effect.asVoid))
+      ).pipe(
+        Effect.catchAllCause((cause) => Effect.logWarning("Could not refresh the idempotency keys this process runs", cause)),
+        Effect.repeat(Schedule.spaced(holderRefresh)),
+        Effect.forkScoped
+      )
+    }
 
     const read = (app: AppName, key: string) =>
       Effect.map(
