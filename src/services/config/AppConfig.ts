@@ -80,6 +80,66 @@ const secretKey = optionalSecret("CLAWDFORGE_SECRET_KEY")
 
 const ConfigErrorInvalid = (name: string, message: string) => ConfigError.InvalidData([name], message)
 
+/** How far an agent's network reaches: the host's, none, or only the listed hosts through the gateway's proxy. */
+export type AgentNetwork =
+  | { readonly _tag: "host" }
+  | { readonly _tag: "none" }
+  | { readonly _tag: "allow"; readonly hosts: ReadonlyArray<AllowedHost> }
+
+/** A host an agent may reach through the proxy; without a port, any port of it. */
+export interface AllowedHost {
+  readonly host: string
+  readonly port: number | undefined
+}
+
+/** `host`, `none` or `allow:HOST[:PORT],...` (an IPv6 address in brackets); `variable` names it in errors. */
+export const parseAgentNetwork = (raw: string, variable: string): Either.Either<AgentNetwork, ConfigError.ConfigError> => {
+  const value = raw.trim()
+  if (value === "host" || value === "none") return Either.right({ _tag: value })
+  if (!value.startsWith("allow:")) {
+    return Either.left(ConfigErrorInvalid(variable, `expected host, none or allow:HOST[:PORT],... (got "${value.slice(0, 40)}")`))
+  }
+  const hosts: Array<AllowedHost> = []
+  for (const entry of value.slice("allow:".length).split(",").map((s) => s.trim()).filter((s) => s.length > 0)) {
+    const match = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.*-]+)(?::(\d{1,5}))?$/.exec(entry)
+    const port = match?.[2] === undefined ? undefined : Number(match[2])
+    if (match === null || (port !== undefined && (port < 1 || port > 65535))) {
+      return Either.left(ConfigErrorInvalid(variable, `"${entry.slice(0, 80)}" is not HOST or HOST:PORT`))
+    }
+    hosts.push({ host: match[1]!.replace(/^\[|\]$/g, "").toLowerCase(), port })
+  }
+  return Either.right({ _tag: "allow", hosts })
+}
+
+const agentNetwork = Config.string("CLAWDFORGE_AGENT_NETWORK").pipe(
+  Config.withDefault("host"),
+  Config.mapOrFail((raw) => parseAgentNetwork(raw, "CLAWDFORGE_AGENT_NETWORK"))
+)
+
+/** `NAME,NAME`: variables of the gateway's own environment that agents get too. */
+const agentEnvPass = Config.string("CLAWDFORGE_AGENT_ENV_PASS").pipe(
+  Config.withDefault(""),
+  Config.mapOrFail((raw) => {
+    const names = raw.split(",").map((s) => s.trim()).filter((s) => s.length > 0)
+    const bad = names.find((name) => !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name))
+    return bad === undefined
+      ? Either.right(names as ReadonlyArray<string>)
+      : Either.left(ConfigErrorInvalid("CLAWDFORGE_AGENT_ENV_PASS", `"${bad.slice(0, 40)}" is not a variable name`))
+  })
+)
+
+/** `CLAWDFORGE_AGENT_CPUS`: a positive number of CPUs (`1.5`); unset: no CPU limit. */
+const agentCpus = Config.number("CLAWDFORGE_AGENT_CPUS").pipe(
+  Config.validate({ message: "Expected a positive number of CPUs", validation: (n) => n > 0 && n <= 1024 }),
+  Config.option
+)
+
+const userId = (name: string) =>
+  Config.integer(name).pipe(
+    Config.validate({ message: "Expected a user or group id above 0", validation: (n) => n > 0 && n < 2 ** 32 }),
+    Config.withDefault(65534)
+  )
+
 /** Where the ledger lives: a SQLite file (or `:memory:`), or a PostgreSQL database. */
 export type LedgerLocation =
   | { readonly _tag: "Sqlite"; readonly filename: string }
@@ -158,7 +218,17 @@ export class AppConfig extends Effect.Service<AppConfig>()("clawdforge/AppConfig
       ),
       maxBodyBytes: positiveInt("CLAWDFORGE_MAX_BODY_BYTES", 1024 * 1024),
       // The operators' token (`/admin/*`, the console); unset or empty: the admin API is off.
-      adminToken: optionalSecret("CLAWDFORGE_ADMIN_TOKEN")
+      adminToken: optionalSecret("CLAWDFORGE_ADMIN_TOKEN"),
+      // Isolation (src/services/sandbox): how agents are boxed, what they reach, what they may use.
+      sandbox: Config.literal("auto", "bwrap", "off")("CLAWDFORGE_SANDBOX").pipe(Config.withDefault("auto" as const)),
+      agentNetwork,
+      agentMemoryMb: positiveInt("CLAWDFORGE_AGENT_MEMORY_MB", 4096),
+      agentPids: positiveInt("CLAWDFORGE_AGENT_PIDS", 512),
+      agentCpus,
+      agentEnvPass,
+      // The unprivileged user agents run as when the gateway runs as root (65534: nobody).
+      agentUid: userId("CLAWDFORGE_AGENT_UID"),
+      agentGid: userId("CLAWDFORGE_AGENT_GID")
     })
   })
 }) {}
