@@ -3,7 +3,7 @@
  * 64 MB memory limit, 20 processes and half a CPU.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process"
-import { existsSync, readFileSync } from "node:fs"
+import { existsSync, mkdirSync, readFileSync, rmdirSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { type ConfigError, ConfigProvider, Effect, Exit, Layer, ManagedRuntime, Scope } from "effect"
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest"
@@ -198,6 +198,27 @@ describe("AgentCgroups", () => {
       expect(existsSync(shared.cgroup.procsFiles[0]!)).toBe(true)
     } finally {
       await own.dispose()
+    }
+  })
+
+  it("a gateway that starts removes the cgroups a killed one left, and stops their orphaned agents", async (ctx) => {
+    if (!cgroups.available) return ctx.skip()
+    // A pid that no longer runs: a gateway killed before its layer closed.
+    const gone = spawnSync("/bin/true").pid
+    const { cgroup: probe } = await makeCgroup("probe")
+    const leftovers = probe.procsFiles.map((f) => join(dirname(dirname(dirname(f))), `clawdforge-${gone}-1`))
+    const orphans = leftovers.map((dir) => join(dir, "agent-orphan-1"))
+    for (const dir of orphans) mkdirSync(dir, { recursive: true })
+    const { ended } = run(["/bin/sleep", "60"], { procsFiles: orphans.map((d) => join(d, "cgroup.procs")), oomKilled: Effect.succeed(false), memoryMb: 0 })
+    await until("the orphan in its cgroup", () => readFileSync(join(orphans[0]!, "cgroup.procs"), "utf8").trim() !== "")
+    const next = ManagedRuntime.make(layer)
+    try {
+      await next.runPromise(AgentCgroups)
+      expect((await ended).signal).toBe("SIGKILL")
+      for (const dir of leftovers) expect(existsSync(dir)).toBe(false)
+    } finally {
+      await next.dispose()
+      for (const dir of [...orphans, ...leftovers]) if (existsSync(dir)) rmdirSync(dir)
     }
   })
 })
