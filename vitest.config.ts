@@ -19,6 +19,7 @@ const onBothDialects = [
   "test/tenancy-secrets.test.ts",
   "test/tenancy-cli.test.ts",
   "test/tenancy-http.test.ts",
+  "test/permission-ceiling.test.ts",
   "test/agent-settings.test.ts",
   "test/load.test.ts",
   "test/bad-input-generated.test.ts",

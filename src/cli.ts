@@ -2,19 +2,19 @@
  * `clawdforge`: the gateway (`serve`) and its admin commands. The admin commands work on the
  * ledger named by `CLAWDFORGE_DB` (a SQLite file or PostgreSQL) and never start the HTTP server or an agent.
  */
-import { Args, Command, Options, ValidationError } from "@effect/cli"
+import { Args, Command, HelpDoc, Options, ValidationError } from "@effect/cli"
 import { SqlClient } from "@effect/sql"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { Console, Data, Effect, Layer, Option, Order, Array as Arr, Redacted } from "effect"
+import { Console, Data, Effect, Either, Layer, Option, Order, Array as Arr, Redacted, Schema } from "effect"
 import { AppName, SessionId } from "./domain/Ids.js"
-import type { Session } from "./domain/Session.js"
+import { PermissionMode, type Session } from "./domain/Session.js"
 import { AppConfig } from "./services/config/AppConfig.js"
 import { AppTokens } from "./services/ledger/AppTokens.js"
 import { Webhooks } from "./services/tenancy/Webhooks.js"
-import { AppLimits } from "./services/tenancy/AppLimits.js"
+import { AppLimits, parseNetworkLimit } from "./services/tenancy/AppLimits.js"
 import { AppSecrets } from "./services/tenancy/AppSecrets.js"
 import { Usage } from "./services/tenancy/Usage.js"
-import { LimitCount, LimitUsd, limitNames, UsageGroupBy } from "./domain/Tenancy.js"
+import { allPermissionModes, LimitCount, LimitUsd, limitNames, UsageGroupBy } from "./domain/Tenancy.js"
 import { DatabaseLive } from "./services/ledger/Database.js"
 import { reportConfigError, serveGateway } from "./Gateway.js"
 import { Ledger, nowSeconds } from "./services/ledger/Ledger.js"
@@ -174,6 +174,38 @@ const limitOption = (
     Options.withDescription(description)
   )
 
+const invalidOption = (message: string) => Effect.fail(ValidationError.invalidValue(HelpDoc.p(message)))
+
+/** `--permission-modes approve-reads,ask`: the modes the app's creates may ask for, at least one. */
+const permissionModesOption = Options.text("permission-modes").pipe(
+  Options.mapEffect((raw) => {
+    const modes = raw.split(",").map((mode) => mode.trim()).filter((mode) => mode.length > 0)
+    const unknown = modes.find((mode) => !Schema.is(PermissionMode)(mode))
+    return modes.length === 0 || unknown !== undefined
+      ? invalidOption(
+        `--permission-modes: expected a comma-separated list of ${allPermissionModes.join(", ")}` +
+          (unknown === undefined ? "" : ` (got "${unknown.slice(0, 40)}")`)
+      )
+      : Effect.succeed(modes as ReadonlyArray<PermissionMode>)
+  }),
+  Options.optional,
+  Options.withDescription(
+    `The permission modes the app's creates may ask for, comma-separated (${allPermissionModes.join(", ")}; ` +
+      "beyond: 400 permission_mode_not_allowed)"
+  )
+)
+
+/** `--network host|none|allow:HOST[:PORT],...`, checked as CLAWDFORGE_AGENT_NETWORK is. */
+const networkOption = Options.text("network").pipe(
+  Options.mapEffect((raw) =>
+    Either.match(parseNetworkLimit(raw, "--network"), { onLeft: invalidOption, onRight: () => Effect.succeed(raw.trim()) })
+  ),
+  Options.optional,
+  Options.withDescription(
+    "What the app's agents reach: host, none or allow:HOST[:PORT],... (over CLAWDFORGE_AGENT_NETWORK)"
+  )
+)
+
 const appsLimits = Command.make("limits", {
   app: appArg,
   maxSessions: limitOption(
@@ -194,6 +226,8 @@ const appsLimits = Command.make("limits", {
     LimitUsd,
     "What the app's agents may cost per UTC day, in US dollars (beyond: 429 budget_exhausted)"
   ),
+  permissionModes: permissionModesOption,
+  network: networkOption,
   clear: Options.boolean("clear").pipe(
     Options.withDescription("First forget the app's limits in the ledger (CLAWDFORGE_APP_LIMITS applies again)")
   ),
@@ -206,7 +240,9 @@ const appsLimits = Command.make("limits", {
     const patch = {
       max_sessions: Option.getOrUndefined(options.maxSessions),
       turns_per_minute: Option.getOrUndefined(options.turnsPerMinute),
-      daily_cost_usd: Option.getOrUndefined(options.dailyCostUsd)
+      daily_cost_usd: Option.getOrUndefined(options.dailyCostUsd),
+      permission_modes: Option.getOrUndefined(options.permissionModes),
+      network: Option.getOrUndefined(options.network)
     }
     const changes = Object.values(patch).some((value) => value !== undefined)
     if (options.clear) yield* limits.clear(app)
@@ -218,7 +254,10 @@ const appsLimits = Command.make("limits", {
     }
     yield* Console.log(table(
       ["LIMIT", "VALUE", "FROM"],
-      limitNames.map((name) => [name, now.limits[name] === null ? "none" : String(now.limits[name]), now.sources[name]])
+      limitNames.map((name) => {
+        const value = now.limits[name]
+        return [name, value === null ? "none" : Array.isArray(value) ? value.join(",") : String(value), now.sources[name]]
+      })
     ))
     yield* Console.log(`cost today: ${now.cost_today_usd} USD`)
   })).pipe(
@@ -418,6 +457,7 @@ cli(process.argv).pipe(
     AppNotFound: (e) => fail(e.message),
     InvalidWebhookUrl: (e) => fail(e.message),
     InvalidAppEnv: (e) => fail(e.message),
+    BadRequest: (e) => fail(e.message),
     SecretsUnavailable: (e) => fail(e.message),
     CliFailure: (e) => fail(e.message)
   }),

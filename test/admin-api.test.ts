@@ -111,8 +111,20 @@ describe("apps", () => {
       expect(set.body).toEqual({
         ok: true,
         app: appName,
-        limits: { max_sessions: 1, turns_per_minute: null, daily_cost_usd: 2.5 },
-        sources: { max_sessions: "ledger", turns_per_minute: "none", daily_cost_usd: "ledger" }
+        limits: {
+          max_sessions: 1,
+          turns_per_minute: null,
+          daily_cost_usd: 2.5,
+          permission_modes: ["approve-all", "approve-reads", "deny-all", "ask"],
+          network: null
+        },
+        sources: {
+          max_sessions: "ledger",
+          turns_per_minute: "none",
+          daily_cost_usd: "ledger",
+          permission_modes: "none",
+          network: "none"
+        }
       })
       yield* create(appToken)
       const refused = yield* request("POST", "/sessions", { token: appToken, body: { agent: "scripted" } })
@@ -120,7 +132,7 @@ describe("apps", () => {
       expect(refused.body.error).toBe("app_session_limit")
 
       const cleared = yield* admin("PUT", `/admin/apps/${appName}/limits`, { turns_per_minute: 10 })
-      expect(cleared.body.limits).toEqual({ max_sessions: null, turns_per_minute: 10, daily_cost_usd: null })
+      expect(cleared.body.limits).toMatchObject({ max_sessions: null, turns_per_minute: 10, daily_cost_usd: null })
       yield* create(appToken)
       for (const body of [{ max_sessions: -1 }, { daily_cost_usd: "lots" }, { turns_per_minute: 1.5 }]) {
         const reply = yield* admin("PUT", `/admin/apps/${appName}/limits`, body)

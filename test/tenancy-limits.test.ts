@@ -66,18 +66,18 @@ describe("AppLimits", () => {
   it.effect("the ledger wins per field over the app's entry, which wins over \"*\"", () =>
     Effect.gen(function*() {
       const limits = yield* AppLimits
-      expect((yield* limits.configured(app)).limits).toEqual({ max_sessions: 5, turns_per_minute: 60, daily_cost_usd: 2 })
+      expect((yield* limits.configured(app)).limits).toMatchObject({ max_sessions: 5, turns_per_minute: 60, daily_cost_usd: 2 })
       yield* limits.set(app, { turns_per_minute: 7 })
       yield* limits.set(app, { daily_cost_usd: 0.25 })
       const now = yield* limits.configured(app)
-      expect(now.limits).toEqual({ max_sessions: 5, turns_per_minute: 7, daily_cost_usd: 0.25 })
-      expect(now.sources).toEqual({
+      expect(now.limits).toMatchObject({ max_sessions: 5, turns_per_minute: 7, daily_cost_usd: 0.25 })
+      expect(now.sources).toMatchObject({
         max_sessions: "CLAWDFORGE_APP_LIMITS *",
         turns_per_minute: "ledger",
         daily_cost_usd: "ledger"
       })
       // Another app has only the default.
-      expect((yield* limits.limitsOf(other)).limits).toEqual({ max_sessions: 5, turns_per_minute: null, daily_cost_usd: 2 })
+      expect((yield* limits.limitsOf(other)).limits).toMatchObject({ max_sessions: 5, turns_per_minute: null, daily_cost_usd: 2 })
       expect(yield* limits.clear(app)).toBe(true)
       expect(yield* limits.clear(app)).toBe(false)
       expect((yield* limits.configured(app)).limits.turns_per_minute).toBe(60)

@@ -101,7 +101,7 @@ export interface paths {
         put?: never;
         /**
          * Start a session with a live agent
-         * @description Starts the agent and takes one slot of the live-agent pool until the session is closed or swept. `agent` names an entry of the agent registry (CLAWDFORGE_AGENTS merged over the built-ins); `meta` is stored as given and returned by `GET /sessions/{id}`. `model`, `mode` and `config` are applied through ACP once the agent has started (`session/set_config_option`, `session/set_mode`); a value the agent does not offer is a 400 `invalid_config` naming what it offers, and nothing is kept. `permission_mode: "ask"` holds the agent's permission requests for the caller (`GET /sessions/{id}/permissions`).
+         * @description Starts the agent and takes one slot of the live-agent pool until the session is closed or swept. `agent` names an entry of the agent registry (CLAWDFORGE_AGENTS merged over the built-ins); `meta` is stored as given and returned by `GET /sessions/{id}`. `model`, `mode` and `config` are applied through ACP once the agent has started (`session/set_config_option`, `session/set_mode`); a value the agent does not offer is a 400 `invalid_config` naming what it offers, and nothing is kept. `permission_mode: "ask"` holds the agent's permission requests for the caller (`GET /sessions/{id}/permissions`); a mode outside the app's `permission_modes` limit (or, when none is asked for, the gateway's default outside it) is a 400 `permission_mode_not_allowed`.
          *
          *     With an `Idempotency-Key` header, a retry is safe: a repeat with the same key and body never runs the work twice and answers what the first request answered, with `Idempotent-Replayed: true`.
          */
@@ -370,7 +370,7 @@ export interface paths {
         };
         /**
          * The caller's limits and its use of them
-         * @description `max_sessions` (live sessions; beyond it a create is 429 `app_session_limit`), `turns_per_minute` (any 60 s; beyond it a turn is 429 `rate_limited` with `Retry-After`), `daily_cost_usd` (once the day's cost reaches it, creates and turns are 429 `budget_exhausted` until 00:00 UTC), each null when unset; set by the operator (`CLAWDFORGE_APP_LIMITS`, `clawdforge apps limits`).
+         * @description `max_sessions` (live sessions; beyond it a create is 429 `app_session_limit`), `turns_per_minute` (any 60 s; beyond it a turn is 429 `rate_limited` with `Retry-After`), `daily_cost_usd` (once the day's cost reaches it, creates and turns are 429 `budget_exhausted` until 00:00 UTC), each null when unset; `permission_modes` (the modes a create may ask for; all four when unset) and `network` (what the app's agents reach; null: the gateway's default); set by the operator (`CLAWDFORGE_APP_LIMITS`, `clawdforge apps limits`).
          */
         get: operations["getLimits"];
         put?: never;
@@ -996,6 +996,22 @@ export interface components {
             /** @enum {string} */
             _tag: "InvalidConfig";
         };
+        /** @description The permission mode asked for (or, when none is, the gateway's default) is not among the app's `permission_modes` */
+        PermissionModeNotAllowed: {
+            /** @enum {boolean} */
+            ok: false;
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
+            error: "permission_mode_not_allowed";
+            /** @description What went wrong, for people */
+            message: string;
+            /** @description The modes the app may ask for */
+            allowed: ("approve-all" | "approve-reads" | "deny-all" | "ask")[];
+            /** @enum {string} */
+            _tag: "PermissionModeNotAllowed";
+        };
         /** @description The app holds as many live sessions as its `max_sessions` allows */
         AppSessionLimit: {
             /** @enum {boolean} */
@@ -1455,6 +1471,10 @@ export interface components {
             turns_per_minute: number | null;
             /** @description What the app's agents may cost per UTC day, in US dollars (once reached, creates and turns are 429 `budget_exhausted` until 00:00 UTC); null: no limit */
             daily_cost_usd: number | null;
+            /** @description The permission modes a create may ask for (another is 400 `permission_mode_not_allowed`); all four unless set */
+            permission_modes: ("approve-all" | "approve-reads" | "deny-all" | "ask")[];
+            /** @description What the app's agents reach: `host`, `none` or `allow:HOST[:PORT],...`; null: the gateway's default (CLAWDFORGE_AGENT_NETWORK) */
+            network: string | null;
         };
         /** @description The gateway at a glance */
         Overview: {
@@ -1562,11 +1582,13 @@ export interface components {
             /** @enum {string} */
             _tag: "AppNotFound";
         };
-        /** @description `max_sessions`, `turns_per_minute` (whole numbers) and `daily_cost_usd` (US dollars), each 0 or more. A limit left out (or null) is not set in the ledger: CLAWDFORGE_APP_LIMITS applies to it, if it names one */
+        /** @description `max_sessions`, `turns_per_minute` (whole numbers) and `daily_cost_usd` (US dollars), each 0 or more; `permission_modes` (a non-empty list of the modes the app's creates may ask for); `network` (`host`, `none` or `allow:HOST[:PORT],...`, as CLAWDFORGE_AGENT_NETWORK). A limit left out (or null) is not set in the ledger: CLAWDFORGE_APP_LIMITS applies to it, if it names one */
         SetLimitsRequest: {
             max_sessions?: number | null;
             turns_per_minute?: number | null;
             daily_cost_usd?: number | null;
+            permission_modes?: ("approve-all" | "approve-reads" | "deny-all" | "ask")[] | null;
+            network?: string | null;
         };
         /** @description The app's limits as they apply now */
         AppLimitsReply: {
@@ -1583,6 +1605,10 @@ export interface components {
                 turns_per_minute: "ledger" | "CLAWDFORGE_APP_LIMITS" | "CLAWDFORGE_APP_LIMITS *" | "none";
                 /** @enum {string} */
                 daily_cost_usd: "ledger" | "CLAWDFORGE_APP_LIMITS" | "CLAWDFORGE_APP_LIMITS *" | "none";
+                /** @enum {string} */
+                permission_modes: "ledger" | "CLAWDFORGE_APP_LIMITS" | "CLAWDFORGE_APP_LIMITS *" | "none";
+                /** @enum {string} */
+                network: "ledger" | "CLAWDFORGE_APP_LIMITS" | "CLAWDFORGE_APP_LIMITS *" | "none";
             };
         };
         /** @description Sessions of every app, newest first */
@@ -2106,13 +2132,13 @@ export interface operations {
                     "application/json": components["schemas"]["SessionReply"];
                 };
             };
-            /** @description `BadRequest`: Malformed or invalid request; `UnknownAgent`: The agent is not in the registry; `InvalidConfig`: A model, mode or config value the agent does not offer */
+            /** @description `BadRequest`: Malformed or invalid request; `UnknownAgent`: The agent is not in the registry; `InvalidConfig`: A model, mode or config value the agent does not offer; `PermissionModeNotAllowed`: The permission mode asked for (or, when none is, the gateway's default) is not among the app's `permission_modes` */
             400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["BadRequest"] | components["schemas"]["UnknownAgent"] | components["schemas"]["InvalidConfig"];
+                    "application/json": components["schemas"]["BadRequest"] | components["schemas"]["UnknownAgent"] | components["schemas"]["InvalidConfig"] | components["schemas"]["PermissionModeNotAllowed"];
                 };
             };
             /** @description Missing or unknown bearer token */

@@ -16,8 +16,9 @@ export class NodeFull extends Schema.TaggedError<NodeFull>()("NodeFull", {
 /** What a session's owner may answer: the errors of the local `Sessions`, as the HTTP API has them. */
 export const SessionError = Schema.Union(
   Errors.AgentFailed, Errors.AppSessionLimit, Errors.BadRequest, Errors.BudgetExhausted, Errors.InvalidConfig,
-  Errors.PermissionNotFound, Errors.PoolFull, Errors.RateLimited, Errors.SessionClosed, Errors.SessionNotFound,
-  Errors.ShuttingDown, Errors.TurnNotFound, Errors.TurnTimeout, Errors.UnknownAgent, NodeFull
+  Errors.PermissionModeNotAllowed, Errors.PermissionNotFound, Errors.PoolFull, Errors.RateLimited,
+  Errors.SessionClosed, Errors.SessionNotFound, Errors.ShuttingDown, Errors.TurnNotFound, Errors.TurnTimeout,
+  Errors.UnknownAgent, NodeFull
 )
 
 /** One item of a turn's stream sent from its owner: its start, an ACP message, a named event, or its end. */

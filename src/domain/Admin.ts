@@ -93,8 +93,10 @@ export const SetLimitsRequest = AppLimitsSpec.annotations({
   identifier: "SetLimitsRequest",
   // A misspelt limit is refused: ignored, it would clear the limit it meant to set.
   parseOptions: { onExcessProperty: "error" },
-  description: "`max_sessions`, `turns_per_minute` (whole numbers) and `daily_cost_usd` (US dollars), each 0 or more. " +
-    "A limit left out (or null) is not set in the ledger: CLAWDFORGE_APP_LIMITS applies to it, if it names one"
+  description: "`max_sessions`, `turns_per_minute` (whole numbers) and `daily_cost_usd` (US dollars), each 0 or more; " +
+    "`permission_modes` (a non-empty list of the modes the app's creates may ask for); `network` (`host`, `none` or " +
+    "`allow:HOST[:PORT],...`, as CLAWDFORGE_AGENT_NETWORK). A limit left out (or null) is not set in the ledger: " +
+    "CLAWDFORGE_APP_LIMITS applies to it, if it names one"
 })
 
 const LimitSource = Schema.Literal("ledger", "CLAWDFORGE_APP_LIMITS", "CLAWDFORGE_APP_LIMITS *", "none")
@@ -106,7 +108,9 @@ export const AppLimitsReply = Schema.Struct({
   sources: Schema.Struct({
     max_sessions: LimitSource,
     turns_per_minute: LimitSource,
-    daily_cost_usd: LimitSource
+    daily_cost_usd: LimitSource,
+    permission_modes: LimitSource,
+    network: LimitSource
   }).annotations({ description: "Where each limit comes from now" })
 }).annotations({ identifier: "AppLimitsReply", description: "The app's limits as they apply now" })
 

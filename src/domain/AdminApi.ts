@@ -107,6 +107,10 @@ export class AdminApi extends HttpApiGroup.make("admin", { topLevel: true })
           payload: SetLimitsRequest,
           examples: {
             limits: { summary: "Three sessions, 20 turns a minute, 5 USD a day", value: { max_sessions: 3, turns_per_minute: 20, daily_cost_usd: 5 } },
+            isolation: {
+              summary: "Never approve-all; agents reach only the package registry",
+              value: { permission_modes: ["approve-reads", "deny-all", "ask"], network: "allow:registry.npmjs.org:443" }
+            },
             clear: { summary: "Back to CLAWDFORGE_APP_LIMITS", value: {} }
           }
         })

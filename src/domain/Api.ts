@@ -19,6 +19,7 @@ import {
   InvalidConfig,
   NotFound,
   PayloadTooLarge,
+  PermissionModeNotAllowed,
   PermissionNotFound,
   PoolFull,
   RateLimited,
@@ -185,6 +186,7 @@ export class SessionsApi extends HttpApiGroup.make("sessions", { topLevel: true 
       .addSuccess(SessionReply)
       .addError(UnknownAgent)
       .addError(InvalidConfig)
+      .addError(PermissionModeNotAllowed)
       .addError(AppSessionLimit)
       .addError(BudgetExhausted)
       .addError(PoolFull)
@@ -200,7 +202,9 @@ export class SessionsApi extends HttpApiGroup.make("sessions", { topLevel: true 
           "`config` are applied through ACP once the agent has started (`session/set_config_option`, " +
           "`session/set_mode`); a value the agent does not offer is a 400 `invalid_config` naming what it " +
           "offers, and nothing is kept. `permission_mode: \"ask\"` holds the agent's permission requests for " +
-          "the caller (`GET /sessions/{id}/permissions`)." + retrySafe
+          "the caller (`GET /sessions/{id}/permissions`); a mode outside the app's `permission_modes` limit (or, " +
+          "when none is asked for, the gateway's default outside it) is a 400 `permission_mode_not_allowed`." +
+          retrySafe
       )
       .annotate(
         OpenApi.Transform,
@@ -555,7 +559,9 @@ export class TenancyApi extends HttpApiGroup.make("tenancy", { topLevel: true })
         "`max_sessions` (live sessions; beyond it a create is 429 `app_session_limit`), `turns_per_minute` " +
           "(any 60 s; beyond it a turn is 429 `rate_limited` with `Retry-After`), `daily_cost_usd` (once the " +
           "day's cost reaches it, creates and turns are 429 `budget_exhausted` until 00:00 UTC), each null " +
-          "when unset; set by the operator (`CLAWDFORGE_APP_LIMITS`, `clawdforge apps limits`)."
+          "when unset; `permission_modes` (the modes a create may ask for; all four when unset) and `network` " +
+          "(what the app's agents reach; null: the gateway's default); set by the operator " +
+          "(`CLAWDFORGE_APP_LIMITS`, `clawdforge apps limits`)."
       )
       .annotate(OpenApi.Transform, operation({ success: "The caller's limits and use" }))
   )

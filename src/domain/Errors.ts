@@ -1,5 +1,6 @@
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import { Schema } from "effect"
+import { PermissionMode } from "./Session.js"
 
 // Every error body has the shape `{ ok: false, error, message }`: `error` is a stable
 // machine-readable code, `message` a sentence for people. The `_tag` lets typed
@@ -150,6 +151,19 @@ export class InvalidConfig extends Schema.TaggedError<InvalidConfig>()(
     })
   },
   HttpApiSchema.annotations({ status: 400, description: "A model, mode or config value the agent does not offer" })
+) {}
+
+export class PermissionModeNotAllowed extends Schema.TaggedError<PermissionModeNotAllowed>()(
+  "PermissionModeNotAllowed",
+  {
+    ...errorFields("permission_mode_not_allowed"),
+    allowed: Schema.Array(PermissionMode).annotations({ description: "The modes the app may ask for" })
+  },
+  HttpApiSchema.annotations({
+    status: 400,
+    description: "The permission mode asked for (or, when none is, the gateway's default) is not among the app's " +
+      "`permission_modes`"
+  })
 ) {}
 
 export class PermissionNotFound extends Schema.TaggedError<PermissionNotFound>()(

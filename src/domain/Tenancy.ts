@@ -1,5 +1,6 @@
 import { Schema } from "effect"
 import { AppName, IntFromString, UnixSeconds } from "./Ids.js"
+import { PermissionMode } from "./Session.js"
 
 // Tenancy: an app's limits and use (`GET /limits`), and what apps used (`GET /usage`).
 
@@ -20,7 +21,7 @@ export const LimitUsd = Schema.Number.pipe(
  * out is not set there (a lower source applies); in `CLAWDFORGE_APP_LIMITS`, `null` says "no limit"
  * for this app over the `"*"` default.
  */
-const orNoLimit = <A>(schema: Schema.Schema<A, number>, expected: string) =>
+const orNoLimit = <A, I>(schema: Schema.Schema<A, I>, expected: string) =>
   Schema.optionalWith(
     Schema.NullOr(schema).annotations({
       message: () => ({ message: `Expected ${expected}, or null for no limit`, override: true })
@@ -28,10 +29,33 @@ const orNoLimit = <A>(schema: Schema.Schema<A, number>, expected: string) =>
     { exact: true }
   )
 
+/** Every permission mode: an app's ceiling when none is set. */
+export const allPermissionModes: ReadonlyArray<PermissionMode> = PermissionMode.literals
+
+/** The `permission_modes` limit: the modes an app may ask for (its ceiling), at least one. */
+export const PermissionModes = Schema.Array(PermissionMode).pipe(
+  Schema.minItems(1),
+  Schema.annotations({
+    message: () => ({ message: `Expected a non-empty list of ${allPermissionModes.join(", ")}`, override: true })
+  })
+)
+
+/**
+ * The `network` limit as written: `host`, `none` or `allow:HOST[:PORT],...`, as
+ * `CLAWDFORGE_AGENT_NETWORK`. Its grammar is `parseAgentNetwork`'s (src/services), which checks it
+ * where it enters: `AppLimits` (the environment, the ledger's writes), the CLI option.
+ */
+export const NetworkLimit = Schema.String.pipe(
+  Schema.minLength(1),
+  Schema.annotations({ message: () => "Expected host, none or allow:HOST[:PORT],..." })
+)
+
 export const AppLimitsSpec = Schema.Struct({
   max_sessions: orNoLimit(LimitCount, "a whole number, 0 or more"),
   turns_per_minute: orNoLimit(LimitCount, "a whole number, 0 or more"),
-  daily_cost_usd: orNoLimit(LimitUsd, "an amount in US dollars, 0 or more")
+  daily_cost_usd: orNoLimit(LimitUsd, "an amount in US dollars, 0 or more"),
+  permission_modes: orNoLimit(PermissionModes, `a non-empty list of ${allPermissionModes.join(", ")}`),
+  network: orNoLimit(NetworkLimit, "host, none or allow:HOST[:PORT],...")
 })
 export type AppLimitsSpec = typeof AppLimitsSpec.Type
 
@@ -40,11 +64,19 @@ export interface LimitsPatch {
   readonly max_sessions?: number | undefined
   readonly turns_per_minute?: number | undefined
   readonly daily_cost_usd?: number | undefined
+  readonly permission_modes?: ReadonlyArray<PermissionMode> | undefined
+  readonly network?: string | undefined
 }
 
 /** The names of the limits: also the `limit` label of `clawdforge_limited_total`. */
 export type LimitName = keyof AppLimitsSpec
-export const limitNames: ReadonlyArray<LimitName> = ["max_sessions", "turns_per_minute", "daily_cost_usd"]
+export const limitNames: ReadonlyArray<LimitName> = [
+  "max_sessions",
+  "turns_per_minute",
+  "daily_cost_usd",
+  "permission_modes",
+  "network"
+]
 
 /** `CLAWDFORGE_APP_LIMITS`: limits by app, `"*"` for every app without its own. */
 export const AppLimitsByApp = Schema.Record({
@@ -67,6 +99,14 @@ export const Limits = Schema.Struct({
   daily_cost_usd: Schema.NullOr(Schema.Number).annotations({
     description: "What the app's agents may cost per UTC day, in US dollars (once reached, creates and turns are " +
       "429 `budget_exhausted` until 00:00 UTC); null: no limit"
+  }),
+  permission_modes: Schema.Array(PermissionMode).annotations({
+    description: "The permission modes a create may ask for (another is 400 `permission_mode_not_allowed`); " +
+      "all four unless set"
+  }),
+  network: Schema.NullOr(Schema.String).annotations({
+    description: "What the app's agents reach: `host`, `none` or `allow:HOST[:PORT],...`; null: the gateway's " +
+      "default (CLAWDFORGE_AGENT_NETWORK)"
   })
 }).annotations({ identifier: "Limits", description: "An app's limits" })
 export type Limits = typeof Limits.Type

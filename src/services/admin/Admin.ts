@@ -154,7 +154,9 @@ export class Admin extends Effect.Service<Admin>()("clawdforge/Admin", {
       const patch = {
         max_sessions: spec.max_sessions ?? undefined,
         turns_per_minute: spec.turns_per_minute ?? undefined,
-        daily_cost_usd: spec.daily_cost_usd ?? undefined
+        daily_cost_usd: spec.daily_cost_usd ?? undefined,
+        permission_modes: spec.permission_modes ?? undefined,
+        network: spec.network ?? undefined
       }
       if (Object.values(patch).some((value) => value !== undefined)) yield* limits.set(name, patch)
       const now = yield* limits.configured(name)

@@ -9,6 +9,7 @@ import m0007 from "./migrations/0007_session_settings.js"
 import m0008 from "./migrations/0008_tenancy.js"
 import m0009 from "./migrations/0009_usage_history.js"
 import m0010 from "./migrations/0010_idempotency_holders.js"
+import m0011 from "./migrations/0011_isolation_limits.js"
 
 /** The ledger's migrations, a file each under `migrations/`, applied in the order of their ids. */
 export const migrations = Migrator.fromRecord({
@@ -21,5 +22,6 @@ export const migrations = Migrator.fromRecord({
   "0007_session_settings": m0007,
   "0008_tenancy": m0008,
   "0009_usage_history": m0009,
-  "0010_idempotency_holders": m0010
+  "0010_idempotency_holders": m0010,
+  "0011_isolation_limits": m0011
 })

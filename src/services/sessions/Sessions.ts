@@ -644,6 +644,8 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
       const definition = yield* registry.lookup(request.agent)
       yield* limits.checkBudget(app)
       const permissionMode = request.permission_mode ?? config.defaultPermissionMode
+      // The app's ceiling (its `permission_modes`), checked before anything is made for the session.
+      yield* limits.checkPermissionMode(app, request.permission_mode)
       if (permissionMode === "ask" && definition.driver === "acpx") {
         return yield* new BadRequest({
           message: `permission_mode "ask" needs an agent on the acp driver; "${request.agent}" runs through acpx, ` +

@@ -1,9 +1,24 @@
 import { SqlClient } from "@effect/sql"
-import { Clock, Duration, Effect, Metric, Option } from "effect"
-import { AppSessionLimit, BudgetExhausted, RateLimited } from "../../domain/Errors.js"
+import { Clock, ConfigError, Duration, Effect, Either, Metric, Option } from "effect"
+import {
+  AppSessionLimit,
+  BadRequest,
+  BudgetExhausted,
+  PermissionModeNotAllowed,
+  RateLimited
+} from "../../domain/Errors.js"
 import type { AppName, SessionId } from "../../domain/Ids.js"
-import { type LimitName, limitNames, type Limits, type LimitsPatch, type LimitsReport } from "../../domain/Tenancy.js"
-import { AppConfig } from "../config/AppConfig.js"
+import type { PermissionMode } from "../../domain/Session.js"
+import {
+  allPermissionModes,
+  type AppLimitsSpec,
+  type LimitName,
+  limitNames,
+  type Limits,
+  type LimitsPatch,
+  type LimitsReport
+} from "../../domain/Tenancy.js"
+import { type AgentNetwork, AppConfig, describeConfigError, parseAgentNetwork } from "../config/AppConfig.js"
 import { DatabaseLive } from "../ledger/Database.js"
 import { makeLedgerCopy } from "../ledger/LedgerCopy.js"
 import { appCostUsdTotal, appTokensTotal, limitedTotal } from "../observability/Metrics.js"
@@ -33,10 +48,34 @@ interface LedgerRow {
   readonly max_sessions: unknown
   readonly turns_per_minute: unknown
   readonly daily_cost_usd: unknown
+  /** Comma-separated. */
+  readonly permission_modes: string | null
+  readonly network: string | null
 }
 
-// PostgreSQL reads BIGINT as a string.
-const orNull = (value: unknown) => value === null || value === undefined ? null : Number(value)
+/** A limit's value once set (null, where a source allows it, says "no limit"). */
+type LimitValue<N extends LimitName> = NonNullable<AppLimitsSpec[N]>
+
+/** The modes given, each once, in the order of `allPermissionModes` (how they are stored and shown). */
+const modesOf = (modes: ReadonlyArray<string>): ReadonlyArray<PermissionMode> =>
+  allPermissionModes.filter((mode) => modes.includes(mode))
+
+/** One limit as a ledger row holds it; null where the row does not set it. */
+const storedLimit = <N extends LimitName>(row: LedgerRow | undefined, name: N): LimitValue<N> | null => {
+  const stored = row?.[name]
+  if (stored === null || stored === undefined) return null
+  if (name === "permission_modes") return modesOf(String(stored).split(",")) as LimitValue<N>
+  if (name === "network") return String(stored) as LimitValue<N>
+  // PostgreSQL reads BIGINT as a string.
+  return Number(stored) as LimitValue<N>
+}
+
+/**
+ * A `network` limit checked as `CLAWDFORGE_AGENT_NETWORK` is: the parsed value, or why not, the
+ * reason starting with `name` (`network: expected host, none or ...`).
+ */
+export const parseNetworkLimit = (raw: string, name = "network"): Either.Either<AgentNetwork, string> =>
+  Either.mapLeft(parseAgentNetwork(raw, name), describeConfigError)
 
 /**
  * The start times (ms) of an app's turns in the last 60 s, oldest first: a queue whose expired
@@ -70,8 +109,10 @@ class TurnWindow {
 }
 
 /**
- * Per-app limits: `max_sessions`, `turns_per_minute` and `daily_cost_usd`, each from the ledger
- * (`clawdforge apps limits`), else the app's entry in `CLAWDFORGE_APP_LIMITS`, else its `"*"`.
+ * Per-app limits: `max_sessions`, `turns_per_minute` and `daily_cost_usd`, and the isolation's
+ * `permission_modes` (the modes a create may ask for) and `network` (what its agents reach), each
+ * from the ledger (`clawdforge apps limits`), else the app's entry in `CLAWDFORGE_APP_LIMITS`,
+ * else its `"*"`.
  *
  * Everything on a turn's path is in memory: the ledger's limits are a plain copy re-read at most
  * every `ledgerLimitsTtl` by whichever call finds it stale (no query per turn, nothing polls an
@@ -84,24 +125,35 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
   effect: Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     const usage = yield* Usage
-    const { appLimits: fromEnv } = yield* AppConfig
+    const { appLimits: fromEnv, defaultPermissionMode } = yield* AppConfig
     // A cluster's nodes count in their shared database; a single gateway, here in memory.
     const shared = Option.getOrUndefined(yield* Effect.serviceOption(SharedLimits))
 
     // ---- the limits: the ledger's copy over the environment's --------------------------
 
+    // CLAWDFORGE_APP_LIMITS's networks are checked as CLAWDFORGE_AGENT_NETWORK is: a bad one
+    // stops start-up with one line (the domain's schema cannot reach the parser in src/services).
+    for (const [key, spec] of Object.entries(fromEnv)) {
+      if (spec.network === undefined || spec.network === null) continue
+      const parsed = parseNetworkLimit(spec.network, `${key}.network`)
+      if (Either.isLeft(parsed)) return yield* Effect.fail(ConfigError.InvalidData(["CLAWDFORGE_APP_LIMITS"], parsed.left))
+    }
+
     // The ledger's rows, and each app's limits resolved from them (made on first use, per copy).
     interface LimitsCopy {
       readonly rows: ReadonlyMap<string, LedgerRow>
       readonly effective: Map<string, Limits>
+      readonly networks: Map<string, Option.Option<AgentNetwork>>
     }
     const copyOf = (rows: ReadonlyArray<LedgerRow>): LimitsCopy => ({
       rows: new Map(rows.map((row) => [row.app_name, row])),
-      effective: new Map()
+      effective: new Map(),
+      networks: new Map()
     })
     const ledgerLimits = makeLedgerCopy({
       read: Effect.map(
-        sql<LedgerRow>`SELECT app_name, max_sessions, turns_per_minute, daily_cost_usd FROM app_limits`,
+        sql<LedgerRow>`SELECT app_name, max_sessions, turns_per_minute, daily_cost_usd, permission_modes, network
+          FROM app_limits`,
         copyOf
       ),
       initial: copyOf([]),
@@ -110,12 +162,16 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
     })
 
     /** Where one limit of `app` comes from, and its value. */
-    const resolve = (copy: LimitsCopy, app: string, name: LimitName): readonly [LimitSource, number | null] => {
-      const stored = orNull(copy.rows.get(app)?.[name])
+    const resolve = <N extends LimitName>(
+      copy: LimitsCopy,
+      app: string,
+      name: N
+    ): readonly [LimitSource, LimitValue<N> | null] => {
+      const stored = storedLimit(copy.rows.get(app), name)
       if (stored !== null) return ["ledger", stored]
-      const own = fromEnv[app as AppName]
-      if (own !== undefined && own[name] !== undefined) return ["CLAWDFORGE_APP_LIMITS", own[name]]
-      const fallback = fromEnv["*"]?.[name]
+      const own = fromEnv[app as AppName]?.[name] as LimitValue<N> | null | undefined
+      if (own !== undefined) return ["CLAWDFORGE_APP_LIMITS", own]
+      const fallback = fromEnv["*"]?.[name] as LimitValue<N> | null | undefined
       return fallback === undefined ? ["none", null] : ["CLAWDFORGE_APP_LIMITS *", fallback]
     }
 
@@ -125,7 +181,9 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
         limits = {
           max_sessions: resolve(copy, app, "max_sessions")[1],
           turns_per_minute: resolve(copy, app, "turns_per_minute")[1],
-          daily_cost_usd: resolve(copy, app, "daily_cost_usd")[1]
+          daily_cost_usd: resolve(copy, app, "daily_cost_usd")[1],
+          permission_modes: modesOf(resolve(copy, app, "permission_modes")[1] ?? allPermissionModes),
+          network: resolve(copy, app, "network")[1]
         }
         copy.effective.set(app, limits)
       }
@@ -268,6 +326,50 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
     const admitTurn = (app: AppName): Effect.Effect<RateLimitState | undefined, BudgetExhausted | RateLimited> =>
       checking((copy, now) => Effect.zipRight(budget(copy, app, now), takeRate(copy, app, now)))
 
+    /** The modes the app's creates may ask for: its `permission_modes`, all four when none is set. */
+    const permissionModesFor = Effect.fn("AppLimits.permissionModesFor")(function*(app: AppName) {
+      return limitsFor(yield* ledgerLimits.get, app).permission_modes
+    })
+
+    /**
+     * Refuses a create whose permission mode is outside the app's `permission_modes`; with none
+     * asked for, the gateway's default (CLAWDFORGE_PERMISSION_MODE) is what is checked, so an
+     * operator whose default an app may not use hears of it rather than the app getting another.
+     */
+    const checkPermissionMode = (
+      app: AppName,
+      requested: PermissionMode | undefined
+    ): Effect.Effect<void, PermissionModeNotAllowed> =>
+      Effect.flatMap(ledgerLimits.get, (copy) => {
+        const allowed = limitsFor(copy, app).permission_modes
+        const mode = requested ?? defaultPermissionMode
+        if (allowed.includes(mode)) return Effect.void
+        return refused(app, "permission_modes", new PermissionModeNotAllowed({
+          message: requested === undefined
+            ? `No permission_mode asked for, and the gateway's default "${mode}" (CLAWDFORGE_PERMISSION_MODE) is not ` +
+              `among app ${app}'s permission_modes: ask for one of ${allowed.join(", ")}`
+            : `permission_mode "${mode}" is not allowed for app ${app}: its permission_modes are ${allowed.join(", ")}`,
+          allowed
+        }))
+      })
+
+    /** What the app's agents may reach: its `network` limit, or None where the gateway's default applies. */
+    const networkFor = Effect.fn("AppLimits.networkFor")(function*(app: AppName) {
+      const copy = yield* ledgerLimits.get
+      const known = copy.networks.get(app)
+      if (known !== undefined) return known
+      const raw = limitsFor(copy, app).network
+      let network = Option.none<AgentNetwork>()
+      if (raw !== null) {
+        // Checked when set; a row written past the CLI and the admin API is the operator's to mend.
+        const parsed = parseNetworkLimit(raw)
+        if (Either.isLeft(parsed)) return yield* Effect.dieMessage(`The ledger's limits of app ${app}: ${parsed.left}`)
+        network = Option.some(parsed.right)
+      }
+      copy.networks.set(app, network)
+      return network
+    })
+
     /** The app's rate as a reply goes out (`RateLimit-*` headers); undefined when it has none. */
     const rateOf = (app: AppName): Effect.Effect<RateLimitState | undefined> =>
       checking((copy, now) => {
@@ -377,24 +479,43 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
       Effect.orDie
     )
 
-    /** Stores the given limits of the app in the ledger (the others it has there are kept). */
+    /**
+     * Stores the given limits of the app in the ledger (the others it has there are kept). A
+     * `network` that `CLAWDFORGE_AGENT_NETWORK` would refuse, or an empty `permission_modes`, is a
+     * `BadRequest` naming it, and nothing is stored.
+     */
     const set = Effect.fn("AppLimits.set")(
       function*(app: AppName, patch: LimitsPatch) {
+        if (patch.network !== undefined) {
+          const parsed = parseNetworkLimit(patch.network)
+          if (Either.isLeft(parsed)) return yield* new BadRequest({ message: `Invalid request: ${parsed.left}` })
+        }
+        const modes = patch.permission_modes === undefined ? undefined : modesOf(patch.permission_modes)
+        if (modes !== undefined && modes.length === 0) {
+          return yield* new BadRequest({
+            message: `Invalid request: permission_modes: expected a non-empty list of ${allPermissionModes.join(", ")}`
+          })
+        }
         const at = Math.floor((yield* Clock.currentTimeMillis) / 1000)
         const row = {
           max_sessions: patch.max_sessions ?? null,
           turns_per_minute: patch.turns_per_minute ?? null,
-          daily_cost_usd: patch.daily_cost_usd ?? null
+          daily_cost_usd: patch.daily_cost_usd ?? null,
+          permission_modes: modes?.join(",") ?? null,
+          network: patch.network?.trim() ?? null
         }
-        yield* sql`INSERT INTO app_limits (app_name, max_sessions, turns_per_minute, daily_cost_usd, updated_at)
-          VALUES (${app}, ${row.max_sessions}, ${row.turns_per_minute}, ${row.daily_cost_usd}, ${at})
+        yield* sql`INSERT INTO app_limits
+            (app_name, max_sessions, turns_per_minute, daily_cost_usd, permission_modes, network, updated_at)
+          VALUES (${app}, ${row.max_sessions}, ${row.turns_per_minute}, ${row.daily_cost_usd}, ${row.permission_modes},
+            ${row.network}, ${at})
           ON CONFLICT (app_name) DO UPDATE SET
             max_sessions = coalesce(excluded.max_sessions, app_limits.max_sessions),
             turns_per_minute = coalesce(excluded.turns_per_minute, app_limits.turns_per_minute),
             daily_cost_usd = coalesce(excluded.daily_cost_usd, app_limits.daily_cost_usd),
-            updated_at = excluded.updated_at`
-      },
-      Effect.orDie
+            permission_modes = coalesce(excluded.permission_modes, app_limits.permission_modes),
+            network = coalesce(excluded.network, app_limits.network),
+            updated_at = excluded.updated_at`.pipe(Effect.orDie)
+      }
     )
 
     /** Forgets the app's limits in the ledger (those of `CLAWDFORGE_APP_LIMITS` apply again); false when it had none. */
@@ -412,6 +533,9 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
       admitTurn,
       rateOf,
       checkBudget,
+      checkPermissionMode,
+      permissionModesFor,
+      networkFor,
       addUsage,
       limitsOf,
       configured,
