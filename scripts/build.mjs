@@ -65,6 +65,7 @@ if (!process.argv.includes("--programs")) library()
 await Promise.all([programs(), consoleBundle()])
 // The demo agent is a program of its own, found beside the module that names it.
 copyFileSync(join(root, "src/services/agents/demo-agent.mjs"), join(next, "demo-agent.mjs"))
+copyFileSync(join(root, "src/services/sandbox/sandbox-exec.mjs"), join(next, "sandbox-exec.mjs"))
 copyFileSync(join(root, "src/services/sandbox/sandbox-bridge.mjs"), join(next, "sandbox-bridge.mjs"))
 rmSync(app, { recursive: true, force: true })
 renameSync(next, app)
