@@ -5,8 +5,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect } from "effect"
 import { execFile, execFileSync } from "node:child_process"
-import { mkdtempSync, readFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { promisify } from "node:util"
 import { AgentPool } from "../src/services/sessions/AgentPool.js"
@@ -14,6 +13,7 @@ import { acpxBin, agentCommandLine } from "../src/services/agents/AcpxDriver.js"
 import { scriptedAgentPath } from "../src/services/agents/AgentRegistry.js"
 import { agentLogFile, agentText, isAlive, startedPids } from "./support/ScriptedAgent.js"
 import { appToken, layerTestGateway, request } from "./support/TestGateway.js"
+import { tempDir } from "./support/TempDirs.js"
 
 // An argument the agent ignores, to prove the registry argv reaches it intact through `--agent`.
 const oddArg = `an arg with spaces, 'single' and "double" quotes, a \\ backslash and $HOME`
@@ -21,7 +21,7 @@ const agentArgv = [process.execPath, scriptedAgentPath, oddArg]
 
 /** A gateway whose data folder is its own temp dir: acpx's HOME is `<dir>/acpx-home`. */
 const acpxGateway = (log: string, config: Record<string, string> = {}) => {
-  const data = mkdtempSync(join(tmpdir(), "clawdforge-acpx-"))
+  const data = tempDir("clawdforge-acpx-")
   const layer = layerTestGateway({
     pool: AgentPool.Default,
     config: {

@@ -4,12 +4,12 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { mkdirSync, symlinkSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { Ledger } from "../src/services/ledger/Ledger.js"
 import { agentLogFile, agentText, isAlive, readAgentLog, startedPids } from "./support/ScriptedAgent.js"
 import { appToken, layerScriptedGateway, request } from "./support/TestGateway.js"
+import { tempDir } from "./support/TempDirs.js"
 
 const gateway = layerScriptedGateway
 
@@ -132,8 +132,8 @@ describe("permissions", () => {
 
 describe("workspaces", () => {
   const log = agentLogFile()
-  const root = mkdtempSync(join(tmpdir(), "clawdforge-root-"))
-  const outside = mkdtempSync(join(tmpdir(), "clawdforge-outside-"))
+  const root = tempDir("clawdforge-root-")
+  const outside = tempDir("clawdforge-outside-")
   writeFileSync(join(outside, "secret.txt"), "secret")
 
   it.scopedLive("each session gets its own directory under <root>/<app>/<id>, or a cwd inside the app's root", () =>

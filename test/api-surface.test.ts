@@ -6,13 +6,13 @@
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { brotliDecompressSync, gunzipSync } from "node:zlib"
 import { startGateway } from "./support/GatewayProcess.js"
 import { makeFakePool } from "./support/FakePool.js"
 import { appToken, layerTestGateway, request } from "./support/TestGateway.js"
+import { tempDir } from "./support/TempDirs.js"
 
 const adminToken = "admin-token-0123456789abcdef"
 const gateway = () =>
@@ -117,7 +117,7 @@ describe("/openapi.json and /docs", () => {
 describe("the docs page's assets", () => {
   it("load when /docs is first asked for, not when the gateway starts", async () => {
     // A module hook in the compiled gateway's process records every module it loads.
-    const dir = mkdtempSync(join(tmpdir(), "clawdforge-modules-"))
+    const dir = tempDir("clawdforge-modules-")
     const loaded = join(dir, "loaded.txt")
     writeFileSync(loaded, "")
     writeFileSync(

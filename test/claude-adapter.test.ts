@@ -8,12 +8,13 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { execFileSync } from "node:child_process"
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from "node:fs"
-import { homedir, tmpdir } from "node:os"
+import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs"
+import { homedir } from "node:os"
 import { join } from "node:path"
 import { beforeAll } from "vitest"
 import { AgentPool } from "../src/services/sessions/AgentPool.js"
 import { appToken, layerTestGateway, request } from "./support/TestGateway.js"
+import { tempDir } from "./support/TempDirs.js"
 
 const adapterVersion = "0.101.0"
 const cacheDir = join(homedir(), ".cache", "clawdforge-test", `claude-agent-acp-${adapterVersion}`)
@@ -54,7 +55,7 @@ const gateway = (env: Record<string, string>) =>
     pool: AgentPool.Default,
     config: {
       CLAWDFORGE_AGENTS: JSON.stringify({
-        claude: { command: [adapterBin], env: { HOME: mkdtempSync(join(tmpdir(), "clawdforge-claude-home-")), ...env } }
+        claude: { command: [adapterBin], env: { HOME: tempDir("clawdforge-claude-home-"), ...env } }
       })
     }
   })

@@ -5,20 +5,20 @@
  * watch a live turn's messages arrive, answer an ask-mode request with a click and see the API's
  * waiting turn complete; apps and the audit trail. The page asks nothing of any other origin,
  * logs no error, and never puts the token in a URL. Screenshots of each page are kept under
- * `os.tmpdir()/clawdforge-console-shots/` (not committed).
+ * `node_modules/.cache/clawdforge-console-shots/` (not committed; the temp folder keeps nothing of a run).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import type { Browser, Page } from "playwright-core"
 import { launchChromium, watchPage } from "./support/Browser.js"
 import { api, type GatewayProcess, runGatewayToExit, startGateway } from "./support/GatewayProcess.js"
 import { agentLogFile, scriptedAgents } from "./support/ScriptedAgent.js"
 import { appToken, otherToken } from "./support/TestGateway.js"
+import { tempDir } from "./support/TempDirs.js"
 
 const adminToken = "console-admin-token-0123456789"
-const shots = join(tmpdir(), "clawdforge-console-shots")
+const shots = join(import.meta.dirname, "../node_modules/.cache/clawdforge-console-shots")
 
 
 let gateway: GatewayProcess
@@ -160,7 +160,7 @@ describe("/console in headless Chromium", () => {
 describe("the console's assets", () => {
   it("are read from disk when first asked for, once, not when the gateway starts", async () => {
     // A preload in the compiled gateway's process records every file it reads with fs/promises.
-    const dir = mkdtempSync(join(tmpdir(), "clawdforge-reads-"))
+    const dir = tempDir("clawdforge-reads-")
     const reads = join(dir, "reads.txt")
     writeFileSync(reads, "")
     writeFileSync(

@@ -8,8 +8,7 @@ import { makeClient } from "../src/client/EffectClient.js"
 import { createFetchClient } from "../src/client/FetchClient.js"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Stream } from "effect"
-import { appendFileSync, chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { appendFileSync, chmodSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { SqlClient } from "@effect/sql"
@@ -19,6 +18,7 @@ import { sweepOnce } from "../src/services/sessions/Sweeper.js"
 import { ledgerIn } from "./support/Ledgers.js"
 import { agentLogFile, readAgentLog } from "./support/ScriptedAgent.js"
 import { appToken, layerScriptedGateway, otherToken, request } from "./support/TestGateway.js"
+import { tempDir } from "./support/TempDirs.js"
 
 /** A POST with an optional Idempotency-Key; the body as JSON and the replay header. */
 const post = (path: string, body: unknown, key?: string, token = appToken) =>
@@ -207,7 +207,7 @@ describe("Idempotency-Key", () => {
   })
 
   it.scopedLive("POST /run with a key runs claude once", () => {
-    const dir = mkdtempSync(join(tmpdir(), "clawdforge-claude-"))
+    const dir = tempDir("clawdforge-claude-")
     const runs = join(dir, "runs.log")
     const claude = join(dir, "claude")
     const fake = fileURLToPath(new URL("./fixtures/fake-claude.mjs", import.meta.url))
@@ -301,7 +301,7 @@ describe("Idempotency-Key", () => {
   })
 
   it.live("keys a dead gateway left running are released at start-up", () => {
-    const data = mkdtempSync(join(tmpdir(), "clawdforge-db-"))
+    const data = tempDir("clawdforge-db-")
     return Effect.gen(function*() {
       const db = yield* Effect.promise(() => ledgerIn(data))
       const gateway = () => layerScriptedGateway(agentLogFile(), { CLAWDFORGE_DB: db })

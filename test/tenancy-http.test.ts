@@ -8,13 +8,13 @@ import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { createHash } from "node:crypto"
-import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { AppSecrets } from "../src/services/tenancy/AppSecrets.js"
 import { agentLogFile, agentText, readAgentLog } from "./support/ScriptedAgent.js"
 import { appName, appToken, layerScriptedGateway, otherToken, request } from "./support/TestGateway.js"
+import { tempDir } from "./support/TempDirs.js"
 
 const create = (token = appToken) => request("POST", "/sessions", { token, body: { agent: "scripted" } })
 const turn = (sid: string, prompt: string, token = appToken) =>
@@ -68,7 +68,7 @@ describe("usage", () => {
 })
 
 describe("/run usage", () => {
-  const dir = mkdtempSync(join(tmpdir(), "clawdforge-claude-"))
+  const dir = tempDir("clawdforge-claude-")
   const claude = join(dir, "claude")
   const fake = fileURLToPath(new URL("./fixtures/fake-claude.mjs", import.meta.url))
   writeFileSync(claude, `#!/bin/sh\nexec '${process.execPath}' '${fake}' "$@"\n`)
@@ -176,7 +176,7 @@ describe("per-app limits", () => {
 describe("per-app agent environment", () => {
   const secret = "sk-test-app-a-7f3c9e1d2b"
   const digest = `sha256:${createHash("sha256").update(secret).digest("hex").slice(0, 16)}`
-  const dir = mkdtempSync(join(tmpdir(), "clawdforge-secrets-"))
+  const dir = tempDir("clawdforge-secrets-")
   const db = join(dir, "ledger.db")
   const log = agentLogFile()
 

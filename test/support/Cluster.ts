@@ -3,10 +3,9 @@
  * loopback, each a node (`CLAWDFORGE_CLUSTER=true`) with its own runner port, over one PostgreSQL
  * database and one workspace root they share.
  */
-import { mkdtempSync } from "node:fs"
-import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { freePort, type GatewayProcess, startGateway } from "./GatewayProcess.js"
+import { tempDir } from "./TempDirs.js"
 
 export const adminToken = "cluster-admin-token-0123456789"
 
@@ -21,7 +20,7 @@ export const clusterEnv = (db: string, env: Record<string, string> = {}) => ({
   CLAWDFORGE_DB: db,
   CLAWDFORGE_CLUSTER: "true",
   CLAWDFORGE_ADMIN_TOKEN: adminToken,
-  CLAWDFORGE_WORKSPACE_ROOT: join(mkdtempSync(join(tmpdir(), "clawdforge-cluster-")), "workspaces"),
+  CLAWDFORGE_WORKSPACE_ROOT: join(tempDir("clawdforge-cluster-"), "workspaces"),
   CLAWDFORGE_LOG_LEVEL: "warning",
   ...env
 })

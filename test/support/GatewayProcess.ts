@@ -1,18 +1,30 @@
 import { type ChildProcess, spawn } from "node:child_process"
-import { mkdtempSync } from "node:fs"
-import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { afterAll } from "vitest"
 import { freePort } from "./freePort.js"
 import { ledgerIn } from "./Ledgers.js"
+import { tempDir } from "./TempDirs.js"
 import { appName, appToken, otherApp, otherToken } from "./TestGateway.js"
 
 const root = resolve(import.meta.dirname, "../..")
 
-// Every gateway a test starts is killed when its file ends, even when the test timed out.
+// Every process a test starts here is stopped when its file ends, even when the test timed out:
+// SIGTERM first, so a gateway closes its sessions and agents as it would in production; SIGKILL
+// for whatever is still running 5 s later. The file's temp folders go after this (TempDirs.ts).
 const started = new Set<ChildProcess>()
-afterAll(() => {
-  for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
+afterAll(async () => {
+  const running = [...started].filter((child) => child.exitCode === null && child.signalCode === null)
+  await Promise.all(running.map((child) =>
+    new Promise<void>((done) => {
+      const kill = setTimeout(() => child.kill("SIGKILL"), 5_000)
+      child.once("exit", () => {
+        clearTimeout(kill)
+        done()
+      })
+      child.kill("SIGTERM")
+    })
+  ))
+  started.clear()
 })
 // `node dist/app/main.js`, as `npm start` runs it (the global setup builds it): one process, so
 // signals reach the gateway itself.
@@ -29,8 +41,8 @@ export interface GatewayProcess {
   readonly stop: (signal?: NodeJS.Signals) => Promise<number | null>
 }
 
-/** The fresh data folder a gateway process keeps its ledger and workspaces in. */
-export const dataDir = () => mkdtempSync(join(tmpdir(), "clawdforge-gw-"))
+/** The fresh data folder a gateway process keeps its ledger and workspaces in (removed at the end of the test file). */
+export const dataDir = () => tempDir("clawdforge-gw-")
 
 /** Runs the compiled gateway as `npm start` does, and waits until `/healthz` answers; its ledger is `ledgerIn(data)`. */
 export const startGateway = async (env: Record<string, string>, data = dataDir()): Promise<GatewayProcess> => {
@@ -43,6 +55,9 @@ export const startGateway = async (env: Record<string, string>, data = dataDir()
       CLAWDFORGE_DB: await ledgerIn(data),
       CLAWDFORGE_WORKSPACE_ROOT: join(data, "workspaces"),
       CLAWDFORGE_APP_TOKENS: `${appName}=${appToken},${otherApp}=${otherToken}`,
+      // A temp folder of its own, removed with the test file's: what the gateway keeps there (the
+      // egress proxy's sockets) goes too when a test SIGKILLs it.
+      TMPDIR: tempDir("clawdforge-gw-tmp-"),
       ...env
     },
     stdio: ["ignore", "pipe", "pipe"]
@@ -89,6 +104,7 @@ export interface ProcessResult {
 export const runToExit = (args: ReadonlyArray<string>, env: Record<string, string>) =>
   new Promise<ProcessResult>((done) => {
     const child = spawn(process.execPath, args, { cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] })
+    started.add(child)
     let stdout = ""
     let stderr = ""
     child.stdout.on("data", (chunk) => stdout += chunk)

@@ -1,10 +1,10 @@
-import { mkdtempSync, readFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { scriptedAgentPath } from "../../src/services/agents/AgentRegistry.js"
+import { tempDir } from "./TempDirs.js"
 
-/** A log file the scripted agent appends `{pid, event, ...}` lines to. */
-export const agentLogFile = () => join(mkdtempSync(join(tmpdir(), "clawdforge-agent-")), "agent.log")
+/** A log file the scripted agent appends `{pid, event, ...}` lines to (removed at the end of the test file). */
+export const agentLogFile = () => join(tempDir("clawdforge-agent-"), "agent.log")
 
 export interface AgentLogLine {
   readonly pid: number

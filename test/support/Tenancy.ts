@@ -4,8 +4,6 @@
  */
 import { SqlClient } from "@effect/sql"
 import { ConfigProvider, Effect, Layer } from "effect"
-import { mkdtempSync } from "node:fs"
-import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { AppConfig } from "../../src/services/config/AppConfig.js"
 import { DatabaseLive } from "../../src/services/ledger/Database.js"
@@ -13,9 +11,10 @@ import { AppLimits } from "../../src/services/tenancy/AppLimits.js"
 import { AppSecrets } from "../../src/services/tenancy/AppSecrets.js"
 import { Usage } from "../../src/services/tenancy/Usage.js"
 import { freshLedger, postgres } from "./Ledgers.js"
+import { tempDir } from "./TempDirs.js"
 
-/** A fresh ledger file in a directory of its own. */
-export const ledgerFile = () => join(mkdtempSync(join(tmpdir(), "clawdforge-tenancy-")), "ledger.db")
+/** A fresh ledger file in a directory of its own (removed at the end of the test file). */
+export const ledgerFile = () => join(tempDir("clawdforge-tenancy-"), "ledger.db")
 
 /** A fresh ledger of the dialect under test: a SQLite file, or a database dropped with the scope. */
 const tenancyLedger = postgres === undefined ? Effect.sync(ledgerFile) : freshLedger

@@ -1,9 +1,6 @@
 import { HttpClient, HttpClientRequest, type HttpClientResponse, HttpServer } from "@effect/platform"
 import { NodeHttpClient, NodeHttpServer } from "@effect/platform-node"
 import { ConfigProvider, Effect, Layer, Logger, LogLevel } from "effect"
-import { mkdtempSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
 import { createServer } from "node:http"
 import { HttpAppLive } from "../../src/http/Server.js"
 import { AgentPool } from "../../src/services/sessions/AgentPool.js"
@@ -11,6 +8,7 @@ import { ClaudeRunner } from "../../src/services/agents/ClaudeRunner.js"
 import { layerServices } from "../../src/Gateway.js"
 import { freshLedger } from "./Ledgers.js"
 import { scriptedAgents } from "./ScriptedAgent.js"
+import { tempDir } from "./TempDirs.js"
 
 export const appToken = "token-app-a-0123456789"
 export const otherToken = "token-app-b-9876543210"
@@ -19,7 +17,7 @@ export const otherApp = "app-b"
 
 /** Gateway configuration as the environment would give it; a fresh `:memory:` ledger. */
 export const testConfig = (overrides: Record<string, string> = {}) => {
-  const workspaces = mkdtempSync(join(tmpdir(), "clawdforge-ws-"))
+  const workspaces = tempDir("clawdforge-ws-")
   return ConfigProvider.fromMap(
     new Map(Object.entries({
       CLAWDFORGE_DB: ":memory:",
