@@ -42,8 +42,9 @@ export default defineConfig({
           name: "sqlite",
           include: ["test/**/*.test.ts"],
           exclude: ["test/postgres.test.ts", "test/cluster*.test.ts"],
-          // Gateway and CLI processes run the compiled dist/, as `npm start` and the bin do.
-          globalSetup: ["test/support/build.ts"]
+          // The run's own temp folder, checked empty at the end (first here: its teardown runs last);
+          // gateway and CLI processes run the compiled dist/, as `npm start` and the bin do.
+          globalSetup: ["test/support/Leftovers.ts", "test/support/Bubblewrap.ts", "test/support/build.ts"]
         }
       },
       {
@@ -52,7 +53,12 @@ export default defineConfig({
           name: "postgres",
           include: onBothDialects,
           // A throwaway server for the run (test/support/Postgres.ts); each gateway a fresh database.
-          globalSetup: ["test/support/build.ts", "test/support/Postgres.ts"]
+          globalSetup: [
+            "test/support/Leftovers.ts",
+            "test/support/Bubblewrap.ts",
+            "test/support/build.ts",
+            "test/support/Postgres.ts"
+          ]
         }
       }
     ]
