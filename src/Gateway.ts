@@ -20,6 +20,7 @@ import { Sessions, SessionsDrain } from "./services/sessions/Sessions.js"
 import { Sweeper, SweeperLoop } from "./services/sessions/Sweeper.js"
 import { LoggingLive, TracingLive } from "./services/observability/Telemetry.js"
 import { Workspaces } from "./services/sessions/Workspaces.js"
+import { Sandbox, SandboxUnavailable } from "./services/sandbox/Sandbox.js"
 
 /**
  * Every gateway service (and the ledger's SqlClient) over a given agent pool and `/run`
@@ -48,7 +49,7 @@ export const layerServices = <EP, RP, ER, RR>(
       Layer.provide(options.sharedLimits ?? Layer.empty)
     )
   ).pipe(Layer.provideMerge(DatabaseLive), Layer.provide(AppConfig.Default))
-  const core = Layer.mergeAll(AppConfig.Default, ledger, AgentRegistry.Default, Workspaces.Default, pool)
+  const core = Layer.mergeAll(AppConfig.Default, ledger, AgentRegistry.Default, Workspaces.Default, Sandbox.Default, pool)
   const sessions = Sessions.DefaultWithoutDependencies.pipe(Layer.provideMerge(core))
   const sweeper = Sweeper.DefaultWithoutDependencies.pipe(Layer.provideMerge(sessions))
   return Layer.mergeAll(options.sweeperLoop === false ? Layer.empty : SweeperLoop, WebhookDeliveryLoop, AppSecretsCheck, Auth.DefaultWithoutDependencies).pipe(
@@ -106,7 +107,7 @@ export const reportConfigError = <A, E, R>(self: Effect.Effect<A, E, R>) =>
       Effect.catchSomeDefect((defect) => {
         const line = defect instanceof LedgerUnavailable
           ? `CLAWDFORGE_DB: ${defect.message}`
-          : defect instanceof ListenFailed
+          : defect instanceof ListenFailed || defect instanceof SandboxUnavailable
           ? `${defect.variable}: ${defect.message}`
           : undefined
         return line === undefined ? Option.none() : Option.some(Effect.sync(() => {

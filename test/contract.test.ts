@@ -228,7 +228,7 @@ describe("pool", () => {
 
 describe("/run regression", () => {
   const cannedRunner = (reply: (request: RunRequest) => Effect.Effect<any, RunFailed>) =>
-    Layer.succeed(ClaudeRunner, ClaudeRunner.make({ run: reply }))
+    Layer.succeed(ClaudeRunner, ClaudeRunner.make({ run: (_app, request) => reply(request) }))
 
   it.scopedLive("success keeps exactly the v0.1 shape", () =>
     Effect.gen(function*() {

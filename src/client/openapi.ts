@@ -1369,6 +1369,13 @@ export interface components {
             ok: true;
             /** @description How many agents there are */
             count: number;
+            /**
+             * @description `bwrap`: every agent runs in a bubblewrap sandbox of its own; `off`: agents see the machine as the gateway's user does
+             * @enum {string}
+             */
+            sandbox: "bwrap" | "off";
+            /** @description Whether every agent runs in a cgroup with its memory, process and CPU limits */
+            limits: boolean;
             agents: components["schemas"]["AgentInfo"][];
         };
         /** @description An agent a session can run */
@@ -1504,6 +1511,13 @@ export interface components {
             pending_permissions: number;
             /** @description Active apps */
             apps: number;
+            /**
+             * @description `bwrap`: every agent runs in a bubblewrap sandbox of its own; `off`: agents see the machine as the gateway's user does
+             * @enum {string}
+             */
+            sandbox: "bwrap" | "off";
+            /** @description Whether every agent runs in a cgroup with its memory, process and CPU limits */
+            limits: boolean;
         };
         MinuteActivity: {
             /** @description The minute's start */

@@ -3,6 +3,7 @@ import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as HttpApiSecurity from "@effect/platform/HttpApiSecurity"
 import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
+import { AgentLimited, SandboxMode } from "./Agent.js"
 import { errorFields, NotFound, Unauthorized } from "./Errors.js"
 import { AppName, IntFromString, UnixSeconds } from "./Ids.js"
 import { PermissionRequest } from "./Permission.js"
@@ -215,5 +216,7 @@ export const Overview = Schema.Struct({
   cost_today_usd: Schema.Number.annotations({ description: "Every app's cost since 00:00 UTC" }),
   turns_today: Schema.Int.annotations({ description: "Turns that ended since 00:00 UTC" }),
   pending_permissions: Schema.Int,
-  apps: Schema.Int.annotations({ description: "Active apps" })
+  apps: Schema.Int.annotations({ description: "Active apps" }),
+  sandbox: SandboxMode,
+  limits: AgentLimited
 }).annotations({ identifier: "Overview", description: "The gateway at a glance" })

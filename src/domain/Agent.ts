@@ -39,8 +39,18 @@ export const AgentInfo = Schema.Struct({
 }).annotations({ identifier: "AgentInfo", description: "An agent a session can run" })
 export type AgentInfo = typeof AgentInfo.Type
 
+/** How agents are boxed on this gateway (`CLAWDFORGE_SANDBOX`, cgroups). */
+export const SandboxMode = Schema.Literal("bwrap", "off").annotations({
+  description: "`bwrap`: every agent runs in a bubblewrap sandbox of its own; `off`: agents see the machine as the gateway's user does"
+})
+export const AgentLimited = Schema.Boolean.annotations({
+  description: "Whether every agent runs in a cgroup with its memory, process and CPU limits"
+})
+
 export const AgentList = Schema.Struct({
   ok: Schema.Literal(true),
   count: Schema.Int.annotations({ description: "How many agents there are" }),
+  sandbox: SandboxMode,
+  limits: AgentLimited,
   agents: Schema.Array(AgentInfo)
 }).annotations({ identifier: "AgentList", description: "The agent registry" })

@@ -2,7 +2,7 @@ import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Effect, Layer } from "effect"
 import { Api, CurrentApp } from "../domain/Api.js"
-import { BadRequest } from "../domain/Errors.js"
+import { BadRequest, RunFailed } from "../domain/Errors.js"
 import type { AppName, SessionId } from "../domain/Ids.js"
 import { RunReply, type RunRequest } from "../domain/Run.js"
 import { SessionReply, TurnReply } from "../domain/Session.js"
@@ -11,6 +11,8 @@ import { AgentRegistry } from "../services/agents/AgentRegistry.js"
 import { ClaudeRunner } from "../services/agents/ClaudeRunner.js"
 import { scrapeMetrics } from "../services/observability/Metrics.js"
 import { AppLimits } from "../services/tenancy/AppLimits.js"
+import { AppSecrets } from "../services/tenancy/AppSecrets.js"
+import { Sandbox } from "../services/sandbox/Sandbox.js"
 import { Usage } from "../services/tenancy/Usage.js"
 import { rateLimitHeaders } from "./RateLimitHeaders.js"
 import { type AcceptedTurn, Sessions } from "../services/sessions/Sessions.js"
@@ -41,9 +43,14 @@ export const HealthLive = HttpApiBuilder.group(Api, "health", (handlers) =>
       .handle("getDocs", () => docs.docs())
   })).pipe(Layer.provide(Docs.Default))
 
+/** The app's environment cannot be opened (the message names the variable, never a value). */
+const appEnvUnreadable = (error: { readonly message: string }) =>
+  new RunFailed({ error: "spawn_failed", message: error.message, stderr: "", duration_ms: 0, stop_reason: "error" })
+
 export const RunLive = HttpApiBuilder.group(Api, "run", (handlers) =>
   Effect.gen(function*() {
     const runner = yield* ClaudeRunner
+    const secrets = yield* AppSecrets
     const limits = yield* AppLimits
     const usage = yield* Usage
     const idempotent = yield* makeIdempotent
@@ -52,8 +59,11 @@ export const RunLive = HttpApiBuilder.group(Api, "run", (handlers) =>
     const runFor = (app: AppName, payload: RunRequest) =>
       Effect.zipRight(
         limits.checkBudget(app),
-        runner.run(payload, (run) =>
-          Effect.zipRight(usage.recordRun(app, run).pipe(Effect.orDie), limits.addUsage(app, run.usage)))
+        Effect.flatMap(secrets.envFor(app).pipe(Effect.mapError(appEnvUnreadable)), (env) =>
+          runner.run(app, payload, {
+            env,
+            onRun: (run) => Effect.zipRight(usage.recordRun(app, run).pipe(Effect.orDie), limits.addUsage(app, run.usage))
+          }))
       )
     return handlers.handle("runPrompt", ({ headers, payload }) =>
       idempotent({
@@ -181,8 +191,15 @@ export const SessionsLive = HttpApiBuilder.group(Api, "sessions", (handlers) =>
 export const AgentsLive = HttpApiBuilder.group(Api, "agents", (handlers) =>
   Effect.gen(function*() {
     const registry = yield* AgentRegistry
+    const sandbox = yield* Sandbox
     return handlers.handle("listAgents", () =>
-      Effect.map(registry.list(), (agents) => ({ ok: true as const, count: agents.length, agents })))
+      Effect.map(registry.list(), (agents) => ({
+        ok: true as const,
+        count: agents.length,
+        sandbox: sandbox.mode,
+        limits: sandbox.limited,
+        agents
+      })))
   }))
 
 export const TenancyLive = HttpApiBuilder.group(Api, "tenancy", (handlers) =>

@@ -21,6 +21,8 @@ export const clusterEnv = (db: string, env: Record<string, string> = {}) => ({
   CLAWDFORGE_CLUSTER: "true",
   CLAWDFORGE_ADMIN_TOKEN: adminToken,
   CLAWDFORGE_WORKSPACE_ROOT: join(tempDir("clawdforge-cluster-"), "workspaces"),
+  // The scripted agent's log and pids must be the host's: the sandbox has tests of its own.
+  CLAWDFORGE_SANDBOX: "off",
   CLAWDFORGE_LOG_LEVEL: "warning",
   ...env
 })

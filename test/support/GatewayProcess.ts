@@ -58,6 +58,8 @@ export const startGateway = async (env: Record<string, string>, data = dataDir()
       // A temp folder of its own, removed with the test file's: what the gateway keeps there (the
       // egress proxy's sockets) goes too when a test SIGKILLs it.
       TMPDIR: tempDir("clawdforge-gw-tmp-"),
+      // The scripted agent's log and pids must be the host's: the sandbox has tests of its own.
+      CLAWDFORGE_SANDBOX: "off",
       ...env
     },
     stdio: ["ignore", "pipe", "pipe"]

@@ -24,6 +24,8 @@ export const testConfig = (overrides: Record<string, string> = {}) => {
       CLAWDFORGE_APP_TOKENS: `${appName}=${appToken},${otherApp}=${otherToken}`,
       CLAWDFORGE_WORKSPACE_ROOT: workspaces,
       CLAWDFORGE_SWEEP_INTERVAL_SECS: "3600",
+      // The scripted agent's log and pids must be the host's: the sandbox has tests of its own.
+      CLAWDFORGE_SANDBOX: "off",
       ...overrides
     }))
   )

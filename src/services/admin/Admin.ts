@@ -9,6 +9,7 @@ import type { AppLimitsSpec, UsageTotals } from "../../domain/Tenancy.js"
 import { AppConfig } from "../config/AppConfig.js"
 import { AppTokens } from "../ledger/AppTokens.js"
 import { Ledger } from "../ledger/Ledger.js"
+import { Sandbox } from "../sandbox/Sandbox.js"
 import { Sessions } from "../sessions/Sessions.js"
 import { AppLimits } from "../tenancy/AppLimits.js"
 import { Usage } from "../tenancy/Usage.js"
@@ -54,6 +55,7 @@ export class Admin extends Effect.Service<Admin>()("clawdforge/Admin", {
     const tokens = yield* AppTokens
     const limits = yield* AppLimits
     const usage = yield* Usage
+    const sandbox = yield* Sandbox
     const envApps = new Set(config.appTokens.map(([name]) => name))
 
     /** Any app's session, or 404. */
@@ -110,7 +112,9 @@ export class Admin extends Effect.Service<Admin>()("clawdforge/Admin", {
         cost_today_usd: today.totals.cost_usd,
         turns_today: today.totals.turns,
         pending_permissions: (yield* sessions.admin.pendingPermissions).length,
-        apps: apps.filter((app) => app.revoked_at === null).length
+        apps: apps.filter((app) => app.revoked_at === null).length,
+        sandbox: sandbox.mode,
+        limits: sandbox.limited
       }
     })
 

@@ -7,7 +7,7 @@ import { version } from "../../version.js"
 import { spanWhenTraced } from "../observability/Spans.js"
 import type { AcpMessage, AgentSettings } from "../../domain/Session.js"
 import { filesNote, parseJsonLine } from "./AcpMessages.js"
-import type { AgentDriver, AgentHandle, AgentLaunch, PromptInput } from "./AgentDriver.js"
+import type { AgentDriver, AgentHandle, PromptInput, SandboxedLaunch } from "./AgentDriver.js"
 import { AcpRequestError, makeAcpConnection, PROTOCOL_VERSION } from "./AcpConnection.js"
 import { spawnAgentProcess } from "./AgentProcess.js"
 import { answerPermission } from "./Permissions.js"
@@ -45,7 +45,7 @@ export const promptBlocks = (input: PromptInput, cwd: string): Array<ContentBloc
 }
 
 /** Starts the agent of one session: spawn, `initialize`, then `session/new` or a resume. */
-const start = Effect.fn("AcpDriver.start")(function*(launch: AgentLaunch) {
+const start = Effect.fn("AcpDriver.start")(function*(launch: SandboxedLaunch) {
   const prefix = `agent "${launch.agentName}": `
   const failed = (
     message: string,
@@ -87,9 +87,10 @@ const start = Effect.fn("AcpDriver.start")(function*(launch: AgentLaunch) {
       launch.requests === undefined ? { action: "decline" } : launch.requests.elicitation(request)
   })
 
-  const agentProcess = yield* spawnAgentProcess(launch.agent.command, {
-    cwd: launch.cwd,
-    env: launch.agent.env,
+  const plan = yield* launch.plan(launch.agent.command)
+  const agentProcess = yield* spawnAgentProcess(plan.argv, {
+    cwd: plan.cwd,
+    env: plan.env,
     onLine: (line) => {
       const message = parseJsonLine(line)
       if (message === undefined || connectionClosed) return
@@ -118,7 +119,10 @@ const start = Effect.fn("AcpDriver.start")(function*(launch: AgentLaunch) {
             ? yield* Effect.option(Effect.timeout(agentProcess.exited, killGrace))
             : Option.none()
           const exited = Option.match(exit, { onNone: () => "", onSome: (code) => ` (exit code ${code})` })
-          return yield* failed(`${label} failed: ${reason}${exited}`, { error, stderr: agentProcess.stderr() })
+          // The kernel's reason (its memory limit) says more than the exit code.
+          const note = Option.isSome(exit) ? yield* plan.deathNote : undefined
+          const why = note === undefined ? `${reason}${exited}` : `${note}${exited}`
+          return yield* failed(`${label} failed: ${why}`, { error, stderr: agentProcess.stderr() })
         })
       )
     )

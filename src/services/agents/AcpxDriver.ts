@@ -1,16 +1,14 @@
-import { Command, CommandExecutor } from "@effect/platform"
-import { NodeContext } from "@effect/platform-node"
+import { Command } from "@effect/platform"
 import { Deferred, Duration, Effect, Either, ExecutionStrategy, Exit, Fiber, Option, Schedule, Scope, Stream } from "effect"
-import { mkdir } from "node:fs/promises"
 import { createRequire } from "node:module"
-import { resolve } from "node:path"
 import { AgentFailed } from "../../domain/Errors.js"
 import type { AcpMessage, PermissionMode } from "../../domain/Session.js"
 import { extractStopReason, formatPromptWithFiles, messageMethod, parseJsonLine, parseNdjson } from "./AcpMessages.js"
-import type { AgentDriver, AgentHandle, AgentLaunch, PromptInput, TurnOutcome } from "./AgentDriver.js"
+import type { AgentDriver, AgentHandle, PromptInput, SandboxedLaunch, TurnOutcome } from "./AgentDriver.js"
 import { noSettings, planSettings } from "./AgentSettings.js"
 import { UsageMeter } from "./UsageMeter.js"
 import { AppConfig } from "../config/AppConfig.js"
+import { execServerPath, startSandboxExecutor } from "../sandbox/SandboxExecutor.js"
 
 /**
  * The acpx CLI of the pinned npm package; never `npx`, which could fetch another version.
@@ -83,34 +81,30 @@ const isNoSession = (messages: ReadonlyArray<AcpMessage>) =>
  */
 export class AcpxDriver extends Effect.Service<AcpxDriver>()("clawdforge/AcpxDriver", {
   effect: Effect.gen(function*() {
-    const executor = yield* CommandExecutor.CommandExecutor
     const config = yield* AppConfig
-    // acpx keeps its state and sockets under $HOME/.acpx: give it its own home, beside the
-    // workspaces, so it never sees (or touches) the user's own acpx sessions.
-    const acpxHome = resolve(config.workspaceRoot, "..", "acpx-home")
-    yield* Effect.promise(() => mkdir(acpxHome, { recursive: true }))
     // The queue owner exits after this long idle: a session idle that long is swept anyway,
     // and after a gateway crash no owner outlives it.
     const ttlSecs = String(Math.ceil(Duration.toSeconds(config.sessionTtl)))
 
-    const start = Effect.fn("AcpxDriver.start")(function*(launch: AgentLaunch) {
+    const start = Effect.fn("AcpxDriver.start")(function*(launch: SandboxedLaunch) {
       const name = launch.sessionId
       const failed = (message: string, extra?: { stderr?: string; events?: ReadonlyArray<AcpMessage> }) =>
         new AgentFailed({ message: `agent "${launch.agentName}": ${message}`, ...extra })
 
-      // HOME points acpx at its own state; the agent itself gets the user's HOME back (its
-      // credentials live there), through `env`, which acpx spawns like any command.
-      const agentHome = launch.agent.env["HOME"] ?? process.env["HOME"]
-      const agentArgv = agentHome === undefined
-        ? launch.agent.command
-        : ["env", `HOME=${agentHome}`, ...launch.agent.command]
+      // Every acpx command of the session runs in its one sandbox, through a small exec server that
+      // lives as long as the session: acpx's detached queue owner (and the agent it starts) stays there
+      // between turns, and goes with it. acpx keeps its state under HOME, the app's own.
+      const plan = yield* launch.plan([process.execPath, execServerPath], launch.agent.command)
+      const executor = yield* startSandboxExecutor(plan).pipe(
+        Effect.mapError((error) => failed(`could not start its sandbox: ${error.message}`))
+      )
       const globalArgs = [
         "--format",
         "json",
         "--cwd",
         launch.cwd,
         "--agent",
-        agentCommandLine(agentArgv),
+        agentCommandLine(launch.agent.command),
         "--ttl",
         ttlSecs,
         permissionFlag[launch.permissionMode],
@@ -121,7 +115,7 @@ export class AcpxDriver extends Effect.Service<AcpxDriver>()("clawdforge/AcpxDri
       // The queue owner that acpx spawns inherits this environment, and the agent inherits it from there.
       const acpx = (...args: ReadonlyArray<string>) =>
         Command.make(process.execPath, acpxBin, ...globalArgs, ...args).pipe(
-          Command.env({ ...launch.agent.env, HOME: acpxHome }),
+          Command.env(plan.env),
           Command.workingDirectory(launch.cwd)
         )
 
@@ -165,9 +159,9 @@ export class AcpxDriver extends Effect.Service<AcpxDriver>()("clawdforge/AcpxDri
         const status = yield* runOnce("status", "status", "-s", name).pipe(Effect.timeout(cancelTimeout), Effect.option)
         const owner = Option.flatMapNullable(status, (run) =>
           run.messages.find((m) => m["action"] === "status_snapshot" && m["status"] === "alive")?.["pid"])
+        // The pid is the sandbox's own: only a process inside it may signal it.
         if (Option.isSome(owner) && typeof owner.value === "number") {
-          const pid = owner.value
-          yield* Effect.try(() => process.kill(pid, "SIGTERM"))
+          yield* executor.exitCode(Command.make("kill", "-TERM", String(owner.value))).pipe(Effect.ignore)
         }
       }).pipe(Effect.ignore)
 
@@ -338,5 +332,5 @@ export class AcpxDriver extends Effect.Service<AcpxDriver>()("clawdforge/AcpxDri
 
     return { start } as const satisfies AgentDriver
   }),
-  dependencies: [AppConfig.Default, NodeContext.layer]
+  dependencies: [AppConfig.Default]
 }) {}

@@ -7,10 +7,12 @@ import type {
 import type { Effect, Option, Scope } from "effect"
 import type { AgentCapabilities, AgentDefinition } from "../../domain/Agent.js"
 import type { AgentFailed, InvalidConfig } from "../../domain/Errors.js"
-import type { SessionId } from "../../domain/Ids.js"
+import type { AppName, SessionId } from "../../domain/Ids.js"
 import type { AcpMessage, AgentSettings, PermissionMode } from "../../domain/Session.js"
 import type { SettingsState } from "./AgentSettings.js"
 import type { TurnUsage } from "../../domain/Turn.js"
+import type { AgentNetwork } from "../config/AppConfig.js"
+import type { LaunchPlan } from "../sandbox/Sandbox.js"
 
 /** Who answers what the agent asks of its client: at once (a policy) or later (a person). */
 export interface AgentRequests {
@@ -20,6 +22,7 @@ export interface AgentRequests {
 
 /** Everything a driver needs to start the agent of one session. */
 export interface AgentLaunch {
+  readonly app: AppName
   readonly sessionId: SessionId
   readonly agentName: string
   readonly agent: AgentDefinition
@@ -29,6 +32,17 @@ export interface AgentLaunch {
   readonly resume: Option.Option<string>
   /** Answers the agent's permission requests and elicitations; by default the permission mode's policy. */
   readonly requests?: AgentRequests | undefined
+  /** The app's own network rule (its `network` limit); none: the gateway's. */
+  readonly network?: AgentNetwork | undefined
+}
+
+/** A launch as a driver gets it: with the way its processes start (in the session's sandbox). */
+export interface SandboxedLaunch extends AgentLaunch {
+  /** How `command` starts for this session: sandboxed, limited, with the agent's environment, until the scope closes. */
+  readonly plan: (
+    command: ReadonlyArray<string>,
+    programs?: ReadonlyArray<string>
+  ) => Effect.Effect<LaunchPlan, AgentFailed, Scope.Scope>
 }
 
 export interface PromptInput {
@@ -68,5 +82,5 @@ export interface AgentHandle {
 
 /** What every driver (native ACP, acpx CLI) provides. */
 export interface AgentDriver {
-  readonly start: (launch: AgentLaunch) => Effect.Effect<AgentHandle, AgentFailed, Scope.Scope>
+  readonly start: (launch: SandboxedLaunch) => Effect.Effect<AgentHandle, AgentFailed, Scope.Scope>
 }

@@ -18,7 +18,7 @@ export interface AgentProcess {
 }
 
 /**
- * Spawns `command` in a process group of its own (an agent may start children of its own), with
+ * Spawns `command` with exactly `env` in a process group of its own (an agent may start children of its own), with
  * `onLine` called for every line it prints on stdout and `onClose` once stdout ends or the
  * process exits. Closing the scope sends SIGTERM to the group, and SIGKILL if it is still
  * running after a grace period.
@@ -43,7 +43,8 @@ export const spawnAgentProcess = (
       Effect.async<ReturnType<typeof spawn>, Error>((resume) => {
         const child = spawn(bin!, args, {
           cwd: options.cwd,
-          env: { ...process.env, ...options.env },
+          // Exactly what the launch plan says: nothing of the gateway's own environment.
+          env: options.env,
           stdio: ["pipe", "pipe", "pipe"],
           detached: true
         })

@@ -1,9 +1,14 @@
 import { Command, CommandExecutor } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { Duration, Effect, Option, Stream } from "effect"
+import { randomBytes } from "node:crypto"
+import { mkdir, rm } from "node:fs/promises"
+import { join, resolve } from "node:path"
+import type { AppName } from "../../domain/Ids.js"
 import { RunFailed } from "../../domain/Errors.js"
 import type { RunReply, RunRequest } from "../../domain/Run.js"
 import { AppConfig } from "../config/AppConfig.js"
+import { Sandbox } from "../sandbox/Sandbox.js"
 import { claudeRunUsage, type RunRecord } from "../tenancy/Usage.js"
 
 const defaultTimeout = Duration.minutes(10)
@@ -50,14 +55,37 @@ const collect = (stream: Stream.Stream<Uint8Array, unknown>, limit: number) =>
 /** `POST /run`: one `claude -p` job as a child process, in the v0.1 reply shape. */
 export class ClaudeRunner extends Effect.Service<ClaudeRunner>()("clawdforge/ClaudeRunner", {
   effect: Effect.gen(function*() {
-    const { claudeBin } = yield* AppConfig
+    const { claudeBin, workspaceRoot } = yield* AppConfig
     const executor = yield* CommandExecutor.CommandExecutor
+    const sandbox = yield* Sandbox
 
-    /** Runs one job; `onRun` hears what it used (as claude printed it) once it is over. */
+    /**
+     * A throwaway workspace of the app's for one job (`<root>/<app>/.run-<id>`), removed when it ends;
+     * claude runs there in a sandbox of its own, as a session's agent would.
+     */
+    const runWorkspace = (app: AppName) =>
+      Effect.acquireRelease(
+        Effect.promise(async () => {
+          const dir = join(resolve(workspaceRoot), app, `.run-${randomBytes(9).toString("base64url")}`)
+          await mkdir(dir, { recursive: true })
+          return dir
+        }),
+        (dir) => Effect.promise(() => rm(dir, { recursive: true, force: true }))
+      )
+
+    /**
+     * Runs one job of `app`'s, with the app's agent environment `env`; `onRun` hears what it used (as
+     * claude printed it) once it is over.
+     */
     const run = Effect.fn("ClaudeRunner.run")(function*(
+      app: AppName,
       request: RunRequest,
-      onRun?: (run: RunRecord) => Effect.Effect<void>
+      options: {
+        readonly env: Readonly<Record<string, string>>
+        readonly onRun?: ((run: RunRecord) => Effect.Effect<void>) | undefined
+      }
     ) {
+      const onRun = options.onRun
       const args = ["-p", request.prompt, "--output-format", "json"]
       if (request.model !== undefined) args.push("--model", request.model)
       if (request.system_prompt !== undefined) args.push("--system-prompt", request.system_prompt)
@@ -69,7 +97,18 @@ export class ClaudeRunner extends Effect.Service<ClaudeRunner>()("clawdforge/Cla
 
       const outcome = yield* Effect.scoped(
         Effect.gen(function*() {
-          const process = yield* executor.start(Command.make(claudeBin, ...args).pipe(Command.feed("")))
+          const cwd = yield* runWorkspace(app)
+          const plan = yield* sandbox.launch({ app, name: `run-${randomBytes(6).toString("hex")}`, command: [claudeBin, ...args], cwd, env: options.env }).pipe(
+            Effect.mapError((error) => fail("spawn_failed", error.message, ""))
+          )
+          const [bin, ...rest] = plan.argv
+          const process = yield* executor.start(
+            Command.make(bin!, ...rest).pipe(
+              Command.env(plan.env, { extendEnv: false }),
+              Command.workingDirectory(plan.cwd),
+              Command.feed("")
+            )
+          )
           const [stdout, stderr, exitCode] = yield* Effect.all([
             collect(process.stdout, 16 * 1024 * 1024),
             collect(process.stderr, stderrLimit),
@@ -122,5 +161,5 @@ export class ClaudeRunner extends Effect.Service<ClaudeRunner>()("clawdforge/Cla
 
     return { run } as const
   }),
-  dependencies: [AppConfig.Default, NodeContext.layer]
+  dependencies: [AppConfig.Default, NodeContext.layer, Sandbox.Default]
 }) {}

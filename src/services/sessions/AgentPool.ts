@@ -1,10 +1,10 @@
-import { NodeContext } from "@effect/platform-node"
-import { Effect, Layer, Ref } from "effect"
+import { Effect, Ref } from "effect"
 import { PoolFull } from "../../domain/Errors.js"
 import { AcpDriver } from "../agents/AcpDriver.js"
-import type { AgentLaunch } from "../agents/AgentDriver.js"
+import type { AgentLaunch, SandboxedLaunch } from "../agents/AgentDriver.js"
 import { AgentRegistry } from "../agents/AgentRegistry.js"
 import { AppConfig } from "../config/AppConfig.js"
+import { Sandbox } from "../sandbox/Sandbox.js"
 
 /**
  * The bounded pool of live agents. A slot is held by a scope (a session's lifetime)
@@ -21,13 +21,16 @@ export class AgentPool extends Effect.Service<AgentPool>()("clawdforge/AgentPool
       Effect.promise(() => import("../agents/AcpxDriver.js")).pipe(
         Effect.flatMap(({ AcpxDriver }) =>
           AcpxDriver.pipe(
-            Effect.provide(AcpxDriver.DefaultWithoutDependencies.pipe(Layer.provide(NodeContext.layer))),
+            Effect.provide(AcpxDriver.DefaultWithoutDependencies),
             Effect.provideService(AppConfig, config)
           )
         )
       )
     )
+    const sandbox = yield* Sandbox
     const taken = yield* Ref.make(0)
+    // Each start of an agent (a session's agent restarts after a crash) gets a cgroup of its own.
+    let starts = 0
 
     const reserve = Effect.acquireRelease(
       Ref.modify(taken, (n) => n < capacity ? [true, n + 1] : [false, n]).pipe(
@@ -40,8 +43,17 @@ export class AgentPool extends Effect.Service<AgentPool>()("clawdforge/AgentPool
     ).pipe(Effect.asVoid, Effect.withSpan("AgentPool.reserve"))
 
     // Every start teaches the registry what the agent declared (`GET /agents`).
-    const start = (launch: AgentLaunch) => Effect.tap(startWith(launch), (handle) => registry.learn(launch.agentName, handle.capabilities))
-    const startWith = (launch: AgentLaunch) => {
+    const start = (launch: AgentLaunch) =>
+      Effect.tap(startWith(sandboxed(launch)), (handle) => registry.learn(launch.agentName, handle.capabilities))
+    const sandboxed = (launch: AgentLaunch): SandboxedLaunch => {
+      const name = `${launch.sessionId}-${++starts}`
+      return {
+        ...launch,
+        plan: (command, programs) =>
+          sandbox.launch({ app: launch.app, name, command, programs, cwd: launch.cwd, env: launch.agent.env, network: launch.network })
+      }
+    }
+    const startWith = (launch: SandboxedLaunch) => {
       switch (launch.agent.driver) {
         case "acp":
           return acp.start(launch)
@@ -52,5 +64,5 @@ export class AgentPool extends Effect.Service<AgentPool>()("clawdforge/AgentPool
 
     return { capacity, live: Ref.get(taken), reserve, start } as const
   }),
-  dependencies: [AppConfig.Default, AcpDriver.Default, AgentRegistry.Default]
+  dependencies: [AppConfig.Default, AcpDriver.Default, AgentRegistry.Default, Sandbox.Default]
 }) {}

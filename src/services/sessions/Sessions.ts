@@ -281,6 +281,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
       resume: Option.Option<string>,
       desk: PermissionDesk
     ): AgentLaunch => ({
+      app: session.app_name,
       sessionId: session.session_id,
       agentName: session.agent,
       agent: definition,
@@ -289,6 +290,18 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
       resume,
       requests: session.permission_mode === "ask" ? desk : policyRequests(session.session_id, session.permission_mode)
     })
+
+    /** The launch with the app's own network rule (its `network` limit), read when the agent starts. */
+    const launchFor = (
+      session: Session,
+      definition: AgentDefinition,
+      resume: Option.Option<string>,
+      desk: PermissionDesk
+    ) =>
+      Effect.map(limits.networkFor(session.app_name), (network): AgentLaunch => ({
+        ...launchOf(session, definition, resume, desk),
+        network: Option.getOrUndefined(network)
+      }))
 
     /** The registry's entry with the app's own agent environment (`clawdforge apps env`) over its env. */
     const withAppEnv = (session: Session, definition: AgentDefinition) =>
@@ -416,7 +429,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
           const scope = yield* Scope.fork(slot, ExecutionStrategy.sequential)
           const previous = Option.some(agent.handle.agentSessionId)
           const handle = yield* withAppEnv(session, definition).pipe(
-            Effect.flatMap((agent) => pool.start(launchOf(session, agent, previous, state.desk))),
+            Effect.flatMap((agent) => Effect.flatMap(launchFor(session, agent, previous, state.desk), pool.start)),
             Scope.extend(scope),
             Effect.tapError(() => Scope.close(scope, Exit.void))
           )
@@ -562,7 +575,9 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
               Effect.zipRight(pool.reserve),
               Scope.extend(slot),
               Effect.zipRight(withAppEnv(session, definition)),
-              Effect.flatMap((agent) => pool.start(launchOf(session, agent, resume, desk)).pipe(Scope.extend(agentScope)))
+              Effect.flatMap((agent) =>
+                Effect.flatMap(launchFor(session, agent, resume, desk), pool.start).pipe(Scope.extend(agentScope))
+              )
             )
           ).pipe(Effect.exit)
           if (Exit.isFailure(started)) {
