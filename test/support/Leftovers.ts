@@ -7,7 +7,7 @@
  * sockets there whatever TMPDIR says), and processes still running in the run (gateways, agents,
  * acpx queue owners: those are killed). Then it removes the folder, whatever the run did.
  */
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs"
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 
@@ -81,6 +81,9 @@ export default function setup() {
     existing.projects++
   } else {
     const folder = mkdtempSync(join(tmpdir(), "clawdforge-run-"))
+    // Others may pass through, as through /tmp, to the folders they are given in it (the test
+    // PostgreSQL server runs as nobody, sandboxed agents as users of their own); none may list it.
+    chmodSync(folder, 0o711)
     shared[key] = { folder, previousTmpdir: process.env.TMPDIR, acpxBefore: acpxFolders(), projects: 1 }
     process.env.TMPDIR = folder
   }
