@@ -13,6 +13,7 @@ import { homedir } from "node:os"
 import { join } from "node:path"
 import { beforeAll } from "vitest"
 import { AgentPool } from "../src/services/sessions/AgentPool.js"
+import { bwrapAvailable } from "./support/Bubblewrap.js"
 import { appToken, layerTestGateway, request } from "./support/TestGateway.js"
 import { tempDir } from "./support/TempDirs.js"
 
@@ -54,11 +55,15 @@ const gateway = (env: Record<string, string>) =>
   layerTestGateway({
     pool: AgentPool.Default,
     config: {
+      // In its sandbox, as users run it (bubblewrap, when this machine has it).
+      CLAWDFORGE_SANDBOX: sandbox,
       CLAWDFORGE_AGENTS: JSON.stringify({
         claude: { command: [adapterBin], env: { HOME: tempDir("clawdforge-claude-home-"), ...env } }
       })
     }
   })
+
+const sandbox = bwrapAvailable ? "bwrap" : "off"
 
 describe("the real Claude ACP adapter, without credentials", () => {
   it.scopedLive("create works, a turn asks for authentication, and close leaves no adapter process", () =>
@@ -82,6 +87,7 @@ describe("the real Claude ACP adapter, without credentials", () => {
       expect(refused.body.offered["model"]).toEqual(models)
 
       const agents = yield* request("GET", "/agents", { token: appToken })
+      expect(agents.body.sandbox).toBe(sandbox)
       const claude = agents.body.agents.find((a: any) => a.name === "claude")
       expect(claude).toMatchObject({ available: true, capabilities: { load_session: true, resume: true, close: true } })
 
