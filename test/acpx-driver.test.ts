@@ -12,14 +12,14 @@ import { AgentPool } from "../src/services/sessions/AgentPool.js"
 import { acpxBin, agentCommandLine } from "../src/services/agents/AcpxDriver.js"
 import { scriptedAgentPath } from "../src/services/agents/AgentRegistry.js"
 import { agentLogFile, agentText, isAlive, startedPids } from "./support/ScriptedAgent.js"
-import { appToken, layerTestGateway, request } from "./support/TestGateway.js"
+import { appName, appToken, layerTestGateway, request } from "./support/TestGateway.js"
 import { tempDir } from "./support/TempDirs.js"
 
 // An argument the agent ignores, to prove the registry argv reaches it intact through `--agent`.
 const oddArg = `an arg with spaces, 'single' and "double" quotes, a \\ backslash and $HOME`
 const agentArgv = [process.execPath, scriptedAgentPath, oddArg]
 
-/** A gateway whose data folder is its own temp dir: acpx's HOME is `<dir>/acpx-home`. */
+/** A gateway whose data folder is its own temp dir: acpx's HOME, and its agent's, is the app's (`<workspaces>/app-a/.home`). */
 const acpxGateway = (log: string, config: Record<string, string> = {}) => {
   const data = tempDir("clawdforge-acpx-")
   const layer = layerTestGateway({
@@ -32,7 +32,7 @@ const acpxGateway = (log: string, config: Record<string, string> = {}) => {
       ...config
     }
   })
-  return { layer, acpxHome: join(data, "acpx-home") }
+  return { layer, acpxHome: join(data, "workspaces", appName, ".home") }
 }
 
 const create = (body: Record<string, unknown> = {}) =>
@@ -87,10 +87,10 @@ describe("the acpx driver", () => {
       })
       expect(agentText(events)).toBe("echo: hello acpx")
 
-      // The registry argv reached the agent intact, and the agent kept the user's HOME.
+      // The registry argv reached the agent intact, and the agent has its app's HOME.
       const [agentPid] = startedPids(log).slice(-1)
       expect(readFileSync(`/proc/${agentPid}/cmdline`, "utf8").split("\0").slice(0, -1)).toEqual(agentArgv)
-      expect(environOf(agentPid!)).toContain(`HOME=${process.env["HOME"]}`)
+      expect(environOf(agentPid!)).toContain(`HOME=${acpxHome}`)
 
       const second = yield* turn(sid, { prompt: "history" })
       expect(second.status).toBe(200)
@@ -181,7 +181,7 @@ describe("the acpx driver", () => {
       expect((yield* turn(sid, { prompt: "remember me" })).status).toBe(200)
 
       // Someone closes the named session behind the gateway's back.
-      const agent = agentCommandLine(["env", `HOME=${process.env["HOME"]}`, ...agentArgv])
+      const agent = agentCommandLine(agentArgv)
       // Not execFileSync: the gateway under test shares this event loop, and blocking it for seconds
       // lets its keep-alive timer close the client's socket just as the next request goes out.
       yield* Effect.promise(() =>

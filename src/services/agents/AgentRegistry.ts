@@ -37,16 +37,6 @@ export class AgentRegistry extends Effect.Service<AgentRegistry>()("clawdforge/A
     const agents = { ...builtinAgents(), ...config.agents }
     const names = Object.keys(agents).sort()
 
-    // Claude Code (through claude-agent-acp 0.49 at least) refuses to run as root unless told it is
-    // sandboxed; its adapter then fails every `session/new`. Say so once, where an operator will look.
-    const claude = agents["claude"]
-    if (process.getuid?.() === 0 && claude !== undefined && !process.env["IS_SANDBOX"] && !claude.env["IS_SANDBOX"]) {
-      yield* Effect.logWarning(
-        "clawdforge runs as root: Claude Code refuses to start as root unless IS_SANDBOX=1 is in its environment " +
-          "(claude-agent-acp 0.49 and others); set it in the `claude` agent's env (CLAWDFORGE_AGENTS) or the gateway's"
-      )
-    }
-
     const lookup = Effect.fn("AgentRegistry.lookup")(function*(name: string) {
       return yield* Option.match(Record.get(agents, name), {
         onNone: () =>
