@@ -4,10 +4,11 @@
  * declined when nobody can answer them, and an agent's error data reaching the caller. The
  * scripted ACP agent runs as a real child process behind a real loopback server.
  */
+import { createHash } from "node:crypto"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { Ledger } from "../src/services/ledger/Ledger.js"
-import { startGateway } from "./support/GatewayProcess.js"
+import { api, startGateway } from "./support/GatewayProcess.js"
 import { agentLogFile, agentText, isAlive, readAgentLog, startedPids } from "./support/ScriptedAgent.js"
 import { appToken, layerScriptedGateway, request } from "./support/TestGateway.js"
 
@@ -120,15 +121,18 @@ describe("permission requests in the audit trail", () => {
 })
 
 describe("running as root", () => {
-  it("a gateway running as root warns once that Claude Code needs IS_SANDBOX=1, and not when it is set", async () => {
-    const warning = "Claude Code refuses to start as root"
-    const bare = await startGateway({ IS_SANDBOX: "" })
-    await bare.stop()
-    // Once as root (as CI and containers run); never otherwise.
-    expect(bare.output().split(warning)).toHaveLength(process.getuid?.() === 0 ? 2 : 1)
-    const sandboxed = await startGateway({ IS_SANDBOX: "1" })
-    await sandboxed.stop()
-    expect(sandboxed.output()).not.toContain(warning)
+  it("agents of a gateway running as root hear IS_SANDBOX=1 from it (Claude Code needs it); otherwise they do not", async () => {
+    const gateway = await startGateway({ IS_SANDBOX: "" })
+    try {
+      const created = await api(gateway, "POST", "/sessions", { agent: "echo" })
+      expect(created.status).toBe(200)
+      const said = await api(gateway, "POST", `/sessions/${created.body.session_id}/turn`, { prompt: "env IS_SANDBOX" })
+      expect(agentText(said.body.events)).toBe(
+        process.getuid?.() === 0 ? `env: IS_SANDBOX sha256:${createHash("sha256").update("1").digest("hex").slice(0, 16)}` : "env: IS_SANDBOX unset"
+      )
+    } finally {
+      await gateway.stop()
+    }
   }, 30_000)
 })
 
