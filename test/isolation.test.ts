@@ -11,7 +11,7 @@ import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { bwrapAvailable } from "./support/Bubblewrap.js"
-import { api, dataDir, type GatewayProcess, startGateway } from "./support/GatewayProcess.js"
+import { api, dataDir, freePort, type GatewayProcess, runGatewayToExit, startGateway } from "./support/GatewayProcess.js"
 import { ledgerIn } from "./support/Ledgers.js"
 import { until } from "./support/Poll.js"
 import { probeResult } from "./support/Probe.js"
@@ -301,5 +301,43 @@ console.log(JSON.stringify({ type: "result", subtype: "success", is_error: false
     expect(seen.cwd.startsWith(join(data, "workspaces", appName, ".run-"))).toBe(true)
     // The throwaway workspace is gone with the run.
     expect(readdirSync(join(data, "workspaces", appName)).filter((entry) => entry.startsWith(".run-"))).toEqual([])
+  })
+})
+
+describe("with the sandbox off", () => {
+  let gateway: GatewayProcess
+  let data: string
+
+  beforeAll(async () => {
+    data = dataDir()
+    gateway = await startGateway({ CLAWDFORGE_SANDBOX: "off", CLAWDFORGE_ADMIN_TOKEN: adminToken, CLAWDFORGE_SECRET_KEY: secretKey }, data)
+  }, 60_000)
+  afterAll(async () => {
+    await gateway?.stop()
+    if (data !== undefined) rmSync(data, { recursive: true, force: true })
+  })
+
+  it("the environment is still clean and the HOME still the app's; start-up warns and GET /agents says so", async () => {
+    const created = await api(gateway, "POST", "/sessions", { agent: "echo" })
+    expect(created.status).toBe(200)
+    const reply = await api(gateway, "POST", `/sessions/${created.body.session_id}/turn`, { prompt: "probe env" })
+    const env = probeResult(reply.body.events)
+    expect((env["names"] as Array<string>).filter((name) => name.startsWith("CLAWDFORGE_"))).toEqual([])
+    expect((env["values"] as Record<string, string>)["HOME"]).toBe(join(data, "workspaces", appName, ".home"))
+    expect((await api(gateway, "GET", "/agents")).body).toMatchObject({ sandbox: "off" })
+    expect(gateway.output()).toMatch(/agents run unsandboxed \(CLAWDFORGE_SANDBOX=off\)/)
+  })
+
+  it("what needs the sandbox stops start-up with one line", async () => {
+    const port = async () => String(await freePort())
+    const noBwrap = await runGatewayToExit({ CLAWDFORGE_SANDBOX: "bwrap", PATH: "/nonexistent", CLAWDFORGE_PORT: await port() })
+    expect(noBwrap.code).toBe(1)
+    expect(noBwrap.stderr.trim()).toBe("clawdforge: CLAWDFORGE_SANDBOX: bwrap: cannot sandbox agents here (bwrap (bubblewrap) is not installed)")
+    const noNetwork = await runGatewayToExit({ CLAWDFORGE_SANDBOX: "off", CLAWDFORGE_AGENT_NETWORK: "none", CLAWDFORGE_PORT: await port() })
+    expect(noNetwork.code).toBe(1)
+    expect(noNetwork.stderr.trim()).toMatch(/^clawdforge: CLAWDFORGE_AGENT_NETWORK: none needs the sandbox, which is off/)
+    const badNetwork = await runGatewayToExit({ CLAWDFORGE_AGENT_NETWORK: "allow:bad host", CLAWDFORGE_PORT: await port() })
+    expect(badNetwork.code).toBe(1)
+    expect(badNetwork.stderr.trim()).toMatch(/^clawdforge: invalid configuration: CLAWDFORGE_AGENT_NETWORK: /)
   })
 })
