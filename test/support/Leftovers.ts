@@ -44,8 +44,8 @@ const processesIn = (folder: string) => {
         cwd === folder || cwd.startsWith(`${folder}/`)
       if (!inRun) continue
       const command = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ").trim()
-      // vitest's own workers end after the teardown.
-      if (command.includes("/node_modules/vitest/") || command.includes("/node_modules/tinypool/")) continue
+      // vitest's own workers (titled `node (vitest 1)`) and transformer end after the teardown.
+      if (/\(vitest \d+\)/.test(command) || /\/node_modules\/(vitest|tinypool|esbuild|@esbuild)\//.test(command)) continue
       found.push({ pid, command })
     } catch {
       // gone meanwhile, or not ours to read
