@@ -4,18 +4,14 @@ import { HttpLive } from "./http/Server.js"
 import { AgentPool } from "./services/sessions/AgentPool.js"
 import { AgentRegistry } from "./services/agents/AgentRegistry.js"
 import { AppConfig, describeConfigError, ListenFailed } from "./services/config/AppConfig.js"
-import { AppTokens } from "./services/ledger/AppTokens.js"
 import { Auth } from "./services/tenancy/Auth.js"
-import { AppLimits } from "./services/tenancy/AppLimits.js"
 import type { SharedLimits } from "./services/tenancy/SharedLimits.js"
-import { AppSecrets, AppSecretsCheck } from "./services/tenancy/AppSecrets.js"
-import { Usage } from "./services/tenancy/Usage.js"
+import { AppSecretsCheck } from "./services/tenancy/AppSecrets.js"
 import { WebhookDeliveryLoop } from "./services/tenancy/WebhookDelivery.js"
-import { Webhooks } from "./services/tenancy/Webhooks.js"
 import { ClaudeRunner } from "./services/agents/ClaudeRunner.js"
-import { DatabaseLive, LedgerUnavailable } from "./services/ledger/Database.js"
+import { layerLedger } from "./services/ledger/LedgerLive.js"
+import { LedgerUnavailable } from "./services/ledger/LedgerUnavailable.js"
 import { IdempotencyKeys } from "./services/ledger/IdempotencyKeys.js"
-import { Ledger } from "./services/ledger/Ledger.js"
 import { Sessions, SessionsDrain } from "./services/sessions/Sessions.js"
 import { Sweeper, SweeperLoop } from "./services/sessions/Sweeper.js"
 import { LoggingLive, TracingLive } from "./services/observability/Telemetry.js"
@@ -37,18 +33,11 @@ export const layerServices = <EP, RP, ER, RR>(
     readonly sharedLimits?: Layer.Layer<SharedLimits, ConfigError.ConfigError, SqlClient.SqlClient | AppConfig>
   } = {}
 ) => {
-  // One SqlClient for the ledger, the app tokens, the idempotency keys and the webhooks (one connection even for `:memory:`).
-  const ledger = Layer.mergeAll(
-    Ledger.DefaultWithoutDependencies,
-    AppTokens.DefaultWithoutDependencies,
-    IdempotencyKeys.DefaultWithoutDependencies,
-    // Webhooks' signing secrets are sealed with the apps' environments.
-    Webhooks.DefaultWithoutDependencies.pipe(Layer.provideMerge(AppSecrets.DefaultWithoutDependencies)),
-    AppLimits.DefaultWithoutDependencies.pipe(
-      Layer.provideMerge(Usage.DefaultWithoutDependencies),
-      Layer.provide(options.sharedLimits ?? Layer.empty)
-    )
-  ).pipe(Layer.provideMerge(DatabaseLive), Layer.provide(AppConfig.Default))
+  // The idempotency keys (with their expiry loop) are the gateway's own: the admin CLI opens the ledger without them.
+  const ledger = IdempotencyKeys.DefaultWithoutDependencies.pipe(
+    Layer.provideMerge(layerLedger({ limitCounters: options.sharedLimits })),
+    Layer.provide(AppConfig.Default)
+  )
   const core = Layer.mergeAll(AppConfig.Default, ledger, AgentRegistry.Default, Workspaces.Default, Sandbox.Default, pool)
   const sessions = Sessions.DefaultWithoutDependencies.pipe(Layer.provideMerge(core))
   const sweeper = Sweeper.DefaultWithoutDependencies.pipe(Layer.provideMerge(sessions))

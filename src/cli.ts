@@ -15,7 +15,7 @@ import { AppLimits, parseNetworkLimit } from "./services/tenancy/AppLimits.js"
 import { AppSecrets } from "./services/tenancy/AppSecrets.js"
 import { Usage } from "./services/tenancy/Usage.js"
 import { allPermissionModes, LimitCount, LimitUsd, limitNames, UsageGroupBy } from "./domain/Tenancy.js"
-import { DatabaseLive } from "./services/ledger/Database.js"
+import { LedgerLive } from "./services/ledger/LedgerLive.js"
 import { reportConfigError, serveGateway } from "./Gateway.js"
 import { Ledger, nowSeconds } from "./services/ledger/Ledger.js"
 import { version } from "./version.js"
@@ -24,16 +24,8 @@ import { version } from "./version.js"
 /** A refusal the admin caused (unknown session, ...): one line on stderr, exit code 1. */
 class CliFailure extends Data.TaggedError("CliFailure")<{ readonly message: string }> {}
 
-/** The ledger alone, migrated: what the admin commands need. */
-const AdminLive = Layer.mergeAll(
-  Ledger.DefaultWithoutDependencies,
-  AppTokens.DefaultWithoutDependencies,
-  Webhooks.DefaultWithoutDependencies.pipe(Layer.provideMerge(AppSecrets.DefaultWithoutDependencies)),
-  AppLimits.DefaultWithoutDependencies.pipe(Layer.provideMerge(Usage.DefaultWithoutDependencies))
-).pipe(
-  Layer.provideMerge(DatabaseLive),
-  Layer.provideMerge(AppConfig.Default)
-)
+/** What the admin commands run on: the ledger alone, migrated, and the configuration. */
+const AdminCommandsLive = LedgerLive.pipe(Layer.provideMerge(AppConfig.Default))
 
 const json = Options.boolean("json").pipe(Options.withDescription("Print JSON instead of a table"))
 
@@ -439,7 +431,7 @@ const usage = Command.make("usage", {
 // ---- clawdforge -----------------------------------------------------------------------
 
 const admin = <Name extends string, R, E, A>(command: Command.Command<Name, R, E, A>) =>
-  Command.provide(command, AdminLive)
+  Command.provide(command, AdminCommandsLive)
 
 const clawdforge = Command.make("clawdforge").pipe(
   Command.withDescription(

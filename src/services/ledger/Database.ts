@@ -1,7 +1,7 @@
 import { NodeContext } from "@effect/platform-node"
 import { SqlClient } from "@effect/sql"
 import { SqliteClient, SqliteMigrator } from "@effect/sql-sqlite-node"
-import { Data, Effect, Layer } from "effect"
+import { Effect, Layer } from "effect"
 import { mkdirSync } from "node:fs"
 import { dirname } from "node:path"
 import { migrations } from "./Migrations.js"
@@ -32,9 +32,6 @@ export const layerSqlite = (filename: string) =>
     Layer.provide(NodeContext.layer),
     Layer.orDie
   )
-
-/** The ledger could not be opened or migrated; the message never holds the password. */
-export class LedgerUnavailable extends Data.TaggedError("LedgerUnavailable")<{ readonly message: string }> {}
 
 /**
  * The ledger's SQL client for `CLAWDFORGE_DB`: SQLite (the default) or PostgreSQL. The PostgreSQL

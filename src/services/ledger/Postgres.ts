@@ -4,7 +4,7 @@ import { PgClient, PgMigrator } from "@effect/sql-pg"
 import { Effect, Layer, Redacted, Scope } from "effect"
 import * as PgTypes from "pg-types"
 import type { LedgerLocation } from "../config/AppConfig.js"
-import { LedgerUnavailable } from "./Database.js"
+import { LedgerUnavailable } from "./LedgerUnavailable.js"
 import { migrations } from "./Migrations.js"
 
 // The ledger's integers are BIGINT on PostgreSQL (timestamps in ms, ids): read them, and NUMERIC
