@@ -8,7 +8,7 @@ import { resumeAfter } from "./Handlers.js"
 import { turnEventStream } from "./TurnStream.js"
 
 /** `/admin/*`: the operators' API, behind the admin guard. */
-export const AdminLive = HttpApiBuilder.group(Api, "admin", (handlers) =>
+export const AdminHttpLive = HttpApiBuilder.group(Api, "admin", (handlers) =>
   Effect.gen(function*() {
     const admin = yield* Admin
     return handlers
@@ -42,7 +42,7 @@ export const AdminLive = HttpApiBuilder.group(Api, "admin", (handlers) =>
   })).pipe(Layer.provide([Admin.Default, AdminAuthorizationLive]))
 
 /** `GET /console` and its assets: open (the page signs in with the admin token). */
-export const ConsoleLive = HttpApiBuilder.group(Api, "console", (handlers) =>
+export const ConsoleHttpLive = HttpApiBuilder.group(Api, "console", (handlers) =>
   Effect.gen(function*() {
     const console = yield* Console
     return handlers

@@ -34,7 +34,7 @@ export const resumeAfter = (turnIndex: number, lastEventId: string | undefined) 
 }
 
 /** The open routes: liveness, the OpenAPI document and its docs page. */
-export const HealthLive = HttpApiBuilder.group(Api, "health", (handlers) =>
+export const HealthHttpLive = HttpApiBuilder.group(Api, "health", (handlers) =>
   Effect.gen(function*() {
     const docs = yield* Docs
     return handlers
@@ -47,7 +47,7 @@ export const HealthLive = HttpApiBuilder.group(Api, "health", (handlers) =>
 const appEnvUnreadable = (error: { readonly message: string }) =>
   new RunFailed({ error: "spawn_failed", message: error.message, stderr: "", duration_ms: 0, stop_reason: "error" })
 
-export const RunLive = HttpApiBuilder.group(Api, "run", (handlers) =>
+export const RunHttpLive = HttpApiBuilder.group(Api, "run", (handlers) =>
   Effect.gen(function*() {
     const runner = yield* ClaudeRunner
     const secrets = yield* AppSecrets
@@ -75,7 +75,7 @@ export const RunLive = HttpApiBuilder.group(Api, "run", (handlers) =>
       }))
   }))
 
-export const SessionsLive = HttpApiBuilder.group(Api, "sessions", (handlers) =>
+export const SessionsHttpLive = HttpApiBuilder.group(Api, "sessions", (handlers) =>
   Effect.gen(function*() {
     const sessions = yield* Sessions
     const idempotent = yield* makeIdempotent
@@ -188,7 +188,7 @@ export const SessionsLive = HttpApiBuilder.group(Api, "sessions", (handlers) =>
         ))
   }))
 
-export const AgentsLive = HttpApiBuilder.group(Api, "agents", (handlers) =>
+export const AgentsHttpLive = HttpApiBuilder.group(Api, "agents", (handlers) =>
   Effect.gen(function*() {
     const registry = yield* AgentRegistry
     const sandbox = yield* Sandbox
@@ -202,7 +202,7 @@ export const AgentsLive = HttpApiBuilder.group(Api, "agents", (handlers) =>
       })))
   }))
 
-export const TenancyLive = HttpApiBuilder.group(Api, "tenancy", (handlers) =>
+export const TenancyHttpLive = HttpApiBuilder.group(Api, "tenancy", (handlers) =>
   Effect.gen(function*() {
     const limits = yield* AppLimits
     const usage = yield* Usage
@@ -222,7 +222,7 @@ export const TenancyLive = HttpApiBuilder.group(Api, "tenancy", (handlers) =>
         ))
   }))
 
-export const ObservabilityLive = HttpApiBuilder.group(
+export const ObservabilityHttpLive = HttpApiBuilder.group(
   Api,
   "observability",
   (handlers) => handlers.handle("getMetrics", () => scrapeMetrics)

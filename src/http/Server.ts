@@ -5,15 +5,31 @@ import { createServer, type Server, STATUS_CODES } from "node:http"
 import type { Duplex } from "node:stream"
 import { Api } from "../domain/Api.js"
 import { AppConfig, listeningOn } from "../services/config/AppConfig.js"
-import { AdminLive, ConsoleLive } from "./AdminHandlers.js"
+import { AdminHttpLive, ConsoleHttpLive } from "./AdminHandlers.js"
 import { AuthorizationLive } from "./Authorization.js"
-import { AgentsLive, HealthLive, ObservabilityLive, RunLive, SessionsLive, TenancyLive } from "./Handlers.js"
+import {
+  AgentsHttpLive,
+  HealthHttpLive,
+  ObservabilityHttpLive,
+  RunHttpLive,
+  SessionsHttpLive,
+  TenancyHttpLive
+} from "./Handlers.js"
 import { RequestErrorsLive } from "./RequestErrors.js"
 import { withRequestLog } from "./RequestLog.js"
 
 /** The API with its handlers; needs the gateway services. */
 export const ApiLive = HttpApiBuilder.api(Api).pipe(
-  Layer.provide([HealthLive, RunLive, SessionsLive, AgentsLive, TenancyLive, ObservabilityLive, AdminLive, ConsoleLive]),
+  Layer.provide([
+    HealthHttpLive,
+    RunHttpLive,
+    SessionsHttpLive,
+    AgentsHttpLive,
+    TenancyHttpLive,
+    ObservabilityHttpLive,
+    AdminHttpLive,
+    ConsoleHttpLive
+  ]),
   Layer.provide(AuthorizationLive),
   Layer.provide(Layer.unwrapEffect(Effect.map(AppConfig, (config) => RequestErrorsLive(config.maxBodyBytes))))
 )
