@@ -25,6 +25,7 @@ import { create } from "./create.js"
 import { ledger } from "./ledger.js"
 import { memory } from "./memory.js"
 import { postgres } from "./postgres.js"
+import { sandbox } from "./sandbox.js"
 import { startup } from "./startup.js"
 import { storage } from "./storage.js"
 import { streaming } from "./streaming.js"
@@ -53,6 +54,7 @@ const questions: ReadonlyArray<Question> = [
   cluster,
   streaming,
   create,
+  sandbox,
   claudeRun,
   ledger,
   storage,

@@ -35,7 +35,16 @@ export const sizes = {
   storageWrites: 2000,
   storageLargeWarmup: 2,
   storageLargeWrites: 10,
-  storageLargeReads: 10
+  storageLargeReads: 10,
+  sandboxIdleMs: 2000,
+  sandboxTurnWarmup: 200,
+  sandboxTurns: 800,
+  sandboxCpuSessions: 10,
+  sandboxCpuWarmupTurns: 10,
+  sandboxCpuRounds: 10,
+  sandboxCpuTurnsPerRound: 10,
+  sandboxCreateWarmup: 2,
+  sandboxCreates: 10
 }
 
 export interface Bench {
