@@ -56,7 +56,7 @@ describe("401", () => {
           }
         }
       }
-      expect(checked).toBe(19 * 3 + 14 * 4)
+      expect(checked).toBe(19 * 3 + 15 * 4)
       // Any other status carries no challenge.
       const ok = yield* request("GET", "/sessions", { token: appToken })
       expect(ok.status).toBe(200)

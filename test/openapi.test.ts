@@ -69,9 +69,13 @@ const expectedErrors: Record<string, ReadonlyArray<number>> = {
   answerAdminPermission: [401],
   getAdminUsage: [401],
   listAuditEvents: [401],
+  getCluster: [401],
   getConsole: [],
   getConsoleAsset: []
 }
+
+// The routes that need the admin token.
+const adminPath = (path: string) => path.startsWith("/admin/") || path === "/cluster"
 
 // The routes that need no token.
 const openPaths = ["/healthz", "/openapi.json", "/docs", "/console", "/console/{file}"]
@@ -101,7 +105,7 @@ describe("/openapi.json", () => {
       expect(spec.security).toEqual([{ bearer: [] }, { adminBearer: [] }])
       expect(spec.servers).toEqual([{ url: "/", description: expect.any(String) }])
       for (const { method, operation, path } of operations(spec)) {
-        const expected = openPaths.includes(path) ? [] : path.startsWith("/admin/") ? [{ adminBearer: [] }] : [{ bearer: [] }]
+        const expected = openPaths.includes(path) ? [] : adminPath(path) ? [{ adminBearer: [] }] : [{ bearer: [] }]
         expect(operation.security, `${method} ${path}`).toEqual(expected)
         // Every 401 documents its RFC 6750 challenge.
         if (operation.responses[401] !== undefined) {
@@ -146,7 +150,7 @@ describe("/openapi.json", () => {
         const url = path.replace("{id}", "x".repeat(24)).replace("{name}", "app-a").replace("{file}", "icon.svg")
         const response = yield* client.execute(
           HttpClientRequest.make(method.toUpperCase() as "GET")(url).pipe(
-            HttpClientRequest.bearerToken(path.startsWith("/admin/") ? adminToken : appToken),
+            HttpClientRequest.bearerToken(adminPath(path) ? adminToken : appToken),
             HttpClientRequest.bodyUnsafeJson({})
           )
         ).pipe(Effect.scoped)

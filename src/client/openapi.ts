@@ -643,6 +643,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/cluster": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The cluster's nodes: their live sessions, capacity and shards, and who owns each shard
+         * @description Read from the nodes' heartbeats in the shared database (each node writes its own every second; a node silent for 5 s is not listed), through any node. A single gateway (CLAWDFORGE_CLUSTER not set) is no cluster: 404 `not_a_cluster`.
+         */
+        get: operations["getCluster"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/console": {
         parameters: {
             query?: never;
@@ -1772,6 +1792,52 @@ export interface components {
             ok: true;
             count: number;
             events: components["schemas"]["AuditEvent"][];
+        };
+        /** @description The cluster's nodes, their live sessions and capacity, and who owns each shard */
+        ClusterStatus: {
+            /** @enum {boolean} */
+            ok: true;
+            /** @description The node that answered (its peer address) */
+            node: string;
+            /** @description Live agents on every listed node */
+            live_sessions: number;
+            /** @description The cluster's capacity: the sum of the listed nodes' */
+            capacity: number;
+            /** @description The nodes with a heartbeat in the last 5 s, by address */
+            nodes: components["schemas"]["ClusterNode"][];
+            /** @description Each held shard's number and the node that holds it */
+            shard_owners: {
+                [key: string]: string;
+            };
+        };
+        /** @description One node of the cluster, as its last heartbeat left it */
+        ClusterNode: {
+            /** @description The node's peer address, `host:port` (CLAWDFORGE_NODE_HOST:CLAWDFORGE_NODE_PORT) */
+            node: string;
+            /** @description Its live agents (pool slots taken) */
+            live_sessions: number;
+            /** @description Its CLAWDFORGE_MAX_LIVE_SESSIONS */
+            capacity: number;
+            /** @description How many shards it holds */
+            shard_count: number;
+            /** @description The shards it holds, consecutive ones as ranges (`1-20`, `31`) */
+            shards: string[];
+            /** @description Its last heartbeat, Unix milliseconds */
+            last_seen_ms: number;
+        };
+        /** @description This gateway is a single one, not a node of a cluster (CLAWDFORGE_CLUSTER is not set) */
+        NotACluster: {
+            /** @enum {boolean} */
+            ok: false;
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
+            error: "not_a_cluster";
+            /** @description What went wrong, for people */
+            message: string;
+            /** @enum {string} */
+            _tag: "NotACluster";
         };
     };
     responses: never;
@@ -4315,6 +4381,64 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["NotFound"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+        };
+    };
+    getCluster: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The cluster */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClusterStatus"];
+                };
+            };
+            /** @description Malformed or invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description `NotFound`: No such route; `NotACluster`: This gateway is a single one, not a node of a cluster (CLAWDFORGE_CLUSTER is not set) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"] | components["schemas"]["NotACluster"];
                 };
             };
             /** @description The request body is too large */

@@ -25,6 +25,7 @@ import {
   SetLimitsRequest
 } from "./Admin.js"
 import { operation } from "./ApiDocument.js"
+import { ClusterStatus, NotACluster } from "./Cluster.js"
 import { PermissionNotFound, SessionNotFound, TurnNotFound } from "./Errors.js"
 import { AppName } from "./Ids.js"
 import { AnswerReply, PermissionAnswer, PermissionParams } from "./Permission.js"
@@ -220,12 +221,25 @@ export class AdminApi extends HttpApiGroup.make("admin", { topLevel: true })
       )
       .annotate(OpenApi.Transform, operation({ success: "The events" }))
   )
+  .add(
+    HttpApiEndpoint.get("getCluster", "/cluster")
+      .addSuccess(ClusterStatus)
+      .addError(NotACluster)
+      .annotate(OpenApi.Summary, "The cluster's nodes: their live sessions, capacity and shards, and who owns each shard")
+      .annotate(
+        OpenApi.Description,
+        "Read from the nodes' heartbeats in the shared database (each node writes its own every second; a node " +
+          "silent for 5 s is not listed), through any node. A single gateway (CLAWDFORGE_CLUSTER not set) is no " +
+          "cluster: 404 `not_a_cluster`."
+      )
+      .annotate(OpenApi.Transform, operation({ success: "The cluster" }))
+  )
   .middleware(AdminAuthorization)
   .annotate(OpenApi.Title, "admin")
   .annotate(
     OpenApi.Description,
     "The operators' API, behind CLAWDFORGE_ADMIN_TOKEN (its own scheme, `adminBearer`): every app's sessions, apps, " +
-      "limits, usage and audit trail. Off (404) when the variable is not set. The console (`GET /console`) reads it."
+      "limits, usage and audit trail, and a cluster's nodes (`GET /cluster`). Off (404) when the variable is not set. The console (`GET /console`) reads it."
   )
 {}
 

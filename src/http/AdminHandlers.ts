@@ -1,16 +1,22 @@
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Option } from "effect"
 import { Api } from "../domain/Api.js"
+import { NotACluster } from "../domain/Cluster.js"
 import { Admin } from "../services/admin/Admin.js"
+import { ClusterView } from "../services/admin/ClusterView.js"
 import { AdminAuthorizationLive } from "./AdminAuthorization.js"
 import { Console } from "./Console.js"
 import { resumeAfter } from "./Handlers.js"
 import { turnEventStream } from "./TurnStream.js"
 
-/** `/admin/*`: the operators' API, behind the admin guard. */
+const notAClusterMessage = "This gateway is not a node of a cluster: GET /cluster answers on nodes (CLAWDFORGE_CLUSTER=true)"
+
+/** `/admin/*` and `GET /cluster`: the operators' API, behind the admin guard. */
 export const AdminHttpLive = HttpApiBuilder.group(Api, "admin", (handlers) =>
   Effect.gen(function*() {
     const admin = yield* Admin
+    // Provided on a node of a cluster only.
+    const cluster = yield* Effect.serviceOption(ClusterView)
     return handlers
       .handle("getAdminOverview", () => admin.overview())
       .handle("listAdminApps", () =>
@@ -39,6 +45,11 @@ export const AdminHttpLive = HttpApiBuilder.group(Api, "admin", (handlers) =>
       .handle("getAdminUsage", ({ urlParams }) => admin.usageByApp(urlParams))
       .handle("listAuditEvents", ({ urlParams }) =>
         Effect.map(admin.audit(urlParams), (events) => ({ ok: true as const, count: events.length, events })))
+      .handle("getCluster", () =>
+        Option.match(cluster, {
+          onNone: () => Effect.fail(new NotACluster({ message: notAClusterMessage })),
+          onSome: (view) => view.status()
+        }))
   })).pipe(Layer.provide([Admin.Default, AdminAuthorizationLive]))
 
 /** `GET /console` and its assets: open (the page signs in with the admin token). */
