@@ -30,7 +30,7 @@ export { Ledger, SessionEvent } from "./services/ledger/Ledger.js"
 export { renderPrometheus, scrapeMetrics } from "./services/observability/Metrics.js"
 export { answerPermission } from "./services/agents/Permissions.js"
 export { type AcceptedTurn, Sessions, SessionsDrain, type TurnError } from "./services/sessions/Sessions.js"
-export { LiveTurn, type TurnFeed, type TurnStreamEnd } from "./services/sessions/TurnFeed.js"
+export { LiveTurn, type TurnFeed, type TurnStreamEnd } from "./services/sessions/runtime/TurnFeed.js"
 export { type SweepCounts, Sweeper, SweeperLoop, sweepOnce } from "./services/sessions/Sweeper.js"
 export { Workspaces } from "./services/sessions/Workspaces.js"
 

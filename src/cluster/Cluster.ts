@@ -10,9 +10,9 @@ import { Sweeper } from "../services/sessions/Sweeper.js"
 import { NodeSettingsLive } from "./ClusterConfig.js"
 import { ClusterNodes } from "./ClusterNodes.js"
 import { Deliveries } from "./Deliveries.js"
-import { ClusterViewLive } from "./ClusterViewLive.js"
+import { ClusterRouteLive } from "./ClusterRoute.js"
 import { RunnerLive } from "./ClusterRunner.js"
-import { ClusterSessionsLive, SessionEntityLive } from "./ClusterSessions.js"
+import { RoutedSessionsLive, SessionEntityLive } from "./RoutedSessions.js"
 import { SessionEntity } from "./SessionEntity.js"
 
 /**
@@ -62,8 +62,8 @@ const OrphansLoop = Layer.scopedDiscard(
  * serves the session entity, takes part in the singletons, and gives the HTTP handlers the
  * `Sessions` that routes each session's requests to its owner.
  */
-export const ClusterNodeLive = ClusterSessionsLive.pipe(
-  Layer.provideMerge(Layer.mergeAll(SessionEntityLive, SweeperSingleton, OrphansLoop, ClusterViewLive)),
+export const ClusterNodeLive = RoutedSessionsLive.pipe(
+  Layer.provideMerge(Layer.mergeAll(SessionEntityLive, SweeperSingleton, OrphansLoop, ClusterRouteLive)),
   Layer.provideMerge(Layer.mergeAll(ClusterNodes.Default, Deliveries.Default)),
   Layer.provideMerge(RunnerLive),
   Layer.provideMerge(NodeSettingsLive)

@@ -1,11 +1,11 @@
 import * as Entity from "@effect/cluster/Entity"
 import * as Rpc from "@effect/rpc/Rpc"
 import { Schema } from "effect"
-import * as Errors from "../domain/Errors.js"
 import { AppName } from "../domain/Ids.js"
 import { PermissionAnswer, PermissionRequest } from "../domain/Permission.js"
 import { AgentSettings, CreateSessionRequest, Session, TurnReply, TurnRequest } from "../domain/Session.js"
 import { TurnDetail, TurnSummary } from "../domain/Turn.js"
+import { SessionsError } from "../services/sessions/SessionErrors.js"
 
 /** The node a create landed on had no free slot: the create tries a session id another node owns. */
 export class NodeFull extends Schema.TaggedError<NodeFull>()("NodeFull", {
@@ -13,13 +13,8 @@ export class NodeFull extends Schema.TaggedError<NodeFull>()("NodeFull", {
   capacity: Schema.Int
 }) {}
 
-/** What a session's owner may answer: the errors of the local `Sessions`, as the HTTP API has them. */
-export const SessionError = Schema.Union(
-  Errors.AgentFailed, Errors.AppSessionLimit, Errors.BadRequest, Errors.BudgetExhausted, Errors.InvalidConfig,
-  Errors.PermissionModeNotAllowed, Errors.PermissionNotFound, Errors.PoolFull, Errors.RateLimited,
-  Errors.SessionClosed, Errors.SessionNotFound, Errors.ShuttingDown, Errors.TurnNotFound, Errors.TurnTimeout,
-  Errors.UnknownAgent, NodeFull
-)
+/** What a session's owner may answer: the errors of `Sessions` (`SessionErrors`), and a create's `NodeFull`. */
+export const SessionError = Schema.Union(...SessionsError.members, NodeFull)
 
 /** One item of a turn's stream sent from its owner: its start, an ACP message, a named event, or its end. */
 export const FeedChunk = Schema.Union(

@@ -1,6 +1,6 @@
 import { HttpServerResponse } from "@effect/platform"
 import { Effect, Queue, Stream } from "effect"
-import type { FeedItem, TurnFeed } from "../services/sessions/TurnFeed.js"
+import type { FeedItem, TurnFeed } from "../services/sessions/runtime/TurnFeed.js"
 
 interface Item {
   readonly text: string

@@ -1,7 +1,7 @@
 import { Exit } from "effect"
-import type { AcpMessage, TurnReply } from "../../domain/Session.js"
-import type { TurnSummary } from "../../domain/Turn.js"
-import type { TurnError } from "./Sessions.js"
+import type { AcpMessage, TurnReply } from "../../../domain/Session.js"
+import type { TurnSummary } from "../../../domain/Turn.js"
+import type { TurnError } from "../SessionErrors.js"
 
 /** The last event of a turn's stream: `done` (the agent answered) or `error`. */
 export interface TurnStreamEnd {
@@ -145,3 +145,16 @@ export const storedFeed = (turn: TurnSummary, events: ReadonlyArray<AcpMessage>)
     return { messages, count: messages.length, end: endOfStored(turn), unsubscribe: () => {} }
   }
 })
+
+/** The text of a turn: its `agent_message_chunk` texts joined. */
+export const agentText = (events: ReadonlyArray<AcpMessage>) => {
+  let text = ""
+  for (const event of events) {
+    if (event["method"] !== "session/update") continue
+    const update = (event["params"] as any)?.update
+    if (update?.sessionUpdate === "agent_message_chunk" && typeof update.content?.text === "string") {
+      text += update.content.text
+    }
+  }
+  return text
+}

@@ -3,12 +3,11 @@ import { Cause, Deferred, Effect, Exit, FiberId, Layer, Runtime, Stream } from "
 import { randomUUID } from "node:crypto"
 import { AgentFailed, PoolFull } from "../domain/Errors.js"
 import type { AppName, SessionId } from "../domain/Ids.js"
-import type { AgentSettings, CreateSessionRequest, TurnRequest } from "../domain/Session.js"
-import type { PermissionAnswer } from "../domain/Permission.js"
+import type { CreateSessionRequest, TurnRequest } from "../domain/Session.js"
 import { Ledger, nowSeconds } from "../services/ledger/Ledger.js"
 import { AgentPool } from "../services/sessions/AgentPool.js"
-import { type AcceptedTurn, newSessionId, Sessions } from "../services/sessions/Sessions.js"
-import { type FeedItem, LiveTurn, type TurnFeed } from "../services/sessions/TurnFeed.js"
+import { type AcceptedTurn, newSessionId, Sessions, type SessionsApi } from "../services/sessions/Sessions.js"
+import { type FeedItem, LiveTurn, type TurnFeed } from "../services/sessions/runtime/TurnFeed.js"
 import { ClusterNodes } from "./ClusterNodes.js"
 import { Deliveries } from "./Deliveries.js"
 import { type FeedChunk, NodeFull, SessionEntity } from "./SessionEntity.js"
@@ -127,15 +126,35 @@ const isClusterFailure = (error: unknown) =>
 /** The entity's call with the cluster's own failures as defects. */
 const remote = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.catchIf(effect, isClusterFailure, Effect.die)
 
+/**
+ * The owner's answer with the errors the member declares: the owner answers with that same member,
+ * so no other error arrives (the entity's union is every member's); one that did would be a defect,
+ * as the cluster's own failures are.
+ */
+const answering = <const Tags extends ReadonlyArray<string>>(...tags: Tags) =>
+<A, E extends { readonly _tag: string }, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.catchIf(
+    effect,
+    (error): error is Exclude<E, Extract<E, { readonly _tag: Tags[number] }>> => !tags.includes(error._tag),
+    Effect.die
+  )
+
+/** Why a turn is not accepted (`SubmitError`), and then why it fails (`TurnError`). */
+const submitErrors = [
+  "BadRequest", "SessionNotFound", "SessionClosed", "ShuttingDown", "RateLimited", "BudgetExhausted",
+  "AgentFailed", "PoolFull", "AppSessionLimit"
+] as const
+
 /** How many session ids a create tries before it gives up on finding a free slot. */
 const maxCreateAttempts = 64
 
 /**
  * `Sessions` for the HTTP handlers of a cluster node: every request about a session is a message
  * to its entity, answered by the node that owns it (this one, or another over the runners'
- * sockets); listing and reading sessions read the shared ledger here.
+ * sockets); listing and reading sessions read the shared ledger here. Every member is written out,
+ * so a member added to `SessionsApi` is routed on purpose or not at all.
  */
-export const ClusterSessionsLive = Layer.effect(
+export const RoutedSessionsLive = Layer.effect(
   Sessions,
   Effect.gen(function*() {
     const local = yield* Sessions
@@ -143,12 +162,13 @@ export const ClusterSessionsLive = Layer.effect(
     const client = yield* SessionEntity.client
     const runFork = Runtime.runFork(yield* Effect.runtime<never>())
     const entity = (id: string) => client(id)
+    type FollowError = Stream.Stream.Error<ReturnType<ReturnType<typeof entity>["Follow"]>>
 
     /**
      * Relays the owner's stream of a turn into `live`: `started` is done at its first chunk (the
      * turn was found) or fails with why not; later chunks reach this node's streams as they come.
      */
-    const relay = (app: AppName, id: string, live: LiveTurn, started: Deferred.Deferred<void, unknown>) =>
+    const relay = (app: AppName, id: string, live: LiveTurn, started: Deferred.Deferred<void, FollowError>) =>
       void runFork(
         entity(id).Follow({ app, turnIndex: live.turnIndex }).pipe(
           Stream.runForEach((chunk) =>
@@ -181,7 +201,7 @@ export const ClusterSessionsLive = Layer.effect(
     const followTurn = (app: AppName, id: string, turnIndex: number) =>
       Effect.gen(function*() {
         const live = new LiveTurn(turnIndex)
-        const started = yield* Deferred.make<void, unknown>()
+        const started = yield* Deferred.make<void, FollowError>()
         relay(app, id, live, started)
         yield* Deferred.await(started)
         return live as TurnFeed
@@ -194,7 +214,7 @@ export const ClusterSessionsLive = Layer.effect(
      * only once every live node said it is full. Each node's slots are taken atomically, so
      * racing creates never exceed a node's capacity.
      */
-    const create = Effect.fn("ClusterSessions.create")(function*(app: AppName, request: CreateSessionRequest) {
+    const create = Effect.fn("RoutedSessions.create")(function*(app: AppName, request: CreateSessionRequest) {
       const full = new Set<string>()
       let id = newSessionId()
       for (let attempt = 1;; attempt++) {
@@ -256,52 +276,78 @@ export const ClusterSessionsLive = Layer.effect(
         return { turnIndex, feed: { turnIndex, follow }, reply }
       })
 
-    /**
-     * The local method routed by session: on the node that owns the session it runs as it is (no
-     * message at all); elsewhere the entity's message takes it to the owner, which answers with
-     * that same method, so it fails only as the method does (the entity's error union is wider:
-     * the method's errors are what arrive), and the cluster's own failures are defects.
-     */
-    const via = <F extends (...args: ReadonlyArray<any>) => Effect.Effect<any, any>>(
-      method: F,
-      route: (...args: Parameters<F>) => Effect.Effect<unknown, unknown>,
-      idAt = 1
-    ): F => ((...args: Parameters<F>) => nodes.holds(args[idAt] as string) ? method(...args) : remote(route(...args))) as unknown as F
+    /** On the node that owns the session, `here` (no message at all); elsewhere `there`, the entity's message. */
+    const routed = <A, E>(id: string, here: () => Effect.Effect<A, E>, there: () => Effect.Effect<A, E>) =>
+      nodes.holds(id) ? here() : there()
 
-    /**
-     * An operator's view of the whole cluster, from the nodes' heartbeats (at most a second or so
-     * old): every node's live sessions and the requests waiting in them, and the pools added up.
-     */
-    const admin: typeof local.admin = {
-      liveSessions: Effect.map(nodes.nodes, (rows) => new Map(rows.flatMap((row) => row.sessions))),
-      pendingPermissions: Effect.map(nodes.nodes, (rows) => rows.flatMap((row) => row.pending)),
-      pool: Effect.map(nodes.nodes, (rows) => ({
-        live: rows.reduce((sum, row) => sum + row.live, 0),
-        capacity: rows.reduce((sum, row) => sum + row.capacity, 0)
-      }))
-    }
-
-    return Sessions.make({
-      ...local,
-      admin,
+    const sessions: SessionsApi = {
       // A create draws a session id, which decides its node: always the entity's message.
-      create: ((app: AppName, request: CreateSessionRequest) => remote(create(app, request))) as typeof local.create,
-      submit: via(local.submit, submit),
-      turn: via(local.turn, (app, id, request) => entity(id).Turn({ app, request, delivery: randomUUID() })),
-      listTurns: via(local.listTurns, (app, id, options) => entity(id).ListTurns({ app, after: options.after, limit: options.limit })),
-      getTurn: via(local.getTurn, (app, id, turnIndex) => entity(id).GetTurn({ app, turnIndex })),
-      followTurn: via(local.followTurn, followTurn),
-      cancel: via(local.cancel, (app, id) => entity(id).Cancel({ app })),
-      configure: via(local.configure, (app, id, settings: AgentSettings) => entity(id).Configure({ app, settings })),
-      listPermissions: via(local.listPermissions, (app, id) => entity(id).ListPermissions({ app })),
-      answerPermission: via(
-        local.answerPermission,
-        (app, id, requestId, answer: PermissionAnswer, by = "caller") =>
-          entity(id).AnswerPermission({ app, requestId, answer, by })
-      ),
-      close: via(local.close, (app, id) => entity(id).Close({ app })),
-      stop: via(local.stop, (id) => entity(id).Stop(), 0)
-    })
+      create: (app, request) =>
+        remote(create(app, request)).pipe(
+          answering(
+            "BadRequest", "UnknownAgent", "InvalidConfig", "PermissionModeNotAllowed", "BudgetExhausted",
+            "ShuttingDown", "AgentFailed", "PoolFull", "AppSessionLimit"
+          )
+        ),
+      // Reads of the shared ledger: any node answers them.
+      get: local.get,
+      list: local.list,
+      submit: (app, id, request) =>
+        routed(id, () => local.submit(app, id, request), () =>
+          submit(app, id, request).pipe(remote, answering(...submitErrors))),
+      turn: (app, id, request) =>
+        routed(id, () => local.turn(app, id, request), () =>
+          entity(id).Turn({ app, request, delivery: randomUUID() }).pipe(remote, answering(...submitErrors, "TurnTimeout"))),
+      listTurns: (app, id, options) =>
+        routed(id, () => local.listTurns(app, id, options), () =>
+          entity(id).ListTurns({ app, after: options.after, limit: options.limit }).pipe(
+            remote,
+            answering("SessionNotFound")
+          )),
+      getTurn: (app, id, turnIndex) =>
+        routed(id, () => local.getTurn(app, id, turnIndex), () =>
+          entity(id).GetTurn({ app, turnIndex }).pipe(remote, answering("SessionNotFound", "TurnNotFound"))),
+      followTurn: (app, id, turnIndex) =>
+        routed(id, () => local.followTurn(app, id, turnIndex), () =>
+          followTurn(app, id, turnIndex).pipe(remote, answering("SessionNotFound", "TurnNotFound"))),
+      cancel: (app, id) =>
+        routed(id, () => local.cancel(app, id), () => entity(id).Cancel({ app }).pipe(remote, answering("SessionNotFound"))),
+      configure: (app, id, settings) =>
+        routed(id, () => local.configure(app, id, settings), () =>
+          entity(id).Configure({ app, settings }).pipe(
+            remote,
+            answering("SessionNotFound", "ShuttingDown", "InvalidConfig", "AgentFailed", "PoolFull", "AppSessionLimit", "SessionClosed")
+          )),
+      listPermissions: (app, id) =>
+        routed(id, () => local.listPermissions(app, id), () =>
+          entity(id).ListPermissions({ app }).pipe(remote, answering("SessionNotFound"))),
+      answerPermission: (app, id, requestId, answer, by = "caller") =>
+        routed(id, () => local.answerPermission(app, id, requestId, answer, by), () =>
+          entity(id).AnswerPermission({ app, requestId, answer, by }).pipe(
+            remote,
+            answering("BadRequest", "SessionNotFound", "PermissionNotFound")
+          )),
+      close: (app, id) =>
+        routed(id, () => local.close(app, id), () => entity(id).Close({ app }).pipe(remote, answering("SessionNotFound"))),
+      stop: (id) => routed(id, () => local.stop(id), () => entity(id).Stop().pipe(remote, answering())),
+      // What this node's own actors do: the entity's finalizer hands a session over, a node drains its own.
+      handOver: local.handOver,
+      drain: local.drain,
+      live: local.live,
+      liveSessionIds: local.liveSessionIds,
+      /**
+       * An operator's view of the whole cluster, from the nodes' heartbeats (at most a second or so
+       * old): every node's live sessions and the requests waiting in them, and the pools added up.
+       */
+      admin: {
+        liveSessions: Effect.map(nodes.nodes, (rows) => new Map(rows.flatMap((row) => row.sessions))),
+        pendingPermissions: Effect.map(nodes.nodes, (rows) => rows.flatMap((row) => row.pending)),
+        pool: Effect.map(nodes.nodes, (rows) => ({
+          live: rows.reduce((sum, row) => sum + row.live, 0),
+          capacity: rows.reduce((sum, row) => sum + row.capacity, 0)
+        }))
+      }
+    }
+    return Sessions.make(sessions)
   })
 )
-

@@ -6,8 +6,8 @@ import type {
 } from "@agentclientprotocol/sdk"
 import { Either } from "effect"
 import { randomBytes } from "node:crypto"
-import { BadRequest, PermissionNotFound } from "../../domain/Errors.js"
-import type { PermissionAnswer, PermissionRequest, PermissionResolved } from "../../domain/Permission.js"
+import { BadRequest, PermissionNotFound } from "../../../domain/Errors.js"
+import type { PermissionAnswer, PermissionRequest, PermissionResolved } from "../../../domain/Permission.js"
 import type { LiveTurn } from "./TurnFeed.js"
 
 /** Who answered a request. */

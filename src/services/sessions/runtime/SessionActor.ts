@@ -1,0 +1,358 @@
+import { Deferred, Duration, Effect, ExecutionStrategy, Exit, Metric, Option, Queue, Runtime, Scope } from "effect"
+import { type SessionClosed, TurnTimeout } from "../../../domain/Errors.js"
+import type { AgentSettings, Session, TurnReply, TurnRequest } from "../../../domain/Session.js"
+import type { AgentHandle, TurnOutcome } from "../../agents/AgentDriver.js"
+import { noSettings, type SettingsState } from "../../agents/AgentSettings.js"
+import type { Ledger } from "../../ledger/Ledger.js"
+import { nowSeconds } from "../../ledger/Ledger.js"
+import { turnDuration } from "../../observability/Metrics.js"
+import { handedOver, sessionClosed, type SettingsError, type StartError, type TurnError } from "../SessionErrors.js"
+import type { PermissionDesk } from "./PermissionDesk.js"
+import { recordTurnMetrics, type TurnCommit } from "./TurnCommit.js"
+import { endOfExit, LiveTurn, type TurnFeed } from "./TurnFeed.js"
+
+/** How long a cancelled turn may take to stop before its agent is killed. */
+export const cancelGrace = Duration.seconds(2)
+
+/** A turn accepted into a session's mailbox. */
+export interface AcceptedTurn {
+  readonly turnIndex: number
+  /** Its messages as they happen (and the ones before), for its streams. */
+  readonly feed: TurnFeed
+  /** Waits for its reply. */
+  readonly reply: Effect.Effect<TurnReply, TurnError>
+}
+
+/** One turn waiting in a session's mailbox. */
+interface TurnJob {
+  readonly request: TurnRequest
+  /** Accepted: its index taken and its row stored (`queued`). */
+  readonly live: LiveTurn
+  readonly reply: Deferred.Deferred<TurnReply, TurnError>
+}
+
+/** A change of settings waiting in a session's mailbox: it is applied between turns, in order. */
+interface SettingsJob {
+  readonly settings: AgentSettings
+  readonly done: Deferred.Deferred<void, SettingsError>
+}
+
+type MailboxItem = TurnJob | SettingsJob
+const isSettingsJob = (item: MailboxItem): item is SettingsJob => "settings" in item
+
+/** An agent started for a session, in a scope of its own (closing it stops the agent). */
+export interface RunningAgent {
+  readonly handle: AgentHandle
+  readonly scope: Scope.CloseableScope
+}
+
+/** What an actor's fiber and its callers share. */
+export interface ActorState {
+  /** The agent the session runs now (it changes when the agent is restarted). */
+  current: AgentHandle
+  /** Whether a turn is running. */
+  running: boolean
+  /** Set when a turn found the session closed in the ledger by another process (the admin CLI). */
+  closedInLedger: boolean
+  /** Its accepted turns until their end is stored, by index. */
+  readonly turns: Map<number, LiveTurn>
+  /** The turn running now. */
+  turn: LiveTurn | undefined
+  /** Requests of the agent held for the caller (ask mode). */
+  readonly desk: PermissionDesk
+  /** The settings as the ledger has them: stored again when the agent's differ. */
+  savedSettings: SettingsState
+}
+
+/** What one session's actor needs: its session, its agent, and where its work is written. */
+export interface SessionActorOptions {
+  readonly session: Session
+  /** Holds the session's slots until the actor stops; each agent's scope is forked from it. */
+  readonly slot: Scope.CloseableScope
+  /** The agent started for it. */
+  readonly agent: RunningAgent
+  readonly desk: PermissionDesk
+  /** A turn past it is cancelled and answers 504. */
+  readonly turnTimeout: Duration.Duration
+  readonly ledger: Pick<Ledger, "acceptTurn" | "recordEvent" | "setSettings">
+  readonly commit: TurnCommit
+  /** Starts the agent again after it died (in the scope given), resuming its ACP session `previous`. */
+  readonly restart: (previous: Option.Option<string>) => Effect.Effect<AgentHandle, StartError, Scope.Scope>
+  /** Whether the gateway itself stops the session now (a drain, a hand-over): its turns are `interrupted`. */
+  readonly stoppedByGateway: () => boolean
+  /** Whether the session is being handed to another node: its callers hear 502, not 410. */
+  readonly handingOver: () => boolean
+  /** Run once the actor has stopped, before its slots are freed. */
+  readonly onStopped: Effect.Effect<void>
+}
+
+/** A live session: a fiber that owns the agent and works through its mailbox in order. */
+export interface SessionActor {
+  /** The session as it was opened: whose it is and where it works. */
+  readonly session: Session
+  readonly state: ActorState
+  /** Done once the actor has stopped (and answered what was left in its mailbox). */
+  readonly stopped: Deferred.Deferred<never, SessionClosed>
+  /**
+   * The actor's fiber: takes the mailbox's items one by one, for ever. Interrupting it stops the
+   * session: the running turn ends `cancelled` (or `interrupted`), the queued ones are answered
+   * 410, the agent stops and the slots are freed.
+   */
+  readonly run: Effect.Effect<never>
+  /**
+   * Accepts a turn (`files` resolved already): its row is stored with the next index (one
+   * statement) and it joins the mailbox. One at a time, so mailbox order is index order.
+   */
+  readonly accept: (request: TurnRequest) => Effect.Effect<AcceptedTurn, SessionClosed>
+  /** Changes the settings between turns: waits in the mailbox behind the turns before it. */
+  readonly configure: (settings: AgentSettings) => Effect.Effect<void, SettingsError>
+  /** Cancels the running turn, if any; true when there was one. */
+  readonly cancel: Effect.Effect<boolean>
+  readonly isRunning: Effect.Effect<boolean>
+}
+
+/** Makes a session's actor; the caller runs its `run` on a fiber it owns (see `ActorRegistry`). */
+export const makeSessionActor = (options: SessionActorOptions): Effect.Effect<SessionActor> =>
+  Effect.gen(function*() {
+    const { commit, desk, ledger, session, slot } = options
+    const id = session.session_id
+    const mailbox = yield* Queue.unbounded<MailboxItem>()
+    const stopped = yield* Deferred.make<never, SessionClosed>()
+    // Accepting is one at a time, so that mailbox order is index order.
+    const accepting = yield* Effect.makeSemaphore(1)
+    const state: ActorState = {
+      current: options.agent.handle,
+      running: false,
+      closedInLedger: false,
+      turns: new Map(),
+      turn: undefined,
+      desk,
+      // Stored at the end of its first turn (a resumed agent may report other settings).
+      savedSettings: noSettings
+    }
+
+    /** What the caller of a turn ended that way hears: a handed-over session is not closed. */
+    const answerOf = (exit: Exit.Exit<TurnReply, TurnError>): Exit.Exit<TurnReply, TurnError> =>
+      Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag === "SessionClosed" &&
+        options.handingOver()
+        ? Exit.fail(handedOver)
+        : exit
+
+    /** Commits the turn's end, then lets its streams know: the actor forgets it once the ledger has it. */
+    const endTurn = (job: TurnJob, exit: Exit.Exit<TurnReply, TurnError>) =>
+      commit(session, job.live, exit, options.stoppedByGateway()).pipe(
+        Effect.ensuring(Effect.sync(() => {
+          state.turns.delete(job.live.turnIndex)
+          job.live.finish(endOfExit(exit))
+        }))
+      )
+
+    /** An item that will never run (its session stopped): a turn is stored as such and answered 410. */
+    const abandon = (job: MailboxItem) =>
+      Effect.suspend(() => {
+        if (isSettingsJob(job)) return Deferred.fail(job.done, sessionClosed(id))
+        if (job.live.end !== undefined) return Effect.void
+        const exit = Exit.fail(sessionClosed(id))
+        return endTurn(job, exit).pipe(
+          Effect.catchAllCause(() => Effect.void),
+          Effect.zipRight(Deferred.done(job.reply, answerOf(exit)))
+        )
+      })
+
+    const loop = Effect.gen(function*() {
+      let agent = options.agent
+
+      // The agent died between turns (or timed out): start it again and resume its session.
+      const ensureAgent = Effect.gen(function*() {
+        if (yield* agent.handle.isAlive) return agent.handle
+        yield* Scope.close(agent.scope, Exit.void)
+        const scope = yield* Scope.fork(slot, ExecutionStrategy.sequential)
+        const handle = yield* options.restart(Option.some(agent.handle.agentSessionId)).pipe(
+          Scope.extend(scope),
+          Effect.tapError(() => Scope.close(scope, Exit.void))
+        )
+        agent = { handle, scope }
+        state.current = handle
+        return handle
+      })
+
+      const timeout = new TurnTimeout({
+        message: `The turn ran past ${Duration.format(options.turnTimeout)} and was cancelled`,
+        timeout_secs: Duration.toSeconds(options.turnTimeout)
+      })
+      const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+      let turnsStarted = 0
+
+      /** Past the deadline: cancel the turn; if the agent ignores that, stop it (the next turn restarts it). */
+      const expire = (handle: AgentHandle, turn: number) =>
+        handle.cancel.pipe(
+          Effect.zipRight(Effect.sync(() => desk.cancelAll())),
+          Effect.zipRight(Effect.sleep(cancelGrace)),
+          Effect.zipRight(Effect.suspend(() =>
+            state.running && turnsStarted === turn ? Scope.close(agent.scope, Exit.void) : Effect.void
+          )),
+          Effect.forkIn(slot)
+        )
+
+      /**
+       * One prompt under the turn timeout. The deadline is one timer, not a race of fibers (a
+       * race forks and joins two fibers on every turn): past it the turn is cancelled, and
+       * whatever the prompt ends with, the turn answers 504.
+       */
+      const runTurn = (handle: AgentHandle, job: TurnJob) =>
+        Effect.suspend(() => {
+          const turn = ++turnsStarted
+          let expired = false
+          const timer = setTimeout(() => {
+            expired = true
+            runFork(expire(handle, turn))
+          }, Duration.toMillis(options.turnTimeout))
+          return handle.prompt({ text: job.request.prompt, files: job.request.files ?? [], onMessage: job.live.push })
+            .pipe(
+              Effect.ensuring(Effect.sync(() => clearTimeout(timer))),
+              Effect.catchAll((error) => Effect.fail(expired ? timeout : error)),
+              Effect.filterOrFail(() => !expired, () => timeout)
+            )
+        })
+
+      /** Stores the agent's settings when they changed (the agent may change them in a turn). */
+      const saveSettings = Effect.suspend(() => {
+        const settings = agent.handle.settings()
+        if (settings === state.savedSettings) return Effect.void
+        state.savedSettings = settings
+        return ledger.setSettings(id, settings)
+      })
+
+      /** A change of settings, between turns: applied by the agent, then stored. */
+      const configure = (job: SettingsJob) =>
+        Effect.uninterruptibleMask((restore) =>
+          restore(Effect.flatMap(ensureAgent, (handle) => handle.configure(job.settings))).pipe(
+            Effect.zipRight(saveSettings),
+            Effect.exit,
+            Effect.map((exit) => Exit.isInterrupted(exit) ? Exit.fail(sessionClosed(id)) : exit),
+            Effect.flatMap((exit) => Deferred.done(job.done, exit))
+          )
+        )
+
+      /** One turn: it may be interrupted (a close), its commit and its answer may not. */
+      const work = (job: TurnJob) =>
+        Effect.uninterruptibleMask((restore) =>
+          Effect.gen(function*() {
+            const handle = yield* restore(ensureAgent)
+            const startedAt = Date.now()
+            job.live.startedAt = startedAt
+            state.running = true
+            state.turn = job.live
+            const outcome: TurnOutcome = yield* restore(runTurn(handle, job)).pipe(
+              Effect.ensuring(Effect.sync(() => {
+                state.running = false
+                state.turn = undefined
+                // The agent asks nothing of a turn that is over.
+                desk.cancelAll()
+              }))
+            )
+            yield* Metric.update(turnDuration, (Date.now() - startedAt) / 1000)
+            const reply: TurnReply = {
+              ok: true,
+              session_id: id,
+              turn_index: job.live.turnIndex,
+              stop_reason: outcome.stopReason,
+              usage: outcome.usage,
+              events: outcome.events
+            }
+            return reply
+          }).pipe(
+            Effect.tapError((error) =>
+              Effect.gen(function*() {
+                yield* ledger.recordEvent(id, "turn_failed", {
+                  turn_index: job.live.turnIndex,
+                  error: error.error,
+                  message: error.message
+                })
+                if (!(yield* agent.handle.isAlive)) {
+                  yield* ledger.recordEvent(id, "agent_exit", { pid: agent.handle.pid })
+                }
+              })
+            ),
+            Effect.exit,
+            // Interrupted: the session was closed under the turn.
+            Effect.map((exit) => Exit.isInterrupted(exit) ? Exit.fail(sessionClosed(id)) : exit),
+            // Commit the turn's end before anyone hears of it.
+            Effect.tap((exit) => endTurn(job, exit)),
+            Effect.tap(() => saveSettings),
+            Effect.tap((exit) => recordTurnMetrics(session.app_name, exit)),
+            Effect.flatMap((exit) => Deferred.done(job.reply, answerOf(exit)))
+          )
+        )
+
+      return yield* Queue.take(mailbox).pipe(
+        Effect.flatMap((item) => isSettingsJob(item) ? configure(item) : work(item)),
+        Effect.forever
+      )
+    })
+
+    const run = loop.pipe(
+      Effect.ensuring(
+        Effect.all([
+          Deferred.fail(stopped, sessionClosed(id)),
+          Effect.sync(() => desk.cancelAll()),
+          // Items still in the mailbox will never run: answer them.
+          Effect.flatMap(Queue.takeAll(mailbox), (jobs) => Effect.forEach(jobs, abandon, { discard: true })),
+          options.onStopped,
+          Scope.close(slot, Exit.void)
+        ], { discard: true })
+      )
+    )
+
+    const accept = (request: TurnRequest) =>
+      accepting.withPermits(1)(Effect.gen(function*() {
+        if (yield* Deferred.isDone(stopped)) return yield* sessionClosed(id)
+        const turnIndex = yield* ledger.acceptTurn(id, {
+          prompt: request.prompt,
+          files: request.files ?? [],
+          at: yield* nowSeconds
+        })
+        if (Option.isNone(turnIndex)) {
+          // Closed in the ledger behind the gateway's back (the admin CLI): later turns are
+          // refused at once, and the next sweep stops the agent.
+          state.closedInLedger = true
+          return yield* sessionClosed(id)
+        }
+        const live = new LiveTurn(turnIndex.value)
+        state.turns.set(live.turnIndex, live)
+        const reply = yield* Deferred.make<TurnReply, TurnError>()
+        const job: TurnJob = { request, live, reply }
+        yield* Queue.offer(mailbox, job)
+        // The actor may have stopped (and emptied its mailbox) before this turn arrived.
+        if (yield* Deferred.isDone(stopped)) yield* abandon(job)
+        const accepted: AcceptedTurn = { turnIndex: live.turnIndex, feed: live, reply: Deferred.await(reply) }
+        return accepted
+      }))
+
+    const configure = (settings: AgentSettings) =>
+      Effect.gen(function*() {
+        const done = yield* Deferred.make<void, SettingsError>()
+        yield* accepting.withPermits(1)(Effect.gen(function*() {
+          if (yield* Deferred.isDone(stopped)) return yield* sessionClosed(id)
+          yield* Queue.offer(mailbox, { settings, done })
+        }))
+        yield* Deferred.await(done)
+      })
+
+    const actor: SessionActor = {
+      session,
+      state,
+      stopped,
+      run,
+      accept,
+      configure,
+      // ACP: once the turn is cancelled, every request still waiting is answered `cancelled`.
+      cancel: Effect.suspend(() =>
+        state.running
+          ? Effect.as(Effect.zipRight(state.current.cancel, Effect.sync(() => desk.cancelAll())), true)
+          : Effect.succeed(false)
+      ),
+      isRunning: Effect.sync(() => state.running)
+    }
+    return actor
+  })
