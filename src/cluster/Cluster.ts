@@ -10,7 +10,7 @@ import { Sweeper } from "../services/sessions/Sweeper.js"
 import { NodeSettingsLive } from "./ClusterConfig.js"
 import { ClusterNodes } from "./ClusterNodes.js"
 import { Deliveries } from "./Deliveries.js"
-import { ClusterRouteLive } from "./ClusterRoute.js"
+import { ClusterViewLive } from "./ClusterViewLive.js"
 import { RunnerLive } from "./ClusterRunner.js"
 import { RoutedSessionsLive, SessionEntityLive } from "./RoutedSessions.js"
 import { SessionEntity } from "./SessionEntity.js"
@@ -63,7 +63,7 @@ const OrphansLoop = Layer.scopedDiscard(
  * `Sessions` that routes each session's requests to its owner.
  */
 export const ClusterNodeLive = RoutedSessionsLive.pipe(
-  Layer.provideMerge(Layer.mergeAll(SessionEntityLive, SweeperSingleton, OrphansLoop, ClusterRouteLive)),
+  Layer.provideMerge(Layer.mergeAll(SessionEntityLive, SweeperSingleton, OrphansLoop, ClusterViewLive)),
   Layer.provideMerge(Layer.mergeAll(ClusterNodes.Default, Deliveries.Default)),
   Layer.provideMerge(RunnerLive),
   Layer.provideMerge(NodeSettingsLive)
