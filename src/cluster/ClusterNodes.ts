@@ -4,7 +4,6 @@ import * as ShardId from "@effect/cluster/ShardId"
 import { SqlClient } from "@effect/sql"
 import { Effect, Schedule } from "effect"
 import type { AppName, SessionId } from "../domain/Ids.js"
-import { underMigrationLock } from "../services/ledger/Postgres.js"
 import { AgentPool } from "../services/sessions/AgentPool.js"
 import { Sessions } from "../services/sessions/Sessions.js"
 import { NodeSettings } from "./ClusterConfig.js"
@@ -40,16 +39,6 @@ export class ClusterNodes extends Effect.Service<ClusterNodes>()("clawdforge/Clu
     const pool = yield* AgentPool
     const sessions = yield* Sessions
     const self = `${settings.host}:${settings.port}`
-
-    yield* sql`CREATE TABLE IF NOT EXISTS clawdforge_cluster_nodes (
-      node TEXT PRIMARY KEY,
-      live INTEGER NOT NULL,
-      capacity INTEGER NOT NULL,
-      shards TEXT NOT NULL,
-      sessions TEXT NOT NULL DEFAULT '[]',
-      pending TEXT NOT NULL DEFAULT '[]',
-      seen_ms BIGINT NOT NULL
-    )`.pipe(underMigrationLock, Effect.orDie)
 
     // ShardIds made once: `hasShardId` looks them up by value.
     const shardIds = Array.from({ length: settings.shardsPerGroup }, (_, i) => ShardId.make("default", i + 1))

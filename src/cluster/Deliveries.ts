@@ -1,6 +1,5 @@
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
-import { underMigrationLock } from "../services/ledger/Postgres.js"
 
 /** How long a delivery is remembered: far longer than a message is retried. */
 const keepMs = 3_600_000
@@ -16,11 +15,6 @@ const keepMs = 3_600_000
 export class Deliveries extends Effect.Service<Deliveries>()("clawdforge/cluster/Deliveries", {
   effect: Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    yield* sql`CREATE TABLE IF NOT EXISTS clawdforge_cluster_deliveries (
-      delivery TEXT PRIMARY KEY,
-      at_ms BIGINT NOT NULL
-    )`.pipe(underMigrationLock, Effect.orDie)
-
     /** True for the first delivery of `key`, false for any other. */
     const claim = (key: string) =>
       sql`INSERT INTO clawdforge_cluster_deliveries (delivery, at_ms) VALUES (${key}, ${Date.now()})
