@@ -22,6 +22,8 @@ import { sleep, work } from "./support/processes.js"
 import { timeSequential, turnsPerSecond } from "./support/timing.js"
 
 const adminToken = "bench-cluster-admin-token-0123456789"
+/** What the nodes prove to each other on their peer ports (at least 32 characters). */
+const clusterSecret = "bench-cluster-secret-0123456789abcdef"
 const sessions = 10
 
 interface ClusterStatus {
@@ -46,6 +48,7 @@ const startNodes = async (db: string, n: number) => {
           env: {
             CLAWDFORGE_DB: db,
             CLAWDFORGE_CLUSTER: "true",
+            CLAWDFORGE_CLUSTER_SECRET: clusterSecret,
             CLAWDFORGE_NODE_HOST: "127.0.0.1",
             CLAWDFORGE_NODE_PORT: String(port),
             CLAWDFORGE_WORKSPACE_ROOT: workspaces,

@@ -1,18 +1,41 @@
 import * as RunnerAddress from "@effect/cluster/RunnerAddress"
 import type * as ShardingConfig from "@effect/cluster/ShardingConfig"
-import { Config, ConfigError, Context, Duration, Effect, Layer, Option } from "effect"
+import { Config, ConfigError, Context, Duration, Effect, Either, Layer, Option, Redacted } from "effect"
 import { AppConfig } from "../services/config/AppConfig.js"
 
-/** This node's address for its peers (`CLAWDFORGE_NODE_HOST:CLAWDFORGE_NODE_PORT`) and the shard count. */
+/**
+ * This node's address for its peers (`CLAWDFORGE_NODE_HOST:CLAWDFORGE_NODE_PORT`), the shard count,
+ * and the secret every node of the cluster proves to the others (`CLAWDFORGE_CLUSTER_SECRET`).
+ */
 export class NodeSettings extends Context.Tag("clawdforge/cluster/NodeSettings")<NodeSettings, {
   readonly host: string
   readonly port: number
   readonly shardsPerGroup: number
+  readonly secret: Redacted.Redacted
 }>() {}
+
+/** The shortest `CLAWDFORGE_CLUSTER_SECRET` a node starts with. */
+export const minimumSecretLength = 32
+
+/** `CLAWDFORGE_CLUSTER_SECRET`: required, and long enough that guessing it is hopeless. */
+const clusterSecret = Config.redacted("CLAWDFORGE_CLUSTER_SECRET").pipe(
+  Config.withDefault(Redacted.make("")),
+  Config.mapOrFail((secret) =>
+    Redacted.value(secret).length >= minimumSecretLength
+      ? Either.right(secret)
+      : Either.left(ConfigError.InvalidData(
+        ["CLAWDFORGE_CLUSTER_SECRET"],
+        `${
+          Redacted.value(secret).length === 0 ? "required" : "too short"
+        } in cluster mode: the secret every node shares, at least ${minimumSecretLength} characters (e.g. openssl rand -hex 32)`
+      ))
+  )
+)
 
 /**
  * Read at start-up in cluster mode only. A cluster shares its ledger: with a SQLite one, start-up
- * stops with one line naming `CLAWDFORGE_CLUSTER`.
+ * stops with one line naming `CLAWDFORGE_CLUSTER`; without a secret (or a short one), naming
+ * `CLAWDFORGE_CLUSTER_SECRET`.
  */
 export const NodeSettingsLive = Layer.effect(
   NodeSettings,
@@ -27,7 +50,8 @@ export const NodeSettingsLive = Layer.effect(
     return yield* Config.all({
       host: Config.string("CLAWDFORGE_NODE_HOST").pipe(Config.withDefault("127.0.0.1")),
       port: Config.port("CLAWDFORGE_NODE_PORT").pipe(Config.withDefault(34431)),
-      shardsPerGroup: Config.integer("CLAWDFORGE_CLUSTER_SHARDS").pipe(Config.withDefault(60))
+      shardsPerGroup: Config.integer("CLAWDFORGE_CLUSTER_SHARDS").pipe(Config.withDefault(60)),
+      secret: clusterSecret
     })
   })
 )

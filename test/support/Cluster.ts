@@ -8,6 +8,8 @@ import { freePort, type GatewayProcess, startGateway } from "./GatewayProcess.js
 import { tempDir } from "./TempDirs.js"
 
 export const adminToken = "cluster-admin-token-0123456789"
+/** What the nodes prove to each other on their peer ports (`CLAWDFORGE_CLUSTER_SECRET`, 32 characters or more). */
+export const clusterSecret = "cluster-secret-0123456789abcdefghij"
 
 export interface ClusterNode {
   readonly gateway: GatewayProcess
@@ -19,6 +21,7 @@ export interface ClusterNode {
 export const clusterEnv = (db: string, env: Record<string, string> = {}) => ({
   CLAWDFORGE_DB: db,
   CLAWDFORGE_CLUSTER: "true",
+  CLAWDFORGE_CLUSTER_SECRET: clusterSecret,
   CLAWDFORGE_ADMIN_TOKEN: adminToken,
   CLAWDFORGE_WORKSPACE_ROOT: join(tempDir("clawdforge-cluster-"), "workspaces"),
   // The scripted agent's log and pids must be the host's: the sandbox has tests of its own.
