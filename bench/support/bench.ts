@@ -37,14 +37,14 @@ export const sizes = {
   storageLargeWrites: 10,
   storageLargeReads: 10,
   sandboxIdleMs: 2000,
-  sandboxTurnWarmup: 200,
+  sandboxTurnWarmup: 100,
   sandboxTurns: 800,
   sandboxCpuSessions: 10,
   sandboxCpuWarmupTurns: 10,
   sandboxCpuRounds: 10,
   sandboxCpuTurnsPerRound: 10,
   sandboxCreateWarmup: 2,
-  sandboxCreates: 10
+  sandboxCreates: 20
 }
 
 export interface Bench {
