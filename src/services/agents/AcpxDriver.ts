@@ -94,7 +94,7 @@ export class AcpxDriver extends Effect.Service<AcpxDriver>()("clawdforge/AcpxDri
       // Every acpx command of the session runs in its one sandbox, through a small exec server that
       // lives as long as the session: acpx's detached queue owner (and the agent it starts) stays there
       // between turns, and goes with it. acpx keeps its state under HOME, the app's own.
-      const plan = yield* launch.plan([process.execPath, execServerPath], launch.agent.command)
+      const plan = yield* launch.plan([process.execPath, execServerPath], [acpxBin, ...launch.agent.command])
       const executor = yield* startSandboxExecutor(plan).pipe(
         Effect.mapError((error) => failed(`could not start its sandbox: ${error.message}`))
       )

@@ -100,7 +100,9 @@ const programMounts = (path: string): Array<string> => {
     mounts.push(candidate)
     for (let dir = dirname(candidate); dir !== dirname(dir); dir = dirname(dir)) {
       const modules = join(dir, "node_modules")
-      if (existsSync(modules)) mounts.push(modules)
+      // A linked node_modules (a workspace, a copy of the project) is shown where it is linked and where
+      // it points to: modules resolved from either place are found.
+      if (existsSync(modules)) mounts.push(modules, realpathSync(modules))
     }
   }
   return mounts
