@@ -734,7 +734,9 @@ const oversizeCorpus = (g: Gen, ids: Ids, count: number): Array<RawRequest> => {
 const log = agentLogFile()
 
 // A /run that got through would fail loudly (502) rather than reach a real claude.
-const gateway = () => layerScriptedGateway(log, { CLAWDFORGE_CLAUDE_BIN: "/nonexistent/claude" })
+// Its 300 wrong tokens come from one address: the throttle (test/hardening.test.ts) would answer most 429.
+const gateway = () =>
+  layerScriptedGateway(log, { CLAWDFORGE_CLAUDE_BIN: "/nonexistent/claude", CLAWDFORGE_AUTH_FAILURES_PER_MINUTE: "0" })
 
 const ledgerCounts = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient

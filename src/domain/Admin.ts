@@ -74,6 +74,8 @@ export const AdminAppList = Schema.Struct({ ok: Ok, count: Schema.Int, apps: Sch
 
 export const CreateAppRequest = Schema.Struct({ name: AppName }).annotations({
   identifier: "CreateAppRequest",
+  // A misspelt field is a 400 that names it (`unknown field "modle"`), never silently ignored.
+  parseOptions: { onExcessProperty: "error" },
   description: "The new app's name: a letter or digit, then letters, digits, _ . - (64 at most)"
 })
 

@@ -52,6 +52,8 @@ export const PermissionAnswer = Schema.Struct({
   content: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
 }).annotations({
   identifier: "PermissionAnswer",
+  // A misspelt field is a 400 that names it (`unknown field "modle"`), never silently ignored.
+  parseOptions: { onExcessProperty: "error" },
   description: "A permission request is answered with one of its `option_id`s; an elicitation with `action` " +
     "(`accept` with `content`, `decline` or `cancel`)"
 })

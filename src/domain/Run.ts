@@ -13,6 +13,9 @@ export const RunRequest = Schema.Struct({
   timeout_secs: Schema.optional(Schema.Number.pipe(Schema.positive(), Schema.lessThanOrEqualTo(3600)).annotations({
     description: "Stop claude after this many seconds (at most 3600); a timeout is a 502"
   }))
+}).annotations({
+  // A misspelt field is a 400 that names it (`unknown field "modle"`), never silently ignored.
+  parseOptions: { onExcessProperty: "error" },
 })
 export type RunRequest = typeof RunRequest.Type
 

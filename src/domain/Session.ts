@@ -111,11 +111,16 @@ export const CreateSessionRequest = Schema.Struct({
   })),
   permission_mode: Schema.optional(PermissionMode),
   ...AgentSettings.fields
+}).annotations({
+  // A misspelt field is a 400 that names it (`unknown field "modle"`), never silently ignored.
+  parseOptions: { onExcessProperty: "error" },
 })
 export type CreateSessionRequest = typeof CreateSessionRequest.Type
 
 export const UpdateSessionRequest = AgentSettings.annotations({
   identifier: "UpdateSessionRequest",
+  // A misspelt field is a 400 that names it (`unknown field "modle"`), never silently ignored.
+  parseOptions: { onExcessProperty: "error" },
   description: "The settings to change; those left out stay as they are"
 })
 export type UpdateSessionRequest = typeof UpdateSessionRequest.Type
@@ -147,6 +152,9 @@ export const TurnRequest = Schema.Struct({
     Schema.Array(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(4096))).pipe(Schema.maxItems(100))
       .annotations({ description: "Paths the agent should look at, named to it before the prompt text (at most 100)" })
   )
+}).annotations({
+  // A misspelt field is a 400 that names it (`unknown field "modle"`), never silently ignored.
+  parseOptions: { onExcessProperty: "error" },
 })
 export type TurnRequest = typeof TurnRequest.Type
 

@@ -7,7 +7,8 @@ import { AdminAuthorization } from "../domain/Admin.js"
 import { NotFound, Unauthorized } from "../domain/Errors.js"
 import { AppConfig } from "../services/config/AppConfig.js"
 import { tokenDigest } from "../services/ledger/AppTokens.js"
-import { bearerHeader, challenge } from "./Authorization.js"
+import { AuthFailures } from "../services/tenancy/AuthFailures.js"
+import { bearerHeader, challenge, throttled } from "./Authorization.js"
 
 /** What an admin route answers while CLAWDFORGE_ADMIN_TOKEN is not set. */
 export const adminOffMessage = "No such route: the admin API is off: set CLAWDFORGE_ADMIN_TOKEN"
@@ -24,18 +25,25 @@ const noStore = HttpApp.appendPreResponseHandler((_request, response) =>
  */
 export const AdminAuthorizationLive = Layer.effect(
   AdminAuthorization,
-  Effect.map(AppConfig, ({ adminToken }) => {
+  Effect.map(Effect.zip(AppConfig, AuthFailures), ([{ adminToken }, failures]) => {
     const expected = Option.map(adminToken, (token) => tokenDigest(Redacted.value(token)))
     return AdminAuthorization.of({
       adminBearer: (token) =>
         Effect.flatMap(HttpServerRequest.HttpServerRequest, (request): Effect.Effect<void, Unauthorized | NotFound> => {
           if (Option.isNone(expected)) return Effect.fail(new NotFound({ message: adminOffMessage }))
           const tokenSent = bearerHeader.test(request.headers.authorization ?? "")
-          if (tokenSent && timingSafeEqual(tokenDigest(Redacted.value(token)), expected.value)) return noStore
-          return Effect.zipRight(
+          const digest = tokenSent ? tokenDigest(Redacted.value(token)) : undefined
+          const refused = Effect.zipRight(
             // Its own realm: a client told 401 knows it was the operators' token that was wanted.
             challenge(tokenSent, "clawdforge-admin"),
             Effect.fail(new Unauthorized({ message: "Missing or unknown admin token" }))
+          )
+          return throttled(
+            failures,
+            request,
+            tokenSent,
+            Effect.suspend(() => digest !== undefined && timingSafeEqual(digest, expected.value) ? noStore : refused),
+            Effect.suspend(() => digest?.equals(expected.value) ? noStore : refused)
           )
         })
     })

@@ -5,20 +5,38 @@ import {
   type HttpApp,
   HttpIncomingMessage,
   HttpServerError,
-  HttpServerRequest
+  HttpServerRequest,
+  HttpServerResponse
 } from "@effect/platform"
 import { NodeHttpServerRequest } from "@effect/platform-node"
 import { Cause, Effect, identity, Option } from "effect"
 import type { IncomingMessage } from "node:http"
 import { BadRequest, NotFound, PayloadTooLarge } from "../domain/Errors.js"
+import { AuthThrottled } from "./Authorization.js"
 
 const clip = (text: string) => text.length > 500 ? `${text.slice(0, 500)}…` : text
 
+/** An issue as people read it; a field the schema does not have is named as such (`unknown field "modle"`). */
+const describeIssue = (issue: HttpApiError.HttpApiDecodeError["issues"][number]) => {
+  if (issue._tag === "Unexpected" && issue.path.length > 0) {
+    const field = String(issue.path[issue.path.length - 1])
+    const within = issue.path.slice(0, -1).join(".")
+    return `unknown field ${JSON.stringify(field)}${within.length === 0 ? "" : ` in ${within}`}`
+  }
+  return `${issue.path.length === 0 ? "body" : issue.path.join(".")}: ${issue.message}`
+}
+
 const describeIssues = (error: HttpApiError.HttpApiDecodeError) =>
-  error.issues.length === 0
-    ? error.message
-    : error.issues.map((issue) => `${issue.path.length === 0 ? "body" : issue.path.join(".")}: ${issue.message}`)
-      .join("; ")
+  error.issues.length === 0 ? error.message : error.issues.map(describeIssue).join("; ")
+
+/** The answer to a client address throttled for its wrong tokens. */
+const tooManyAuthFailures = (retryAfterSecs: number) =>
+  HttpServerResponse.unsafeJson({
+    ok: false,
+    error: "too_many_auth_failures",
+    message: `Too many wrong tokens from this address: try again in ${retryAfterSecs} s`,
+    retry_after_secs: retryAfterSecs
+  }, { status: 429, headers: { "retry-after": String(retryAfterSecs) } })
 
 const tooLarge = (maxBodyBytes: number) =>
   new PayloadTooLarge({ message: `The request body is larger than ${maxBodyBytes} bytes` })
@@ -158,12 +176,14 @@ export const RequestErrorsLive = (maxBodyBytes: number) =>
       return yield* (app as HttpApp.Default<unknown>).pipe(
         HttpIncomingMessage.withMaxBodySize(Option.some(maxBodyBytes)),
         modified === request ? identity : Effect.provideService(HttpServerRequest.HttpServerRequest, modified),
-        Effect.catchAllCause((cause) =>
-          Option.match(toApiError(Cause.squash(cause), maxBodyBytes), {
+        Effect.catchAllCause((cause) => {
+          const squashed = Cause.squash(cause)
+          if (squashed instanceof AuthThrottled) return Effect.succeed(tooManyAuthFailures(squashed.retryAfterSecs))
+          return Option.match(toApiError(squashed, maxBodyBytes), {
             onNone: () => Effect.failCause(cause),
             onSome: Effect.fail
           })
-        )
+        })
       )
     }).pipe(
       Effect.tapError((error) =>

@@ -1,12 +1,13 @@
 import { HttpApiBuilder, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Effect, Layer } from "effect"
+import { Duration, Effect, Layer } from "effect"
 import { createServer, type Server, STATUS_CODES } from "node:http"
 import type { Duplex } from "node:stream"
 import { Api } from "../domain/Api.js"
 import { AppConfig, listeningOn } from "../services/config/AppConfig.js"
 import { AdminHttpLive, ConsoleHttpLive } from "./AdminHandlers.js"
-import { AuthorizationLive } from "./Authorization.js"
+import { AuthFailures } from "../services/tenancy/AuthFailures.js"
+import { AuthorizationLive, MetricsAuthorizationLive } from "./Authorization.js"
 import {
   AgentsHttpLive,
   HealthHttpLive,
@@ -26,11 +27,14 @@ export const ApiLive = HttpApiBuilder.api(Api).pipe(
     SessionsHttpLive,
     AgentsHttpLive,
     TenancyHttpLive,
-    ObservabilityHttpLive,
+    // `/metrics` has a guard of its own (a middleware's Live layer is provided to the group using it).
+    ObservabilityHttpLive.pipe(Layer.provide(MetricsAuthorizationLive)),
     AdminHttpLive,
     ConsoleHttpLive
   ]),
   Layer.provide(AuthorizationLive),
+  // One count of wrong tokens per address for every guard: app, admin and metrics.
+  Layer.provide(AuthFailures.DefaultWithoutDependencies),
   Layer.provide(Layer.unwrapEffect(Effect.map(AppConfig, (config) => RequestErrorsLive(config.maxBodyBytes))))
 )
 
@@ -42,30 +46,60 @@ export const HttpAppLive = HttpApiBuilder.serve(withRequestLog).pipe(
   Layer.provide(ApiLive)
 )
 
+/** The JSON error a raw socket answer carries, as the API's own errors do. */
+const rawAnswer = (status: number, error: string, message: string) => {
+  const body = JSON.stringify({ ok: false, error, message })
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\n` +
+    `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
+}
+
 /**
  * Requests Node's HTTP parser refuses before the gateway sees them (raw NUL or non-ASCII in
- * the path, over-long headers, broken framing) get the gateway's error shape, not a bare 400.
+ * the path, over-long headers, broken framing) get the gateway's error shape, not a bare 400;
+ * one that did not arrive within the body timeout is a 408.
  */
-export const jsonClientErrors = (server: Server): Server =>
+export const jsonClientErrors = (server: Server, bodyTimeoutSecs?: number): Server =>
   server.on("clientError", (error: NodeJS.ErrnoException, socket: Duplex) => {
     if (error.code === "ECONNRESET" || !socket.writable) return void socket.destroy()
-    const status = error.code === "HPE_HEADER_OVERFLOW" ? 431 : 400
-    const body = JSON.stringify({
-      ok: false,
-      error: status === 431 ? "headers_too_large" : "bad_request",
-      message: status === 431 ? "The request line or headers are too large" : "The request is not valid HTTP"
-    })
+    // An answer already begun on this connection cannot be followed by another.
+    const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage
+    if (inFlight?.headersSent === true) return void socket.destroy()
+    if (error.code === "ERR_HTTP_REQUEST_TIMEOUT") {
+      return void socket.end(rawAnswer(
+        408,
+        "request_timeout",
+        `The request did not arrive within ${bodyTimeoutSecs ?? "the"} s (CLAWDFORGE_BODY_TIMEOUT_SECS)`
+      ))
+    }
     socket.end(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\n` +
-        `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
+      error.code === "HPE_HEADER_OVERFLOW"
+        ? rawAnswer(431, "headers_too_large", "The request line or headers are too large")
+        : rawAnswer(400, "bad_request", "The request is not valid HTTP")
     )
   })
+
+/**
+ * Node's own request timeout bounds how long a request's head and body may take to arrive (a
+ * body trickled a byte at a time would otherwise hold its connection for Node's 300 s); it is
+ * checked every `connectionsCheckingInterval`, so that runs at a fraction of the timeout.
+ */
+const serverWithBodyTimeout = (bodyTimeout: Duration.Duration) => {
+  const millis = Duration.toMillis(bodyTimeout)
+  return jsonClientErrors(
+    createServer({
+      requestTimeout: millis,
+      headersTimeout: Math.min(60_000, millis),
+      connectionsCheckingInterval: Math.max(100, Math.min(5_000, Math.floor(millis / 4)))
+    }),
+    Math.round(millis / 1000)
+  )
+}
 
 /** The Node HTTP server on `CLAWDFORGE_HOST:CLAWDFORGE_PORT`. */
 export const NodeServerLive = Layer.unwrapEffect(
   Effect.map(AppConfig, (config) =>
     listeningOn(
-      NodeHttpServer.layer(() => jsonClientErrors(createServer()), { host: config.host, port: config.port }),
+      NodeHttpServer.layer(() => serverWithBodyTimeout(config.bodyTimeout), { host: config.host, port: config.port }),
       "CLAWDFORGE_PORT",
       config.host,
       config.port

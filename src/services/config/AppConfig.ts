@@ -191,6 +191,36 @@ export const listeningOn = <A, E, R>(layer: Layer.Layer<A, E, R>, variable: stri
     return Layer.die(new ListenFailed({ variable, message: `cannot listen on ${host}:${port} (${reason})` }))
   })
 
+/**
+ * A token that names two apps, or an app and the operators, would let one act as the other:
+ * start-up stops, naming the apps (never the token).
+ */
+const refuseSharedTokens = <
+  C extends {
+    readonly appTokens: ReadonlyArray<readonly [string, Redacted.Redacted]>
+    readonly adminToken: Option.Option<Redacted.Redacted>
+  }
+>(config: C): Either.Either<C, ConfigError.ConfigError> => {
+  const appsByToken = new Map<string, Array<string>>()
+  for (const [app, token] of config.appTokens) {
+    const apps = appsByToken.get(Redacted.value(token)) ?? []
+    appsByToken.set(Redacted.value(token), [...apps, app])
+  }
+  for (const apps of appsByToken.values()) {
+    if (apps.length > 1) {
+      return Either.left(ConfigErrorInvalid("CLAWDFORGE_APP_TOKENS", `apps ${apps.join(", ")} have the same token: give each its own`))
+    }
+  }
+  const shared = Option.flatMap(config.adminToken, (admin) => Option.fromNullable(appsByToken.get(Redacted.value(admin))))
+  if (Option.isSome(shared)) {
+    return Either.left(ConfigErrorInvalid(
+      "CLAWDFORGE_APP_TOKENS",
+      `app ${shared.value.join(", ")} has the CLAWDFORGE_ADMIN_TOKEN as its token: give the operators a token of their own`
+    ))
+  }
+  return Either.right(config)
+}
+
 export class AppConfig extends Effect.Service<AppConfig>()("clawdforge/AppConfig", {
   effect: Effect.gen(function*() {
     return yield* Config.all({
@@ -228,8 +258,22 @@ export class AppConfig extends Effect.Service<AppConfig>()("clawdforge/AppConfig
       agentEnvPass,
       // The unprivileged user agents run as when the gateway runs as root (65534: nobody).
       agentUid: userId("CLAWDFORGE_AGENT_UID"),
-      agentGid: userId("CLAWDFORGE_AGENT_GID")
-    })
+      agentGid: userId("CLAWDFORGE_AGENT_GID"),
+      // Who may scrape `/metrics` besides the operators; with neither token set, any app token (as before).
+      metricsToken: optionalSecret("CLAWDFORGE_METRICS_TOKEN"),
+      // How long a request (its head and body) may take to arrive: a trickled body holds no connection longer.
+      bodyTimeout: seconds("CLAWDFORGE_BODY_TIMEOUT_SECS", 30),
+      // Wrong tokens one client address may send per minute before its further wrong ones are 429 (0: no limit).
+      authFailuresPerMinute: Config.integer("CLAWDFORGE_AUTH_FAILURES_PER_MINUTE").pipe(
+        Config.validate({ message: "Expected 0 or more", validation: (n) => n >= 0 }),
+        Config.withDefault(20)
+      ),
+      // Fair share: the defaults of the per-app limits `max_queued_turns` (per session) and `max_streams`.
+      maxQueuedTurns: positiveInt("CLAWDFORGE_MAX_QUEUED_TURNS", 32),
+      maxStreamsPerApp: positiveInt("CLAWDFORGE_MAX_STREAMS_PER_APP", 64),
+      // What one stored turn keeps of its messages (MB); past it the stored turn is `truncated`.
+      turnMaxStoredBytes: Config.map(positiveInt("CLAWDFORGE_TURN_MAX_STORED_MB", 16), (mb) => mb * 1024 * 1024)
+    }).pipe(Config.mapOrFail(refuseSharedTokens))
   })
 }) {}
 

@@ -24,6 +24,16 @@ export class Auth extends Effect.Service<Auth>()("clawdforge/Auth", {
       what: "app tokens"
     }).get
 
+    // By digest: what a throttled address is answered from, with no comparison per token.
+    const knownByDigest = new Map(known.map((entry) => [entry.digest.toString("hex"), entry.app]))
+
+    const short = appTokens.filter(([, token]) => Redacted.value(token).length < 16).map(([app]) => app)
+    if (short.length > 0) {
+      yield* Effect.logWarning(
+        `CLAWDFORGE_APP_TOKENS: the tokens of ${short.join(", ")} are under 16 characters: easy to guess, replace them`
+      )
+    }
+
     if (known.length === 0 && (yield* ledgerTokens).size === 0) {
       yield* Effect.logWarning(
         "No app tokens (CLAWDFORGE_APP_TOKENS or `clawdforge apps add`): every request will be refused until one is added"
@@ -50,7 +60,18 @@ export class Auth extends Effect.Service<Auth>()("clawdforge/Auth", {
       return app
     })
 
-    return { authenticate } as const
+    /**
+     * The app of a token by its digest alone: a valid token passes, a wrong one costs two map
+     * lookups. For an address already throttled for its wrong tokens.
+     */
+    const lookup = Effect.fnUntraced(function*(token: Redacted.Redacted<string>) {
+      const digest = tokenDigest(Redacted.value(token)).toString("hex")
+      const app = knownByDigest.get(digest) ?? (yield* ledgerTokens).get(digest)
+      if (app === undefined) return yield* new Unauthorized({ message: "Missing or unknown bearer token" })
+      return app
+    })
+
+    return { authenticate, lookup } as const
   }),
   dependencies: [AppConfig.Default, AppTokens.Default]
 }) {}
