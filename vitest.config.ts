@@ -1,4 +1,5 @@
 import { defineConfig } from "vitest/config"
+import { SlowFirstSequencer } from "./test/support/SlowFirst.js"
 
 /** The ledger-level and HTTP contract tests: run on SQLite and again on PostgreSQL. */
 const onBothDialects = [
@@ -35,6 +36,8 @@ export default defineConfig({
     maxWorkers: 2,
     testTimeout: 30_000,
     hookTimeout: 30_000,
+    // The slow files first, so no long one is left for the end (test/support/SlowFirst.ts).
+    sequence: { sequencer: SlowFirstSequencer },
     projects: [
       {
         extends: true,
