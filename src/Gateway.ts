@@ -5,7 +5,8 @@ import { AgentPool } from "./services/sessions/AgentPool.js"
 import { AgentRegistry } from "./services/agents/AgentRegistry.js"
 import { AppConfig, describeConfigError, ListenFailed } from "./services/config/AppConfig.js"
 import { Auth } from "./services/tenancy/Auth.js"
-import type { SharedLimits } from "./services/tenancy/SharedLimits.js"
+import type { LimitCounters } from "./services/tenancy/LimitCounters.js"
+import { LocalLimitCounters } from "./services/tenancy/LocalLimitCounters.js"
 import { AppSecretsCheck } from "./services/tenancy/AppSecrets.js"
 import { WebhookDeliveryLoop } from "./services/tenancy/WebhookDelivery.js"
 import { ClaudeRunner } from "./services/agents/ClaudeRunner.js"
@@ -29,13 +30,13 @@ export const layerServices = <EP, RP, ER, RR>(
   options: {
     /** Off for a cluster node: there the sweeper runs once per cluster (src/cluster). */
     readonly sweeperLoop?: boolean
-    /** A cluster node's: the per-app limits counted across the nodes. */
-    readonly sharedLimits?: Layer.Layer<SharedLimits, ConfigError.ConfigError, SqlClient.SqlClient | AppConfig>
+    /** What the per-app limits count with: this process's memory (the default), or a cluster node's shared counters. */
+    readonly limitCounters?: Layer.Layer<LimitCounters, ConfigError.ConfigError, SqlClient.SqlClient | AppConfig>
   } = {}
 ) => {
   // The idempotency keys (with their expiry loop) are the gateway's own: the admin CLI opens the ledger without them.
   const ledger = IdempotencyKeys.DefaultWithoutDependencies.pipe(
-    Layer.provideMerge(layerLedger({ limitCounters: options.sharedLimits })),
+    Layer.provideMerge(layerLedger({ limitCounters: options.limitCounters ?? LocalLimitCounters })),
     Layer.provide(AppConfig.Default)
   )
   const core = Layer.mergeAll(AppConfig.Default, ledger, AgentRegistry.Default, Workspaces.Default, Sandbox.Default, pool)
@@ -68,7 +69,7 @@ const ClusterGatewayLive = Layer.unwrapEffect(
           Layer.provide(ClusterNodeLive),
           Layer.provideMerge(layerServices(AgentPool.Default, ClaudeRunner.Default, {
             sweeperLoop: false,
-            sharedLimits: ClusterLimitsLive
+            limitCounters: ClusterLimitsLive
           }))
         )
       ),

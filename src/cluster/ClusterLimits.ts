@@ -1,46 +1,38 @@
 import { SqlClient } from "@effect/sql"
 import { Effect, Layer } from "effect"
 import type { AppName, SessionId } from "../domain/Ids.js"
-import { underMigrationLock } from "../services/ledger/Postgres.js"
-import { SharedLimits } from "../services/tenancy/SharedLimits.js"
+import { LimitCounters } from "../services/tenancy/LimitCounters.js"
+import { Usage } from "../services/tenancy/Usage.js"
 import { NodeSettings, NodeSettingsLive } from "./ClusterConfig.js"
 import { staleAfterMs } from "./ClusterNodes.js"
 
 const windowMs = 60_000
+const dayMs = 86_400_000
 
 // The first key of the two-key advisory locks that make an app's check-and-take atomic across
 // the nodes (the second is the app's name, hashed); the one-key space holds the migration lock.
 const appLockSpace = 0x636c_64
 
+/** Seconds until a window whose oldest turn started at `oldestMs` loses it (0 when it has none). */
+const resetSecondsOf = (oldestMs: number | undefined, nowMs: number) =>
+  oldestMs === undefined ? 0 : Math.max(1, Math.ceil((oldestMs + windowMs - nowMs) / 1000))
+
 /**
- * The per-app limits of a cluster, counted in the shared PostgreSQL database: each node's live
- * sessions by app (one row per session, on the node that runs its agent), and the starts of the
- * turns of apps that have a `turns_per_minute`. A check and its take are one transaction that holds
- * the app's advisory lock, so racing creates and turns on different nodes cannot overshoot. The
- * sessions of a node that stops heartbeating (it died) stop counting with its heartbeat.
+ * The limit counters of a cluster, in the shared PostgreSQL database (tables of migration 0012):
+ * each node's live sessions by app (one row per session, on the node that runs its agent), and
+ * the starts of the turns of apps that have a `turns_per_minute`; the day's cost is the shared
+ * ledger's. A check and its take are one transaction that holds the app's advisory lock, so racing
+ * creates and turns on different nodes cannot overshoot. The sessions of a node that stops
+ * heartbeating (it died) stop counting with its heartbeat.
  */
 export const ClusterLimitsLive = Layer.effect(
-  SharedLimits,
+  LimitCounters,
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
+    const usage = yield* Usage
     const settings = yield* NodeSettings
     const self = `${settings.host}:${settings.port}`
 
-    yield* Effect.gen(function*() {
-      yield* sql`CREATE TABLE IF NOT EXISTS clawdforge_cluster_app_sessions (
-        session_id TEXT PRIMARY KEY,
-        app_name TEXT NOT NULL,
-        node TEXT NOT NULL
-      )`
-      yield* sql`CREATE INDEX IF NOT EXISTS clawdforge_cluster_app_sessions_app
-        ON clawdforge_cluster_app_sessions (app_name)`
-      yield* sql`CREATE TABLE IF NOT EXISTS clawdforge_cluster_turn_starts (
-        app_name TEXT NOT NULL,
-        at_ms BIGINT NOT NULL
-      )`
-      yield* sql`CREATE INDEX IF NOT EXISTS clawdforge_cluster_turn_starts_app
-        ON clawdforge_cluster_turn_starts (app_name, at_ms)`
-    }).pipe(underMigrationLock, Effect.orDie)
     // What this node held before a restart is not held any more.
     yield* sql`DELETE FROM clawdforge_cluster_app_sessions WHERE node = ${self}`.pipe(Effect.orDie)
 
@@ -81,7 +73,7 @@ export const ClusterLimitsLive = Layer.effect(
         (rows) => ({ count: Number(rows[0]?.n ?? 0), oldestMs: rows[0]?.oldest == null ? undefined : Number(rows[0].oldest) })
       )
 
-    const takeTurn = (app: AppName, limit: number, nowMs: number) =>
+    const takeTurnUnder = (app: AppName, limit: number, nowMs: number) =>
       Effect.gen(function*() {
         yield* lockApp(app)
         yield* sql`DELETE FROM clawdforge_cluster_turn_starts WHERE app_name = ${app} AND at_ms <= ${nowMs - windowMs}`
@@ -93,8 +85,8 @@ export const ClusterLimitsLive = Layer.effect(
 
     // An app without a `turns_per_minute` has no starts kept: its turns of the last minute are read
     // from the ledger (to the second), for `GET /limits` only.
-    const turnWindow = (app: AppName, nowMs: number, limited: boolean) =>
-      (limited ? windowOf(app, nowMs) : Effect.map(
+    const ledgerWindow = (app: AppName, nowMs: number) =>
+      Effect.map(
         sql<{ n: number; oldest: number | null }>`SELECT count(*) AS n, min(t.accepted_at) AS oldest
           FROM turns t JOIN sessions s ON s.session_id = t.session_id
           WHERE s.app_name = ${app} AND t.accepted_at > ${Math.floor((nowMs - windowMs) / 1000)}`,
@@ -102,8 +94,33 @@ export const ClusterLimitsLive = Layer.effect(
           count: Number(rows[0]?.n ?? 0),
           oldestMs: rows[0]?.oldest == null ? undefined : Number(rows[0].oldest) * 1000
         })
-      )).pipe(Effect.orDie)
+      )
 
-    return { holdSession, liveSessions, takeTurn, turnWindow }
+    return LimitCounters.of({
+      holdSession,
+      liveSessions,
+      takeTurn: (app, limit, nowMs, decide) =>
+        limit === null ? decide({ count: 0, resetSeconds: 0 }, true) : Effect.flatMap(
+          takeTurnUnder(app, limit, nowMs),
+          // A turn taken is the window's oldest when it was empty.
+          (window) =>
+            decide({
+              count: window.count,
+              resetSeconds: resetSecondsOf(window.taken ? window.oldestMs ?? nowMs : window.oldestMs, nowMs)
+            }, window.taken)
+        ),
+      turnWindow: (app, nowMs, limited, decide) =>
+        Effect.flatMap(
+          (limited ? windowOf(app, nowMs) : ledgerWindow(app, nowMs)).pipe(Effect.orDie),
+          (window) => decide({ count: window.count, resetSeconds: resetSecondsOf(window.oldestMs, nowMs) })
+        ),
+      // Every node's turns end in the shared ledger: the day's cost is read there.
+      costToday: (app, nowMs, decide) =>
+        Effect.flatMap(
+          usage.costByApp(Math.floor(nowMs / dayMs) * 86400, app),
+          (costs) => decide(costs.get(app) ?? 0)
+        ),
+      addCost: (_app, _costUsd, _nowMs, then) => then
+    })
   })
-).pipe(Layer.provide(NodeSettingsLive))
+).pipe(Layer.provide([NodeSettingsLive, Usage.DefaultWithoutDependencies]))

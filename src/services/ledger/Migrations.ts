@@ -11,6 +11,7 @@ import m0009 from "./migrations/0009_usage_history.js"
 import m0010 from "./migrations/0010_idempotency_holders.js"
 import m0011 from "./migrations/0011_isolation_limits.js"
 import m0012 from "./migrations/0012_cluster_tables.js"
+import m0013 from "./migrations/0013_cluster_limits.js"
 
 /** The ledger's migrations, a file each under `migrations/`, applied in the order of their ids. */
 export const migrations = Migrator.fromRecord({
@@ -25,5 +26,6 @@ export const migrations = Migrator.fromRecord({
   "0009_usage_history": m0009,
   "0010_idempotency_holders": m0010,
   "0011_isolation_limits": m0011,
-  "0012_cluster_tables": m0012
+  "0012_cluster_tables": m0012,
+  "0013_cluster_limits": m0013
 })

@@ -22,14 +22,13 @@ import { type AgentNetwork, AppConfig, describeConfigError, parseAgentNetwork } 
 import { DatabaseLive } from "../ledger/Database.js"
 import { makeLedgerCopy } from "../ledger/LedgerCopy.js"
 import { appCostUsdTotal, appTokensTotal, limitedTotal } from "../observability/Metrics.js"
-import { type SharedTurnWindow, SharedLimits } from "./SharedLimits.js"
+import { LimitCounters, type TurnCount } from "./LimitCounters.js"
+import { makeLocalLimitCounters } from "./LocalLimitCounters.js"
 import { Usage } from "./Usage.js"
 
 /** How stale the gateway's copy of the ledger's limits may be (`clawdforge apps limits` changes them). */
 export const ledgerLimitsTtl = Duration.seconds(2)
 
-/** The window `turns_per_minute` counts turns in: any 60 s (a sliding window, not clock minutes). */
-const windowMs = 60_000
 const dayMs = 86_400_000
 
 /** What `takeTurn` tells a turn reply's `RateLimit-*` headers. */
@@ -78,56 +77,26 @@ export const parseNetworkLimit = (raw: string, name = "network"): Either.Either<
   Either.mapLeft(parseAgentNetwork(raw, name), describeConfigError)
 
 /**
- * The start times (ms) of an app's turns in the last 60 s, oldest first: a queue whose expired
- * head is dropped as time passes, so each turn costs O(1) however high the limit.
- */
-class TurnWindow {
-  private times: Array<number> = []
-  private head = 0
-
-  /** How many turns started within the window ending at `now`. */
-  count(now: number): number {
-    const times = this.times
-    while (this.head < times.length && times[this.head]! <= now - windowMs) this.head++
-    // Compact now and then rather than shift() per turn.
-    if (this.head > 1024 && this.head * 2 > times.length) {
-      this.times = times.slice(this.head)
-      this.head = 0
-    }
-    return this.times.length - this.head
-  }
-
-  add(now: number) {
-    this.times.push(now)
-  }
-
-  /** Seconds until the oldest turn in the window leaves it (0 when there is none). */
-  resetSeconds(now: number): number {
-    const oldest = this.times[this.head]
-    return oldest === undefined ? 0 : Math.max(1, Math.ceil((oldest + windowMs - now) / 1000))
-  }
-}
-
-/**
  * Per-app limits: `max_sessions`, `turns_per_minute` and `daily_cost_usd`, and the isolation's
  * `permission_modes` (the modes a create may ask for) and `network` (what its agents reach), each
  * from the ledger (`clawdforge apps limits`), else the app's entry in `CLAWDFORGE_APP_LIMITS`,
  * else its `"*"`.
  *
- * Everything on a turn's path is in memory: the ledger's limits are a plain copy re-read at most
- * every `ledgerLimitsTtl` by whichever call finds it stale (no query per turn, nothing polls an
- * idle gateway); live sessions, turn windows and the day's cost are counters in this process, and
- * each check-and-take is one synchronous step, so racing callers cannot overshoot a limit. The
- * day's cost is seeded from the ledger at start (the turns and runs that ended since 00:00 UTC)
- * and grows by `addUsage` at each turn's (and run's) end; at 00:00 UTC it starts again at 0.
+ * The ledger's limits are a plain copy re-read at most every `ledgerLimitsTtl` by whichever call
+ * finds it stale (no query per turn, nothing polls an idle gateway). Live sessions, turn windows
+ * and the day's cost are the `LimitCounters`' that the layer gives: a single gateway's in memory
+ * (so everything on a turn's path is), a cluster node's shared by the nodes; without any, this
+ * process counts in memory.
  */
 export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits", {
   effect: Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    const usage = yield* Usage
     const { appLimits: fromEnv, defaultPermissionMode } = yield* AppConfig
-    // A cluster's nodes count in their shared database; a single gateway, here in memory.
-    const shared = Option.getOrUndefined(yield* Effect.serviceOption(SharedLimits))
+    // The layer's counters; the CLI and layers built without any count in memory, as a single gateway does.
+    const counters = yield* Option.match(yield* Effect.serviceOption(LimitCounters), {
+      onSome: Effect.succeed,
+      onNone: () => makeLocalLimitCounters
+    })
 
     // ---- the limits: the ledger's copy over the environment's --------------------------
 
@@ -193,24 +162,8 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
     const refused = <E>(app: string, limit: LimitName, error: E) =>
       Effect.zipRight(Metric.increment(Metric.tagged(Metric.tagged(limitedTotal, "app", app), "limit", limit)), Effect.fail(error))
 
-    // ---- the counters ---------------------------------------------------------------------
-
-    const liveSessions = new Map<string, number>()
-    const windows = new Map<string, TurnWindow>()
-    let day = Math.floor((yield* Clock.currentTimeMillis) / dayMs)
-    let costToday = new Map<string, number>(yield* usage.costByApp(day * 86400))
-
-    /** At 00:00 UTC every app's cost starts again at 0. */
-    const rollDay = (now: number) => {
-      const today = Math.floor(now / dayMs)
-      if (today !== day) {
-        day = today
-        costToday = new Map()
-      }
-    }
-    const nextMidnight = () => (day + 1) * 86400
-    /** The app's cost since 00:00 UTC as the ledger has it (a cluster's nodes all write there). */
-    const costTodayOf = (app: AppName) => Effect.map(usage.costByApp(day * 86400, app), (costs) => costs.get(app) ?? 0)
+    /** When the day's cost of `nowMs`'s day starts again at 0 (Unix seconds). */
+    const nextMidnight = (nowMs: number) => (Math.floor(nowMs / dayMs) + 1) * 86400
 
     yield* ledgerLimits.get
 
@@ -228,28 +181,9 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
      * step (in a cluster, one transaction under the app's lock).
      */
     const reserveSession = Effect.fn("AppLimits.reserveSession")(function*(app: AppName, session: SessionId) {
-      const copy = yield* ledgerLimits.get
-      if (shared !== undefined) {
-        const max = limitsFor(copy, app).max_sessions
-        const held = yield* shared.holdSession(app, session, max)
-        if (held !== undefined) return yield* sessionLimit(app, held, max!)
-        return
-      }
-      yield* Effect.acquireRelease(
-        Effect.suspend(() => {
-          const max = limitsFor(copy, app).max_sessions
-          const live = liveSessions.get(app) ?? 0
-          if (max !== null && live >= max) return sessionLimit(app, live, max)
-          liveSessions.set(app, live + 1)
-          return Effect.void
-        }),
-        () =>
-          Effect.sync(() => {
-            const live = (liveSessions.get(app) ?? 1) - 1
-            if (live <= 0) liveSessions.delete(app)
-            else liveSessions.set(app, live)
-          })
-      )
+      const max = limitsFor(yield* ledgerLimits.get, app).max_sessions
+      const held = yield* counters.holdSession(app, session, max)
+      if (held !== undefined) return yield* sessionLimit(app, held, max!)
     })
 
     const rateLimited = (app: AppName, count: number, limit: number, retryAfter: number) =>
@@ -259,9 +193,7 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
         retry_after_secs: retryAfter
       }))
 
-    /** Seconds until the oldest turn of a shared window leaves it (0 when there is none). */
-    const sharedReset = (window: SharedTurnWindow, now: number) =>
-      window.oldestMs === undefined ? 0 : Math.max(1, Math.ceil((window.oldestMs + windowMs - now) / 1000))
+    const noRate = Effect.succeed(undefined)
 
     /**
      * Counts a turn of the app in its 60 s window (sliding: any 60 s, not clock minutes); refuses
@@ -273,40 +205,25 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
       now: number
     ): Effect.Effect<RateLimitState | undefined, RateLimited> => {
       const limit = limitsFor(copy, app).turns_per_minute
-      if (shared !== undefined && limit !== null) {
-        return Effect.flatMap(shared.takeTurn(app, limit, now), (window) => {
-          const resetSeconds = sharedReset(window, now)
-          return window.taken
-            ? Effect.succeed({ limit, remaining: limit - window.count - 1, resetSeconds: resetSeconds || 60 })
-            : rateLimited(app, window.count, limit, limit === 0 ? 60 : resetSeconds)
-        })
-      }
-      let window = windows.get(app)
-      if (window === undefined) windows.set(app, window = new TurnWindow())
-      const count = window.count(now)
-      if (limit !== null && count >= limit) return rateLimited(app, count, limit, limit === 0 ? 60 : window.resetSeconds(now))
-      window.add(now)
-      return Effect.succeed<RateLimitState | undefined>(
-        limit === null ? undefined : { limit, remaining: limit - count - 1, resetSeconds: window.resetSeconds(now) }
-      )
+      return counters.takeTurn(app, limit, now, (turns, taken) =>
+        limit === null
+          ? noRate
+          : taken
+          ? Effect.succeed({ limit, remaining: limit - turns.count - 1, resetSeconds: turns.resetSeconds })
+          : rateLimited(app, turns.count, limit, limit === 0 ? 60 : turns.resetSeconds))
     }
 
     /** Refuses with `BudgetExhausted` once the app's cost since 00:00 UTC reaches its `daily_cost_usd`. */
     const budget = (copy: LimitsCopy, app: AppName, now: number): Effect.Effect<void, BudgetExhausted> => {
-      rollDay(now)
       const max = limitsFor(copy, app).daily_cost_usd
       if (max === null) return Effect.void
-      if (shared !== undefined) return Effect.flatMap(costTodayOf(app), (cost) => overBudget(app, cost, max))
-      return overBudget(app, costToday.get(app) ?? 0, max)
-    }
-    const overBudget = (app: AppName, cost: number, max: number): Effect.Effect<void, BudgetExhausted> => {
-      if (cost < max) return Effect.void
-      return refused(app, "daily_cost_usd", new BudgetExhausted({
-        message: `App ${app} has spent its daily_cost_usd (${max} USD) today: until 00:00 UTC`,
-        daily_cost_usd: max,
-        cost_today_usd: cost,
-        resets_at: nextMidnight()
-      }))
+      return counters.costToday(app, now, (cost) =>
+        cost < max ? Effect.void : refused(app, "daily_cost_usd", new BudgetExhausted({
+          message: `App ${app} has spent its daily_cost_usd (${max} USD) today: until 00:00 UTC`,
+          daily_cost_usd: max,
+          cost_today_usd: cost,
+          resets_at: nextMidnight(now)
+        })))
     }
 
     /** The copy of the limits and the time, for one check. */
@@ -374,17 +291,9 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
     const rateOf = (app: AppName): Effect.Effect<RateLimitState | undefined> =>
       checking((copy, now) => {
         const limit = limitsFor(copy, app).turns_per_minute
-        if (limit === null) return Effect.succeed(undefined)
-        if (shared !== undefined) {
-          return Effect.map(shared.turnWindow(app, now, true), (window) => ({
-            limit,
-            remaining: Math.max(0, limit - window.count),
-            resetSeconds: sharedReset(window, now)
-          }))
-        }
-        const window = windows.get(app)
-        const count = window?.count(now) ?? 0
-        return Effect.succeed({ limit, remaining: Math.max(0, limit - count), resetSeconds: window?.resetSeconds(now) ?? 0 })
+        if (limit === null) return noRate
+        return counters.turnWindow(app, now, true, (turns: TurnCount) =>
+          Effect.succeed({ limit, remaining: Math.max(0, limit - turns.count), resetSeconds: turns.resetSeconds }))
       })
 
     // An app's tagged metrics, made once (a turn's end should not build metric keys).
@@ -416,50 +325,34 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
       used.cost_usd == null && used.input_tokens == null && used.output_tokens == null
         ? Effect.void
         : Effect.flatMap(Clock.currentTimeMillis, (now) => {
-            rollDay(now)
             const metrics = metricsOf(app)
             const effects: Array<Effect.Effect<void>> = []
             const cost = used.cost_usd
-            if (cost !== null && cost !== undefined && Number.isFinite(cost) && cost > 0) {
-              costToday.set(app, (costToday.get(app) ?? 0) + cost)
-              effects.push(Metric.incrementBy(metrics.cost, cost))
-            }
+            const costed = cost !== null && cost !== undefined && Number.isFinite(cost) && cost > 0
+            if (costed) effects.push(Metric.incrementBy(metrics.cost, cost))
             for (const kind of ["input", "output"] as const) {
               const tokens = used[`${kind}_tokens`]
               if (tokens !== null && tokens !== undefined && tokens > 0) effects.push(Metric.incrementBy(metrics[kind], tokens))
             }
-            return effects.length === 0 ? Effect.void : Effect.all(effects, { discard: true })
+            const counted = effects.length === 0 ? Effect.void : Effect.all(effects, { discard: true })
+            return costed ? counters.addCost(app, cost, now, counted) : counted
           })
 
     /** The app's limits and its use of them: `GET /limits`. */
     const limitsOf = Effect.fn("AppLimits.limitsOf")(function*(app: AppName) {
       const copy = yield* ledgerLimits.get
       const now = yield* Clock.currentTimeMillis
-      rollDay(now)
       const limits = limitsFor(copy, app)
-      if (shared !== undefined) {
-        const window = yield* shared.turnWindow(app, now, limits.turns_per_minute !== null)
-        return {
-          app,
-          limits,
-          use: {
-            live_sessions: yield* shared.liveSessions(app),
-            turns_this_minute: window.count,
-            cost_today_usd: yield* costTodayOf(app)
-          },
-          resets: { turns_in_secs: sharedReset(window, now), budget_at: nextMidnight() }
-        } satisfies LimitsReport
-      }
-      const window = windows.get(app)
+      const turns = yield* counters.turnWindow(app, now, limits.turns_per_minute !== null, Effect.succeed)
       return {
         app,
         limits,
         use: {
-          live_sessions: liveSessions.get(app) ?? 0,
-          turns_this_minute: window?.count(now) ?? 0,
-          cost_today_usd: costToday.get(app) ?? 0
+          live_sessions: yield* counters.liveSessions(app),
+          turns_this_minute: turns.count,
+          cost_today_usd: yield* counters.costToday(app, now, Effect.succeed)
         },
-        resets: { turns_in_secs: window?.resetSeconds(now) ?? 0, budget_at: nextMidnight() }
+        resets: { turns_in_secs: turns.resetSeconds, budget_at: nextMidnight(now) }
       } satisfies LimitsReport
     })
 
@@ -474,7 +367,8 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
           LimitName,
           LimitSource
         >
-        return { app, limits: limitsFor(copy, app), sources, cost_today_usd: costToday.get(app) ?? 0 } as const
+        const cost_today_usd = yield* counters.costToday(app, yield* Clock.currentTimeMillis, Effect.succeed)
+        return { app, limits: limitsFor(copy, app), sources, cost_today_usd } as const
       },
       Effect.orDie
     )
