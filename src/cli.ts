@@ -122,6 +122,8 @@ const webhookSet = Command.make("set", { app: appArg, url: Args.text({ name: "ur
   })).pipe(
     Command.withDescription(
       "Set an app's webhook URL (http or https) and print a new signing secret once. " +
+        "A URL with a user or password, or whose host is or resolves to a loopback, private, link-local, shared, " +
+        "unspecified or multicast address, is refused unless CLAWDFORGE_WEBHOOK_ALLOW_PRIVATE=true. " +
         "A running gateway uses it within 5 seconds."
     )
   )
@@ -133,7 +135,7 @@ const webhookShow = Command.make("show", { app: appArg, json }, ({ app, json }) 
     if (json) return yield* Console.log(JSON.stringify(hook ?? null))
     if (hook === undefined) return yield* Console.log(`App ${app} has no webhook`)
     yield* Console.log(table(["APP", "URL", "SET"], [[hook.app, hook.url, isoTime(hook.created_at)]]))
-  })).pipe(Command.withDescription("Show an app's webhook URL (never its secret)"))
+  })).pipe(Command.withDescription("Show an app's webhook URL (never its secret; a user or password in it masked)"))
 
 const webhookRemove = Command.make("remove", { app: appArg }, ({ app }) =>
   Effect.gen(function*() {
@@ -447,7 +449,7 @@ cli(process.argv).pipe(
   Effect.catchTags({
     AppExists: (e) => fail(e.message),
     AppNotFound: (e) => fail(e.message),
-    InvalidWebhookUrl: (e) => fail(e.message),
+    WebhookUrlRefused: (e) => fail(e.message),
     InvalidAppEnv: (e) => fail(e.message),
     BadRequest: (e) => fail(e.message),
     SecretsUnavailable: (e) => fail(e.message),

@@ -60,6 +60,8 @@ const expectedErrors: Record<string, ReadonlyArray<number>> = {
   createAdminApp: [401, 409],
   revokeAdminApp: [401],
   setAdminAppLimits: [401],
+  setAdminAppWebhook: [401],
+  removeAdminAppWebhook: [401],
   listAdminSessions: [401],
   getAdminSession: [401],
   closeAdminSession: [401],
@@ -227,7 +229,7 @@ describe("/openapi.json", () => {
         expect(Either.isRight(decode(example.value)), JSON.stringify(example.value)).toBe(true)
       }
     }
-    expect(bodies).toBe(10)
+    expect(bodies).toBe(11)
   })
 
   it("a streamed turn is text/event-stream, with the data of each event as schemas", () => {

@@ -485,6 +485,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/apps/{name}/webhook": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set an app's webhook URL and get its new signing secret, shown this once
+         * @description As `clawdforge apps webhook set`. A URL that is not absolute http(s), carries a user or password, or whose host is or resolves to a loopback, private, link-local, shared (100.64/10), unspecified or multicast address (in any spelling) is 400 `webhook_url_refused` and changes nothing, unless CLAWDFORGE_WEBHOOK_ALLOW_PRIVATE=true. The name is resolved and checked again at every delivery. An app that is not configured is 404 `app_not_found`. A running gateway uses it within seconds.
+         */
+        put: operations["setAdminAppWebhook"];
+        post?: never;
+        /**
+         * Remove an app's webhook (idempotent); its pending deliveries are dropped
+         * @description As `clawdforge apps webhook remove`.
+         */
+        delete: operations["removeAdminAppWebhook"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/sessions": {
         parameters: {
             query?: never;
@@ -1644,6 +1668,45 @@ export interface components {
                 /** @enum {string} */
                 network: "ledger" | "CLAWDFORGE_APP_LIMITS" | "CLAWDFORGE_APP_LIMITS *" | "none";
             };
+        };
+        /** @description The app's webhook URL */
+        SetWebhookRequest: {
+            /** @description Where the gateway POSTs the app's signed events: an absolute http:// or https:// URL */
+            url: string;
+        };
+        /** @description The webhook set, with its new signing secret */
+        SetWebhookReply: {
+            /** @enum {boolean} */
+            ok: true;
+            /** @description The app the bearer token names */
+            app: string;
+            /** @description The URL as stored (credentials, if any, masked) */
+            url: string;
+            /** @description The signing secret (`whsec_...`): shown this once. Each event carries `Clawdforge-Signature: sha256=<hex HMAC-SHA256(secret, timestamp + "." + body)>` */
+            secret: string;
+            /** @description Unix time, in whole seconds */
+            created_at: number;
+        };
+        /** @description Not an absolute http(s) URL, or one that carries a user or password, or whose host is or resolves to a loopback, private, link-local, shared, unspecified or multicast address (allowed with CLAWDFORGE_WEBHOOK_ALLOW_PRIVATE=true) */
+        WebhookUrlRefused: {
+            /** @enum {boolean} */
+            ok: false;
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
+            error: "webhook_url_refused";
+            /** @description What went wrong, for people */
+            message: string;
+            /** @enum {string} */
+            _tag: "WebhookUrlRefused";
+        };
+        /** @description Removed now, or `already_removed` (it had none) */
+        RemoveWebhookReply: {
+            /** @enum {boolean} */
+            ok: true;
+            /** @enum {boolean} */
+            already_removed?: true;
         };
         /** @description Sessions of every app, newest first */
         AdminSessionList: {
@@ -3812,6 +3875,132 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["NotFound"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+        };
+    };
+    setAdminAppWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The app's name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetWebhookRequest"];
+            };
+        };
+        responses: {
+            /** @description The webhook, with its signing secret */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SetWebhookReply"];
+                };
+            };
+            /** @description `BadRequest`: Malformed or invalid request; `WebhookUrlRefused`: Not an absolute http(s) URL, or one that carries a user or password, or whose host is or resolves to a loopback, private, link-local, shared, unspecified or multicast address (allowed with CLAWDFORGE_WEBHOOK_ALLOW_PRIVATE=true) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"] | components["schemas"]["WebhookUrlRefused"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description `NotFound`: No such route; `AppNotFound`: No app of that name in the ledger (apps of CLAWDFORGE_APP_TOKENS are removed there) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"] | components["schemas"]["AppNotFound"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+        };
+    };
+    removeAdminAppWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The app's name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed now, or `already_removed` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RemoveWebhookReply"];
+                };
+            };
+            /** @description Malformed or invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description `NotFound`: No such route; `AppNotFound`: No app of that name in the ledger (apps of CLAWDFORGE_APP_TOKENS are removed there) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"] | components["schemas"]["AppNotFound"];
                 };
             };
             /** @description The request body is too large */

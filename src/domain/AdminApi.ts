@@ -31,6 +31,7 @@ import { AppName } from "./Ids.js"
 import { AnswerReply, PermissionAnswer, PermissionParams } from "./Permission.js"
 import { CloseReply, SessionIdParam, TurnEventStream } from "./Session.js"
 import { TurnDetail, TurnPathParams, TurnStreamHeaders } from "./Turn.js"
+import { RemoveWebhookReply, SetWebhookReply, SetWebhookRequest, WebhookUrlRefused } from "./Webhooks.js"
 
 /** The operators' API: every app's apps, sessions, usage and audit trail, behind the admin token. */
 export class AdminApi extends HttpApiGroup.make("admin", { topLevel: true })
@@ -116,6 +117,40 @@ export class AdminApi extends HttpApiGroup.make("admin", { topLevel: true })
           }
         })
       )
+  )
+  .add(
+    HttpApiEndpoint.put("setAdminAppWebhook", "/admin/apps/:name/webhook")
+      .setPath(AppNameParam)
+      .setPayload(SetWebhookRequest)
+      .addSuccess(SetWebhookReply)
+      .addError(WebhookUrlRefused)
+      .addError(AppNotFound)
+      .annotate(OpenApi.Summary, "Set an app's webhook URL and get its new signing secret, shown this once")
+      .annotate(
+        OpenApi.Description,
+        "As `clawdforge apps webhook set`. A URL that is not absolute http(s), carries a user or password, or whose " +
+          "host is or resolves to a loopback, private, link-local, shared (100.64/10), unspecified or multicast " +
+          "address (in any spelling) is 400 `webhook_url_refused` and changes nothing, unless " +
+          "CLAWDFORGE_WEBHOOK_ALLOW_PRIVATE=true. The name is resolved and checked again at every delivery. " +
+          "An app that is not configured is 404 `app_not_found`. A running gateway uses it within seconds."
+      )
+      .annotate(
+        OpenApi.Transform,
+        operation({
+          success: "The webhook, with its signing secret",
+          payload: SetWebhookRequest,
+          examples: { set: { summary: "A receiver on the internet", value: { url: "https://hooks.example.com/clawdforge" } } }
+        })
+      )
+  )
+  .add(
+    HttpApiEndpoint.del("removeAdminAppWebhook", "/admin/apps/:name/webhook")
+      .setPath(AppNameParam)
+      .addSuccess(RemoveWebhookReply)
+      .addError(AppNotFound)
+      .annotate(OpenApi.Summary, "Remove an app's webhook (idempotent); its pending deliveries are dropped")
+      .annotate(OpenApi.Description, "As `clawdforge apps webhook remove`.")
+      .annotate(OpenApi.Transform, operation({ success: "Removed now, or `already_removed`" }))
   )
   .add(
     HttpApiEndpoint.get("listAdminSessions", "/admin/sessions")

@@ -1,9 +1,14 @@
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
-import { Effect, Layer, Option } from "effect"
+import { Effect, Layer, Option, Redacted } from "effect"
 import { Api } from "../domain/Api.js"
 import { NotACluster } from "../domain/Cluster.js"
 import { Admin } from "../services/admin/Admin.js"
 import { ClusterView } from "../services/admin/ClusterView.js"
+import { Webhooks } from "../services/tenancy/Webhooks.js"
+import { AppConfig } from "../services/config/AppConfig.js"
+import { AppTokens } from "../services/ledger/AppTokens.js"
+import { AppNotFound } from "../domain/Admin.js"
+import type { AppName } from "../domain/Ids.js"
 import { AdminAuthorizationLive } from "./AdminAuthorization.js"
 import { Console } from "./Console.js"
 import { resumeAfter } from "./Handlers.js"
@@ -17,6 +22,19 @@ export const AdminHttpLive = HttpApiBuilder.group(Api, "admin", (handlers) =>
     const admin = yield* Admin
     // Provided on a node of a cluster only.
     const cluster = yield* Effect.serviceOption(ClusterView)
+    const webhooks = yield* Webhooks
+    const { appTokens } = yield* AppConfig
+    const tokens = yield* AppTokens
+    /** Webhooks are set for apps that are configured: from CLAWDFORGE_APP_TOKENS or active in the ledger. */
+    const configuredApp = (name: AppName) =>
+      appTokens.some(([app]) => app === name)
+        ? Effect.void
+        : Effect.flatMap(tokens.list(), (apps) =>
+          apps.some((app) => app.name === name && app.revoked_at === null)
+            ? Effect.void
+            : Effect.fail(new AppNotFound({
+              message: `No app ${name} (neither in CLAWDFORGE_APP_TOKENS nor active in the ledger)`
+            })))
     return handlers
       .handle("getAdminOverview", () => admin.overview())
       .handle("listAdminApps", () =>
@@ -24,6 +42,23 @@ export const AdminHttpLive = HttpApiBuilder.group(Api, "admin", (handlers) =>
       .handle("createAdminApp", ({ payload }) => admin.createApp(payload.name))
       .handle("revokeAdminApp", ({ path }) => admin.revokeApp(path.name))
       .handle("setAdminAppLimits", ({ path, payload }) => admin.setLimits(path.name, payload))
+      .handle("setAdminAppWebhook", ({ path, payload }) =>
+        Effect.zipRight(
+          configuredApp(path.name),
+          Effect.map(webhooks.set(path.name, payload.url), (hook) => ({
+            ok: true as const,
+            app: hook.app,
+            url: hook.url,
+            secret: Redacted.value(hook.secret),
+            created_at: hook.created_at
+          }))
+        ))
+      .handle("removeAdminAppWebhook", ({ path }) =>
+        Effect.zipRight(
+          configuredApp(path.name),
+          Effect.map(webhooks.remove(path.name), (removed) =>
+            removed ? { ok: true as const } : { ok: true as const, already_removed: true as const })
+        ))
       .handle("listAdminSessions", ({ urlParams }) =>
         Effect.map(admin.listSessions(urlParams), (list) => ({ ok: true as const, count: list.length, sessions: list })))
       .handle("getAdminSession", ({ path }) => admin.session(path.id))

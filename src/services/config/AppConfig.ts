@@ -272,7 +272,9 @@ export class AppConfig extends Effect.Service<AppConfig>()("clawdforge/AppConfig
       maxQueuedTurns: positiveInt("CLAWDFORGE_MAX_QUEUED_TURNS", 32),
       maxStreamsPerApp: positiveInt("CLAWDFORGE_MAX_STREAMS_PER_APP", 64),
       // What one stored turn keeps of its messages (MB); past it the stored turn is `truncated`.
-      turnMaxStoredBytes: Config.map(positiveInt("CLAWDFORGE_TURN_MAX_STORED_MB", 16), (mb) => mb * 1024 * 1024)
+      turnMaxStoredBytes: Config.map(positiveInt("CLAWDFORGE_TURN_MAX_STORED_MB", 16), (mb) => mb * 1024 * 1024),
+      // Webhook targets on the host's own networks (loopback, private, ...): refused unless on-prem receivers are meant.
+      webhookAllowPrivate: Config.boolean("CLAWDFORGE_WEBHOOK_ALLOW_PRIVATE").pipe(Config.withDefault(false))
     }).pipe(Config.mapOrFail(refuseSharedTokens))
   })
 }) {}

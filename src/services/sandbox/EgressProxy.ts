@@ -1,5 +1,4 @@
 import { Effect, Runtime } from "effect"
-import * as ipaddr from "ipaddr.js"
 import { randomBytes } from "node:crypto"
 import { lookup } from "node:dns/promises"
 import * as http from "node:http"
@@ -10,6 +9,10 @@ import { join } from "node:path"
 import type { Duplex } from "node:stream"
 import { fileURLToPath } from "node:url"
 import type { AllowedHost } from "../config/AppConfig.js"
+import { canonicalHost, isPublicAddress } from "../net/Addresses.js"
+
+// Kept importable from here: the address helpers began in the proxy.
+export { canonicalHost, isPublicAddress }
 
 /** The bridge program run inside a sandbox in front of the agent (copied beside the bundle by scripts/build.mjs). */
 export const bridgePath = fileURLToPath(new URL("./sandbox-bridge.mjs", import.meta.url))
@@ -27,22 +30,6 @@ export const bridgeArgv = (socketPathInsideSandbox: string, argv: ReadonlyArray<
   ...argv
 ]
 
-/**
- * A host as it is compared: lower-case, without brackets or a trailing dot, an IP address in one
- * spelling (WHATWG URL rules, so `0x7f.1` and `2130706433` are `127.0.0.1`; `::ffff:a.b.c.d` is `a.b.c.d`).
- */
-export const canonicalHost = (raw: string): string => {
-  let host = raw.toLowerCase().replace(/^\[(.*)\]$/, "$1")
-  const bracketed = net.isIPv6(host) ? `[${host}]` : host
-  try {
-    host = new URL(`http://${bracketed}/`).hostname.replace(/^\[(.*)\]$/, "$1")
-  } catch {
-    // Not a host a URL takes (a `*.` entry, say): compared as written.
-  }
-  host = host.replace(/\.$/, "")
-  return net.isIP(host) === 0 ? host : ipaddr.process(host).toString()
-}
-
 /** Whether an entry names a host the operator meant as it is, private or not (an IP address, or `localhost`). */
 const isLiteralEntry = (host: string) => host === "localhost" || net.isIP(host) !== 0
 
@@ -59,14 +46,6 @@ export const matchingEntry = (
       ? net.isIP(host) === 0 && host.endsWith(entry.host.slice(1))
       : entry.host === host)
   )
-
-/**
- * Only public unicast addresses: a name an agent may reach must not lead, by its DNS answer, to the
- * gateway, the database or anything else on the host's networks (loopback, private, link-local,
- * unspecified, multicast, CGNAT, reserved ranges and IPv4-mapped forms of them).
- */
-export const isPublicAddress = (address: string): boolean =>
-  ipaddr.isValid(address) && ipaddr.process(address).range() === "unicast"
 
 /** What the proxy decided for one target. */
 type Verdict =

@@ -1,9 +1,10 @@
 import type { HttpClient } from "@effect/platform/HttpClient"
 import { SqlClient } from "@effect/sql"
-import { Cause, Clock, Context, Duration, Effect, Layer, Option, Queue, Redacted } from "effect"
+import { Cause, Clock, Context, Duration, Either, Effect, Layer, Option, Queue, Redacted } from "effect"
 import { createHmac } from "node:crypto"
+import { AppConfig } from "../config/AppConfig.js"
+import { maskCredentials, staticRefusal, Webhooks } from "./Webhooks.js"
 import { AppSecrets } from "./AppSecrets.js"
-import { Webhooks } from "./Webhooks.js"
 
 /** Tries per delivery before it is given up. */
 export const maxAttempts = 12
@@ -14,8 +15,11 @@ export const attemptTimeout = Duration.seconds(10)
  * admin CLI's `sessions close`) are sent within this long.
  */
 const idleRecheck = Duration.seconds(5)
-/** How many deliveries are in flight at once. */
-const concurrency = 16
+/**
+ * How many deliveries of one endpoint (an app's webhook) are in flight at once: each endpoint has
+ * its own queue, so a receiver that hangs holds only its own app's deliveries back.
+ */
+export const perEndpointConcurrency = 4
 
 /** The wait after the `attempt`th failed try: 1 s, doubling, at most 300 s. */
 export const retryDelayMs = (attempt: number) => Math.min(1000 * 2 ** (attempt - 1), 300_000)
@@ -47,20 +51,27 @@ export const WebhookDeliveryLoop = Layer.scopedDiscard(
     const sql = yield* SqlClient.SqlClient
     const webhooks = yield* Webhooks
     const secrets = yield* AppSecrets
+    const { webhookAllowPrivate } = yield* AppConfig
     const scope = yield* Effect.scope
     const inFlight = new Set<number>()
-    const permits = yield* Effect.makeSemaphore(concurrency)
 
     // Loaded on first use: a gateway without webhooks loads none of it.
     const loadClient = yield* Effect.cached(Effect.gen(function*() {
-      const [NodeHttpClient, HttpClientModule, HttpClientRequest] = yield* Effect.promise(() =>
+      const [NodeHttpClient, HttpClientModule, HttpClientRequest, { publicOnlyLookup }] = yield* Effect.promise(() =>
         Promise.all([
           import("@effect/platform-node/NodeHttpClient"),
           import("@effect/platform/HttpClient"),
-          import("@effect/platform/HttpClientRequest")
+          import("@effect/platform/HttpClientRequest"),
+          import("../net/Addresses.js")
         ])
       )
-      const context = yield* Layer.buildWithScope(NodeHttpClient.layerUndici, scope)
+      // The name is resolved once per connection, every address checked, and the socket opened to
+      // a checked one (TLS still verifies the name): a DNS answer cannot lead it to the host's networks.
+      const agent = NodeHttpClient.makeAgentLayer(webhookAllowPrivate ? {} : { lookup: publicOnlyLookup })
+      const context = yield* Layer.buildWithScope(
+        NodeHttpClient.layerWithoutAgent.pipe(Layer.provide(agent)),
+        scope
+      )
       const client: HttpClient = Context.get(context, HttpClientModule.HttpClient)
       return { client, HttpClientRequest } as const
     }))
@@ -69,6 +80,9 @@ export const WebhookDeliveryLoop = Layer.scopedDiscard(
       Effect.gen(function*() {
         const { HttpClientRequest, client } = yield* loadClient
         const startedMs = yield* Clock.currentTimeMillis
+        // Set before the check existed, or while private targets were allowed: checked again now
+        // (an address in the URL is connected to without any lookup).
+        const refusal = staticRefusal(new URL(row.url), webhookAllowPrivate)
         // Checked at start-up: a key changed since is a failed attempt, retried as any other.
         const secret = yield* secrets.openWebhookSecret(row.app_name, row.secret)
         const timestamp = Math.floor(startedMs / 1000)
@@ -80,13 +94,22 @@ export const WebhookDeliveryLoop = Layer.scopedDiscard(
           }),
           HttpClientRequest.bodyText(row.body, "application/json")
         )
-        const result = yield* client.execute(request).pipe(
-          Effect.map((response) => response.status),
-          Effect.scoped,
-          Effect.timeoutFail({ duration: attemptTimeout, onTimeout: () => "no answer within 10 s" }),
-          Effect.mapError((error) => typeof error === "string" ? error : error.message),
-          Effect.either
-        )
+        const result = refusal !== undefined
+          ? Either.left(`refused: ${refusal}`)
+          : yield* client.execute(request).pipe(
+            Effect.map((response) => response.status),
+            Effect.scoped,
+            Effect.timeoutFail({ duration: attemptTimeout, onTimeout: () => "no answer within 10 s" }),
+            Effect.mapError((error) =>
+              typeof error === "string"
+                ? error
+                // The cause says why (a refused address, a reset); the message names the URL, masked.
+                : error.cause instanceof Error
+                ? error.cause.message
+                : maskCredentials(error.message)
+            ),
+            Effect.either
+          )
         const endedMs = yield* Clock.currentTimeMillis
         const status = result._tag === "Right" ? result.right : null
         const error = result._tag === "Left"
@@ -112,7 +135,6 @@ export const WebhookDeliveryLoop = Layer.scopedDiscard(
         Effect.catchAllCause((cause) =>
           Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logWarning("Webhook delivery failed", cause)
         ),
-        permits.withPermits(1),
         Effect.ensuring(Effect.suspend(() => {
           inFlight.delete(row.delivery_id)
           return Queue.offer(webhooks.wake, undefined)
@@ -122,11 +144,16 @@ export const WebhookDeliveryLoop = Layer.scopedDiscard(
     /** Starts the due deliveries; the time (ms) the next pending one is due, if any. */
     const pass = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
+      // Each endpoint's first few due deliveries (those in flight among them): one app's backlog
+      // never fills the page another app's deliveries are read from.
       const due = yield* sql<DueRow>`
-        SELECT d.delivery_id, d.app_name, d.event, d.body, d.attempts, w.url, w.secret
-        FROM webhook_deliveries d JOIN app_webhooks w ON w.app_name = d.app_name
-        WHERE d.delivered_at IS NULL AND d.given_up_at IS NULL AND d.next_attempt_at <= ${now}
-        ORDER BY d.next_attempt_at LIMIT 100`
+        SELECT delivery_id, app_name, event, body, attempts, url, secret FROM (
+          SELECT d.delivery_id, d.app_name, d.event, d.body, d.attempts, w.url, w.secret, d.next_attempt_at,
+            row_number() OVER (PARTITION BY d.app_name ORDER BY d.next_attempt_at, d.delivery_id) AS place
+          FROM webhook_deliveries d JOIN app_webhooks w ON w.app_name = d.app_name
+          WHERE d.delivered_at IS NULL AND d.given_up_at IS NULL AND d.next_attempt_at <= ${now}
+        ) queue WHERE place <= ${perEndpointConcurrency}
+        ORDER BY next_attempt_at LIMIT 1000`
       for (const row of due) {
         if (inFlight.has(row.delivery_id)) continue
         inFlight.add(row.delivery_id)

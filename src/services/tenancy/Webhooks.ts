@@ -1,11 +1,16 @@
 import { SqlClient } from "@effect/sql"
-import { Clock, Duration, Effect, Queue, Redacted, Schema } from "effect"
+import { Clock, Duration, Effect, Queue, Redacted } from "effect"
 import { randomBytes } from "node:crypto"
+import { lookup } from "node:dns/promises"
+import * as net from "node:net"
 import type { AppName, SessionId } from "../../domain/Ids.js"
 import type { PermissionRequest } from "../../domain/Permission.js"
+import { WebhookUrlRefused } from "../../domain/Webhooks.js"
+import { AppConfig } from "../config/AppConfig.js"
 import { DatabaseLive } from "../ledger/Database.js"
 import { makeLedgerCopy } from "../ledger/LedgerCopy.js"
 import type { StoredTurnEnd } from "../ledger/Ledger.js"
+import { addressRange, canonicalHost, isPublicAddress } from "../net/Addresses.js"
 import { AppSecrets } from "./AppSecrets.js"
 
 /** How stale the gateway's copy of which apps have a webhook may be (the CLI changes it). */
@@ -14,29 +19,83 @@ export const webhookConfigTtl = Duration.seconds(2)
 /** The events a webhook receives. */
 export type WebhookEvent = "turn.completed" | "turn.failed" | "session.closed" | "permission.requested"
 
-export class InvalidWebhookUrl extends Schema.TaggedError<InvalidWebhookUrl>()("InvalidWebhookUrl", {
-  message: Schema.String
-}) {}
-
-/** A webhook as the admin sees it: never its secret. */
+/** A webhook as the admin sees it: never its secret, credentials in its URL masked. */
 export interface WebhookInfo {
   readonly app: AppName
   readonly url: string
   readonly created_at: number
 }
 
-/** A webhook URL is absolute http(s): anything else is refused before anything changes. */
-export const parseWebhookUrl = (url: string) => {
-  let parsed: URL | undefined
+/** The URL with its user and password (if any) as `***`: what people see. */
+export const maskCredentials = (href: string): string => {
   try {
-    parsed = new URL(url)
+    const url = new URL(href)
+    if (url.username === "" && url.password === "") return href
+    url.username = url.username === "" ? "" : "***"
+    url.password = url.password === "" ? "" : "***"
+    return url.href
   } catch {
-    parsed = undefined
+    return href
   }
-  return parsed !== undefined && (parsed.protocol === "http:" || parsed.protocol === "https:")
-    ? Effect.succeed(parsed.href)
-    : Effect.fail(new InvalidWebhookUrl({ message: `A webhook URL must be an absolute http:// or https:// URL` }))
 }
+
+/** Names that are loopback whatever DNS says (RFC 6761). */
+const isLoopbackName = (host: string) => host === "localhost" || host.endsWith(".localhost")
+
+/**
+ * Why the URL may not be a webhook target without resolving anything (undefined: it may): not
+ * absolute http(s); unless private targets are allowed, a user or password, or a host that is an
+ * address (in any spelling) outside public unicast. Checked when set and when sent.
+ */
+export const staticRefusal = (url: URL, allowPrivate: boolean): string | undefined => {
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    return "A webhook URL must be an absolute http:// or https:// URL"
+  }
+  if (allowPrivate) return undefined
+  if (url.username !== "" || url.password !== "") return "A webhook URL may not carry a user or password"
+  const host = canonicalHost(url.hostname)
+  if (net.isIP(host) !== 0 && !isPublicAddress(host)) {
+    return `A webhook URL may not point at ${host} (${addressRange(host)}): only public addresses`
+  }
+  return undefined
+}
+
+/** How long a set waits for the name's DNS answer: a name that does not resolve yet is checked when sent. */
+const setLookupTimeout = Duration.seconds(5)
+
+/**
+ * The URL as stored, or why it is refused: `staticRefusal`, then (private targets not allowed) the
+ * name's addresses now, every one of which must be public. Nothing connects to it.
+ */
+export const checkWebhookUrl = (raw: string, allowPrivate: boolean) =>
+  Effect.gen(function*() {
+    let url: URL
+    try {
+      url = new URL(raw)
+    } catch {
+      return yield* new WebhookUrlRefused({ message: "A webhook URL must be an absolute http:// or https:// URL" })
+    }
+    const refusal = staticRefusal(url, allowPrivate)
+    if (refusal !== undefined) return yield* new WebhookUrlRefused({ message: refusal })
+    const host = canonicalHost(url.hostname)
+    if (!allowPrivate && isLoopbackName(host)) {
+      return yield* new WebhookUrlRefused({ message: `A webhook URL may not name ${host} (loopback)` })
+    }
+    if (!allowPrivate && net.isIP(host) === 0) {
+      const addresses = yield* Effect.tryPromise(() => lookup(host, { all: true })).pipe(
+        Effect.timeout(setLookupTimeout),
+        Effect.orElseSucceed(() => [])
+      )
+      const refused = addresses.find((entry) => !isPublicAddress(entry.address))
+      if (refused !== undefined) {
+        return yield* new WebhookUrlRefused({
+          message: `A webhook URL may not point at ${host}: it resolves to ${refused.address} ` +
+            `(${addressRange(refused.address)}), only public addresses`
+        })
+      }
+    }
+    return url.href
+  })
 
 /** A new signing secret: `whsec_` and 32 random bytes, base64url. */
 const newSecret = () => Redacted.make(`whsec_${randomBytes(32).toString("base64url")}`)
@@ -52,6 +111,7 @@ export class Webhooks extends Effect.Service<Webhooks>()("clawdforge/Webhooks", 
   effect: Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     const secrets = yield* AppSecrets
+    const { webhookAllowPrivate } = yield* AppConfig
     /** Offered once something is enqueued: the sender looks at the outbox then. */
     const wake = yield* Queue.sliding<void>(1)
 
@@ -114,10 +174,13 @@ export class Webhooks extends Effect.Service<Webhooks>()("clawdforge/Webhooks", 
 
     // ---- the admin's (CLI) ----
 
-    /** Sets the app's webhook URL with a new signing secret, returned once. */
+    /**
+     * Sets the app's webhook URL with a new signing secret, returned once (the URL as people see
+     * it: credentials masked). A refused URL changes nothing.
+     */
     const set = Effect.fn("Webhooks.set")(
       function*(app: AppName, url: string) {
-        const href = yield* parseWebhookUrl(url)
+        const href = yield* checkWebhookUrl(url, webhookAllowPrivate)
         const secret = newSecret()
         const at = Math.floor((yield* Clock.currentTimeMillis) / 1000)
         const stored = yield* secrets.sealWebhookSecret(app, secret)
@@ -125,7 +188,7 @@ export class Webhooks extends Effect.Service<Webhooks>()("clawdforge/Webhooks", 
           VALUES (${app}, ${href}, ${stored}, ${at})
           ON CONFLICT (app_name) DO UPDATE SET url = excluded.url, secret = excluded.secret,
             created_at = excluded.created_at`
-        return { app, url: href, secret, created_at: at } as const
+        return { app, url: maskCredentials(href), secret, created_at: at } as const
       },
       Effect.catchTag("SqlError", Effect.die)
     )
@@ -135,7 +198,9 @@ export class Webhooks extends Effect.Service<Webhooks>()("clawdforge/Webhooks", 
         const rows = yield* sql<{ url: string; created_at: number }>`
           SELECT url, created_at FROM app_webhooks WHERE app_name = ${app}`
         const row = rows[0]
-        return row === undefined ? undefined : ({ app, url: row.url, created_at: row.created_at } as WebhookInfo)
+        return row === undefined
+          ? undefined
+          : ({ app, url: maskCredentials(row.url), created_at: row.created_at } as WebhookInfo)
       },
       Effect.orDie
     )
@@ -167,5 +232,5 @@ export class Webhooks extends Effect.Service<Webhooks>()("clawdforge/Webhooks", 
 
     return { turnEnded, permissionRequested, sessionsClosed, set, show, remove, purgeEndedBefore, wake } as const
   }),
-  dependencies: [DatabaseLive, AppSecrets.Default]
+  dependencies: [DatabaseLive, AppSecrets.Default, AppConfig.Default]
 }) {}
