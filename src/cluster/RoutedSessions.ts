@@ -211,10 +211,21 @@ export const RoutedSessionsLive = Layer.effect(
      * Opens the session on a node with a free slot. The session's id decides its node: the first
      * id is drawn at random (a node by its share of the shards); when that node is full the next
      * id is drawn among the shards of the nodes not known to be full, and 503 `pool_full` comes
-     * only once every live node said it is full. Each node's slots are taken atomically, so
-     * racing creates never exceed a node's capacity.
+     * only once every listed node said it is full.
+     *
+     * Why this is exact without a count shared in the database: a node's slots are its own
+     * `AgentPool`, taken atomically, so racing creates never overshoot a node, and the cluster's
+     * live agents never exceed the sum. What made creates overshoot was shards moving while a
+     * node joined: a session opened on a shard that then moved had its agent stopped (its slot
+     * freed, the session resumed by its next turn), so its node took more. A shared count would
+     * keep the moved session's slot held but would have to follow every way a session's agent
+     * stops or moves; instead a create waits until the listed nodes' shards have settled (every
+     * listed node holds shards, each shard one owner), so its session stays where it opens. Once
+     * `GET /cluster` lists a node, its slots therefore count: a create waits for its shards rather
+     * than answering 503.
      */
     const create = Effect.fn("RoutedSessions.create")(function*(app: AppName, request: CreateSessionRequest) {
+      yield* nodes.settledNodes
       const full = new Set<string>()
       let id = newSessionId()
       for (let attempt = 1;; attempt++) {
@@ -223,7 +234,7 @@ export const RoutedSessionsLive = Layer.effect(
         )
         if (!(created instanceof NodeFull)) return created
         full.add(created.node)
-        const live = yield* nodes.nodes
+        const live = yield* nodes.settledNodes
         const open = live.filter((node) => !full.has(node.node))
         if (open.length === 0 || attempt >= maxCreateAttempts) {
           const capacity = live.reduce((sum, node) => sum + node.capacity, 0)
@@ -336,8 +347,9 @@ export const RoutedSessionsLive = Layer.effect(
       live: local.live,
       liveSessionIds: local.liveSessionIds,
       /**
-       * An operator's view of the whole cluster, from the nodes' heartbeats (at most a second or so
-       * old): every node's live sessions and the requests waiting in them, and the pools added up.
+       * An operator's view of the whole cluster, from the nodes' rows (each written within a fraction
+       * of a second of a change): every node's live sessions and the requests waiting in them, and
+       * the pools added up.
        */
       admin: {
         liveSessions: Effect.map(nodes.nodes, (rows) => new Map(rows.flatMap((row) => row.sessions))),
