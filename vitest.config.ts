@@ -25,6 +25,7 @@ const onBothDialects = [
   "test/load.test.ts",
   "test/bad-input-generated.test.ts",
   "test/admin-api.test.ts",
+  "test/fair-share.test.ts",
   // The cluster needs PostgreSQL: on this project only.
   "test/cluster*.test.ts"
 ]

@@ -94,8 +94,8 @@ const storeTurns = (id: SessionId, messages: ReadonlyArray<AcpMessage>, warmup: 
         durationMs: 1,
         stopReason: "end_turn",
         error: null,
-        events: messages,
-        eventsJson
+        eventTexts: texts,
+        truncated: false
       })
       const t2 = now()
       bytes = eventsJson.length

@@ -85,8 +85,13 @@ const appsList = Command.make("list", { json }, ({ json }) =>
 
 const appsRevoke = Command.make("revoke", { name: appName }, ({ name }) =>
   Effect.gen(function*() {
-    const { alreadyRevoked } = yield* (yield* AppTokens).revoke(name)
-    yield* Console.log(alreadyRevoked ? `App ${name} was already revoked` : `Revoked app ${name}`)
+    const { alreadyRevoked, closedSessions } = yield* (yield* AppTokens).revoke(name)
+    yield* Console.log(
+      alreadyRevoked
+        ? `App ${name} was already revoked`
+        : `Revoked app ${name}` + (closedSessions.length === 0 ? "" : ` and closed its ${closedSessions.length} open sessions ` +
+          "(a running gateway stops their agents within seconds)")
+    )
   })).pipe(
     Command.withDescription(
       "Revoke an app's token. A running gateway refuses it (401) within 5 seconds; its sessions stay in the ledger."
@@ -222,6 +227,24 @@ const appsLimits = Command.make("limits", {
   ),
   permissionModes: permissionModesOption,
   network: networkOption,
+  maxQueuedTurns: limitOption(
+    "max-queued-turns",
+    Options.integer,
+    LimitCount,
+    "Turns each session may hold accepted and not yet running (beyond: 429 queue_full; over CLAWDFORGE_MAX_QUEUED_TURNS)"
+  ),
+  maxStreams: limitOption(
+    "max-streams",
+    Options.integer,
+    LimitCount,
+    "SSE streams the app may hold open at once (beyond: 429 too_many_streams; over CLAWDFORGE_MAX_STREAMS_PER_APP)"
+  ),
+  maxStoredMb: limitOption(
+    "max-stored-mb",
+    Options.integer,
+    LimitCount,
+    "What the app's stored turns may take in the ledger, in MB (at or past it: 429 storage_quota)"
+  ),
   clear: Options.boolean("clear").pipe(
     Options.withDescription("First forget the app's limits in the ledger (CLAWDFORGE_APP_LIMITS applies again)")
   ),
@@ -236,7 +259,10 @@ const appsLimits = Command.make("limits", {
       turns_per_minute: Option.getOrUndefined(options.turnsPerMinute),
       daily_cost_usd: Option.getOrUndefined(options.dailyCostUsd),
       permission_modes: Option.getOrUndefined(options.permissionModes),
-      network: Option.getOrUndefined(options.network)
+      network: Option.getOrUndefined(options.network),
+      max_queued_turns: Option.getOrUndefined(options.maxQueuedTurns),
+      max_streams: Option.getOrUndefined(options.maxStreams),
+      max_stored_mb: Option.getOrUndefined(options.maxStoredMb)
     }
     const changes = Object.values(patch).some((value) => value !== undefined)
     if (options.clear) yield* limits.clear(app)

@@ -116,14 +116,20 @@ describe("apps", () => {
           turns_per_minute: null,
           daily_cost_usd: 2.5,
           permission_modes: ["approve-all", "approve-reads", "deny-all", "ask"],
-          network: null
+          network: null,
+          max_queued_turns: 32,
+          max_streams: 64,
+          max_stored_mb: null
         },
         sources: {
           max_sessions: "ledger",
           turns_per_minute: "none",
           daily_cost_usd: "ledger",
           permission_modes: "none",
-          network: "none"
+          network: "none",
+          max_queued_turns: "default",
+          max_streams: "default",
+          max_stored_mb: "none"
         }
       })
       yield* create(appToken)

@@ -127,8 +127,8 @@ describe("ledger tokens in Auth", () => {
 
       expect((yield* Effect.flip(apps.add(name)))._tag).toBe("AppExists")
       expect((yield* Effect.flip(apps.revoke(AppName.make("no-such-app"))))._tag).toBe("AppNotFound")
-      expect(yield* apps.revoke(name)).toEqual({ alreadyRevoked: false })
-      expect(yield* apps.revoke(name)).toEqual({ alreadyRevoked: true })
+      expect(yield* apps.revoke(name)).toEqual({ alreadyRevoked: false, closedSessions: [] })
+      expect(yield* apps.revoke(name)).toEqual({ alreadyRevoked: true, closedSessions: [] })
       expect(yield* apps.lookup(tokenDigest(Redacted.value(token)))).toEqual(Option.none())
       yield* TestClock.adjust(ledgerTokensTtl)
       const refused = yield* Effect.flip(auth.authenticate(token))

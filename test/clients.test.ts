@@ -84,16 +84,16 @@ describe("Effect client (HttpApiClient)", () => {
       const { session_id: id } = yield* client.createSession({ payload: { agent: "claude" } })
       const accepted = yield* client.queueTurn({ path: { id }, payload: { prompt: "say hello" } })
       expect(accepted).toEqual({ ok: true, session_id: id, turn_index: 1, status: "queued" })
-      const turn = yield* client.getTurn({ path: { id, n: 1 } }).pipe(
+      const turn = yield* client.getTurn({ path: { id, n: 1 }, urlParams: {} }).pipe(
         Effect.repeat({ until: (turn) => turn.status === "completed", schedule: Schedule.spaced("10 millis") }),
-        Effect.zipRight(client.getTurn({ path: { id, n: 1 } }))
+        Effect.zipRight(client.getTurn({ path: { id, n: 1 }, urlParams: {} }))
       )
       expect(turn).toMatchObject({ ok: true, turn_index: 1, prompt: "say hello", text: "hello", events })
       const list = yield* client.listTurns({ path: { id }, urlParams: { after: 0, limit: 10 } })
       expect(list.turns.map((t) => [t.turn_index, t.status])).toEqual([[1, "completed"]])
       const resumed = yield* client.streamStoredTurn({ path: { id, n: 1 }, headers: { "last-event-id": "1.1" } })
       expect(resumed.map((event) => [event.event, event.id])).toEqual([["acp", "1.2"], ["done", "1.3"]])
-      const missing = yield* Effect.flip(client.getTurn({ path: { id, n: 2 } }))
+      const missing = yield* Effect.flip(client.getTurn({ path: { id, n: 2 }, urlParams: {} }))
       expect(missing).toMatchObject({ _tag: "TurnNotFound", error: "turn_not_found" })
     }).pipe(Effect.provide(gateway())))
 

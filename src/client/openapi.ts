@@ -201,8 +201,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * One stored turn with its messages and text
-         * @description `events` are the turn's ACP messages in order (those so far while it runs); `text` joins the text of its `agent_message_chunk` updates: what the agent said.
+         * One stored turn with a page of its messages and their text
+         * @description `events` are the turn's ACP messages in order (those so far while it runs), a page at a time: those after `events_after` (default 0), at most `events_limit` (default 1000); `next_events_after` names the next page (null after the last) and `events_total` how many there are. `text` joins the text of the page's `agent_message_chunk` updates: what the agent said. A stored turn keeps at most CLAWDFORGE_TURN_MAX_STORED_MB of messages (`truncated` says when it kept fewer than its stream carried).
          */
         get: operations["getTurn"];
         put?: never;
@@ -764,6 +764,8 @@ export interface components {
             /** @description The prompt response's `stopReason`: `end_turn`, `max_tokens`, `refusal`, `cancelled`, ... */
             stop_reason: string;
             usage: components["schemas"]["TurnUsage"];
+            /** @description In a replay (`Idempotency-Key`), answered from the stored turn: true when it keeps only the first CLAWDFORGE_TURN_MAX_STORED_MB of the messages */
+            truncated?: boolean;
         };
         /** @description What the turn used, as far as the agent reports it */
         TurnUsage: {
@@ -1072,6 +1074,24 @@ export interface components {
             /** @enum {string} */
             _tag: "AppSessionLimit";
         };
+        /** @description The app's stored turns take its `max_stored_mb` or more: creates and turns are refused until the sweeper removes old sessions */
+        StorageQuota: {
+            /** @enum {boolean} */
+            ok: false;
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
+            error: "storage_quota";
+            /** @description What went wrong, for people */
+            message: string;
+            /** @description What the app's stored turns may take in the ledger, in MB */
+            max_stored_mb: number;
+            /** @description What they take now, in MB */
+            stored_mb: number;
+            /** @enum {string} */
+            _tag: "StorageQuota";
+        };
         /** @description Every live agent slot is taken */
         PoolFull: {
             /** @enum {boolean} */
@@ -1133,6 +1153,8 @@ export interface components {
             usage: components["schemas"]["TurnUsage"];
             /** @description The turn's ACP messages, in order */
             events: components["schemas"]["AcpMessage"][];
+            /** @description In a replay (`Idempotency-Key`), answered from the stored turn: true when it keeps only the first CLAWDFORGE_TURN_MAX_STORED_MB of the messages */
+            truncated?: boolean;
         };
         /** @description No such session for this app (another app's session is reported the same way) */
         SessionNotFound: {
@@ -1180,6 +1202,22 @@ export interface components {
             /** @enum {string} */
             _tag: "RateLimited";
         };
+        /** @description The session holds `max_queued_turns` turns accepted and not yet running: wait for one to start */
+        QueueFull: {
+            /** @enum {boolean} */
+            ok: false;
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
+            error: "queue_full";
+            /** @description What went wrong, for people */
+            message: string;
+            /** @description How many turns a session may hold accepted and not yet running */
+            max_queued_turns: number;
+            /** @enum {string} */
+            _tag: "QueueFull";
+        };
         /** @description The turn ran past the turn timeout and was cancelled */
         TurnTimeout: {
             /** @enum {boolean} */
@@ -1195,6 +1233,22 @@ export interface components {
             timeout_secs: number;
             /** @enum {string} */
             _tag: "TurnTimeout";
+        };
+        /** @description The app holds `max_streams` open streams: close one first */
+        TooManyStreams: {
+            /** @enum {boolean} */
+            ok: false;
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
+            error: "too_many_streams";
+            /** @description What went wrong, for people */
+            message: string;
+            /** @description How many SSE streams the app may hold open at once */
+            max_streams: number;
+            /** @enum {string} */
+            _tag: "TooManyStreams";
         };
         /** @description The turn is recorded and waits in the session's mailbox */
         TurnAccepted: {
@@ -1243,6 +1297,8 @@ export interface components {
             usage: components["schemas"]["TurnUsage"];
             /** @description Why it did not complete; null otherwise */
             error: components["schemas"]["TurnFailure"] | null;
+            /** @description Whether the stored turn keeps only the first CLAWDFORGE_TURN_MAX_STORED_MB of its messages (its live stream carried them all) */
+            truncated: boolean;
         };
         /** @description Why the turn did not complete */
         TurnFailure: {
@@ -1251,7 +1307,7 @@ export interface components {
             /** @description What happened, for people */
             message: string;
         };
-        /** @description A stored turn with its messages */
+        /** @description A stored turn with a page of its messages */
         TurnDetail: {
             /** @enum {boolean} */
             ok: true;
@@ -1281,10 +1337,16 @@ export interface components {
             usage: components["schemas"]["TurnUsage"];
             /** @description Why it did not complete; null otherwise */
             error: components["schemas"]["TurnFailure"] | null;
-            /** @description What the agent said: its `agent_message_chunk` texts joined */
+            /** @description Whether the stored turn keeps only the first CLAWDFORGE_TURN_MAX_STORED_MB of its messages (its live stream carried them all) */
+            truncated: boolean;
+            /** @description What the agent said in this page of events: its `agent_message_chunk` texts joined */
             text: string;
-            /** @description The turn's ACP messages in order (so far, while it runs) */
+            /** @description A page of the turn's ACP messages in order (so far, while it runs): those after `events_after`, at most `events_limit` */
             events: components["schemas"]["AcpMessage"][];
+            /** @description How many messages the turn has stored (so far, while it runs) */
+            events_total: number;
+            /** @description The `events_after` of the next page; null when this page holds the last message so far */
+            next_events_after: number | null;
         };
         /** @description The session has no turn with that index */
         TurnNotFound: {
@@ -1506,6 +1568,10 @@ export interface components {
                 turns_this_minute: number;
                 /** @description What the app's agents cost since 00:00 UTC */
                 cost_today_usd: number;
+                /** @description The app's SSE streams open now (on this gateway node) */
+                open_streams: number;
+                /** @description What the app's stored turns take in the ledger, in MB */
+                stored_mb: number;
             };
             resets: {
                 /** @description Seconds until the oldest turn of the last 60 s leaves the window (0 when there is none) */
@@ -1526,6 +1592,12 @@ export interface components {
             permission_modes: ("approve-all" | "approve-reads" | "deny-all" | "ask")[];
             /** @description What the app's agents reach: `host`, `none` or `allow:HOST[:PORT],...`; null: the gateway's default (CLAWDFORGE_AGENT_NETWORK) */
             network: string | null;
+            /** @description Turns one session may hold accepted and not yet running (beyond it a turn is 429 `queue_full`); CLAWDFORGE_MAX_QUEUED_TURNS unless set; null: no limit */
+            max_queued_turns: number | null;
+            /** @description SSE streams the app may hold open at once (beyond it a stream is 429 `too_many_streams`); CLAWDFORGE_MAX_STREAMS_PER_APP unless set; null: no limit */
+            max_streams: number | null;
+            /** @description What the app's stored turns may take in the ledger, in MB (at or past it, creates and turns are 429 `storage_quota`); null: no limit */
+            max_stored_mb: number | null;
         };
         /** @description The gateway at a glance */
         Overview: {
@@ -1598,6 +1670,10 @@ export interface components {
                 turns_this_minute: number;
                 /** @description What the app's agents cost since 00:00 UTC */
                 cost_today_usd: number;
+                /** @description The app's SSE streams open now (on this gateway node) */
+                open_streams: number;
+                /** @description What the app's stored turns take in the ledger, in MB */
+                stored_mb: number;
             };
         };
         /** @description The new app's name: a letter or digit, then letters, digits, _ . - (64 at most) */
@@ -1640,13 +1716,16 @@ export interface components {
             /** @enum {string} */
             _tag: "AppNotFound";
         };
-        /** @description `max_sessions`, `turns_per_minute` (whole numbers) and `daily_cost_usd` (US dollars), each 0 or more; `permission_modes` (a non-empty list of the modes the app's creates may ask for); `network` (`host`, `none` or `allow:HOST[:PORT],...`, as CLAWDFORGE_AGENT_NETWORK). A limit left out (or null) is not set in the ledger: CLAWDFORGE_APP_LIMITS applies to it, if it names one */
+        /** @description `max_sessions`, `turns_per_minute` (whole numbers) and `daily_cost_usd` (US dollars), each 0 or more; `permission_modes` (a non-empty list of the modes the app's creates may ask for); `network` (`host`, `none` or `allow:HOST[:PORT],...`, as CLAWDFORGE_AGENT_NETWORK); `max_queued_turns` (per session), `max_streams` and `max_stored_mb` (whole numbers, 0 or more). A limit left out (or null) is not set in the ledger: CLAWDFORGE_APP_LIMITS applies to it, if it names one */
         SetLimitsRequest: {
             max_sessions?: number | null;
             turns_per_minute?: number | null;
             daily_cost_usd?: number | null;
             permission_modes?: ("approve-all" | "approve-reads" | "deny-all" | "ask")[] | null;
             network?: string | null;
+            max_queued_turns?: number | null;
+            max_streams?: number | null;
+            max_stored_mb?: number | null;
         };
         /** @description The app's limits as they apply now */
         AppLimitsReply: {
@@ -1658,15 +1737,21 @@ export interface components {
             /** @description Where each limit comes from now */
             sources: {
                 /** @enum {string} */
-                max_sessions: "ledger" | "CLAWDFORGE_APP_LIMITS" | "CLAWDFORGE_APP_LIMITS *" | "none";
+                max_sessions: "ledger" | "CLAWDFORGE_APP_LIMITS" | "CLAWDFORGE_APP_LIMITS *" | "default" | "none";
                 /** @enum {string} */
-                turns_per_minute: "ledger" | "CLAWDFORGE_APP_LIMITS" | "CLAWDFORGE_APP_LIMITS *" | "none";
+                turns_per_minute: "ledger" | "CLAWDFORGE_APP_LIMITS" | "CLAWDFORGE_APP_LIMITS *" | "default" | "none";
                 /** @enum {string} */
-                daily_cost_usd: "ledger" | "CLAWDFORGE_APP_LIMITS" | "CLAWDFORGE_APP_LIMITS *" | "none";
+                daily_cost_usd: "ledger" | "CLAWDFORGE_APP_LIMITS" | "CLAWDFORGE_APP_LIMITS *" | "default" | "none";
                 /** @enum {string} */
-                permission_modes: "ledger" | "CLAWDFORGE_APP_LIMITS" | "CLAWDFORGE_APP_LIMITS *" | "none";
+                permission_modes: "ledger" | "CLAWDFORGE_APP_LIMITS" | "CLAWDFORGE_APP_LIMITS *" | "default" | "none";
                 /** @enum {string} */
-                network: "ledger" | "CLAWDFORGE_APP_LIMITS" | "CLAWDFORGE_APP_LIMITS *" | "none";
+                network: "ledger" | "CLAWDFORGE_APP_LIMITS" | "CLAWDFORGE_APP_LIMITS *" | "default" | "none";
+                /** @enum {string} */
+                max_queued_turns: "ledger" | "CLAWDFORGE_APP_LIMITS" | "CLAWDFORGE_APP_LIMITS *" | "default" | "none";
+                /** @enum {string} */
+                max_streams: "ledger" | "CLAWDFORGE_APP_LIMITS" | "CLAWDFORGE_APP_LIMITS *" | "default" | "none";
+                /** @enum {string} */
+                max_stored_mb: "ledger" | "CLAWDFORGE_APP_LIMITS" | "CLAWDFORGE_APP_LIMITS *" | "default" | "none";
             };
         };
         /** @description The app's webhook URL */
@@ -2322,13 +2407,13 @@ export interface operations {
                     "application/json": components["schemas"]["IdempotencyKeyReused"];
                 };
             };
-            /** @description `AppSessionLimit`: The app holds as many live sessions as its `max_sessions` allows; `BudgetExhausted`: The app's agents cost `daily_cost_usd` or more today: creates and turns are refused until 00:00 UTC */
+            /** @description `AppSessionLimit`: The app holds as many live sessions as its `max_sessions` allows; `BudgetExhausted`: The app's agents cost `daily_cost_usd` or more today: creates and turns are refused until 00:00 UTC; `StorageQuota`: The app's stored turns take its `max_stored_mb` or more: creates and turns are refused until the sweeper removes old sessions */
             429: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["AppSessionLimit"] | components["schemas"]["BudgetExhausted"];
+                    "application/json": components["schemas"]["AppSessionLimit"] | components["schemas"]["BudgetExhausted"] | components["schemas"]["StorageQuota"];
                 };
             };
             /** @description The agent could not start, failed or exited; `events` holds what it said before */
@@ -2442,13 +2527,13 @@ export interface operations {
                     "application/json": components["schemas"]["IdempotencyKeyReused"];
                 };
             };
-            /** @description `AppSessionLimit`: The app holds as many live sessions as its `max_sessions` allows; `BudgetExhausted`: The app's agents cost `daily_cost_usd` or more today: creates and turns are refused until 00:00 UTC; `RateLimited`: The app started `turns_per_minute` turns in the last 60 s */
+            /** @description `AppSessionLimit`: The app holds as many live sessions as its `max_sessions` allows; `BudgetExhausted`: The app's agents cost `daily_cost_usd` or more today: creates and turns are refused until 00:00 UTC; `RateLimited`: The app started `turns_per_minute` turns in the last 60 s; `QueueFull`: The session holds `max_queued_turns` turns accepted and not yet running: wait for one to start; `StorageQuota`: The app's stored turns take its `max_stored_mb` or more: creates and turns are refused until the sweeper removes old sessions */
             429: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["AppSessionLimit"] | components["schemas"]["BudgetExhausted"] | components["schemas"]["RateLimited"];
+                    "application/json": components["schemas"]["AppSessionLimit"] | components["schemas"]["BudgetExhausted"] | components["schemas"]["RateLimited"] | components["schemas"]["QueueFull"] | components["schemas"]["StorageQuota"];
                 };
             };
             /** @description The agent could not start, failed or exited; `events` holds what it said before */
@@ -2571,13 +2656,13 @@ export interface operations {
                     "application/json": components["schemas"]["IdempotencyKeyReused"];
                 };
             };
-            /** @description `AppSessionLimit`: The app holds as many live sessions as its `max_sessions` allows; `BudgetExhausted`: The app's agents cost `daily_cost_usd` or more today: creates and turns are refused until 00:00 UTC; `RateLimited`: The app started `turns_per_minute` turns in the last 60 s */
+            /** @description `AppSessionLimit`: The app holds as many live sessions as its `max_sessions` allows; `BudgetExhausted`: The app's agents cost `daily_cost_usd` or more today: creates and turns are refused until 00:00 UTC; `RateLimited`: The app started `turns_per_minute` turns in the last 60 s; `QueueFull`: The session holds `max_queued_turns` turns accepted and not yet running: wait for one to start; `StorageQuota`: The app's stored turns take its `max_stored_mb` or more: creates and turns are refused until the sweeper removes old sessions; `TooManyStreams`: The app holds `max_streams` open streams: close one first */
             429: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["AppSessionLimit"] | components["schemas"]["BudgetExhausted"] | components["schemas"]["RateLimited"];
+                    "application/json": components["schemas"]["AppSessionLimit"] | components["schemas"]["BudgetExhausted"] | components["schemas"]["RateLimited"] | components["schemas"]["QueueFull"] | components["schemas"]["StorageQuota"] | components["schemas"]["TooManyStreams"];
                 };
             };
             /** @description The agent could not start, failed or exited; `events` holds what it said before */
@@ -2757,13 +2842,13 @@ export interface operations {
                     "application/json": components["schemas"]["IdempotencyKeyReused"];
                 };
             };
-            /** @description `AppSessionLimit`: The app holds as many live sessions as its `max_sessions` allows; `BudgetExhausted`: The app's agents cost `daily_cost_usd` or more today: creates and turns are refused until 00:00 UTC; `RateLimited`: The app started `turns_per_minute` turns in the last 60 s */
+            /** @description `AppSessionLimit`: The app holds as many live sessions as its `max_sessions` allows; `BudgetExhausted`: The app's agents cost `daily_cost_usd` or more today: creates and turns are refused until 00:00 UTC; `RateLimited`: The app started `turns_per_minute` turns in the last 60 s; `QueueFull`: The session holds `max_queued_turns` turns accepted and not yet running: wait for one to start; `StorageQuota`: The app's stored turns take its `max_stored_mb` or more: creates and turns are refused until the sweeper removes old sessions */
             429: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["AppSessionLimit"] | components["schemas"]["BudgetExhausted"] | components["schemas"]["RateLimited"];
+                    "application/json": components["schemas"]["AppSessionLimit"] | components["schemas"]["BudgetExhausted"] | components["schemas"]["RateLimited"] | components["schemas"]["QueueFull"] | components["schemas"]["StorageQuota"];
                 };
             };
             /** @description The agent could not start, failed or exited; `events` holds what it said before */
@@ -2788,7 +2873,12 @@ export interface operations {
     };
     getTurn: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Only the messages after this many (default 0: from the first) */
+                events_after?: number;
+                /** @description At most this many messages (1 to 10000, default 1000) */
+                events_limit?: number;
+            };
             header?: never;
             path: {
                 /** @description The `session_id` that `POST /sessions` answered */
@@ -2911,6 +3001,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description The app holds `max_streams` open streams: close one first */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyStreams"];
                 };
             };
         };
@@ -4203,7 +4302,12 @@ export interface operations {
     };
     getAdminTurn: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Only the messages after this many (default 0: from the first) */
+                events_after?: number;
+                /** @description At most this many messages (1 to 10000, default 1000) */
+                events_limit?: number;
+            };
             header?: never;
             path: {
                 /** @description The `session_id` that `POST /sessions` answered */

@@ -52,7 +52,11 @@ export const SessionEntity = Entity.make("Session", [
     stream: true
   }),
   rpc("ListTurns", { after: Schema.optional(Schema.Int), limit: Schema.optional(Schema.Int) }, Schema.Array(TurnSummary)),
-  rpc("GetTurn", { turnIndex: Schema.Int }, TurnDetail),
+  rpc("GetTurn", {
+    turnIndex: Schema.Int,
+    after: Schema.optional(Schema.Int),
+    limit: Schema.optional(Schema.Int)
+  }, TurnDetail),
   rpc("Cancel", {}, Schema.Boolean),
   rpc("Configure", { settings: AgentSettings }, Session),
   rpc("ListPermissions", {}, Schema.Array(PermissionRequest)),

@@ -98,11 +98,13 @@ export const SetLimitsRequest = AppLimitsSpec.annotations({
   parseOptions: { onExcessProperty: "error" },
   description: "`max_sessions`, `turns_per_minute` (whole numbers) and `daily_cost_usd` (US dollars), each 0 or more; " +
     "`permission_modes` (a non-empty list of the modes the app's creates may ask for); `network` (`host`, `none` or " +
-    "`allow:HOST[:PORT],...`, as CLAWDFORGE_AGENT_NETWORK). A limit left out (or null) is not set in the ledger: " +
+    "`allow:HOST[:PORT],...`, as CLAWDFORGE_AGENT_NETWORK); `max_queued_turns` (per session), `max_streams` and " +
+    "`max_stored_mb` (whole numbers, 0 or more). A limit left out (or null) is not set in the ledger: " +
     "CLAWDFORGE_APP_LIMITS applies to it, if it names one"
 })
 
-const LimitSource = Schema.Literal("ledger", "CLAWDFORGE_APP_LIMITS", "CLAWDFORGE_APP_LIMITS *", "none")
+// `default`: the gateway-wide default (CLAWDFORGE_MAX_QUEUED_TURNS, CLAWDFORGE_MAX_STREAMS_PER_APP).
+const LimitSource = Schema.Literal("ledger", "CLAWDFORGE_APP_LIMITS", "CLAWDFORGE_APP_LIMITS *", "default", "none")
 
 export const AppLimitsReply = Schema.Struct({
   ok: Ok,
@@ -113,7 +115,10 @@ export const AppLimitsReply = Schema.Struct({
     turns_per_minute: LimitSource,
     daily_cost_usd: LimitSource,
     permission_modes: LimitSource,
-    network: LimitSource
+    network: LimitSource,
+    max_queued_turns: LimitSource,
+    max_streams: LimitSource,
+    max_stored_mb: LimitSource
   }).annotations({ description: "Where each limit comes from now" })
 }).annotations({ identifier: "AppLimitsReply", description: "The app's limits as they apply now" })
 

@@ -30,7 +30,7 @@ import { PermissionNotFound, SessionNotFound, TurnNotFound } from "./Errors.js"
 import { AppName } from "./Ids.js"
 import { AnswerReply, PermissionAnswer, PermissionParams } from "./Permission.js"
 import { CloseReply, SessionIdParam, TurnEventStream } from "./Session.js"
-import { TurnDetail, TurnPathParams, TurnStreamHeaders } from "./Turn.js"
+import { TurnDetail, TurnEventsParams, TurnPathParams, TurnStreamHeaders } from "./Turn.js"
 import { RemoveWebhookReply, SetWebhookReply, SetWebhookRequest, WebhookUrlRefused } from "./Webhooks.js"
 
 /** The operators' API: every app's apps, sessions, usage and audit trail, behind the admin token. */
@@ -183,6 +183,7 @@ export class AdminApi extends HttpApiGroup.make("admin", { topLevel: true })
   .add(
     HttpApiEndpoint.get("getAdminTurn", "/admin/sessions/:id/turns/:n")
       .setPath(TurnPathParams)
+      .setUrlParams(TurnEventsParams)
       .addSuccess(TurnDetail)
       .addError(SessionNotFound)
       .addError(TurnNotFound)

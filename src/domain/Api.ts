@@ -22,11 +22,14 @@ import {
   PermissionModeNotAllowed,
   PermissionNotFound,
   PoolFull,
+  QueueFull,
   RateLimited,
   RunFailed,
   SessionClosed,
   SessionNotFound,
   ShuttingDown,
+  StorageQuota,
+  TooManyStreams,
   TurnNotFound,
   TurnTimeout,
   Unauthorized,
@@ -51,7 +54,15 @@ import {
   UpdateSessionRequest
 } from "./Session.js"
 import { LimitsReport, UsageParams, UsageReport } from "./Tenancy.js"
-import { ListTurnsParams, TurnAccepted, TurnDetail, TurnList, TurnPathParams, TurnStreamHeaders } from "./Turn.js"
+import {
+  ListTurnsParams,
+  TurnAccepted,
+  TurnDetail,
+  TurnEventsParams,
+  TurnList,
+  TurnPathParams,
+  TurnStreamHeaders
+} from "./Turn.js"
 
 // Conventions every endpoint follows, so that generated clients and the docs page read well:
 // - groups are top-level (`{ topLevel: true }`) and endpoints are named verb-first in camelCase:
@@ -189,6 +200,7 @@ export class SessionsApi extends HttpApiGroup.make("sessions", { topLevel: true 
       .addError(PermissionModeNotAllowed)
       .addError(AppSessionLimit)
       .addError(BudgetExhausted)
+      .addError(StorageQuota)
       .addError(PoolFull)
       .addError(ShuttingDown)
       .addError(AgentFailed)
@@ -238,6 +250,8 @@ export class SessionsApi extends HttpApiGroup.make("sessions", { topLevel: true 
       .addError(AppSessionLimit)
       .addError(BudgetExhausted)
       .addError(RateLimited)
+      .addError(QueueFull)
+      .addError(StorageQuota)
       .addError(PoolFull)
       .addError(ShuttingDown)
       .addError(TurnTimeout)
@@ -267,8 +281,11 @@ export class SessionsApi extends HttpApiGroup.make("sessions", { topLevel: true 
       .addError(AppSessionLimit)
       .addError(BudgetExhausted)
       .addError(RateLimited)
+      .addError(QueueFull)
+      .addError(StorageQuota)
       .addError(PoolFull)
       .addError(ShuttingDown)
+      .addError(TooManyStreams)
       .addError(IdempotencyKeyReused)
       .annotate(OpenApi.Summary, "Send one prompt and stream the turn as server-sent events")
       .annotate(
@@ -316,6 +333,8 @@ export class SessionsApi extends HttpApiGroup.make("sessions", { topLevel: true 
       .addError(AppSessionLimit)
       .addError(BudgetExhausted)
       .addError(RateLimited)
+      .addError(QueueFull)
+      .addError(StorageQuota)
       .addError(PoolFull)
       .addError(ShuttingDown)
       .addError(IdempotencyKeyReused)
@@ -350,14 +369,18 @@ export class SessionsApi extends HttpApiGroup.make("sessions", { topLevel: true 
   .add(
     HttpApiEndpoint.get("getTurn", "/sessions/:id/turns/:n")
       .setPath(TurnPathParams)
+      .setUrlParams(TurnEventsParams)
       .addSuccess(TurnDetail)
       .addError(SessionNotFound)
       .addError(TurnNotFound)
-      .annotate(OpenApi.Summary, "One stored turn with its messages and text")
+      .annotate(OpenApi.Summary, "One stored turn with a page of its messages and their text")
       .annotate(
         OpenApi.Description,
-        "`events` are the turn's ACP messages in order (those so far while it runs); `text` joins the " +
-          "text of its `agent_message_chunk` updates: what the agent said."
+        "`events` are the turn's ACP messages in order (those so far while it runs), a page at a time: those " +
+          "after `events_after` (default 0), at most `events_limit` (default 1000); `next_events_after` names the " +
+          "next page (null after the last) and `events_total` how many there are. `text` joins the text of the " +
+          "page's `agent_message_chunk` updates: what the agent said. A stored turn keeps at most " +
+          "CLAWDFORGE_TURN_MAX_STORED_MB of messages (`truncated` says when it kept fewer than its stream carried)."
       )
       .annotate(OpenApi.Transform, operation({ success: "The turn" }))
   )
@@ -368,6 +391,7 @@ export class SessionsApi extends HttpApiGroup.make("sessions", { topLevel: true 
       .addSuccess(TurnEventStream)
       .addError(SessionNotFound)
       .addError(TurnNotFound)
+      .addError(TooManyStreams)
       .annotate(OpenApi.Summary, "The turn's events from its start (or after `Last-Event-ID`), then live ones")
       .annotate(
         OpenApi.Description,

@@ -204,3 +204,38 @@ export class BudgetExhausted extends Schema.TaggedError<BudgetExhausted>()(
     description: "The app's agents cost `daily_cost_usd` or more today: creates and turns are refused until 00:00 UTC"
   })
 ) {}
+
+export class QueueFull extends Schema.TaggedError<QueueFull>()(
+  "QueueFull",
+  {
+    ...errorFields("queue_full"),
+    max_queued_turns: Schema.Int.annotations({ description: "How many turns a session may hold accepted and not yet running" })
+  },
+  HttpApiSchema.annotations({
+    status: 429,
+    description: "The session holds `max_queued_turns` turns accepted and not yet running: wait for one to start"
+  })
+) {}
+
+export class TooManyStreams extends Schema.TaggedError<TooManyStreams>()(
+  "TooManyStreams",
+  {
+    ...errorFields("too_many_streams"),
+    max_streams: Schema.Int.annotations({ description: "How many SSE streams the app may hold open at once" })
+  },
+  HttpApiSchema.annotations({ status: 429, description: "The app holds `max_streams` open streams: close one first" })
+) {}
+
+export class StorageQuota extends Schema.TaggedError<StorageQuota>()(
+  "StorageQuota",
+  {
+    ...errorFields("storage_quota"),
+    max_stored_mb: Schema.Int.annotations({ description: "What the app's stored turns may take in the ledger, in MB" }),
+    stored_mb: Schema.Number.annotations({ description: "What they take now, in MB" })
+  },
+  HttpApiSchema.annotations({
+    status: 429,
+    description: "The app's stored turns take its `max_stored_mb` or more: creates and turns are refused until the " +
+      "sweeper removes old sessions"
+  })
+) {}

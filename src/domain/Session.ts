@@ -100,12 +100,22 @@ export const AgentSettings = Schema.Struct({
 })
 export type AgentSettings = typeof AgentSettings.Type
 
+/** The most `meta` a session keeps, as JSON: every list of sessions carries it. */
+export const maxMetaBytes = 16 * 1024
+
+/** A create's `meta`: at most `maxMetaBytes` of JSON. */
+const CreateMeta = Meta.pipe(
+  Schema.filter((meta) => Buffer.byteLength(JSON.stringify(meta), "utf8") <= maxMetaBytes, {
+    message: () => `Expected at most ${maxMetaBytes / 1024} KB of JSON`
+  })
+).annotations({ description: `Free-form JSON object stored with the session, at most ${maxMetaBytes / 1024} KB` })
+
 export const CreateSessionRequest = Schema.Struct({
   agent: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(128)).annotations({
     description: "An agent registry entry: a built-in (`claude`, `codex`, `gemini`, `echo`) or one named in " +
       "CLAWDFORGE_AGENTS. An unknown name is a 400 listing the known ones."
   }),
-  meta: Schema.optional(Meta),
+  meta: Schema.optional(CreateMeta),
   cwd: Schema.optional(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(4096)).annotations({
     description: "The agent's working directory; by default a fresh folder under CLAWDFORGE_WORKSPACE_ROOT"
   })),
@@ -166,7 +176,11 @@ export const TurnReply = Schema.Struct({
     description: "The prompt response's `stopReason`: `end_turn`, `max_tokens`, `refusal`, `cancelled`, ..."
   }),
   usage: TurnUsage,
-  events: Schema.Array(AcpMessage).annotations({ description: "The turn's ACP messages, in order" })
+  events: Schema.Array(AcpMessage).annotations({ description: "The turn's ACP messages, in order" }),
+  truncated: Schema.optional(Schema.Boolean.annotations({
+    description: "In a replay (`Idempotency-Key`), answered from the stored turn: true when it keeps only the first " +
+      "CLAWDFORGE_TURN_MAX_STORED_MB of the messages"
+  }))
 }).annotations({ identifier: "TurnReply", description: "A turn that ran to its end" })
 export type TurnReply = typeof TurnReply.Type
 

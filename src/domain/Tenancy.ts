@@ -55,7 +55,10 @@ export const AppLimitsSpec = Schema.Struct({
   turns_per_minute: orNoLimit(LimitCount, "a whole number, 0 or more"),
   daily_cost_usd: orNoLimit(LimitUsd, "an amount in US dollars, 0 or more"),
   permission_modes: orNoLimit(PermissionModes, `a non-empty list of ${allPermissionModes.join(", ")}`),
-  network: orNoLimit(NetworkLimit, "host, none or allow:HOST[:PORT],...")
+  network: orNoLimit(NetworkLimit, "host, none or allow:HOST[:PORT],..."),
+  max_queued_turns: orNoLimit(LimitCount, "a whole number, 0 or more"),
+  max_streams: orNoLimit(LimitCount, "a whole number, 0 or more"),
+  max_stored_mb: orNoLimit(LimitCount, "a whole number of MB, 0 or more")
 })
 export type AppLimitsSpec = typeof AppLimitsSpec.Type
 
@@ -66,6 +69,9 @@ export interface LimitsPatch {
   readonly daily_cost_usd?: number | undefined
   readonly permission_modes?: ReadonlyArray<PermissionMode> | undefined
   readonly network?: string | undefined
+  readonly max_queued_turns?: number | undefined
+  readonly max_streams?: number | undefined
+  readonly max_stored_mb?: number | undefined
 }
 
 /** The names of the limits: also the `limit` label of `clawdforge_limited_total`. */
@@ -75,7 +81,10 @@ export const limitNames: ReadonlyArray<LimitName> = [
   "turns_per_minute",
   "daily_cost_usd",
   "permission_modes",
-  "network"
+  "network",
+  "max_queued_turns",
+  "max_streams",
+  "max_stored_mb"
 ]
 
 /** `CLAWDFORGE_APP_LIMITS`: limits by app, `"*"` for every app without its own. */
@@ -107,6 +116,18 @@ export const Limits = Schema.Struct({
   network: Schema.NullOr(Schema.String).annotations({
     description: "What the app's agents reach: `host`, `none` or `allow:HOST[:PORT],...`; null: the gateway's " +
       "default (CLAWDFORGE_AGENT_NETWORK)"
+  }),
+  max_queued_turns: Schema.NullOr(Schema.Int).annotations({
+    description: "Turns one session may hold accepted and not yet running (beyond it a turn is 429 `queue_full`); " +
+      "CLAWDFORGE_MAX_QUEUED_TURNS unless set; null: no limit"
+  }),
+  max_streams: Schema.NullOr(Schema.Int).annotations({
+    description: "SSE streams the app may hold open at once (beyond it a stream is 429 `too_many_streams`); " +
+      "CLAWDFORGE_MAX_STREAMS_PER_APP unless set; null: no limit"
+  }),
+  max_stored_mb: Schema.NullOr(Schema.Int).annotations({
+    description: "What the app's stored turns may take in the ledger, in MB (at or past it, creates and turns are " +
+      "429 `storage_quota`); null: no limit"
   })
 }).annotations({ identifier: "Limits", description: "An app's limits" })
 export type Limits = typeof Limits.Type
@@ -118,7 +139,9 @@ export const LimitsReport = Schema.Struct({
   use: Schema.Struct({
     live_sessions: Schema.Int.annotations({ description: "The app's sessions with a live agent now" }),
     turns_this_minute: Schema.Int.annotations({ description: "Turns the app started in the last 60 s" }),
-    cost_today_usd: Schema.Number.annotations({ description: "What the app's agents cost since 00:00 UTC" })
+    cost_today_usd: Schema.Number.annotations({ description: "What the app's agents cost since 00:00 UTC" }),
+    open_streams: Schema.Int.annotations({ description: "The app's SSE streams open now (on this gateway node)" }),
+    stored_mb: Schema.Number.annotations({ description: "What the app's stored turns take in the ledger, in MB" })
   }),
   resets: Schema.Struct({
     turns_in_secs: Schema.Int.annotations({

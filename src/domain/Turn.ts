@@ -37,7 +37,11 @@ const turnFields = {
     description: "The prompt response's `stopReason`; null unless the agent answered"
   }),
   usage: TurnUsage,
-  error: Schema.NullOr(TurnFailure).annotations({ description: "Why it did not complete; null otherwise" })
+  error: Schema.NullOr(TurnFailure).annotations({ description: "Why it did not complete; null otherwise" }),
+  truncated: Schema.Boolean.annotations({
+    description: "Whether the stored turn keeps only the first CLAWDFORGE_TURN_MAX_STORED_MB of its messages (its " +
+      "live stream carried them all)"
+  })
 }
 
 /** A stored turn without its messages, as `GET /sessions/{id}/turns` lists it. */
@@ -54,9 +58,18 @@ export const TurnList = Schema.Struct({
 export const TurnDetail = Schema.Struct({
   ok: Schema.Literal(true),
   ...turnFields,
-  text: Schema.String.annotations({ description: "What the agent said: its `agent_message_chunk` texts joined" }),
-  events: Schema.Array(AcpMessage).annotations({ description: "The turn's ACP messages in order (so far, while it runs)" })
-}).annotations({ identifier: "TurnDetail", description: "A stored turn with its messages" })
+  text: Schema.String.annotations({
+    description: "What the agent said in this page of events: its `agent_message_chunk` texts joined"
+  }),
+  events: Schema.Array(AcpMessage).annotations({
+    description: "A page of the turn's ACP messages in order (so far, while it runs): those after `events_after`, " +
+      "at most `events_limit`"
+  }),
+  events_total: Schema.Int.annotations({ description: "How many messages the turn has stored (so far, while it runs)" }),
+  next_events_after: Schema.NullOr(Schema.Int).annotations({
+    description: "The `events_after` of the next page; null when this page holds the last message so far"
+  })
+}).annotations({ identifier: "TurnDetail", description: "A stored turn with a page of its messages" })
 export type TurnDetail = typeof TurnDetail.Type
 
 export const TurnAccepted = Schema.Struct({
@@ -78,6 +91,29 @@ export const ListTurnsParams = Schema.Struct({
   ),
   limit: Schema.optionalWith(
     IntFromString({ minimum: 1, maximum: 1000, description: "At most this many turns (default 100)" }),
+    { exact: true }
+  )
+})
+
+/** The default page of `GET /sessions/{id}/turns/{n}`'s events, and the largest. */
+export const defaultEventsLimit = 1000
+export const maxEventsLimit = 10000
+
+export const TurnEventsParams = Schema.Struct({
+  events_after: Schema.optionalWith(
+    IntFromString({
+      minimum: 0,
+      maximum: 2147483647,
+      description: "Only the messages after this many (default 0: from the first)"
+    }),
+    { exact: true }
+  ),
+  events_limit: Schema.optionalWith(
+    IntFromString({
+      minimum: 1,
+      maximum: maxEventsLimit,
+      description: `At most this many messages (1 to ${maxEventsLimit}, default ${defaultEventsLimit})`
+    }),
     { exact: true }
   )
 })

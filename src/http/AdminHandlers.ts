@@ -67,7 +67,8 @@ export const AdminHttpLive = HttpApiBuilder.group(Api, "admin", (handlers) =>
           admin.close(path.id),
           ({ alreadyClosed }) => alreadyClosed ? { ok: true as const, already_closed: true } : { ok: true as const }
         ))
-      .handle("getAdminTurn", ({ path }) => admin.getTurn(path.id, path.n))
+      .handle("getAdminTurn", ({ path, urlParams }) =>
+        admin.getTurn(path.id, path.n, { after: urlParams.events_after, limit: urlParams.events_limit }))
       .handle("streamAdminTurn", ({ headers, path }) =>
         Effect.flatMap(
           admin.followTurn(path.id, path.n),

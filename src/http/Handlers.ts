@@ -78,6 +78,7 @@ export const RunHttpLive = HttpApiBuilder.group(Api, "run", (handlers) =>
 export const SessionsHttpLive = HttpApiBuilder.group(Api, "sessions", (handlers) =>
   Effect.gen(function*() {
     const sessions = yield* Sessions
+    const limits = yield* AppLimits
     const idempotent = yield* makeIdempotent
     const storeSession = storeAs(SessionReply)
     const storeTurn = storeAs(TurnReply)
@@ -89,16 +90,49 @@ export const SessionsHttpLive = HttpApiBuilder.group(Api, "sessions", (handlers)
       status: "queued" as const
     })
     /** A repeated `/turn/stream`: the first request's turn from its start, or the error it answered. */
-    const replayStream = (app: AppName, id: string, reply: { readonly status: number; readonly body: string }) =>
+    const replayStream = (
+      app: AppName,
+      id: string,
+      reply: { readonly status: number; readonly body: string },
+      closeStream: () => void
+    ) =>
       reply.status !== 200
-        ? Effect.succeed(replayJson(reply))
+        ? Effect.sync(() => {
+          closeStream()
+          return replayJson(reply)
+        })
         : Effect.map(
           sessions.followTurn(app, id, (JSON.parse(reply.body) as { turn_index: number }).turn_index),
-          (feed) => HttpServerResponse.setHeader(turnEventStream(feed), replayedHeader, "true")
+          (feed) => HttpServerResponse.setHeader(turnEventStream(feed, 0, closeStream), replayedHeader, "true")
         ).pipe(
           // Its turn was stored when it was accepted; gone only with its session (404).
           Effect.catchTag("TurnNotFound", Effect.die)
         )
+    /**
+     * A repeated `/turn`: answered from the stored turn (the key keeps its index, never a second
+     * copy of the reply), `truncated` when the stored turn kept fewer messages than the reply had.
+     */
+    const replayTurn = (app: AppName, id: string, reply: { readonly status: number; readonly body: string }) => {
+      const first = reply.status === 200 ? JSON.parse(reply.body) as { turn_index: number; events?: unknown } : undefined
+      // An error, or a reply stored whole by an earlier version: as stored.
+      if (first === undefined || first.events !== undefined) return Effect.succeed(replayJson(reply))
+      return sessions.getTurn(app, id, first.turn_index, { limit: Number.MAX_SAFE_INTEGER }).pipe(
+        Effect.map((turn) =>
+          replayJson(storeTurn({
+            ok: true,
+            session_id: turn.session_id,
+            turn_index: turn.turn_index,
+            stop_reason: turn.stop_reason ?? "end_turn",
+            usage: turn.usage,
+            events: turn.events,
+            // Said only when it is so: a whole turn replays exactly as it was answered.
+            ...(turn.truncated ? { truncated: true } : {})
+          }))
+        ),
+        // Its turn was stored when it was accepted; gone only with its session (404).
+        Effect.catchTag("TurnNotFound", Effect.die)
+      )
+    }
     return handlers
       .handle("createSession", ({ headers, payload }) =>
         idempotent({
@@ -116,20 +150,24 @@ export const SessionsHttpLive = HttpApiBuilder.group(Api, "sessions", (handlers)
           key: headers["idempotency-key"],
           payload,
           run: Effect.flatMap(CurrentApp, (app) => rateLimitHeaders(app, sessions.turn(app, path.id, payload))),
-          store: storeTurn,
-          respond: (reply) => reply
+          // The turn's index only: a repeat answers from the stored turn.
+          store: (reply: TurnReply) => ({ status: 200, body: JSON.stringify({ turn_index: reply.turn_index }) }),
+          respond: (reply: TurnReply) => reply,
+          replay: (stored) => Effect.flatMap(CurrentApp, (app) => replayTurn(app, path.id, stored))
         }))
       .handle("streamTurn", ({ headers, path, payload }) =>
         Effect.flatMap(CurrentApp, (app) =>
-          idempotent({
-            key: headers["idempotency-key"],
-            payload,
-            run: rateLimitHeaders(app, sessions.submit(app, path.id, payload)),
-            // A repeat replays the turn the first request started, from its stored messages.
-            store: (accepted) => ({ status: 200, body: JSON.stringify({ turn_index: accepted.turnIndex }) }),
-            respond: (accepted) => turnEventStream(accepted.feed),
-            replay: (reply) => replayStream(app, path.id, reply)
-          })))
+          // The app's stream slot first: a stream refused takes no turn.
+          Effect.flatMap(limits.openStream(app), (closeStream) =>
+            idempotent({
+              key: headers["idempotency-key"],
+              payload,
+              run: rateLimitHeaders(app, sessions.submit(app, path.id, payload)),
+              // A repeat replays the turn the first request started, from its stored messages.
+              store: (accepted) => ({ status: 200, body: JSON.stringify({ turn_index: accepted.turnIndex }) }),
+              respond: (accepted) => turnEventStream(accepted.feed, 0, closeStream),
+              replay: (reply) => replayStream(app, path.id, reply, closeStream)
+            }).pipe(Effect.onError(() => Effect.sync(closeStream))))))
       .handle("queueTurn", ({ headers, path, payload }) =>
         idempotent({
           key: headers["idempotency-key"],
@@ -143,14 +181,18 @@ export const SessionsHttpLive = HttpApiBuilder.group(Api, "sessions", (handlers)
           Effect.flatMap((app) => sessions.listTurns(app, path.id, urlParams)),
           Effect.map((turns) => ({ ok: true as const, count: turns.length, turns }))
         ))
-      .handle("getTurn", ({ path }) => Effect.flatMap(CurrentApp, (app) => sessions.getTurn(app, path.id, path.n)))
+      .handle("getTurn", ({ path, urlParams }) =>
+        Effect.flatMap(CurrentApp, (app) =>
+          sessions.getTurn(app, path.id, path.n, { after: urlParams.events_after, limit: urlParams.events_limit })))
       .handle("streamStoredTurn", ({ headers, path }) =>
-        CurrentApp.pipe(
-          Effect.flatMap((app) => sessions.followTurn(app, path.id, path.n)),
-          Effect.flatMap((feed) =>
-            Effect.map(resumeAfter(feed.turnIndex, headers["last-event-id"]), (after) => turnEventStream(feed, after))
-          )
-        ))
+        Effect.flatMap(CurrentApp, (app) =>
+          sessions.followTurn(app, path.id, path.n).pipe(
+            Effect.flatMap((feed) =>
+              Effect.flatMap(resumeAfter(feed.turnIndex, headers["last-event-id"]), (after) =>
+                // The app's stream slot last: nothing after it can fail.
+                Effect.map(limits.openStream(app), (closeStream) => turnEventStream(feed, after, closeStream)))
+            )
+          )))
       .handle("cancelTurn", ({ path }) =>
         CurrentApp.pipe(
           Effect.flatMap((app) => sessions.cancel(app, path.id)),

@@ -17,7 +17,7 @@ const sse = (event: string, id: string, json: string) => `event: ${event}\nid: $
  * the stored turn is read again, and a stream resumed at that id sends them again. The turn runs in the session's actor: a client that goes
  * away stops only this stream.
  */
-export const turnEventStream = (feed: TurnFeed, after = 0) => {
+export const turnEventStream = (feed: TurnFeed, after = 0, onClose?: () => void) => {
   const prefix = `${feed.turnIndex}.`
   const body = Stream.unwrapScoped(
     Effect.gen(function*() {
@@ -52,6 +52,9 @@ export const turnEventStream = (feed: TurnFeed, after = 0) => {
         Stream.encodeText
       )
     })
+  ).pipe(
+    // The app's stream slot (`max_streams`) is free again once the stream ends, however it ends.
+    Stream.ensuring(Effect.sync(() => onClose?.()))
   )
   return HttpServerResponse.stream(body, {
     contentType: "text/event-stream",

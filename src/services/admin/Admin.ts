@@ -160,7 +160,10 @@ export class Admin extends Effect.Service<Admin>()("clawdforge/Admin", {
         turns_per_minute: spec.turns_per_minute ?? undefined,
         daily_cost_usd: spec.daily_cost_usd ?? undefined,
         permission_modes: spec.permission_modes ?? undefined,
-        network: spec.network ?? undefined
+        network: spec.network ?? undefined,
+        max_queued_turns: spec.max_queued_turns ?? undefined,
+        max_streams: spec.max_streams ?? undefined,
+        max_stored_mb: spec.max_stored_mb ?? undefined
       }
       if (Object.values(patch).some((value) => value !== undefined)) yield* limits.set(name, patch)
       const now = yield* limits.configured(name)
@@ -231,7 +234,8 @@ export class Admin extends Effect.Service<Admin>()("clawdforge/Admin", {
     })
 
     return {
-      getTurn: (id: string, turnIndex: number) => asOwner(id, (app) => sessions.getTurn(app, id, turnIndex)),
+      getTurn: (id: string, turnIndex: number, page?: { readonly after?: number | undefined; readonly limit?: number | undefined }) =>
+        asOwner(id, (app) => sessions.getTurn(app, id, turnIndex, page)),
       followTurn: (id: string, turnIndex: number) => asOwner(id, (app) => sessions.followTurn(app, id, turnIndex)),
       close: (id: string) => asOwner(id, (app) => sessions.close(app, id)),
       /** Answers a pending request as an operator: audited `by: "admin"`. */

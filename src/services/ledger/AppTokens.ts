@@ -61,15 +61,28 @@ export class AppTokens extends Effect.Service<AppTokens>()("clawdforge/AppTokens
       Effect.orDie
     )
 
-    /** Revokes an app's token; `alreadyRevoked` when it was revoked before. */
+    /**
+     * Revokes an app's token; `alreadyRevoked` when it was revoked before. Its open sessions are
+     * closed with it (audit `revoked`): every gateway node stops their agents within seconds
+     * (`Sessions` watches the ledger for sessions closed under its live ones).
+     */
     const revoke = Effect.fn("AppTokens.revoke")(
       function*(name: AppName) {
         const at = yield* nowSeconds
         const revoked = yield* sql`UPDATE apps SET revoked_at = ${at}
           WHERE name = ${name} AND revoked_at IS NULL RETURNING name`
-        if (revoked.length > 0) return { alreadyRevoked: false } as const
+        if (revoked.length > 0) {
+          const closed = yield* sql<{ session_id: string }>`UPDATE sessions SET closed_at = ${at}
+            WHERE app_name = ${name} AND closed_at IS NULL RETURNING session_id`
+          if (closed.length > 0) {
+            yield* sql`INSERT INTO session_events ${
+              sql.insert(closed.map((row) => ({ session_id: row.session_id, at, event: "revoked" })))
+            }`
+          }
+          return { alreadyRevoked: false, closedSessions: closed.map((row) => row.session_id) } as const
+        }
         const exists = yield* sql`SELECT 1 FROM apps WHERE name = ${name}`
-        if (exists.length > 0) return { alreadyRevoked: true } as const
+        if (exists.length > 0) return { alreadyRevoked: true, closedSessions: [] as ReadonlyArray<string> } as const
         return yield* new AppNotFound({
           message: `No app ${name} in the ledger (apps from CLAWDFORGE_APP_TOKENS are removed there)`
         })

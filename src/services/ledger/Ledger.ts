@@ -18,6 +18,7 @@ export type SessionEventKind =
   | "turn_interrupted"
   | "permission_request"
   | "permission_answer"
+  | "revoked"
 
 export class SessionEvent extends Schema.Class<SessionEvent>("SessionEvent")({
   id: Schema.Int,
@@ -50,9 +51,22 @@ export interface StoredTurnEnd {
   readonly stopReason: string | null
   readonly usage: TurnUsage
   readonly error: { readonly error: string; readonly message: string } | null
-  readonly events: ReadonlyArray<AcpMessage>
-  /** `events` as JSON, when the caller has it already. */
-  readonly eventsJson?: string | undefined
+  /** The stored messages, each as its JSON text: at most CLAWDFORGE_TURN_MAX_STORED_MB of them. */
+  readonly eventTexts: ReadonlyArray<string>
+  /** Whether the turn had more messages than `eventTexts` keeps. */
+  readonly truncated: boolean
+}
+
+/**
+ * The most a turn keeps in its own row (`turns.events`), and the size of each page of a bigger
+ * one (`turn_event_pages`): a page of a big turn is read without reading the rest of it.
+ */
+export const eventPageBytes = 256 * 1024
+
+/** A page of a stored turn's messages: those after `after` (0: from the first), at most `limit`. */
+export interface EventsPage {
+  readonly after: number
+  readonly limit: number
 }
 
 /** A stored turn's row (`events` only when asked for). */
@@ -73,6 +87,8 @@ interface TurnRow {
   readonly cost_usd: number | null
   readonly error: string | null
   readonly error_message: string | null
+  readonly truncated: unknown
+  readonly event_count?: unknown
   readonly events?: string | null
 }
 
@@ -95,13 +111,17 @@ const turnOfRow = (row: TurnRow) =>
       total_tokens: row.total_tokens,
       cost_usd: row.cost_usd
     },
-    error: row.error === null ? null : { error: row.error, message: row.error_message ?? "" }
+    error: row.error === null ? null : { error: row.error, message: row.error_message ?? "" },
+    // PostgreSQL reads BIGINT as a string.
+    truncated: Number(row.truncated) === 1
   }, true)
 
-/** A stored turn with its messages. */
+/** A stored turn with its messages (a page of them, when a page was asked for). */
 export interface StoredTurn {
   readonly turn: TurnSummary
   readonly events: ReadonlyArray<AcpMessage>
+  /** How many messages the turn has stored. */
+  readonly total: number
 }
 
 /** What a turn that a dead gateway left unfinished reads as. */
@@ -109,6 +129,29 @@ export const interruptedFailure = {
   error: "turn_interrupted",
   message: "The gateway stopped while the turn was queued or running: its outcome is unknown"
 } as const
+
+/** A big turn's messages as pages of about `eventPageBytes` each, as `turn_event_pages` rows. */
+const pagesOf = (sessionId: SessionId, turnIndex: number, texts: ReadonlyArray<string>) => {
+  const pages: Array<{ session_id: string; turn_index: number; first_seq: number; last_seq: number; events: string }> = []
+  let start = 0
+  while (start < texts.length) {
+    let bytes = 0
+    let stop = start
+    while (stop < texts.length && (stop === start || bytes + texts[stop]!.length + 1 <= eventPageBytes)) {
+      bytes += texts[stop]!.length + 1
+      stop++
+    }
+    pages.push({
+      session_id: sessionId,
+      turn_index: turnIndex,
+      first_seq: start + 1,
+      last_seq: stop,
+      events: `[${texts.slice(start, stop).join(",")}]`
+    })
+    start = stop
+  }
+  return pages
+}
 
 /** Integer Unix seconds from the Effect clock, so tests can drive time with `TestClock`. */
 export const nowSeconds = Effect.map(Clock.currentTimeMillis, (ms) => Math.floor(ms / 1000))
@@ -222,7 +265,7 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
 
     const turnColumns = sql`
       session_id, turn_index, prompt, files, status, accepted_at, started_at, ended_at, duration_ms, stop_reason,
-      input_tokens, output_tokens, total_tokens, cost_usd, error, error_message`
+      input_tokens, output_tokens, total_tokens, cost_usd, error, error_message, truncated`
 
     /**
      * Accepts a turn of an open session: one statement stores it (`queued`) with the next index,
@@ -246,18 +289,29 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
      * A turn's end, in one statement: its status, timing, stop reason, error and messages; a turn
      * the agent answered also sets the session's last turn and writes its `turn` event (trigger).
      */
-    // On every turn's path: no `Effect.fn` (see `spanWhenTraced`).
+    // On every turn's path: no `Effect.fn` (see `spanWhenTraced`). A turn of one page is one
+    // statement; a bigger one writes its pages first, in the same transaction.
     const endTurn = Effect.fnUntraced(
       function*(id: SessionId, turnIndex: number, end: StoredTurnEnd) {
-        yield* sql`UPDATE turns SET status = ${end.status}, started_at = ${end.startedAt}, ended_at = ${end.endedAt},
-            duration_ms = ${end.durationMs}, stop_reason = ${end.stopReason}, input_tokens = ${end.usage.input_tokens},
-            output_tokens = ${end.usage.output_tokens}, total_tokens = ${end.usage.total_tokens},
-            cost_usd = ${end.usage.cost_usd}, error = ${end.error?.error ?? null},
-            error_message = ${end.error?.message ?? null}, events = ${end.eventsJson ?? JSON.stringify(end.events)}
+        const texts = end.eventTexts
+        let bytes = 0
+        for (const text of texts) bytes += text.length + 1
+        const pages = bytes <= eventPageBytes ? undefined : pagesOf(id, turnIndex, texts)
+        const update = sql`UPDATE turns SET status = ${end.status}, started_at = ${end.startedAt},
+            ended_at = ${end.endedAt}, duration_ms = ${end.durationMs}, stop_reason = ${end.stopReason},
+            input_tokens = ${end.usage.input_tokens}, output_tokens = ${end.usage.output_tokens},
+            total_tokens = ${end.usage.total_tokens}, cost_usd = ${end.usage.cost_usd}, error = ${end.error?.error ?? null},
+            error_message = ${end.error?.message ?? null}, events = ${pages === undefined ? `[${texts.join(",")}]` : null},
+            event_count = ${texts.length}, truncated = ${end.truncated ? 1 : 0}, stored_bytes = ${bytes} + length(prompt)
           WHERE session_id = ${id} AND turn_index = ${turnIndex}`
+        if (pages === undefined) yield* update
+        else yield* sql.withTransaction(Effect.zipRight(sql`INSERT INTO turn_event_pages ${sql.insert(pages)}`, update))
+        // What it takes now (its prompt was stored when it was accepted).
+        return bytes
       },
       Effect.orDie
     )
+
 
     /** The app's session's turns after `after`, oldest first, without their messages. */
     const listTurns = Effect.fn("Ledger.listTurns")(
@@ -269,18 +323,37 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
       Effect.orDie
     )
 
-    /** One of the app's turns with its messages: one primary-key lookup (none for another app's). */
+    /**
+     * One of the app's turns with its messages (those of `page` only, when given): one primary-key
+     * lookup (none for another app's), and for a turn kept in pages, the pages that hold `page`.
+     */
     const getTurn = Effect.fn("Ledger.getTurn")(
-      function*(app: AppName, id: string, turnIndex: number) {
-        const rows = yield* sql<TurnRow>`SELECT ${turnColumns}, events FROM turns
+      function*(app: AppName, id: string, turnIndex: number, page?: EventsPage) {
+        const rows = yield* sql<TurnRow>`SELECT ${turnColumns}, event_count, events FROM turns
           WHERE session_id = ${id} AND turn_index = ${turnIndex}
             AND EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = turns.session_id AND s.app_name = ${app})`
         const row = rows[0]
         if (row === undefined) return Option.none<StoredTurn>()
-        const events: ReadonlyArray<AcpMessage> = row.events === null || row.events === undefined
-          ? []
-          : JSON.parse(row.events)
-        return Option.some<StoredTurn>({ turn: turnOfRow(row), events })
+        const turn = turnOfRow(row)
+        const after = page?.after ?? 0
+        const end = page === undefined ? Number.MAX_SAFE_INTEGER : after + page.limit
+        if (row.events !== null && row.events !== undefined) {
+          const events: ReadonlyArray<AcpMessage> = JSON.parse(row.events)
+          return Option.some<StoredTurn>({ turn, events: page === undefined ? events : events.slice(after, end), total: events.length })
+        }
+        if (row.event_count === null || row.event_count === undefined) return Option.some<StoredTurn>({ turn, events: [], total: 0 })
+        const total = Number(row.event_count)
+        const pages = yield* sql<{ first_seq: unknown; events: string }>`SELECT first_seq, events FROM turn_event_pages
+          WHERE session_id = ${id} AND turn_index = ${turnIndex} AND last_seq > ${after} AND first_seq <= ${end}
+          ORDER BY first_seq`
+        const events: Array<AcpMessage> = []
+        for (const stored of pages) {
+          const first = Number(stored.first_seq)
+          const messages: ReadonlyArray<AcpMessage> = JSON.parse(stored.events)
+          // Message i of the page is the turn's message first + i (seq counts from 1).
+          for (let i = Math.max(0, after - first + 1); i < messages.length && first + i <= end; i++) events.push(messages[i]!)
+        }
+        return Option.some<StoredTurn>({ turn, events, total })
       },
       Effect.orDie
     )
@@ -396,6 +469,8 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
           FROM runs WHERE at < ${cutoff} GROUP BY app_name, agent, at / 3600`)
         yield* sql`DELETE FROM runs WHERE at < ${cutoff}`
         yield* sql`DELETE FROM session_events WHERE session_id IN (
+          SELECT session_id FROM sessions WHERE closed_at IS NOT NULL AND closed_at < ${cutoff})`
+        yield* sql`DELETE FROM turn_event_pages WHERE session_id IN (
           SELECT session_id FROM sessions WHERE closed_at IS NOT NULL AND closed_at < ${cutoff})`
         yield* sql`DELETE FROM turns WHERE session_id IN (
           SELECT session_id FROM sessions WHERE closed_at IS NOT NULL AND closed_at < ${cutoff})`

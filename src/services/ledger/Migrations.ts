@@ -12,6 +12,7 @@ import m0010 from "./migrations/0010_idempotency_holders.js"
 import m0011 from "./migrations/0011_isolation_limits.js"
 import m0012 from "./migrations/0012_cluster_tables.js"
 import m0013 from "./migrations/0013_cluster_limits.js"
+import m0014 from "./migrations/0014_fair_share.js"
 
 /** The ledger's migrations, a file each under `migrations/`, applied in the order of their ids. */
 export const migrations = Migrator.fromRecord({
@@ -27,5 +28,6 @@ export const migrations = Migrator.fromRecord({
   "0010_idempotency_holders": m0010,
   "0011_isolation_limits": m0011,
   "0012_cluster_tables": m0012,
-  "0013_cluster_limits": m0013
+  "0013_cluster_limits": m0013,
+  "0014_fair_share": m0014
 })

@@ -1,17 +1,18 @@
-import { Effect, Layer, Option, Schema } from "effect"
+import { Effect, Layer, Option, Schedule, Schema } from "effect"
 import { randomBytes } from "node:crypto"
 import {
-  BadRequest, type BudgetExhausted, type InvalidConfig, PermissionNotFound, type PermissionModeNotAllowed, type RateLimited,
-  type SessionClosed, type SessionNotFound, type ShuttingDown, type TurnNotFound, type UnknownAgent
+  BadRequest, type BudgetExhausted, type InvalidConfig, PermissionNotFound, type PermissionModeNotAllowed, type QueueFull,
+  type RateLimited, type SessionClosed, type SessionNotFound, type ShuttingDown, type StorageQuota, type TurnNotFound,
+  type UnknownAgent
 } from "../../domain/Errors.js"
 import { type AppName, SessionId } from "../../domain/Ids.js"
 import type { PermissionAnswer, PermissionRequest } from "../../domain/Permission.js"
 import { type AgentSettings, type CreateSessionRequest, Session, type TurnReply, type TurnRequest } from "../../domain/Session.js"
-import { type TurnDetail, TurnSummary } from "../../domain/Turn.js"
+import { defaultEventsLimit, type TurnDetail, TurnSummary } from "../../domain/Turn.js"
 import { noSettings } from "../agents/AgentSettings.js"
 import { AgentRegistry } from "../agents/AgentRegistry.js"
 import { AppConfig } from "../config/AppConfig.js"
-import { Ledger, nowSeconds } from "../ledger/Ledger.js"
+import { type EventsPage, Ledger, nowSeconds } from "../ledger/Ledger.js"
 import { spanWhenTraced } from "../observability/Spans.js"
 import { AppLimits } from "../tenancy/AppLimits.js"
 import { AppSecrets } from "../tenancy/AppSecrets.js"
@@ -28,10 +29,13 @@ export type { SettingsError, StartError, TurnError } from "./SessionErrors.js"
 
 /** Why a session could not be opened. */
 export type CreateError =
-  | BadRequest | UnknownAgent | InvalidConfig | PermissionModeNotAllowed | BudgetExhausted | ShuttingDown | StartError
+  | BadRequest | UnknownAgent | InvalidConfig | PermissionModeNotAllowed | BudgetExhausted | StorageQuota | ShuttingDown
+  | StartError
 
 /** Why a turn was not accepted. */
-export type SubmitError = BadRequest | SessionNotFound | SessionClosed | ShuttingDown | RateLimited | BudgetExhausted | StartError
+export type SubmitError =
+  | BadRequest | SessionNotFound | SessionClosed | ShuttingDown | RateLimited | BudgetExhausted | QueueFull | StorageQuota
+  | StartError
 
 /** A pending request of a live session, with the session it waits in (an operator's view). */
 export type PendingPermission = PermissionRequest & { readonly session_id: SessionId; readonly app_name: AppName }
@@ -65,8 +69,16 @@ export interface SessionsApi {
     id: string,
     options: { readonly after?: number | undefined; readonly limit?: number | undefined }
   ) => Effect.Effect<ReadonlyArray<TurnSummary>, SessionNotFound>
-  /** One turn with its messages: the stored ones, or what the agent said so far while it runs. */
-  readonly getTurn: (app: AppName, id: string, turnIndex: number) => Effect.Effect<TurnDetail, SessionNotFound | TurnNotFound>
+  /**
+   * One turn with a page of its messages (by default the first `defaultEventsLimit`): the stored
+   * ones, or what the agent said so far while it runs.
+   */
+  readonly getTurn: (
+    app: AppName,
+    id: string,
+    turnIndex: number,
+    page?: { readonly after?: number | undefined; readonly limit?: number | undefined }
+  ) => Effect.Effect<TurnDetail, SessionNotFound | TurnNotFound>
   /** The turn's feed for its streams, from its start: live while it is queued or running, else as stored. */
   readonly followTurn: (app: AppName, id: string, turnIndex: number) => Effect.Effect<TurnFeed, SessionNotFound | TurnNotFound>
   /** Cancels the session's running turn; false when nothing was running. */
@@ -128,6 +140,20 @@ const makeLocalSessions = Effect.gen(function*() {
   const secrets = yield* AppSecrets
   const actors = yield* makeActorRegistry({ config, ledger, pool, registry, limits, secrets, webhooks })
 
+  // Sessions closed in the ledger under a live actor (an app revoked, by the CLI or the admin API
+  // on any node; a session closed by the CLI): their agents stop within a second or two here.
+  const stopClosedInLedger = Effect.gen(function*() {
+    const live = actors.all()
+    if (live.length === 0) return
+    const closed = yield* ledger.closedAmong(live.map((actor) => actor.session.session_id))
+    yield* Effect.forEach(closed, actors.stop, { discard: true })
+  })
+  yield* stopClosedInLedger.pipe(
+    Effect.catchAllCause((cause) => Effect.logWarning("checking for sessions closed in the ledger failed", cause)),
+    Effect.repeat(Schedule.spaced("1 second")),
+    Effect.forkScoped
+  )
+
   /** The caller's session, or 404: another app's session does not exist for this caller. */
   const owned = (app: AppName, id: string) =>
     isSessionId(id)
@@ -151,6 +177,7 @@ const makeLocalSessions = Effect.gen(function*() {
     if (actors.isDraining()) return yield* shuttingDown
     const definition = yield* registry.lookup(request.agent)
     yield* limits.checkBudget(app)
+    yield* limits.checkStorage(app)
     const permissionMode = request.permission_mode ?? config.defaultPermissionMode
     // The app's ceiling (its `permission_modes`), checked before anything is made for the session.
     yield* limits.checkPermissionMode(app, request.permission_mode)
@@ -209,11 +236,13 @@ const makeLocalSessions = Effect.gen(function*() {
     const live = actors.running(id as SessionId)
     if (live !== undefined && live.session.app_name === app) {
       if (live.state.closedInLedger) return yield* sessionClosed(live.session.session_id)
+      yield* limits.checkStorage(app)
       yield* limits.admitTurn(app)
       return yield* enqueue(live, request)
     }
     const session = yield* owned(app, id)
     if (session.closed_at !== null) return yield* sessionClosed(session.session_id)
+    yield* limits.checkStorage(app)
     yield* limits.admitTurn(app)
     return yield* enqueue(yield* actors.actorFor(session), request)
   })
@@ -230,9 +259,9 @@ const makeLocalSessions = Effect.gen(function*() {
       ? turn
       : new TurnSummary({ ...turn, status: "running", started_at: Math.floor(live.startedAt / 1000) }, true)
 
-  /** The stored turn, or 404 for the session or the turn. */
-  const storedTurn = (app: AppName, id: string, turnIndex: number) =>
-    Effect.flatMap(ledger.getTurn(app, id, turnIndex), Option.match({
+  /** The stored turn (a page of its messages, when given), or 404 for the session or the turn. */
+  const storedTurn = (app: AppName, id: string, turnIndex: number, page?: EventsPage) =>
+    Effect.flatMap(ledger.getTurn(app, id, turnIndex, page), Option.match({
       onSome: Effect.succeed,
       onNone: () => Effect.zipRight(ownedForRead(app, id), Effect.fail(turnNotFound(id, turnIndex)))
     }))
@@ -251,14 +280,26 @@ const makeLocalSessions = Effect.gen(function*() {
       const turns = yield* ledger.listTurns(session.session_id, { after: options.after ?? 0, limit: options.limit ?? 100 })
       return turns.map((turn) => withLiveStatus(turn, liveTurn(app, id, turn.turn_index)))
     }),
-    getTurn: Effect.fn("Sessions.getTurn")(function*(app, id, turnIndex) {
-      let stored = yield* storedTurn(app, id, turnIndex)
+    getTurn: Effect.fn("Sessions.getTurn")(function*(app, id, turnIndex, options) {
+      // A page, never the whole of a big turn: the ledger reads only what holds it.
+      const page: EventsPage = { after: options?.after ?? 0, limit: options?.limit ?? defaultEventsLimit }
+      let stored = yield* storedTurn(app, id, turnIndex, page)
       const live = liveTurn(app, id, turnIndex)
       // Over since the read: read its end.
-      if (live === undefined && stored.turn.status === "queued") stored = yield* storedTurn(app, id, turnIndex)
+      if (live === undefined && stored.turn.status === "queued") stored = yield* storedTurn(app, id, turnIndex, page)
       const turn = withLiveStatus(stored.turn, live)
-      const events = live !== undefined && stored.turn.status === "queued" ? live.messages.slice() : stored.events
-      const detail: TurnDetail = { ok: true, ...turn, text: agentText(events), events }
+      const fromLive = live !== undefined && stored.turn.status === "queued"
+      const total = fromLive ? live.messages.length : stored.total
+      const events = fromLive ? live.messages.slice(page.after, page.after + page.limit) : stored.events
+      const last = page.after + events.length
+      const detail: TurnDetail = {
+        ok: true,
+        ...turn,
+        text: agentText(events),
+        events,
+        events_total: total,
+        next_events_after: last < total ? last : null
+      }
       return detail
     }),
     followTurn: Effect.fn("Sessions.followTurn")(function*(app, id, turnIndex) {

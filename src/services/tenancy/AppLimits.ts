@@ -5,7 +5,9 @@ import {
   BadRequest,
   BudgetExhausted,
   PermissionModeNotAllowed,
-  RateLimited
+  RateLimited,
+  StorageQuota,
+  TooManyStreams
 } from "../../domain/Errors.js"
 import type { AppName, SessionId } from "../../domain/Ids.js"
 import type { PermissionMode } from "../../domain/Session.js"
@@ -40,7 +42,11 @@ export interface RateLimitState {
 }
 
 /** Where each of an app's limits comes from, for `clawdforge apps limits`. */
-export type LimitSource = "ledger" | "CLAWDFORGE_APP_LIMITS" | "CLAWDFORGE_APP_LIMITS *" | "none"
+export type LimitSource = "ledger" | "CLAWDFORGE_APP_LIMITS" | "CLAWDFORGE_APP_LIMITS *" | "default" | "none"
+
+/** How stale an app's stored bytes may be (other nodes' turns, the sweeper's deletes); its own turns add at once. */
+const storedBytesTtlMs = 5_000
+const mb = 1024 * 1024
 
 interface LedgerRow {
   readonly app_name: string
@@ -50,6 +56,9 @@ interface LedgerRow {
   /** Comma-separated. */
   readonly permission_modes: string | null
   readonly network: string | null
+  readonly max_queued_turns: unknown
+  readonly max_streams: unknown
+  readonly max_stored_mb: unknown
 }
 
 /** A limit's value once set (null, where a source allows it, says "no limit"). */
@@ -91,7 +100,9 @@ export const parseNetworkLimit = (raw: string, name = "network"): Either.Either<
 export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits", {
   effect: Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    const { appLimits: fromEnv, defaultPermissionMode } = yield* AppConfig
+    const { appLimits: fromEnv, defaultPermissionMode, maxQueuedTurns, maxStreamsPerApp } = yield* AppConfig
+    // The gateway-wide defaults of the limits that have one.
+    const defaults: Partial<Record<LimitName, number>> = { max_queued_turns: maxQueuedTurns, max_streams: maxStreamsPerApp }
     // The layer's counters; the CLI and layers built without any count in memory, as a single gateway does.
     const counters = yield* Option.match(yield* Effect.serviceOption(LimitCounters), {
       onSome: Effect.succeed,
@@ -121,8 +132,8 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
     })
     const ledgerLimits = makeLedgerCopy({
       read: Effect.map(
-        sql<LedgerRow>`SELECT app_name, max_sessions, turns_per_minute, daily_cost_usd, permission_modes, network
-          FROM app_limits`,
+        sql<LedgerRow>`SELECT app_name, max_sessions, turns_per_minute, daily_cost_usd, permission_modes, network,
+          max_queued_turns, max_streams, max_stored_mb FROM app_limits`,
         copyOf
       ),
       initial: copyOf([]),
@@ -141,7 +152,9 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
       const own = fromEnv[app as AppName]?.[name] as LimitValue<N> | null | undefined
       if (own !== undefined) return ["CLAWDFORGE_APP_LIMITS", own]
       const fallback = fromEnv["*"]?.[name] as LimitValue<N> | null | undefined
-      return fallback === undefined ? ["none", null] : ["CLAWDFORGE_APP_LIMITS *", fallback]
+      if (fallback !== undefined) return ["CLAWDFORGE_APP_LIMITS *", fallback]
+      const gatewayDefault = defaults[name] as LimitValue<N> | undefined
+      return gatewayDefault === undefined ? ["none", null] : ["default", gatewayDefault]
     }
 
     const limitsFor = (copy: LimitsCopy, app: string): Limits => {
@@ -152,7 +165,10 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
           turns_per_minute: resolve(copy, app, "turns_per_minute")[1],
           daily_cost_usd: resolve(copy, app, "daily_cost_usd")[1],
           permission_modes: modesOf(resolve(copy, app, "permission_modes")[1] ?? allPermissionModes),
-          network: resolve(copy, app, "network")[1]
+          network: resolve(copy, app, "network")[1],
+          max_queued_turns: resolve(copy, app, "max_queued_turns")[1],
+          max_streams: resolve(copy, app, "max_streams")[1],
+          max_stored_mb: resolve(copy, app, "max_stored_mb")[1]
         }
         copy.effective.set(app, limits)
       }
@@ -296,6 +312,80 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
           Effect.succeed({ limit, remaining: Math.max(0, limit - turns.count), resetSeconds: turns.resetSeconds }))
       })
 
+    /** The app's `max_queued_turns`: how many turns each of its sessions may hold waiting; null: no limit. */
+    const maxQueuedTurnsFor = (app: AppName): Effect.Effect<number | null> =>
+      Effect.map(ledgerLimits.get, (copy) => limitsFor(copy, app).max_queued_turns)
+
+    // ---- open streams (this process's) ----------------------------------------------------
+
+    const openStreams = new Map<string, number>()
+
+    /**
+     * Takes one of the app's `max_streams` stream slots, or refuses with `TooManyStreams`;
+     * answers what frees it (once, however often it is called). Check and take are one step.
+     */
+    const openStream = (app: AppName): Effect.Effect<() => void, TooManyStreams> =>
+      Effect.flatMap(ledgerLimits.get, (copy) => {
+        const max = limitsFor(copy, app).max_streams
+        const open = openStreams.get(app) ?? 0
+        if (max !== null && open >= max) {
+          return refused(app, "max_streams", new TooManyStreams({
+            message: `App ${app} holds ${open} open streams, its max_streams: close one first`,
+            max_streams: max
+          }))
+        }
+        openStreams.set(app, open + 1)
+        let freed = false
+        return Effect.succeed(() => {
+          if (freed) return
+          freed = true
+          const left = (openStreams.get(app) ?? 1) - 1
+          if (left <= 0) openStreams.delete(app)
+          else openStreams.set(app, left)
+        })
+      })
+
+    // ---- stored bytes (the ledger's, with what this process's turns add) -------------------
+
+    const storedBytes = new Map<string, { bytes: number; readAt: number }>()
+
+    /** What the app's stored turns take, in bytes: re-read from the ledger when older than the TTL. */
+    const storedBytesOf = (app: AppName, now: number): Effect.Effect<number> => {
+      const known = storedBytes.get(app)
+      if (known !== undefined && now - known.readAt < storedBytesTtlMs) return Effect.succeed(known.bytes)
+      return sql<{ n: unknown }>`SELECT COALESCE(SUM(t.stored_bytes), 0) AS n
+          FROM turns t JOIN sessions s ON s.session_id = t.session_id WHERE s.app_name = ${app}`.pipe(
+        Effect.orDie,
+        Effect.map((rows) => {
+          // PostgreSQL reads a SUM of BIGINT as a string.
+          const bytes = Number(rows[0]?.n ?? 0)
+          storedBytes.set(app, { bytes, readAt: now })
+          return bytes
+        })
+      )
+    }
+
+    /** A turn of the app stored `bytes` more (at its end): counted at once, before the next re-read. */
+    const addStoredBytes = (app: AppName, bytes: number): Effect.Effect<void> =>
+      Effect.sync(() => {
+        const known = storedBytes.get(app)
+        if (known !== undefined) known.bytes += bytes
+      })
+
+    /** Refuses with `StorageQuota` once the app's stored turns take its `max_stored_mb` or more. */
+    const checkStorage = (app: AppName): Effect.Effect<void, StorageQuota> =>
+      checking((copy, now) => {
+        const max = limitsFor(copy, app).max_stored_mb
+        if (max === null) return Effect.void
+        return Effect.flatMap(storedBytesOf(app, now), (bytes) =>
+          bytes < max * mb ? Effect.void : refused(app, "max_stored_mb", new StorageQuota({
+            message: `App ${app}'s stored turns take ${(bytes / mb).toFixed(1)} MB, its max_stored_mb (${max} MB): ` +
+              "close sessions and wait for the sweeper, or ask the operator for more",
+            max_stored_mb: max,
+            stored_mb: Math.round(bytes / mb * 100) / 100
+          })))
+      })
+
     // An app's tagged metrics, made once (a turn's end should not build metric keys).
     const appMetrics = new Map<string, ReturnType<typeof makeAppMetrics>>()
     const makeAppMetrics = (app: string) => ({
@@ -350,7 +440,9 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
         use: {
           live_sessions: yield* counters.liveSessions(app),
           turns_this_minute: turns.count,
-          cost_today_usd: yield* counters.costToday(app, now, Effect.succeed)
+          cost_today_usd: yield* counters.costToday(app, now, Effect.succeed),
+          open_streams: openStreams.get(app) ?? 0,
+          stored_mb: Math.round((yield* storedBytesOf(app, now)) / mb * 100) / 100
         },
         resets: { turns_in_secs: turns.resetSeconds, budget_at: nextMidnight(now) }
       } satisfies LimitsReport
@@ -396,18 +488,25 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
           turns_per_minute: patch.turns_per_minute ?? null,
           daily_cost_usd: patch.daily_cost_usd ?? null,
           permission_modes: modes?.join(",") ?? null,
-          network: patch.network?.trim() ?? null
+          network: patch.network?.trim() ?? null,
+          max_queued_turns: patch.max_queued_turns ?? null,
+          max_streams: patch.max_streams ?? null,
+          max_stored_mb: patch.max_stored_mb ?? null
         }
         yield* sql`INSERT INTO app_limits
-            (app_name, max_sessions, turns_per_minute, daily_cost_usd, permission_modes, network, updated_at)
+            (app_name, max_sessions, turns_per_minute, daily_cost_usd, permission_modes, network, max_queued_turns,
+              max_streams, max_stored_mb, updated_at)
           VALUES (${app}, ${row.max_sessions}, ${row.turns_per_minute}, ${row.daily_cost_usd}, ${row.permission_modes},
-            ${row.network}, ${at})
+            ${row.network}, ${row.max_queued_turns}, ${row.max_streams}, ${row.max_stored_mb}, ${at})
           ON CONFLICT (app_name) DO UPDATE SET
             max_sessions = coalesce(excluded.max_sessions, app_limits.max_sessions),
             turns_per_minute = coalesce(excluded.turns_per_minute, app_limits.turns_per_minute),
             daily_cost_usd = coalesce(excluded.daily_cost_usd, app_limits.daily_cost_usd),
             permission_modes = coalesce(excluded.permission_modes, app_limits.permission_modes),
             network = coalesce(excluded.network, app_limits.network),
+            max_queued_turns = coalesce(excluded.max_queued_turns, app_limits.max_queued_turns),
+            max_streams = coalesce(excluded.max_streams, app_limits.max_streams),
+            max_stored_mb = coalesce(excluded.max_stored_mb, app_limits.max_stored_mb),
             updated_at = excluded.updated_at`.pipe(Effect.orDie)
       }
     )
@@ -430,6 +529,10 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
       checkPermissionMode,
       permissionModesFor,
       networkFor,
+      maxQueuedTurnsFor,
+      openStream,
+      checkStorage,
+      addStoredBytes,
       addUsage,
       limitsOf,
       configured,

@@ -49,7 +49,7 @@ export const makeActorRegistry = (services: ActorRegistryServices) =>
     let draining = false
     // Sessions whose actor this gateway stops to hand them to another (a cluster's shard moving).
     const handingOver = new Set<SessionId>()
-    const commit = makeTurnCommit({ ledger, limits, webhooks })
+    const commit = makeTurnCommit({ ledger, limits, webhooks, maxStoredBytes: config.turnMaxStoredBytes })
 
     const untilIdle = (live: ReadonlyArray<SessionActor>) =>
       Effect.exists(live, (actor) => actor.isRunning).pipe(
@@ -178,6 +178,7 @@ export const makeActorRegistry = (services: ActorRegistryServices) =>
               ),
             stoppedByGateway: () => draining || handingOver.has(id),
             handingOver: () => handingOver.has(id),
+            maxQueuedTurns: limits.maxQueuedTurnsFor(session.app_name),
             onStopped: Effect.zipRight(forget, Effect.sync(() => running.get(id) === made && running.delete(id)))
           })
           yield* FiberMap.run(fibers, id, made.run)

@@ -1,5 +1,5 @@
 import { Deferred, Duration, Effect, ExecutionStrategy, Exit, Metric, Option, Queue, Runtime, Scope } from "effect"
-import { type SessionClosed, TurnTimeout } from "../../../domain/Errors.js"
+import { QueueFull, type SessionClosed, TurnTimeout } from "../../../domain/Errors.js"
 import type { AgentSettings, Session, TurnReply, TurnRequest } from "../../../domain/Session.js"
 import type { AgentHandle, TurnOutcome } from "../../agents/AgentDriver.js"
 import { noSettings, type SettingsState } from "../../agents/AgentSettings.js"
@@ -84,6 +84,11 @@ export interface SessionActorOptions {
   readonly handingOver: () => boolean
   /** Run once the actor has stopped, before its slots are freed. */
   readonly onStopped: Effect.Effect<void>
+  /**
+   * How many turns the session may hold accepted and not yet running (its app's
+   * `max_queued_turns`, read at each turn: a change of the limit applies at once); null: no limit.
+   */
+  readonly maxQueuedTurns?: Effect.Effect<number | null> | undefined
 }
 
 /** A live session: a fiber that owns the agent and works through its mailbox in order. */
@@ -103,7 +108,7 @@ export interface SessionActor {
    * Accepts a turn (`files` resolved already): its row is stored with the next index (one
    * statement) and it joins the mailbox. One at a time, so mailbox order is index order.
    */
-  readonly accept: (request: TurnRequest) => Effect.Effect<AcceptedTurn, SessionClosed>
+  readonly accept: (request: TurnRequest) => Effect.Effect<AcceptedTurn, SessionClosed | QueueFull>
   /** Changes the settings between turns: waits in the mailbox behind the turns before it. */
   readonly configure: (settings: AgentSettings) => Effect.Effect<void, SettingsError>
   /** Cancels the running turn, if any; true when there was one. */
@@ -120,6 +125,8 @@ export const makeSessionActor = (options: SessionActorOptions): Effect.Effect<Se
     const stopped = yield* Deferred.make<never, SessionClosed>()
     // Accepting is one at a time, so that mailbox order is index order.
     const accepting = yield* Effect.makeSemaphore(1)
+    // The turns accepted and not yet running: what `max_queued_turns` counts.
+    const waiting = new Set<TurnJob>()
     const state: ActorState = {
       current: options.agent.handle,
       running: false,
@@ -151,6 +158,7 @@ export const makeSessionActor = (options: SessionActorOptions): Effect.Effect<Se
     const abandon = (job: MailboxItem) =>
       Effect.suspend(() => {
         if (isSettingsJob(job)) return Deferred.fail(job.done, sessionClosed(id))
+        waiting.delete(job)
         if (job.live.end !== undefined) return Effect.void
         const exit = Exit.fail(sessionClosed(id))
         return endTurn(job, exit).pipe(
@@ -286,7 +294,11 @@ export const makeSessionActor = (options: SessionActorOptions): Effect.Effect<Se
         )
 
       return yield* Queue.take(mailbox).pipe(
-        Effect.flatMap((item) => isSettingsJob(item) ? configure(item) : work(item)),
+        Effect.flatMap((item) => {
+          if (isSettingsJob(item)) return configure(item)
+          waiting.delete(item)
+          return work(item)
+        }),
         Effect.forever
       )
     })
@@ -307,6 +319,14 @@ export const makeSessionActor = (options: SessionActorOptions): Effect.Effect<Se
     const accept = (request: TurnRequest) =>
       accepting.withPermits(1)(Effect.gen(function*() {
         if (yield* Deferred.isDone(stopped)) return yield* sessionClosed(id)
+        // Refused before it takes an index: a full mailbox leaves no trace in the ledger.
+        const max = options.maxQueuedTurns === undefined ? null : yield* options.maxQueuedTurns
+        if (max !== null && waiting.size >= max) {
+          return yield* new QueueFull({
+            message: `Session ${id} holds ${waiting.size} turns waiting to run, its max_queued_turns: wait for one to start`,
+            max_queued_turns: max
+          })
+        }
         const turnIndex = yield* ledger.acceptTurn(id, {
           prompt: request.prompt,
           files: request.files ?? [],
@@ -322,6 +342,7 @@ export const makeSessionActor = (options: SessionActorOptions): Effect.Effect<Se
         state.turns.set(live.turnIndex, live)
         const reply = yield* Deferred.make<TurnReply, TurnError>()
         const job: TurnJob = { request, live, reply }
+        waiting.add(job)
         yield* Queue.offer(mailbox, job)
         // The actor may have stopped (and emptied its mailbox) before this turn arrived.
         if (yield* Deferred.isDone(stopped)) yield* abandon(job)

@@ -23,16 +23,24 @@ export type TurnCommit = (
 /** What a turn's end is written to. */
 export interface TurnCommitServices {
   readonly ledger: Pick<Ledger, "endTurn">
-  readonly limits: Pick<AppLimits, "addUsage">
+  readonly limits: Pick<AppLimits, "addUsage" | "addStoredBytes">
   readonly webhooks: Pick<Webhooks, "turnEnded">
+  /** What a stored turn keeps of its messages at most (CLAWDFORGE_TURN_MAX_STORED_MB). */
+  readonly maxStoredBytes: number
 }
 
 // On every turn's path: plain effects, no spans (see `spanWhenTraced`).
-export const makeTurnCommit = ({ ledger, limits, webhooks }: TurnCommitServices): TurnCommit =>
+export const makeTurnCommit = ({ ledger, limits, maxStoredBytes, webhooks }: TurnCommitServices): TurnCommit =>
 (session, live, exit, interrupted) =>
   Clock.currentTimeMillis.pipe(
-    Effect.map((nowMs) => storedEnd(exit, live, interrupted, nowMs)),
-    Effect.tap((end) => ledger.endTurn(session.session_id, live.turnIndex, end)),
+    Effect.map((nowMs) => storedEnd(exit, live, interrupted, nowMs, maxStoredBytes)),
+    Effect.tap((end) =>
+      Effect.flatMap(
+        ledger.endTurn(session.session_id, live.turnIndex, end),
+        // What it stored counts against the app's `max_stored_mb` from now on.
+        (bytes) => limits.addStoredBytes(session.app_name, bytes)
+      )
+    ),
     // What it cost counts against the app's daily budget from now on.
     Effect.tap((end) => limits.addUsage(session.app_name, end.usage)),
     Effect.flatMap((end) => webhooks.turnEnded(session.app_name, session.session_id, live.turnIndex, end))
@@ -44,7 +52,9 @@ export const storedEnd = (
   live: LiveTurn,
   interrupted: boolean,
   /** The Effect clock's now (timestamps follow it, as the rest of the ledger's do). */
-  nowMs: number
+  nowMs: number,
+  /** What the stored turn keeps of its messages at most; all of them by default. */
+  maxStoredBytes = Number.POSITIVE_INFINITY
 ): StoredTurnEnd => {
   const durationMs = live.startedAt === undefined ? null : Date.now() - live.startedAt
   const startedAt = durationMs === null ? null : Math.floor((nowMs - durationMs) / 1000)
@@ -59,8 +69,7 @@ export const storedEnd = (
       durationMs,
       stopReason: stop_reason,
       error: null,
-      events,
-      eventsJson: live.eventsJson(events)
+      ...storedEvents(live, events, maxStoredBytes)
     }
   }
   const error = exit.cause._tag === "Fail" ? exit.cause.error : sessionClosed("")
@@ -78,9 +87,14 @@ export const storedEnd = (
     error: closed && interrupted
       ? interruptedFailure
       : { error: error.error, message: closed ? "The session was closed before the turn ended" : error.message },
-    events,
-    eventsJson: live.eventsJson(events)
+    ...storedEvents(live, events, maxStoredBytes)
   }
+}
+
+/** The messages a turn stores: the first `maxStoredBytes` of them (the live stream carried them all). */
+const storedEvents = (live: LiveTurn, events: ReadonlyArray<AcpMessage>, maxStoredBytes: number) => {
+  const { texts, truncated } = live.storedTexts(events, maxStoredBytes)
+  return { eventTexts: texts, truncated }
 }
 
 /** The turn counter of one app and outcome, tagged once: tagging builds a new metric key. */

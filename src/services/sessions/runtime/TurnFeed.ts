@@ -113,11 +113,20 @@ export class LiveTurn implements TurnFeed {
     if (this.listeners !== undefined) for (const listener of this.listeners) listener.onMessage(item)
   }
 
-  /** The stored `events` of the turn that ended with `events`: the texts of what it recorded. */
-  eventsJson(events: ReadonlyArray<AcpMessage>): string {
-    return events.length === this.json.length && events[0] === this.messages[0]
-      ? `[${this.json.join(",")}]`
-      : JSON.stringify(events)
+  /**
+   * What is stored of the turn that ended with `events`: the texts of its first messages, at
+   * most `maxBytes` of them (a JSON array's worth), and whether that is fewer than all.
+   */
+  storedTexts(events: ReadonlyArray<AcpMessage>, maxBytes: number): { texts: ReadonlyArray<string>; truncated: boolean } {
+    const texts = events.length === this.json.length && events[0] === this.messages[0]
+      ? this.json
+      : events.map((event) => JSON.stringify(event))
+    let bytes = 2
+    for (let i = 0; i < texts.length; i++) {
+      bytes += texts[i]!.length + (i === 0 ? 0 : 1)
+      if (bytes > maxBytes) return { texts: texts.slice(0, i), truncated: true }
+    }
+    return { texts, truncated: false }
   }
 
   finish(end: TurnStreamEnd) {
