@@ -87,7 +87,8 @@ export const SessionEntityLive = SessionEntity.toLayer(
         ),
       Follow: ({ payload }) => Stream.unwrap(Effect.map(sessions.followTurn(payload.app, id, payload.turnIndex), feedStream)),
       ListTurns: ({ payload }) => sessions.listTurns(payload.app, id, payload),
-      GetTurn: ({ payload }) => sessions.getTurn(payload.app, id, payload.turnIndex),
+      GetTurn: ({ payload }) =>
+        sessions.getTurn(payload.app, id, payload.turnIndex, { after: payload.after, limit: payload.limit }),
       Cancel: ({ payload }) => sessions.cancel(payload.app, id),
       Configure: ({ payload }) => sessions.configure(payload.app, id, payload.settings),
       ListPermissions: ({ payload }) => sessions.listPermissions(payload.app, id),
@@ -142,7 +143,7 @@ const answering = <const Tags extends ReadonlyArray<string>>(...tags: Tags) =>
 /** Why a turn is not accepted (`SubmitError`), and then why it fails (`TurnError`). */
 const submitErrors = [
   "BadRequest", "SessionNotFound", "SessionClosed", "ShuttingDown", "RateLimited", "BudgetExhausted",
-  "AgentFailed", "PoolFull", "AppSessionLimit"
+  "AgentFailed", "PoolFull", "AppSessionLimit", "QueueFull", "StorageQuota"
 ] as const
 
 /** How many session ids a create tries before it gives up on finding a free slot. */
@@ -297,7 +298,7 @@ export const RoutedSessionsLive = Layer.effect(
         remote(create(app, request)).pipe(
           answering(
             "BadRequest", "UnknownAgent", "InvalidConfig", "PermissionModeNotAllowed", "BudgetExhausted",
-            "ShuttingDown", "AgentFailed", "PoolFull", "AppSessionLimit"
+            "StorageQuota", "ShuttingDown", "AgentFailed", "PoolFull", "AppSessionLimit"
           )
         ),
       // Reads of the shared ledger: any node answers them.
@@ -315,9 +316,12 @@ export const RoutedSessionsLive = Layer.effect(
             remote,
             answering("SessionNotFound")
           )),
-      getTurn: (app, id, turnIndex) =>
-        routed(id, () => local.getTurn(app, id, turnIndex), () =>
-          entity(id).GetTurn({ app, turnIndex }).pipe(remote, answering("SessionNotFound", "TurnNotFound"))),
+      getTurn: (app, id, turnIndex, page) =>
+        routed(id, () => local.getTurn(app, id, turnIndex, page), () =>
+          entity(id).GetTurn({ app, turnIndex, after: page?.after, limit: page?.limit }).pipe(
+            remote,
+            answering("SessionNotFound", "TurnNotFound")
+          )),
       followTurn: (app, id, turnIndex) =>
         routed(id, () => local.followTurn(app, id, turnIndex), () =>
           followTurn(app, id, turnIndex).pipe(remote, answering("SessionNotFound", "TurnNotFound"))),
