@@ -8,13 +8,16 @@
  * acpx queue owners: those are killed). Then it removes the folder, whatever the run did.
  */
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { constants as osConstants, tmpdir } from "node:os"
 import { join } from "node:path"
 
 interface Run {
   readonly folder: string
   readonly previousTmpdir: string | undefined
   readonly acpxBefore: ReadonlySet<string>
+  /** Clears up after a run stopped before its teardown (by SIGINT, SIGTERM or a crash). */
+  readonly onExit: () => void
+  readonly onSignal: (signal: NodeJS.Signals) => void
   /** The projects whose setup ran: the last teardown checks. */
   projects: number
 }
@@ -32,7 +35,7 @@ const acpxFolders = () => new Set(readdirSync("/tmp").filter((name) => name.star
  * it), or that work in a folder under it: a sandboxed agent's environment is cleaned, but it works
  * in its session's workspace.
  */
-const processesIn = (folder: string) => {
+const processesIn = (folder: string, options: { readonly vitestWorkers: boolean }) => {
   const found: Array<{ readonly pid: number; readonly command: string }> = []
   for (const entry of readdirSync("/proc")) {
     const pid = Number(entry)
@@ -45,7 +48,8 @@ const processesIn = (folder: string) => {
       if (!inRun) continue
       const command = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ").trim()
       // vitest's own workers (titled `node (vitest 1)`) and transformer end after the teardown.
-      if (/\(vitest \d+\)/.test(command) || /\/node_modules\/(vitest|tinypool|esbuild|@esbuild)\//.test(command)) continue
+      const vitestOwn = /\(vitest \d+\)/.test(command) || /\/node_modules\/(vitest|tinypool|esbuild|@esbuild)\//.test(command)
+      if (vitestOwn && !options.vitestWorkers) continue
       found.push({ pid, command })
     } catch {
       // gone meanwhile, or not ours to read
@@ -54,9 +58,7 @@ const processesIn = (folder: string) => {
   return found
 }
 
-const check = (run: Run) => {
-  const problems: Array<string> = []
-  const processes = processesIn(run.folder)
+const killAll = (processes: ReadonlyArray<{ readonly pid: number }>) => {
   for (const { pid } of processes) {
     try {
       process.kill(pid, "SIGKILL")
@@ -64,6 +66,12 @@ const check = (run: Run) => {
       // it ended meanwhile
     }
   }
+}
+
+const check = (run: Run) => {
+  const problems: Array<string> = []
+  const processes = processesIn(run.folder, { vitestWorkers: false })
+  killAll(processes)
   if (processes.length > 0) {
     problems.push(`processes still running (killed now):\n${processes.map((p) => `  ${p.pid} ${p.command.slice(0, 200)}`).join("\n")}`)
   }
@@ -84,13 +92,28 @@ export default function setup() {
     // Others may pass through, as through /tmp, to the folders they are given in it (the test
     // PostgreSQL server runs as nobody, sandboxed agents as users of their own); none may list it.
     chmodSync(folder, 0o711)
-    shared[key] = { folder, previousTmpdir: process.env.TMPDIR, acpxBefore: acpxFolders(), projects: 1 }
+    const onExit = () => {
+      // Its workers too: they would go on running the test files they were given.
+      killAll(processesIn(folder, { vitestWorkers: true }))
+      rmSync(folder, { recursive: true, force: true })
+    }
+    // Without a terminal vitest leaves SIGINT and SIGTERM to node, which ends at once, running no
+    // exit handler: exiting on them runs this one (and the PostgreSQL server's stop). Before
+    // vitest's own exit handler, which exits again at once.
+    const onSignal = (signal: NodeJS.Signals) => process.exit(128 + osConstants.signals[signal])
+    process.prependOnceListener("exit", onExit)
+    process.once("SIGINT", onSignal)
+    process.once("SIGTERM", onSignal)
+    shared[key] = { folder, previousTmpdir: process.env.TMPDIR, acpxBefore: acpxFolders(), onExit, onSignal, projects: 1 }
     process.env.TMPDIR = folder
   }
   return () => {
     const run = shared[key]!
     if (--run.projects > 0) return
     delete shared[key]
+    process.removeListener("exit", run.onExit)
+    process.removeListener("SIGINT", run.onSignal)
+    process.removeListener("SIGTERM", run.onSignal)
     if (run.previousTmpdir === undefined) delete process.env.TMPDIR
     else process.env.TMPDIR = run.previousTmpdir
     let problems: Array<string>

@@ -104,8 +104,9 @@ export const startPostgres = async (): Promise<{
       rmSync(dir, { recursive: true, force: true, maxRetries: 3 })
     }
   }
-  // A run that ends without its teardown (an uncaught error, the bench's SIGINT) stops it too.
-  process.once("exit", stop)
+  // A run that ends without its teardown (an uncaught error, SIGINT) stops it too: before any other
+  // exit handler (vitest's exits again at once).
+  process.prependOnceListener("exit", stop)
   try {
     if (user !== undefined) {
       chownSync(dir, user.uid, user.gid)
