@@ -3,7 +3,7 @@
  * an agent inside its sandbox: real loopback servers, real unix sockets, real processes, real bwrap.
  */
 import { Effect, Exit, Layer, Logger, ManagedRuntime, Scope } from "effect"
-import { type ChildProcess, execFileSync, spawn } from "node:child_process"
+import { type ChildProcess, spawn } from "node:child_process"
 import { existsSync, readFileSync, statSync } from "node:fs"
 import { lookup } from "node:dns/promises"
 import * as http from "node:http"
@@ -19,6 +19,7 @@ import {
   isPublicAddress,
   matchingEntry
 } from "../src/services/sandbox/EgressProxy.js"
+import { bwrapAvailable } from "./support/Bubblewrap.js"
 
 interface LogLine {
   readonly level: string
@@ -296,17 +297,8 @@ describe("EgressProxy", () => {
   })
 
   describe("in a real sandbox (bwrap, its own network namespace)", () => {
-    const hasBwrap = (() => {
-      try {
-        execFileSync("bwrap", ["--version"], { stdio: "ignore" })
-        return true
-      } catch {
-        return false
-      }
-    })()
-    if (!hasBwrap) console.log("install bubblewrap")
 
-    it.runIf(hasBwrap)("reaches the allowed host only through the bridge", async () => {
+    it.runIf(bwrapAvailable)("reaches the allowed host only through the bridge", async () => {
       const { socketPath } = await open("app3", [{ host: "127.0.0.1", port: a.port }])
       const script = `(async () => {
         const http = require("node:http")

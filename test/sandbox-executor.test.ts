@@ -6,23 +6,15 @@
 import { Command, CommandExecutor } from "@effect/platform"
 import { afterEach, describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Scope, Stream } from "effect"
-import { execFileSync, spawn } from "node:child_process"
+import { spawn } from "node:child_process"
 import { mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { acpxBin, agentCommandLine } from "../src/services/agents/AcpxDriver.js"
 import { scriptedAgentPath } from "../src/services/agents/AgentRegistry.js"
 import { execServerPath, startSandboxExecutor } from "../src/services/sandbox/SandboxExecutor.js"
+import { bwrapAvailable } from "./support/Bubblewrap.js"
 
-const hasBwrap = (() => {
-  try {
-    execFileSync("bwrap", ["--version"], { stdio: "ignore" })
-    return true
-  } catch {
-    return false
-  }
-})()
-if (!hasBwrap) console.log("install bubblewrap")
 
 /** Every grandchild a test starts names this in its argv: afterEach kills whatever is left. */
 const marker = `sandbox-executor-test-${process.pid}`
@@ -278,7 +270,7 @@ describe("commands through the sandbox's exec server", () => {
     }))
 })
 
-describe.skipIf(!hasBwrap)("under a real bubblewrap", () => {
+describe.skipIf(!bwrapAvailable)("under a real bubblewrap", () => {
   it.scopedLive("a detached grandchild lives on in the sandbox and is gone once the scope closes; acpx runs", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
