@@ -1,5 +1,5 @@
 import { Deferred, Duration, Effect, Fiber } from "effect"
-import { spawn } from "node:child_process"
+import { type ChildProcess, spawn } from "node:child_process"
 
 /** How long an agent may take to stop after SIGTERM before it is killed. */
 const killGrace = Duration.seconds(3)
@@ -40,7 +40,7 @@ export const spawnAgentProcess = (
     const exit = yield* Deferred.make<number | null>()
     const [bin, ...args] = command
     const child = yield* Effect.acquireRelease(
-      Effect.async<ReturnType<typeof spawn>, Error>((resume) => {
+      Effect.async<ChildProcess, Error>((resume) => {
         const child = spawn(bin!, args, {
           cwd: options.cwd,
           // Exactly what the launch plan says: nothing of the gateway's own environment.
@@ -52,7 +52,7 @@ export const spawnAgentProcess = (
         child.once("spawn", () => resume(Effect.succeed(child)))
         child.once("exit", (code) => Deferred.unsafeDone(exit, Effect.succeed(code)))
       }),
-      (child) => stop(child, exit)
+      (child) => stopProcessGroup(child, exit)
     )
 
     let stderr = ""
@@ -82,7 +82,7 @@ export const spawnAgentProcess = (
     return agent
   })
 
-const signal = (child: ReturnType<typeof spawn>, name: NodeJS.Signals) => {
+const signal = (child: ChildProcess, name: NodeJS.Signals) => {
   try {
     process.kill(-child.pid!, name)
   } catch {
@@ -90,8 +90,11 @@ const signal = (child: ReturnType<typeof spawn>, name: NodeJS.Signals) => {
   }
 }
 
-/** SIGTERM to the group, SIGKILL past the grace period; done once the process has exited. */
-const stop = (child: ReturnType<typeof spawn>, exit: Deferred.Deferred<number | null>) =>
+/**
+ * SIGTERM to the process group of `child` (spawned detached), SIGKILL past the grace period; done once
+ * it has exited (`exit` says so). Also how the sandbox's exec server is stopped.
+ */
+export const stopProcessGroup = (child: ChildProcess, exit: Deferred.Deferred<number | null>) =>
   Effect.gen(function*() {
     // Gone already: still end what it may have left behind in its group.
     if (yield* Deferred.isDone(exit)) return signal(child, "SIGTERM")

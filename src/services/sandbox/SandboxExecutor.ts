@@ -1,14 +1,14 @@
 import { Command, CommandExecutor } from "@effect/platform"
 import { BadArgument, type PlatformError, SystemError } from "@effect/platform/Error"
-import { Chunk, Deferred, Duration, Effect, Exit, Fiber, Inspectable, Mailbox, Option, Scope, Sink, Stream } from "effect"
+import { Chunk, Deferred, Duration, Effect, Exit, Inspectable, Mailbox, Option, Scope, Sink, Stream } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
+import { stopProcessGroup } from "../agents/AgentProcess.js"
 
 /** The exec server a session's sandbox runs: started as `[...wrapping, process.execPath, execServerPath]`. */
 export const execServerPath = fileURLToPath(new URL("./sandbox-exec.mjs", import.meta.url))
 
 /** How long the server may take to stop after SIGTERM before it is killed. */
-const killGrace = Duration.seconds(3)
 /** Node's start-up plus bwrap's, on a busy machine. */
 const readyTimeout = Duration.seconds(30)
 const stderrTailBytes = 8192
@@ -115,7 +115,8 @@ export const startSandboxExecutor = (launch: {
         child.once("spawn", () => resume(Effect.succeed(child)))
         child.once("exit", (code) => Deferred.unsafeDone(serverExit, Exit.succeed(code)))
       }),
-      (server) => stopServer(server, serverExit)
+      // Its stdin ended first: the server stops its commands' groups itself, then its own goes.
+      (server) => Effect.zipRight(Effect.sync(() => server.stdin!.end()), stopProcessGroup(server, serverExit))
     )
 
     server.stderr!.setEncoding("utf8")
@@ -318,29 +319,3 @@ export const startSandboxExecutor = (launch: {
 
     return CommandExecutor.makeExecutor(start)
   })
-
-const signalGroup = (server: ChildProcess, name: NodeJS.Signals) => {
-  try {
-    process.kill(-server.pid!, name)
-  } catch {
-    server.kill(name)
-  }
-}
-
-/** stdin ended and SIGTERM to the group, SIGKILL past the grace period; done once the server has exited. */
-const stopServer = (server: ChildProcess, exit: Deferred.Deferred<number | null>) =>
-  Effect.gen(function*() {
-    if (yield* Deferred.isDone(exit)) return
-    server.stdin!.end()
-    signalGroup(server, "SIGTERM")
-    const exited = yield* Effect.timeoutOption(Deferred.await(exit), killGrace)
-    if (Option.isNone(exited)) {
-      signalGroup(server, "SIGKILL")
-      yield* Deferred.await(exit)
-    }
-  }).pipe(
-    // Finalizers are uninterruptible: on a fiber of its own the timeout can interrupt the wait.
-    Effect.interruptible,
-    Effect.forkDaemon,
-    Effect.flatMap(Fiber.join)
-  )
