@@ -52,8 +52,20 @@ const readOk = async (gateway: Gateway, path: string) => {
 const storedTurn = async (gateway: Gateway, id: string, n: number) => {
   const deadline = Date.now() + 10_000
   for (;;) {
-    const body = expectOk(await gateway.call("GET", `/sessions/${id}/turns/${n}`), `get turn ${n}`)
-    if (body.status === "completed") return body as { events: ReadonlyArray<AcpMessage> }
+    const body = expectOk(await gateway.call("GET", `/sessions/${id}/turns/${n}?events_limit=10000`), `get turn ${n}`)
+    if (body.status === "completed") {
+      // Its messages come a page at a time (events_after / next_events_after).
+      const events: Array<AcpMessage> = [...body.events]
+      for (let after = body.next_events_after; after !== null && after !== undefined;) {
+        const page = expectOk(
+          await gateway.call("GET", `/sessions/${id}/turns/${n}?events_limit=10000&events_after=${after}`),
+          `get turn ${n} after ${after}`
+        )
+        events.push(...page.events)
+        after = page.next_events_after
+      }
+      return { events }
+    }
     if (Date.now() > deadline) throw new Error(`turn ${n} still ${body.status}`)
     await sleep(20)
   }
@@ -136,7 +148,8 @@ export const storage: Question = {
       if (large.length < chunks) throw new Error(`the ${chunks}-chunk turn stored ${large.length} messages`)
 
       const smallPath = `/sessions/${id}/turns/${Math.ceil(sizes.storageHttpTurns / 2)}`
-      const largePath = `/sessions/${id}/turns/${largeIndex}`
+      // One page of the largest size a reader may ask for (stored turns are read a page at a time).
+      const largePath = `/sessions/${id}/turns/${largeIndex}?events_limit=10000`
       const listPath = `/sessions/${id}/turns?after=0&limit=100`
       bytes = { small: await readOk(gateway, smallPath), large: await readOk(gateway, largePath), list: await readOk(gateway, listPath) }
       readSmall = await timeSequential(() => readOk(gateway, smallPath), sizes.storageReadWarmup, sizes.storageReads)
@@ -204,7 +217,7 @@ export const storage: Question = {
           note: `a stored ${small.length}-message turn over HTTP (${bytes.small} B), n=${readSmall.n}`
         },
         {
-          metric: `GET .../turns/{n}, ${chunks} chunks, p50 ms`,
+          metric: `GET .../turns/{n}, ${chunks} chunks, a 10,000-message page, p50 ms`,
           gateway: ms(readLarge.p50),
           ratio: `p99 ${ms(readLarge.p99)}`,
           note: `${mb(bytes.large)} body read to its end, n=${readLarge.n}`
