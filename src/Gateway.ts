@@ -51,8 +51,14 @@ export const layerServices = <EP, RP, ER, RR>(
 /** The gateway's services with real agent processes. */
 export const ServicesLive = layerServices(AgentPool.Default, ClaudeRunner.Default)
 
+/**
+ * What a serving gateway does once it listens: say how its agents run (a start refused
+ * before, such as a port taken, prints only its refusal), and drain the sessions before it closes.
+ */
+const ServingLive = Layer.merge(SessionsDrain, Layer.effectDiscard(Effect.flatMap(Sandbox, (sandbox) => sandbox.announce)))
+
 /** A single gateway: the HTTP server over the live services, drained before it closes. */
-const SingleGatewayLive = SessionsDrain.pipe(
+const SingleGatewayLive = ServingLive.pipe(
   Layer.provide(HttpLive.pipe(Layer.provideMerge(ServicesLive))),
   Layer.provide([LoggingLive, TracingLive])
 )
@@ -63,7 +69,7 @@ const SingleGatewayLive = SessionsDrain.pipe(
  */
 const ClusterGatewayLive = Layer.unwrapEffect(
   Effect.map(Effect.promise(() => import("./cluster/Cluster.js")), ({ ClusterLimitsLive, ClusterNodeLive }) =>
-    SessionsDrain.pipe(
+    ServingLive.pipe(
       Layer.provide(
         HttpLive.pipe(
           Layer.provide(ClusterNodeLive),

@@ -40,6 +40,8 @@ describe("start-up configuration", () => {
       const lines = stderr.split("\n").filter((l) => l.trim().length > 0)
       expect(lines, stderr).toEqual([`clawdforge: CLAWDFORGE_PORT: cannot listen on 127.0.0.1:${port} (listen EADDRINUSE: address already in use 127.0.0.1:${port})`])
       expect(stdout).not.toContain("Listening")
+      // How agents would have run is said only by a gateway that serves.
+      expect(stdout).not.toContain("agents run")
     } finally {
       holder.close()
     }

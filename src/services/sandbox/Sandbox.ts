@@ -232,15 +232,14 @@ export class Sandbox extends Effect.Service<Sandbox>()("clawdforge/Sandbox", {
       ? `limited by a cgroup ${cgroups.version} each (${config.agentMemoryMb} MB, ${config.agentPids} processes` +
         `${Option.match(config.agentCpus, { onNone: () => "", onSome: (cpus) => `, ${cpus} CPUs` })})`
       : `not limited (no cgroups: ${cgroups.reason ?? "unavailable"})`
-    if (sandboxed) {
-      yield* Effect.logInfo(
+    // Said once the gateway serves (`announce`), so that a start refused later (a port taken) prints only its refusal.
+    const announce = sandboxed
+      ? Effect.logInfo(
         `agents run sandboxed (bubblewrap${agentUser === undefined ? "" : `, as uid ${agentUser.uid}`}, network ${config.agentNetwork._tag}), ${limits}`
       )
-    } else {
-      yield* Effect.logWarning(
+      : Effect.logWarning(
         `agents run unsandboxed (${failure}): each sees the machine as the gateway's user does; ${limits}`
       )
-    }
 
     /** `<workspace_root>/<app>/.home`: the app's agents' HOME (settings, credentials, session history). */
     const homeOf = (app: string) => {
@@ -311,6 +310,8 @@ export class Sandbox extends Effect.Service<Sandbox>()("clawdforge/Sandbox", {
       /** The uid agents run as, when the gateway (root) gives them another. */
       agentUser,
       homeOf,
+      /** Logs how agents run (sandboxed or not, their limits): the gateway's start-up line, once it listens. */
+      announce,
       launch: launch as (request: SandboxRequest) => Effect.Effect<LaunchPlan, AgentFailed, Scope.Scope>
     } as const
   }),
