@@ -50,7 +50,15 @@ export const makeFakePool = (maxLiveSessions = 8) => {
               return { stopReason: extractStopReason(events) ?? "end_turn", usage: noUsage, events }
             })
         }))
-      return AgentPool.make({ capacity: control.maxLiveSessions, live: Ref.get(taken), reserve, start })
+      return AgentPool.make({
+        capacity: control.maxLiveSessions,
+        live: Ref.get(taken),
+        reserve,
+        reserveFor: () => reserve,
+        reserveSpare: reserve,
+        addRoomMaker: () => Effect.void,
+        start
+      })
     })
   )
   return { control, layer }
