@@ -342,6 +342,10 @@ export const RoutedSessionsLive = Layer.effect(
             remote,
             answering("BadRequest", "SessionNotFound", "PermissionNotFound")
           )),
+      // The ledger's cwd, read here: every node mounts the same CLAWDFORGE_WORKSPACE_ROOT (failover resumes a
+      // session on a live node in the same folder, `actorFor` starting its agent in the stored cwd), so any
+      // node reaches the files of any session, live on another node or not live at all.
+      workspace: local.workspace,
       close: (app, id) =>
         routed(id, () => local.close(app, id), () => entity(id).Close({ app }).pipe(remote, answering("SessionNotFound"))),
       stop: (id) => routed(id, () => local.stop(id), () => entity(id).Stop().pipe(remote, answering())),

@@ -37,6 +37,14 @@ export type SubmitError =
   | BadRequest | SessionNotFound | SessionClosed | ShuttingDown | RateLimited | BudgetExhausted | QueueFull | StorageQuota
   | StartError
 
+/** Where a session's files are: its workspace folder (its cwd, a real path), and whether the session is closed. */
+export interface SessionWorkspace {
+  readonly session_id: SessionId
+  readonly app_name: AppName
+  readonly dir: string
+  readonly closed: boolean
+}
+
 /** A pending request of a live session, with the session it waits in (an operator's view). */
 export type PendingPermission = PermissionRequest & { readonly session_id: SessionId; readonly app_name: AppName }
 
@@ -99,6 +107,12 @@ export interface SessionsApi {
     answer: PermissionAnswer,
     by?: "caller" | "admin"
   ) => Effect.Effect<void, BadRequest | SessionNotFound | PermissionNotFound>
+  /**
+   * The caller's session's workspace folder (its files routes, archives): another app's session is
+   * 404; a closed session's folder is answered too (its files stay readable until the hard TTL
+   * deletes it with its row).
+   */
+  readonly workspace: (app: AppName, id: string) => Effect.Effect<SessionWorkspace, SessionNotFound>
   /** Closes the session (stored, the app's webhook told) and stops its agent; closing again says so. */
   readonly close: (app: AppName, id: string) => Effect.Effect<{ readonly alreadyClosed: boolean }, SessionNotFound>
   /** Stops the session's actor (and so its agent); the ledger is the caller's business (the sweeper's). */
@@ -334,6 +348,10 @@ const makeLocalSessions = Effect.gen(function*() {
         return yield* new PermissionNotFound({ message: `No pending request ${requestId.slice(0, 64)}` })
       }
       return yield* actor.state.desk.answer(requestId, answer, by)
+    }),
+    workspace: Effect.fn("Sessions.workspace")(function*(app, id) {
+      const session = yield* owned(app, id)
+      return { session_id: session.session_id, app_name: app, dir: session.cwd, closed: session.closed_at !== null }
     }),
     close: Effect.fn("Sessions.close")(function*(app, id) {
       const session = yield* owned(app, id)
