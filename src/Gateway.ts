@@ -18,6 +18,8 @@ import { Sweeper, SweeperLoop } from "./services/sessions/Sweeper.js"
 import { LoggingLive, TracingLive } from "./services/observability/Telemetry.js"
 import { Workspaces } from "./services/sessions/Workspaces.js"
 import { Sandbox, SandboxUnavailable } from "./services/sandbox/Sandbox.js"
+import { GitClone } from "./services/workspaces/GitClone.js"
+import { NodeContext } from "@effect/platform-node"
 
 /**
  * Every gateway service (and the ledger's SqlClient) over a given agent pool and `/run`
@@ -40,7 +42,9 @@ export const layerServices = <EP, RP, ER, RR>(
     Layer.provide(AppConfig.Default)
   )
   const core = Layer.mergeAll(AppConfig.Default, ledger, AgentRegistry.Default, Workspaces.Default, Sandbox.Default, pool)
-  const sessions = Sessions.DefaultWithoutDependencies.pipe(Layer.provideMerge(core))
+  // A create's `git` clone runs git as a child process (in the session's sandbox).
+  const gitClone = GitClone.DefaultWithoutDependencies.pipe(Layer.provide(NodeContext.layer))
+  const sessions = Sessions.DefaultWithoutDependencies.pipe(Layer.provide(gitClone), Layer.provideMerge(core))
   const sweeper = Sweeper.DefaultWithoutDependencies.pipe(Layer.provideMerge(sessions))
   return Layer.mergeAll(options.sweeperLoop === false ? Layer.empty : SweeperLoop, WebhookDeliveryLoop, AppSecretsCheck, Auth.DefaultWithoutDependencies).pipe(
     Layer.provideMerge(sweeper),

@@ -101,7 +101,7 @@ export interface paths {
         put?: never;
         /**
          * Start a session with a live agent
-         * @description Starts the agent and takes one slot of the live-agent pool until the session is closed or swept. `agent` names an entry of the agent registry (CLAWDFORGE_AGENTS merged over the built-ins); `meta` is stored as given and returned by `GET /sessions/{id}`. `model`, `mode` and `config` are applied through ACP once the agent has started (`session/set_config_option`, `session/set_mode`); a value the agent does not offer is a 400 `invalid_config` naming what it offers, and nothing is kept. `permission_mode: "ask"` holds the agent's permission requests for the caller (`GET /sessions/{id}/permissions`); a mode outside the app's `permission_modes` limit (or, when none is asked for, the gateway's default outside it) is a 400 `permission_mode_not_allowed`.
+         * @description Starts the agent and takes one slot of the live-agent pool until the session is closed or swept. `agent` names an entry of the agent registry (CLAWDFORGE_AGENTS merged over the built-ins); `meta` is stored as given and returned by `GET /sessions/{id}`. `model`, `mode` and `config` are applied through ACP once the agent has started (`session/set_config_option`, `session/set_mode`); a value the agent does not offer is a 400 `invalid_config` naming what it offers, and nothing is kept. `permission_mode: "ask"` holds the agent's permission requests for the caller (`GET /sessions/{id}/permissions`); a mode outside the app's `permission_modes` limit (or, when none is asked for, the gateway's default outside it) is a 400 `permission_mode_not_allowed`. `git: {url, ref?}` clones a repository into the fresh workspace before the agent starts (in the session's sandbox, as the agent's user, under the app's network rule): a URL or ref refused is a 400 `bad_request` saying why, a clone that fails a 400 `git_clone_failed` with git's first lines; neither keeps anything.
          *
          *     With an `Idempotency-Key` header, a retry is safe: a repeat with the same key and body never runs the work twice and answers what the first request answered, with `Idempotent-Replayed: true`.
          */
@@ -953,6 +953,13 @@ export interface components {
             /** @enum {string} */
             _tag: "IdempotencyKeyReused";
         };
+        /** @description A repository cloned into the session's workspace (inside the session's sandbox, as the agent's user, under the app's network rule) before the agent starts; not with `cwd` */
+        GitSource: {
+            /** @description An `https://`, `http://`, `ssh://` or `git://` URL, or scp-like `user@host:path`; a bare absolute path (or `file://`) only when the operator allows it (CLAWDFORGE_GIT_ALLOW_FILE). Hosts on the gateway's own networks are refused as webhooks' are; a user and password in an http(s) URL are used for the clone and kept out of errors and of the clone's `origin` */
+            url: string;
+            /** @description A branch, tag or commit to check out; by default the repository's default branch */
+            ref?: string;
+        };
         /** @description A session's state */
         SessionReply: {
             /** @enum {boolean} */
@@ -1057,6 +1064,20 @@ export interface components {
             allowed: ("approve-all" | "approve-reads" | "deny-all" | "ask")[];
             /** @enum {string} */
             _tag: "PermissionModeNotAllowed";
+        };
+        /** @description A create's `git` repository could not be cloned (or its `ref` checked out): `message` holds git's first lines, credentials masked; nothing was kept (no workspace, no session) */
+        GitCloneFailed: {
+            /** @enum {boolean} */
+            ok: false;
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
+            error: "git_clone_failed";
+            /** @description What went wrong, for people */
+            message: string;
+            /** @enum {string} */
+            _tag: "GitCloneFailed";
         };
         /** @description The app holds as many live sessions as its `max_sessions` allows */
         AppSessionLimit: {
@@ -2337,6 +2358,7 @@ export interface operations {
                      * @enum {string}
                      */
                     permission_mode?: "approve-all" | "approve-reads" | "deny-all" | "ask";
+                    git?: components["schemas"]["GitSource"];
                     /** @description A value of the agent's config option whose category (or id) is `model` */
                     model?: string;
                     /** @description One of the agent's modes (`session/set_mode`) */
@@ -2360,13 +2382,13 @@ export interface operations {
                     "application/json": components["schemas"]["SessionReply"];
                 };
             };
-            /** @description `BadRequest`: Malformed or invalid request; `UnknownAgent`: The agent is not in the registry; `InvalidConfig`: A model, mode or config value the agent does not offer; `PermissionModeNotAllowed`: The permission mode asked for (or, when none is, the gateway's default) is not among the app's `permission_modes` */
+            /** @description `BadRequest`: Malformed or invalid request; `UnknownAgent`: The agent is not in the registry; `InvalidConfig`: A model, mode or config value the agent does not offer; `PermissionModeNotAllowed`: The permission mode asked for (or, when none is, the gateway's default) is not among the app's `permission_modes`; `GitCloneFailed`: A create's `git` repository could not be cloned (or its `ref` checked out): `message` holds git's first lines, credentials masked; nothing was kept (no workspace, no session) */
             400: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["BadRequest"] | components["schemas"]["UnknownAgent"] | components["schemas"]["InvalidConfig"] | components["schemas"]["PermissionModeNotAllowed"];
+                    "application/json": components["schemas"]["BadRequest"] | components["schemas"]["UnknownAgent"] | components["schemas"]["InvalidConfig"] | components["schemas"]["PermissionModeNotAllowed"] | components["schemas"]["GitCloneFailed"];
                 };
             };
             /** @description Missing or unknown bearer token */

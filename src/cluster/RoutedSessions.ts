@@ -298,7 +298,9 @@ export const RoutedSessionsLive = Layer.effect(
         remote(create(app, request)).pipe(
           answering(
             "BadRequest", "UnknownAgent", "InvalidConfig", "PermissionModeNotAllowed", "BudgetExhausted",
-            "StorageQuota", "ShuttingDown", "AgentFailed", "PoolFull", "AppSessionLimit"
+            "StorageQuota", "ShuttingDown", "AgentFailed", "PoolFull", "AppSessionLimit",
+            // The clone runs on the node that starts the agent, into the workspace root every node shares.
+            "GitCloneFailed"
           )
         ),
       // Reads of the shared ledger: any node answers them.

@@ -21,6 +21,7 @@ import {
   PayloadTooLarge,
   PermissionModeNotAllowed,
   PermissionNotFound,
+  GitCloneFailed,
   PoolFull,
   QueueFull,
   RateLimited,
@@ -204,6 +205,7 @@ export class SessionsApi extends HttpApiGroup.make("sessions", { topLevel: true 
       .addError(PoolFull)
       .addError(ShuttingDown)
       .addError(AgentFailed)
+      .addError(GitCloneFailed)
       .addError(IdempotencyKeyReused)
       .annotate(OpenApi.Summary, "Start a session with a live agent")
       .annotate(
@@ -215,7 +217,10 @@ export class SessionsApi extends HttpApiGroup.make("sessions", { topLevel: true 
           "`session/set_mode`); a value the agent does not offer is a 400 `invalid_config` naming what it " +
           "offers, and nothing is kept. `permission_mode: \"ask\"` holds the agent's permission requests for " +
           "the caller (`GET /sessions/{id}/permissions`); a mode outside the app's `permission_modes` limit (or, " +
-          "when none is asked for, the gateway's default outside it) is a 400 `permission_mode_not_allowed`." +
+          "when none is asked for, the gateway's default outside it) is a 400 `permission_mode_not_allowed`. " +
+          "`git: {url, ref?}` clones a repository into the fresh workspace before the agent starts (in the session's " +
+          "sandbox, as the agent's user, under the app's network rule): a URL or ref refused is a 400 `bad_request` " +
+          "saying why, a clone that fails a 400 `git_clone_failed` with git's first lines; neither keeps anything." +
           retrySafe
       )
       .annotate(

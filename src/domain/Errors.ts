@@ -239,3 +239,13 @@ export class StorageQuota extends Schema.TaggedError<StorageQuota>()(
       "sweeper removes old sessions"
   })
 ) {}
+
+export class GitCloneFailed extends Schema.TaggedError<GitCloneFailed>()(
+  "GitCloneFailed",
+  errorFields("git_clone_failed"),
+  HttpApiSchema.annotations({
+    status: 400,
+    description: "A create's `git` repository could not be cloned (or its `ref` checked out): `message` holds git's " +
+      "first lines, credentials masked; nothing was kept (no workspace, no session)"
+  })
+) {}

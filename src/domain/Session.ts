@@ -110,6 +110,26 @@ const CreateMeta = Meta.pipe(
   })
 ).annotations({ description: `Free-form JSON object stored with the session, at most ${maxMetaBytes / 1024} KB` })
 
+/** A create's `git`: the repository cloned into the fresh workspace before the agent starts. */
+export const GitSource = Schema.Struct({
+  url: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(4096)).annotations({
+    description: "An `https://`, `http://`, `ssh://` or `git://` URL, or scp-like `user@host:path`; a bare absolute " +
+      "path (or `file://`) only when the operator allows it (CLAWDFORGE_GIT_ALLOW_FILE). Hosts on the gateway's own " +
+      "networks are refused as webhooks' are; a user and password in an http(s) URL are used for the clone and " +
+      "kept out of errors and of the clone's `origin`"
+  }),
+  ref: Schema.optional(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(256)).annotations({
+    description: "A branch, tag or commit to check out; by default the repository's default branch"
+  }))
+}).annotations({
+  identifier: "GitSource",
+  description: "A repository cloned into the session's workspace (inside the session's sandbox, as the agent's user, " +
+    "under the app's network rule) before the agent starts; not with `cwd`",
+  // A misspelt field is a 400 that names it, as in the create itself.
+  parseOptions: { onExcessProperty: "error" }
+})
+export type GitSource = typeof GitSource.Type
+
 export const CreateSessionRequest = Schema.Struct({
   agent: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(128)).annotations({
     description: "An agent registry entry: a built-in (`claude`, `codex`, `gemini`, `echo`) or one named in " +
@@ -120,6 +140,7 @@ export const CreateSessionRequest = Schema.Struct({
     description: "The agent's working directory; by default a fresh folder under CLAWDFORGE_WORKSPACE_ROOT"
   })),
   permission_mode: Schema.optional(PermissionMode),
+  git: Schema.optional(GitSource),
   ...AgentSettings.fields
 }).annotations({
   // A misspelt field is a 400 that names it (`unknown field "modle"`), never silently ignored.

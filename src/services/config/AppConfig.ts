@@ -274,7 +274,11 @@ export class AppConfig extends Effect.Service<AppConfig>()("clawdforge/AppConfig
       // What one stored turn keeps of its messages (MB); past it the stored turn is `truncated`.
       turnMaxStoredBytes: Config.map(positiveInt("CLAWDFORGE_TURN_MAX_STORED_MB", 16), (mb) => mb * 1024 * 1024),
       // Webhook targets on the host's own networks (loopback, private, ...): refused unless on-prem receivers are meant.
-      webhookAllowPrivate: Config.boolean("CLAWDFORGE_WEBHOOK_ALLOW_PRIVATE").pipe(Config.withDefault(false))
+      webhookAllowPrivate: Config.boolean("CLAWDFORGE_WEBHOOK_ALLOW_PRIVATE").pipe(Config.withDefault(false)),
+      // A create's `git` may name a repository on the gateway's own disk (a bare path or file://): trusted setups only.
+      gitAllowFile: Config.boolean("CLAWDFORGE_GIT_ALLOW_FILE").pipe(Config.withDefault(false)),
+      // How long a create's clone (and checkout) may take before it is stopped: 400 git_clone_failed.
+      gitCloneTimeout: seconds("CLAWDFORGE_GIT_TIMEOUT_SECS", 300)
     }).pipe(Config.mapOrFail(refuseSharedTokens))
   })
 }) {}

@@ -18,7 +18,7 @@ export const SessionsError = Schema.Union(
   Errors.AgentFailed, Errors.AppSessionLimit, Errors.BadRequest, Errors.BudgetExhausted, Errors.InvalidConfig,
   Errors.PermissionModeNotAllowed, Errors.PermissionNotFound, Errors.PoolFull, Errors.RateLimited,
   Errors.SessionClosed, Errors.SessionNotFound, Errors.ShuttingDown, Errors.TurnNotFound, Errors.TurnTimeout,
-  Errors.UnknownAgent, Errors.QueueFull, Errors.StorageQuota
+  Errors.UnknownAgent, Errors.QueueFull, Errors.StorageQuota, Errors.GitCloneFailed
 )
 export type SessionsError = typeof SessionsError.Type
 

@@ -23,6 +23,8 @@ import type { AcceptedTurn, SessionActor } from "./runtime/SessionActor.js"
 import { agentText, type LiveTurn, storedFeed, type TurnFeed } from "./runtime/TurnFeed.js"
 import { sessionClosed, sessionNotFound, type SettingsError, shuttingDown, type StartError, type TurnError, turnNotFound } from "./SessionErrors.js"
 import { Workspaces } from "./Workspaces.js"
+import type { GitCloneFailed } from "../../domain/Errors.js"
+import { GitClone } from "../workspaces/GitClone.js"
 
 export type { AcceptedTurn } from "./runtime/SessionActor.js"
 export type { SettingsError, StartError, TurnError } from "./SessionErrors.js"
@@ -30,7 +32,7 @@ export type { SettingsError, StartError, TurnError } from "./SessionErrors.js"
 /** Why a session could not be opened. */
 export type CreateError =
   | BadRequest | UnknownAgent | InvalidConfig | PermissionModeNotAllowed | BudgetExhausted | StorageQuota | ShuttingDown
-  | StartError
+  | StartError | GitCloneFailed
 
 /** Why a turn was not accepted. */
 export type SubmitError =
@@ -149,6 +151,7 @@ const makeLocalSessions = Effect.gen(function*() {
   const pool = yield* AgentPool
   const registry = yield* AgentRegistry
   const workspaces = yield* Workspaces
+  const gitClone = yield* GitClone
   const webhooks = yield* Webhooks
   const limits = yield* AppLimits
   const secrets = yield* AppSecrets
@@ -201,8 +204,12 @@ const makeLocalSessions = Effect.gen(function*() {
           "which answers permissions itself"
       })
     }
+    // A create's `git` checked (URL, ref, host) before anything is made for the session.
+    const git = request.git === undefined ? undefined : yield* gitClone.check(request.git, request.cwd)
     const id = sessionId ?? newSessionId()
     const cwd = yield* workspaces.prepare(app, id, request.cwd)
+    // Cloned before the agent starts, as the agent's user in its sandbox; a failed clone leaves no workspace.
+    if (git !== undefined) yield* gitClone.clone(app, id, cwd, git).pipe(Effect.tapError(() => workspaces.remove(app, id)))
     const opened = new Session({
       session_id: id,
       app_name: app,
@@ -391,6 +398,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
     AgentPool.Default,
     AgentRegistry.Default,
     Workspaces.Default,
+    GitClone.Default,
     Webhooks.Default,
     AppLimits.Default,
     AppSecrets.Default
