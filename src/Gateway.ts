@@ -17,6 +17,7 @@ import { Sessions, SessionsDrain } from "./services/sessions/Sessions.js"
 import { Sweeper, SweeperLoop } from "./services/sessions/Sweeper.js"
 import { LoggingLive, TracingLive } from "./services/observability/Telemetry.js"
 import { Workspaces } from "./services/sessions/Workspaces.js"
+import { WorkspaceChanges } from "./services/workspaces/WorkspaceChanges.js"
 import { Sandbox, SandboxUnavailable } from "./services/sandbox/Sandbox.js"
 import { GitClone } from "./services/workspaces/GitClone.js"
 import { NodeContext } from "@effect/platform-node"
@@ -41,7 +42,9 @@ export const layerServices = <EP, RP, ER, RR>(
     Layer.provideMerge(layerLedger({ limitCounters: options.limitCounters ?? LocalLimitCounters })),
     Layer.provide(AppConfig.Default)
   )
-  const core = Layer.mergeAll(AppConfig.Default, ledger, AgentRegistry.Default, Workspaces.Default, Sandbox.Default, pool)
+  const core = Layer.mergeAll(
+    AppConfig.Default, ledger, AgentRegistry.Default, Workspaces.Default, WorkspaceChanges.Default, Sandbox.Default, pool
+  )
   // A create's `git` clone runs git as a child process (in the session's sandbox).
   const gitClone = GitClone.DefaultWithoutDependencies.pipe(Layer.provide(NodeContext.layer))
   const sessions = Sessions.DefaultWithoutDependencies.pipe(Layer.provide(gitClone), Layer.provideMerge(core))

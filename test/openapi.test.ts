@@ -42,6 +42,7 @@ const expectedErrors: Record<string, ReadonlyArray<number>> = {
   queueTurn: [401, 410, 422, 429, 502, 503],
   listTurns: [401],
   getTurn: [401],
+  getChanges: [401],
   streamStoredTurn: [401, 429],
   cancelTurn: [401],
   getSession: [401],

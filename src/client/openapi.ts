@@ -321,6 +321,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/sessions/{id}/changes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What changed in the workspace since a turn
+         * @description The files added, modified and deleted after turn `since_turn` ended, up to now (0: since the session began, uploads and archives included; a closed session's workspace too, until the hard TTL). With `diff=true` each text file under 1 MB carries a unified diff against its content then. A turn that has not ended is a 400; one the session does not have, 404 `turn_not_found`. Each turn's own changes are its `changes` (`GET /sessions/{id}/turns/{n}`, the stream's `done` event, the `turn.completed` webhook).
+         *
+         *     ```sh
+         *     curl -H "Authorization: Bearer $TOKEN" "$GATEWAY/sessions/$ID/changes?since_turn=1&diff=true"
+         *     ```
+         */
+        get: operations["getChanges"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/agents": {
         parameters: {
             query?: never;
@@ -766,6 +790,7 @@ export interface components {
             usage: components["schemas"]["TurnUsage"];
             /** @description In a replay (`Idempotency-Key`), answered from the stored turn: true when it keeps only the first CLAWDFORGE_TURN_MAX_STORED_MB of the messages */
             truncated?: boolean;
+            changes?: components["schemas"]["WorkspaceChange"][] | null;
         };
         /** @description What the turn used, as far as the agent reports it */
         TurnUsage: {
@@ -777,6 +802,15 @@ export interface components {
             total_tokens: number | null;
             /** @description What the turn cost, in US dollars; null when the agent does not say */
             cost_usd: number | null;
+        };
+        /** @description A file of the workspace that changed (`.git` and `.home` are left out; a symlink counts as a file holding its target) */
+        WorkspaceChange: {
+            /** @description Relative to the workspace root, `/`-separated */
+            path: string;
+            /** @enum {string} */
+            status: "added" | "modified" | "deleted";
+            /** @description Its size in bytes: as it is now (added, modified), as it was (deleted) */
+            size: number;
         };
         /** @description The data of `event: error`, the stream's last event when the turn failed after the stream had started (the agent failed or exited, the turn timed out, the session was closed under it) */
         TurnStreamError: {
@@ -1176,6 +1210,7 @@ export interface components {
             events: components["schemas"]["AcpMessage"][];
             /** @description In a replay (`Idempotency-Key`), answered from the stored turn: true when it keeps only the first CLAWDFORGE_TURN_MAX_STORED_MB of the messages */
             truncated?: boolean;
+            changes?: components["schemas"]["WorkspaceChange"][] | null;
         };
         /** @description No such session for this app (another app's session is reported the same way) */
         SessionNotFound: {
@@ -1320,6 +1355,8 @@ export interface components {
             error: components["schemas"]["TurnFailure"] | null;
             /** @description Whether the stored turn keeps only the first CLAWDFORGE_TURN_MAX_STORED_MB of its messages (its live stream carried them all) */
             truncated: boolean;
+            /** @description What the turn did to the workspace while it ran; null until it ends (or when it could not be seen) */
+            changes?: components["schemas"]["WorkspaceChange"][] | null;
         };
         /** @description Why the turn did not complete */
         TurnFailure: {
@@ -1360,6 +1397,8 @@ export interface components {
             error: components["schemas"]["TurnFailure"] | null;
             /** @description Whether the stored turn keeps only the first CLAWDFORGE_TURN_MAX_STORED_MB of its messages (its live stream carried them all) */
             truncated: boolean;
+            /** @description What the turn did to the workspace while it ran; null until it ends (or when it could not be seen) */
+            changes?: components["schemas"]["WorkspaceChange"][] | null;
             /** @description What the agent said in this page of events: its `agent_message_chunk` texts joined */
             text: string;
             /** @description A page of the turn's ACP messages in order (so far, while it runs): those after `events_after`, at most `events_limit` */
@@ -1489,6 +1528,29 @@ export interface components {
             ok: true;
             /** @description Present when it was closed before */
             already_closed?: boolean;
+        };
+        /** @description What changed in the workspace since a turn, up to now */
+        ChangesReply: {
+            /** @enum {boolean} */
+            ok: true;
+            /** @description Opaque session id (16+ url-safe characters) */
+            session_id: string;
+            /** @description The turn the changes are counted from (0: the session's start) */
+            since_turn: number;
+            /** @description How many changes `changes` holds */
+            count: number;
+            /** @description By path */
+            changes: components["schemas"]["WorkspaceChangeWithDiff"][];
+        };
+        WorkspaceChangeWithDiff: {
+            /** @description Relative to the workspace root, `/`-separated */
+            path: string;
+            /** @enum {string} */
+            status: "added" | "modified" | "deleted";
+            /** @description Its size in bytes: as it is now (added, modified), as it was (deleted) */
+            size: number;
+            /** @description With `diff=true`: the unified diff (3 lines of context) of a text file under 1 MB on both sides; absent for a binary or larger file, a symlink, or a diff that took too long */
+            diff?: string;
         };
         /** @description The agent registry */
         AgentList: {
@@ -3435,6 +3497,72 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"] | components["schemas"]["PermissionNotFound"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+        };
+    };
+    getChanges: {
+        parameters: {
+            query?: {
+                /** @description The turn after which changes count; 0 (the default): since the session began, uploads included */
+                since_turn?: number;
+                /** @description `true`: each text file under 1 MB comes with a unified `diff` */
+                diff?: "true" | "false";
+            };
+            header?: never;
+            path: {
+                /** @description The `session_id` that `POST /sessions` answered */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The changes, by path */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChangesReply"];
+                };
+            };
+            /** @description Malformed or invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description `NotFound`: No such route; `SessionNotFound`: No such session for this app (another app's session is reported the same way); `TurnNotFound`: The session has no turn with that index */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"] | components["schemas"]["TurnNotFound"];
                 };
             };
             /** @description The request body is too large */

@@ -55,6 +55,7 @@ import {
   UpdateSessionRequest
 } from "./Session.js"
 import { LimitsReport, UsageParams, UsageReport } from "./Tenancy.js"
+import { WorkspaceChangesApi } from "./WorkspaceChanges.js"
 import {
   ListTurnsParams,
   TurnAccepted,
@@ -623,6 +624,7 @@ export class Api extends HttpApi.make("clawdforge")
   .add(HealthApi)
   .add(RunApi)
   .add(SessionsApi)
+  .add(WorkspaceChangesApi.middleware(Authorization))
   .add(AgentsApi)
   .add(TenancyApi)
   .add(ObservabilityApi)

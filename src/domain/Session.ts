@@ -2,6 +2,7 @@ import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import { Either, ParseResult, Schema, type SchemaAST as AST } from "effect"
 import { AppName, IntFromString, SessionId, UnixSeconds } from "./Ids.js"
 import { TurnUsage } from "./Usage.js"
+import { TurnChanges } from "./WorkspaceChange.js"
 import { PermissionRequest, PermissionResolved } from "./Permission.js"
 
 export const PermissionMode = Schema.Literal("approve-all", "approve-reads", "deny-all", "ask").annotations({
@@ -201,7 +202,8 @@ export const TurnReply = Schema.Struct({
   truncated: Schema.optional(Schema.Boolean.annotations({
     description: "In a replay (`Idempotency-Key`), answered from the stored turn: true when it keeps only the first " +
       "CLAWDFORGE_TURN_MAX_STORED_MB of the messages"
-  }))
+  })),
+  changes: Schema.optional(Schema.NullOr(TurnChanges))
 }).annotations({ identifier: "TurnReply", description: "A turn that ran to its end" })
 export type TurnReply = typeof TurnReply.Type
 

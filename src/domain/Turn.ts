@@ -3,6 +3,7 @@ import { Schema } from "effect"
 import { IntFromString, SessionId, UnixSeconds } from "./Ids.js"
 import { AcpMessage } from "./Session.js"
 import { TurnUsage } from "./Usage.js"
+import { TurnChanges } from "./WorkspaceChange.js"
 
 // Stored turns (`GET /sessions/{id}/turns`, `/turns/{n}`, `/turns/{n}/stream`) and async turns.
 
@@ -41,7 +42,10 @@ const turnFields = {
   truncated: Schema.Boolean.annotations({
     description: "Whether the stored turn keeps only the first CLAWDFORGE_TURN_MAX_STORED_MB of its messages (its " +
       "live stream carried them all)"
-  })
+  }),
+  changes: Schema.optional(Schema.NullOr(TurnChanges).annotations({
+    description: "What the turn did to the workspace while it ran; null until it ends (or when it could not be seen)"
+  }))
 }
 
 /** A stored turn without its messages, as `GET /sessions/{id}/turns` lists it. */

@@ -18,6 +18,7 @@ import {
 } from "./Handlers.js"
 import { RequestErrorsLive } from "./RequestErrors.js"
 import { withRequestLog } from "./RequestLog.js"
+import { WorkspaceChangesHttpLive } from "./WorkspaceChangesHttpLive.js"
 
 /** The API with its handlers; needs the gateway services. */
 export const ApiLive = HttpApiBuilder.api(Api).pipe(
@@ -25,6 +26,7 @@ export const ApiLive = HttpApiBuilder.api(Api).pipe(
     HealthHttpLive,
     RunHttpLive,
     SessionsHttpLive,
+    WorkspaceChangesHttpLive,
     AgentsHttpLive,
     TenancyHttpLive,
     // `/metrics` has a guard of its own (a middleware's Live layer is provided to the group using it).

@@ -3,6 +3,7 @@ import { Clock, Effect, Option, Schema } from "effect"
 import type { AppName, SessionId } from "../../domain/Ids.js"
 import { type AcpMessage, ConfigOption, Meta, type SessionStatus, Session } from "../../domain/Session.js"
 import { type TurnStatus, TurnSummary, type TurnUsage } from "../../domain/Turn.js"
+import type { WorkspaceChange } from "../../domain/WorkspaceChange.js"
 import { DatabaseLive } from "./Database.js"
 import { lastActivity } from "./SqlDialect.js"
 
@@ -55,6 +56,8 @@ export interface StoredTurnEnd {
   readonly eventTexts: ReadonlyArray<string>
   /** Whether the turn had more messages than `eventTexts` keeps. */
   readonly truncated: boolean
+  /** What it did to the workspace (see `WorkspaceChanges`); null when that could not be seen. */
+  readonly changes?: ReadonlyArray<WorkspaceChange> | null | undefined
 }
 
 /**
@@ -88,6 +91,7 @@ interface TurnRow {
   readonly error: string | null
   readonly error_message: string | null
   readonly truncated: unknown
+  readonly changes?: string | null
   readonly event_count?: unknown
   readonly events?: string | null
 }
@@ -113,7 +117,8 @@ const turnOfRow = (row: TurnRow) =>
     },
     error: row.error === null ? null : { error: row.error, message: row.error_message ?? "" },
     // PostgreSQL reads BIGINT as a string.
-    truncated: Number(row.truncated) === 1
+    truncated: Number(row.truncated) === 1,
+    changes: row.changes === null || row.changes === undefined ? null : JSON.parse(row.changes)
   }, true)
 
 /** A stored turn with its messages (a page of them, when a page was asked for). */
@@ -265,7 +270,7 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
 
     const turnColumns = sql`
       session_id, turn_index, prompt, files, status, accepted_at, started_at, ended_at, duration_ms, stop_reason,
-      input_tokens, output_tokens, total_tokens, cost_usd, error, error_message, truncated`
+      input_tokens, output_tokens, total_tokens, cost_usd, error, error_message, truncated, changes`
 
     /**
      * Accepts a turn of an open session: one statement stores it (`queued`) with the next index,
@@ -302,7 +307,8 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
             input_tokens = ${end.usage.input_tokens}, output_tokens = ${end.usage.output_tokens},
             total_tokens = ${end.usage.total_tokens}, cost_usd = ${end.usage.cost_usd}, error = ${end.error?.error ?? null},
             error_message = ${end.error?.message ?? null}, events = ${pages === undefined ? `[${texts.join(",")}]` : null},
-            event_count = ${texts.length}, truncated = ${end.truncated ? 1 : 0}, stored_bytes = ${bytes} + length(prompt)
+            event_count = ${texts.length}, truncated = ${end.truncated ? 1 : 0}, stored_bytes = ${bytes} + length(prompt),
+            changes = ${end.changes === undefined || end.changes === null ? null : JSON.stringify(end.changes)}
           WHERE session_id = ${id} AND turn_index = ${turnIndex}`
         if (pages === undefined) yield* update
         else yield* sql.withTransaction(Effect.zipRight(sql`INSERT INTO turn_event_pages ${sql.insert(pages)}`, update))

@@ -23,6 +23,7 @@ import type { AcceptedTurn, SessionActor } from "./runtime/SessionActor.js"
 import { agentText, type LiveTurn, storedFeed, type TurnFeed } from "./runtime/TurnFeed.js"
 import { sessionClosed, sessionNotFound, type SettingsError, shuttingDown, type StartError, type TurnError, turnNotFound } from "./SessionErrors.js"
 import { Workspaces } from "./Workspaces.js"
+import { WorkspaceChanges } from "../workspaces/WorkspaceChanges.js"
 import type { GitCloneFailed } from "../../domain/Errors.js"
 import { GitClone } from "../workspaces/GitClone.js"
 
@@ -155,7 +156,10 @@ const makeLocalSessions = Effect.gen(function*() {
   const webhooks = yield* Webhooks
   const limits = yield* AppLimits
   const secrets = yield* AppSecrets
-  const actors = yield* makeActorRegistry({ config, ledger, pool, registry, limits, secrets, webhooks })
+  const workspaceChanges = yield* WorkspaceChanges
+  const actors = yield* makeActorRegistry({
+    config, ledger, pool, registry, limits, secrets, webhooks, workspace: workspaceChanges
+  })
 
   // Sessions closed in the ledger under a live actor (an app revoked, by the CLI or the admin API
   // on any node; a session closed by the CLI): their agents stop within a second or two here.
@@ -224,6 +228,8 @@ const makeLocalSessions = Effect.gen(function*() {
       status: "open",
       ...noSettings
     })
+    // The session's start as `GET /sessions/{id}/changes?since_turn=0` counts from: after the clone.
+    yield* workspaceChanges.begin(opened)
     const { actor, handle } = yield* actors.start(opened, definition, Option.none()).pipe(
       Effect.tapError(() => workspaces.remove(app, id))
     )
@@ -398,6 +404,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
     AgentPool.Default,
     AgentRegistry.Default,
     Workspaces.Default,
+    WorkspaceChanges.Default,
     GitClone.Default,
     Webhooks.Default,
     AppLimits.Default,

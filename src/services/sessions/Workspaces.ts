@@ -4,6 +4,7 @@ import { dirname, isAbsolute, relative, resolve } from "node:path"
 import { BadRequest } from "../../domain/Errors.js"
 import type { AppName, SessionId } from "../../domain/Ids.js"
 import { AppConfig } from "../config/AppConfig.js"
+import { snapshotsDirOf } from "../workspaces/WorkspaceChanges.js"
 
 const inside = (root: string, path: string) => {
   const rel = relative(root, path)
@@ -67,9 +68,10 @@ export class Workspaces extends Effect.Service<Workspaces>()("clawdforge/Workspa
       }
     )
 
-    /** Removes the session's own directory (never a caller-named cwd). */
+    /** Removes the session's own directory (never a caller-named cwd), and its workspace's snapshots. */
     const remove = Effect.fn("Workspaces.remove")(function*(app: AppName, id: SessionId) {
       yield* Effect.promise(() => rm(sessionDir(app, id), { recursive: true, force: true }))
+      yield* Effect.promise(() => rm(snapshotsDirOf(root, app, id), { recursive: true, force: true }))
     })
 
     return { root, prepare, resolveFiles, remove } as const

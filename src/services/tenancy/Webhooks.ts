@@ -150,7 +150,9 @@ export class Webhooks extends Effect.Service<Webhooks>()("clawdforge/Webhooks", 
             status: end.status,
             stop_reason: end.stopReason,
             error: end.error,
-            duration_ms: end.durationMs
+            duration_ms: end.durationMs,
+            // What the turn did to the workspace (null: not seen).
+            changes: end.changes ?? null
           }))
           : Effect.void)
 

@@ -13,7 +13,7 @@ import type { Webhooks } from "../../tenancy/Webhooks.js"
 import type { AgentPool } from "../AgentPool.js"
 import type { StartError } from "../SessionErrors.js"
 import { permissionPolicy, type PermissionPolicy } from "./PermissionPolicy.js"
-import { cancelGrace, makeSessionActor, type SessionActor } from "./SessionActor.js"
+import { cancelGrace, makeSessionActor, type SessionActor, type TurnWorkspace } from "./SessionActor.js"
 import { makeTurnCommit } from "./TurnCommit.js"
 
 /** On shutdown, how long running turns may go on before they are cancelled. */
@@ -28,6 +28,8 @@ export interface ActorRegistryServices {
   readonly limits: AppLimits
   readonly secrets: AppSecrets
   readonly webhooks: Webhooks
+  /** What each turn did to its workspace; none: not seen. */
+  readonly workspace?: TurnWorkspace | undefined
 }
 
 /**
@@ -179,6 +181,7 @@ export const makeActorRegistry = (services: ActorRegistryServices) =>
             stoppedByGateway: () => draining || handingOver.has(id),
             handingOver: () => handingOver.has(id),
             maxQueuedTurns: limits.maxQueuedTurnsFor(session.app_name),
+            workspace: services.workspace,
             onStopped: Effect.zipRight(forget, Effect.sync(() => running.get(id) === made && running.delete(id)))
           })
           yield* FiberMap.run(fibers, id, made.run)

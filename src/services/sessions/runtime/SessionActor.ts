@@ -1,6 +1,7 @@
 import { Deferred, Duration, Effect, ExecutionStrategy, Exit, Metric, Option, Queue, Runtime, Scope } from "effect"
 import { QueueFull, type SessionClosed, TurnTimeout } from "../../../domain/Errors.js"
 import type { AgentSettings, Session, TurnReply, TurnRequest } from "../../../domain/Session.js"
+import type { WorkspaceChange } from "../../../domain/WorkspaceChange.js"
 import type { AgentHandle, TurnOutcome } from "../../agents/AgentDriver.js"
 import { noSettings, type SettingsState } from "../../agents/AgentSettings.js"
 import type { Ledger } from "../../ledger/Ledger.js"
@@ -89,6 +90,20 @@ export interface SessionActorOptions {
    * `max_queued_turns`, read at each turn: a change of the limit applies at once); null: no limit.
    */
   readonly maxQueuedTurns?: Effect.Effect<number | null> | undefined
+  /** What each turn did to the session's workspace (`WorkspaceChanges`); none: not seen. */
+  readonly workspace?: TurnWorkspace | undefined
+}
+
+/** Snapshots of the session's workspace at a turn's start and end; neither ever fails a turn. */
+export interface TurnWorkspace {
+  /** The workspace's tree as a turn starts; undefined when it could not be seen. */
+  readonly turnStarts: (session: Session) => Effect.Effect<string | undefined>
+  /** What changed from `start` to now, noted as turn `turnIndex`'s end; undefined when not seen. */
+  readonly turnEnds: (
+    session: Session,
+    turnIndex: number,
+    start: string | undefined
+  ) => Effect.Effect<ReadonlyArray<WorkspaceChange> | undefined>
 }
 
 /** A live session: a fiber that owns the agent and works through its mailbox in order. */
@@ -242,11 +257,24 @@ export const makeSessionActor = (options: SessionActorOptions): Effect.Effect<Se
           )
         )
 
+      /** What a turn that ran did to the workspace, seen at its end (before its end is stored). */
+      const seeChanges = (job: TurnJob) =>
+        options.workspace === undefined || job.live.startedAt === undefined
+          ? Effect.void
+          : Effect.map(
+            options.workspace.turnEnds(session, job.live.turnIndex, job.live.workspaceStart),
+            (changes) => void (job.live.changes = changes ?? null)
+          )
+      const withChanges = (job: TurnJob) => (exit: Exit.Exit<TurnReply, TurnError>) =>
+        options.workspace === undefined ? exit : Exit.map(exit, (reply) => ({ ...reply, changes: job.live.changes ?? null }))
+
       /** One turn: it may be interrupted (a close), its commit and its answer may not. */
       const work = (job: TurnJob) =>
         Effect.uninterruptibleMask((restore) =>
           Effect.gen(function*() {
             const handle = yield* restore(ensureAgent)
+            // The workspace as the turn starts: what changed before it (an upload) is no change of its.
+            if (options.workspace !== undefined) job.live.workspaceStart = yield* restore(options.workspace.turnStarts(session))
             const startedAt = Date.now()
             job.live.startedAt = startedAt
             state.running = true
@@ -285,6 +313,8 @@ export const makeSessionActor = (options: SessionActorOptions): Effect.Effect<Se
             Effect.exit,
             // Interrupted: the session was closed under the turn.
             Effect.map((exit) => Exit.isInterrupted(exit) ? Exit.fail(sessionClosed(id)) : exit),
+            Effect.tap(() => seeChanges(job)),
+            Effect.map(withChanges(job)),
             // Commit the turn's end before anyone hears of it.
             Effect.tap((exit) => endTurn(job, exit)),
             Effect.tap(() => saveSettings),

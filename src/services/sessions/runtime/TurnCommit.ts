@@ -57,6 +57,8 @@ export const storedEnd = (
   maxStoredBytes = Number.POSITIVE_INFINITY
 ): StoredTurnEnd => {
   const durationMs = live.startedAt === undefined ? null : Date.now() - live.startedAt
+  // A turn that never ran changed nothing; one that ran, what its end saw (null: not seen).
+  const changes = live.startedAt === undefined ? [] : live.changes ?? null
   const startedAt = durationMs === null ? null : Math.floor((nowMs - durationMs) / 1000)
   const endedAt = Math.floor(nowMs / 1000)
   if (Exit.isSuccess(exit)) {
@@ -69,6 +71,7 @@ export const storedEnd = (
       durationMs,
       stopReason: stop_reason,
       error: null,
+      changes,
       ...storedEvents(live, events, maxStoredBytes)
     }
   }
@@ -87,6 +90,7 @@ export const storedEnd = (
     error: closed && interrupted
       ? interruptedFailure
       : { error: error.error, message: closed ? "The session was closed before the turn ended" : error.message },
+    changes,
     ...storedEvents(live, events, maxStoredBytes)
   }
 }

@@ -1,6 +1,7 @@
 import { Exit } from "effect"
 import type { AcpMessage, TurnReply } from "../../../domain/Session.js"
 import type { TurnSummary } from "../../../domain/Turn.js"
+import type { WorkspaceChange } from "../../../domain/WorkspaceChange.js"
 import type { TurnError } from "../SessionErrors.js"
 
 /** The last event of a turn's stream: `done` (the agent answered) or `error`. */
@@ -65,7 +66,8 @@ export const endOfStored = (turn: TurnSummary): TurnStreamEnd =>
         session_id: turn.session_id,
         turn_index: turn.turn_index,
         stop_reason: turn.stop_reason,
-        usage: turn.usage
+        usage: turn.usage,
+        changes: turn.changes
       }
     }
     : {
@@ -90,6 +92,10 @@ export class LiveTurn implements TurnFeed {
   private items: Array<FeedItem> = this.json
   /** Date.now() when the agent got it. */
   startedAt: number | undefined = undefined
+  /** The workspace's tree when the agent got it (see `WorkspaceChanges`); undefined when not seen. */
+  workspaceStart: string | undefined = undefined
+  /** What it did to the workspace, once it is over (null: not seen). */
+  changes: ReadonlyArray<WorkspaceChange> | null | undefined = undefined
   end: TurnStreamEnd | undefined = undefined
   private listeners: Set<{ onMessage: (item: FeedItem) => void; onEnd: (end: TurnStreamEnd) => void }> | undefined
 

@@ -1,0 +1,238 @@
+/**
+ * What turns do to a workspace (`changes`), against the scripted agent as a real process changing real
+ * files (its `edit` command), real git for the snapshots, over real HTTP on loopback: the stream's `done`
+ * event, the `/turn` reply, the stored turn, the `turn.completed` webhook, `GET /sessions/{id}/changes`
+ * with `since_turn` and diffs, and a write between turns counted since the start but in no turn.
+ */
+import { HttpClient, HttpClientRequest } from "@effect/platform"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import type { AppName } from "../src/domain/Ids.js"
+import { scriptedAgentPath } from "../src/services/agents/AgentRegistry.js"
+import { maxKeptBytes, snapshotsDirOf } from "../src/services/workspaces/WorkspaceChanges.js"
+import { Webhooks } from "../src/services/tenancy/Webhooks.js"
+import { agentLogFile } from "./support/ScriptedAgent.js"
+import { tempDir } from "./support/TempDirs.js"
+import { appName, appToken, layerScriptedGateway, otherToken, request } from "./support/TestGateway.js"
+import { loopbackReceivers, type Received, receiver } from "./support/WebhookReceiver.js"
+
+// The scripted agent keeps its own state out of the workspace, so the changes are the test's alone.
+const stateDir = tempDir("clawdforge-agent-state-")
+const workspaces = tempDir("clawdforge-changes-ws-")
+const agentEnv = { SCRIPTED_AGENT_STATE_DIR: stateDir }
+
+const create = Effect.map(
+  request("POST", "/sessions", { token: appToken, body: { agent: "scripted-state" } }),
+  (r) => {
+    expect(r.status, JSON.stringify(r.body)).toBe(200)
+    return { id: r.body.session_id as string, cwd: r.body.cwd as string }
+  }
+)
+
+const edit = (edits: Record<string, string | null>) => `edit ${JSON.stringify(edits)}`
+
+/** Parses a `text/event-stream` body into `{event, data}` records. */
+const parseSse = (text: string) =>
+  text.split("\n\n").filter((block) => block.trim().length > 0).map((block) => {
+    const lines = block.split("\n")
+    const event = lines.find((l) => l.startsWith("event: "))!.slice("event: ".length)
+    const data = JSON.parse(lines.filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n"))
+    return { event, data }
+  })
+
+const streamTurn = (sid: string, prompt: string) =>
+  Effect.gen(function*() {
+    const client = yield* HttpClient.HttpClient
+    const response = yield* client.execute(
+      HttpClientRequest.post(`/sessions/${sid}/turn/stream`).pipe(
+        HttpClientRequest.bearerToken(appToken),
+        HttpClientRequest.bodyUnsafeJson({ prompt })
+      )
+    )
+    return parseSse(yield* response.text)
+  }).pipe(Effect.scoped)
+
+const changesOf = (sid: string, query: string, token = appToken) =>
+  request("GET", `/sessions/${sid}/changes${query}`, { token })
+
+const byPath = (changes: ReadonlyArray<any>) => [...changes].sort((a, b) => a.path < b.path ? -1 : 1)
+
+/** The scripted agent, with its state kept outside the workspace. */
+const gateway = () =>
+  layerScriptedGateway(agentLogFile(), {
+    CLAWDFORGE_WORKSPACE_ROOT: workspaces,
+    CLAWDFORGE_AGENTS: JSON.stringify({ "scripted-state": { command: [process.execPath, scriptedAgentPath], env: agentEnv } }),
+    ...loopbackReceivers
+  })
+
+describe("workspace changes", () => {
+  it.scopedLive("each turn's changes (done event, reply, stored turn, webhook); since_turn with diffs; a write between turns in no turn", () =>
+    Effect.gen(function*() {
+      const hook = yield* Effect.promise(() => receiver(() => 200))
+      yield* Effect.flatMap(Webhooks, (webhooks) => webhooks.set(appName as AppName, hook.url))
+      // The gateway's copy of the webhook configuration is at most 2 s old.
+      yield* Effect.sleep("2200 millis")
+
+      const { cwd, id } = yield* create
+      // Written before the first turn (as an upload is): since the start, in no turn.
+      writeFileSync(join(cwd, "before.txt"), "uploaded first\n")
+
+      // Turn 1, streamed: adds three files (one in a new folder); what it writes under .git and .home is left out.
+      const events = yield* streamTurn(id, edit({
+        "a.txt": "one\n",
+        "dir/b.txt": "bee\n",
+        "gone.txt": "x",
+        "bin.dat": "\u0000\u0001binary",
+        ".git/HEAD": "ref: refs/heads/main\n",
+        ".home/secret": "not listed"
+      }))
+      const done = events.at(-1)!
+      expect(done.event).toBe("done")
+      const turn1 = [
+        { path: "a.txt", status: "added", size: 4 },
+        { path: "bin.dat", status: "added", size: 8 },
+        { path: "dir/b.txt", status: "added", size: 4 },
+        { path: "gone.txt", status: "added", size: 1 }
+      ]
+      expect(byPath(done.data.changes)).toEqual(turn1)
+
+      // Between turns, as an upload does: no turn's change.
+      writeFileSync(join(cwd, "upload.txt"), "between turns\n")
+
+      // Turn 2, plain /turn: modifies one file and deletes another.
+      const reply = yield* request("POST", `/sessions/${id}/turn`, {
+        token: appToken,
+        body: { prompt: edit({ "a.txt": "one\ntwo\n", "gone.txt": null }) }
+      })
+      expect(reply.status, JSON.stringify(reply.body)).toBe(200)
+      const turn2 = [
+        { path: "a.txt", status: "modified", size: 8 },
+        { path: "gone.txt", status: "deleted", size: 1 }
+      ]
+      expect(byPath(reply.body.changes)).toEqual(turn2)
+
+      // Turn 3 changes nothing.
+      const quiet = yield* request("POST", `/sessions/${id}/turn`, { token: appToken, body: { prompt: "hello" } })
+      expect(quiet.body.changes).toEqual([])
+
+      // The stored turns keep them.
+      for (const [n, expected] of [[1, turn1], [2, turn2], [3, []]] as const) {
+        const stored = yield* request("GET", `/sessions/${id}/turns/${n}`, { token: appToken })
+        expect(stored.status).toBe(200)
+        expect(byPath(stored.body.changes)).toEqual(expected)
+      }
+      const listed = yield* request("GET", `/sessions/${id}/turns`, { token: appToken })
+      expect(listed.body.turns.map((t: any) => t.changes.length)).toEqual([4, 2, 0])
+
+      // So does each turn.completed webhook.
+      yield* Effect.promise(() =>
+        new Promise<void>((done, fail) => {
+          const started = Date.now()
+          const check = () => {
+            if (hook.received.length >= 3) return done()
+            if (Date.now() - started > 15_000) return fail(new Error(`webhooks: ${hook.received.length} of 3`))
+            setTimeout(check, 50)
+          }
+          check()
+        })
+      )
+      const payloads = (hook.received as Array<Received>).map((r) => JSON.parse(r.body)).sort((a, b) =>
+        a.turn_index - b.turn_index
+      )
+      expect(payloads.map((p) => p.event)).toEqual(["turn.completed", "turn.completed", "turn.completed"])
+      expect(byPath(payloads[0].changes)).toEqual(turn1)
+      expect(byPath(payloads[1].changes)).toEqual(turn2)
+      expect(payloads[2].changes).toEqual([])
+
+      // Since the session began: both writes outside turns included; gone.txt came and went.
+      const sinceStart = yield* changesOf(id, "?since_turn=0&diff=true")
+      expect(sinceStart.status, JSON.stringify(sinceStart.body)).toBe(200)
+      expect(sinceStart.body.changes.map((c: any) => [c.path, c.status, c.size])).toEqual([
+        ["a.txt", "added", 8],
+        ["before.txt", "added", 15],
+        ["bin.dat", "added", 8],
+        ["dir/b.txt", "added", 4],
+        ["upload.txt", "added", 14]
+      ])
+      const a0 = sinceStart.body.changes.find((c: any) => c.path === "a.txt")
+      expect(a0.diff).toContain("--- /dev/null")
+      expect(a0.diff).toContain("+++ b/a.txt")
+      expect(a0.diff).toContain("+one\n+two")
+      // A binary file has no diff.
+      expect(sinceStart.body.changes.find((c: any) => c.path === "bin.dat").diff).toBeUndefined()
+      // since_turn=0 is the default.
+      expect((yield* changesOf(id, "")).body.count).toBe(5)
+
+      // After turn 1: turn 2's changes and the write between them.
+      const sinceOne = yield* changesOf(id, "?since_turn=1&diff=true")
+      expect(sinceOne.body.changes.map((c: any) => [c.path, c.status, c.size])).toEqual([
+        ["a.txt", "modified", 8],
+        ["gone.txt", "deleted", 1],
+        ["upload.txt", "added", 14]
+      ])
+      const a1 = sinceOne.body.changes[0].diff as string
+      expect(a1).toContain("--- a/a.txt")
+      expect(a1).toContain("+++ b/a.txt")
+      expect(a1).toContain(" one\n+two")
+      expect(sinceOne.body.changes[1].diff).toContain("-x")
+      // Without diff=true, no diffs.
+      expect((yield* changesOf(id, "?since_turn=1")).body.changes.every((c: any) => c.diff === undefined)).toBe(true)
+
+      // After the last turn: nothing, until something changes.
+      expect((yield* changesOf(id, "?since_turn=3")).body).toEqual({ ok: true, session_id: id, since_turn: 3, count: 0, changes: [] })
+      mkdirSync(join(cwd, "later"))
+      writeFileSync(join(cwd, "later", "c.txt"), "c\n")
+      expect((yield* changesOf(id, "?since_turn=3")).body.changes).toEqual([{ path: "later/c.txt", status: "added", size: 2 }])
+
+      // The snapshots are outside the workspace, and outside the app's root.
+      const snapshots = snapshotsDirOf(workspaces, appName, id)
+      expect(existsSync(join(snapshots, "turns", "3"))).toBe(true)
+      expect(readdirSync(cwd).sort()).toEqual([".git", ".home", "a.txt", "before.txt", "bin.dat", "dir", "later", "upload.txt"])
+
+      // Bad questions: a turn it does not have, a bad number, another app's session, no session.
+      const missing = yield* changesOf(id, "?since_turn=9")
+      expect([missing.status, missing.body.error]).toEqual([404, "turn_not_found"])
+      const bad = yield* changesOf(id, "?since_turn=-1")
+      expect([bad.status, bad.body.error]).toEqual([400, "bad_request"])
+      const other = yield* changesOf(id, "?since_turn=0", otherToken)
+      expect([other.status, other.body.error]).toEqual([404, "session_not_found"])
+      expect((yield* changesOf("no-such-session-0000000", "")).status).toBe(404)
+
+      // A closed session's workspace is still there: its changes too.
+      expect((yield* request("DELETE", `/sessions/${id}`, { token: appToken })).status).toBe(200)
+      expect((yield* changesOf(id, "?since_turn=2")).body.count).toBe(1)
+      yield* Effect.promise(() => hook.close())
+    }).pipe(Effect.provide(gateway())), 60_000)
+
+  it.scopedLive("a file past the size kept is listed by size, never diffed, and its copy is not kept", () =>
+    Effect.gen(function*() {
+      const { cwd, id } = yield* create
+      const size = maxKeptBytes + 1024
+      const turn = yield* request("POST", `/sessions/${id}/turn`, {
+        token: appToken,
+        body: { prompt: `edit ${JSON.stringify({ "small.txt": "s\n" })}` }
+      })
+      expect(turn.status).toBe(200)
+      writeFileSync(join(cwd, "big.bin"), Buffer.alloc(size, 7))
+      const grown = yield* request("POST", `/sessions/${id}/turn`, { token: appToken, body: { prompt: "hello" } })
+      // Written between turns: in no turn.
+      expect(grown.body.changes).toEqual([])
+      const since = yield* changesOf(id, "?since_turn=1&diff=true")
+      expect(since.body.changes).toEqual([{ path: "big.bin", status: "added", size }])
+      // The objects kept are small: the big file's copy went.
+      const objects = join(snapshotsDirOf(workspaces, appName, id), "objects")
+      let kept = 0
+      for (const dir of readdirSync(objects)) {
+        for (const file of readdirSync(join(objects, dir))) kept += statSync(join(objects, dir, file)).size
+      }
+      expect(kept).toBeLessThan(1024 * 1024)
+      // Deleted by a turn: listed with the size it had.
+      const removed = yield* request("POST", `/sessions/${id}/turn`, {
+        token: appToken,
+        body: { prompt: `edit ${JSON.stringify({ "big.bin": null })}` }
+      })
+      expect(removed.body.changes).toEqual([{ path: "big.bin", status: "deleted", size }])
+    }).pipe(Effect.provide(gateway())), 60_000)
+})
