@@ -1034,6 +1034,8 @@ export interface components {
             mode: string | null;
             /** @description What the agent offers (its config options and modes), kept current from its updates */
             config_options: components["schemas"]["ConfigOption"][];
+            /** @description Whether its agent runs now (it holds a pool slot); false while the session hibernates (CLAWDFORGE_AGENT_IDLE_SECS): its next turn starts the agent again and resumes it */
+            live?: boolean;
         };
         /** @description A setting the agent offers */
         ConfigOption: {
