@@ -30,7 +30,14 @@ const operations = (spec: Record<string, any>) =>
     Object.entries<Record<string, any>>(item).map(([method, operation]) => ({ path, method, operation }))
   )
 
-// The error statuses each operation must document (besides 400/404/413, which every one has).
+/** The schema names an error response may carry. */
+const refs = (response: any): Array<string> => {
+  const schema = response.content["application/json"].schema
+  return (schema.anyOf ?? [schema]).map((alternative: any) => alternative.$ref.replace("#/components/schemas/", ""))
+}
+
+// The error statuses each operation must document (besides 400/404/408/413, which every one has,
+// and the 429 of a wrong token's throttle, which every guarded one has).
 const expectedErrors: Record<string, ReadonlyArray<number>> = {
   getHealth: [],
   getOpenApi: [],
@@ -127,7 +134,11 @@ describe("/openapi.json", () => {
       expect(found.map(({ operation }) => operation.operationId).sort()).toEqual(Object.keys(expectedErrors).sort())
       for (const { operation } of found) {
         const statuses = Object.keys(operation.responses).map(Number).filter((status) => status >= 400)
-        expect(statuses, operation.operationId).toEqual([400, 404, 413, ...expectedErrors[operation.operationId]!].sort())
+        const own = expectedErrors[operation.operationId]!
+        const guarded = own.includes(401) ? [429] : []
+        expect(statuses, operation.operationId).toEqual([...new Set([400, 404, 408, 413, ...own, ...guarded])].sort())
+        expect(refs(operation.responses[408]), operation.operationId).toContain("RequestTimeout")
+        if (own.includes(401)) expect(refs(operation.responses[429]), operation.operationId).toContain("TooManyAuthFailures")
         const success = Object.keys(operation.responses).find((status) => status.startsWith("2"))!
         expect(operation.responses[success].description).not.toBe("Success")
         expect(operation.summary).toBeTypeOf("string")

@@ -911,6 +911,20 @@ export interface components {
             /** @enum {string} */
             _tag: "PayloadTooLarge";
         };
+        /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+        RequestTimeout: {
+            /** @enum {boolean} */
+            ok: false;
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
+            error: "request_timeout";
+            /** @description What went wrong, for people */
+            message: string;
+            /** @enum {string} */
+            _tag: "RequestTimeout";
+        };
         /** @description claude answered (the v0.1 reply: exactly these four keys) */
         RunReply: {
             /** @enum {boolean} */
@@ -936,22 +950,21 @@ export interface components {
             /** @enum {string} */
             _tag: "Unauthorized";
         };
-        /** @description claude failed (v0.1 error shape) */
-        RunFailed: {
+        /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+        TooManyAuthFailures: {
             /** @enum {boolean} */
             ok: false;
-            /** @description What failed (v0.1): `timeout`, `spawn_failed`, `claude exit <code>`, ... */
-            error: string;
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
+            error: "too_many_auth_failures";
             /** @description What went wrong, for people */
             message: string;
-            /** @description What claude printed on stderr */
-            stderr: string;
-            /** @description How long claude ran, in milliseconds */
-            duration_ms: number;
-            /** @description claude's `stop_reason`, when it gave one */
-            stop_reason: string | null;
+            /** @description Seconds until a wrong token from this address is counted again (also `Retry-After`) */
+            retry_after_secs: number;
             /** @enum {string} */
-            _tag: "RunFailed";
+            _tag: "TooManyAuthFailures";
         };
         /** @description The app's agents cost `daily_cost_usd` or more today: creates and turns are refused until 00:00 UTC */
         BudgetExhausted: {
@@ -972,6 +985,23 @@ export interface components {
             resets_at: number;
             /** @enum {string} */
             _tag: "BudgetExhausted";
+        };
+        /** @description claude failed (v0.1 error shape) */
+        RunFailed: {
+            /** @enum {boolean} */
+            ok: false;
+            /** @description What failed (v0.1): `timeout`, `spawn_failed`, `claude exit <code>`, ... */
+            error: string;
+            /** @description What went wrong, for people */
+            message: string;
+            /** @description What claude printed on stderr */
+            stderr: string;
+            /** @description How long claude ran, in milliseconds */
+            duration_ms: number;
+            /** @description claude's `stop_reason`, when it gave one */
+            stop_reason: string | null;
+            /** @enum {string} */
+            _tag: "RunFailed";
         };
         /** @description The Idempotency-Key was used before by this app for a different request (method, path or body) */
         IdempotencyKeyReused: {
@@ -1034,8 +1064,6 @@ export interface components {
             mode: string | null;
             /** @description What the agent offers (its config options and modes), kept current from its updates */
             config_options: components["schemas"]["ConfigOption"][];
-            /** @description Whether its agent runs now (it holds a pool slot); false while the session hibernates (CLAWDFORGE_AGENT_IDLE_SECS): its next turn starts the agent again and resumes it */
-            live?: boolean;
         };
         /** @description A setting the agent offers */
         ConfigOption: {
@@ -1228,20 +1256,6 @@ export interface components {
             /** @enum {string} */
             _tag: "SessionNotFound";
         };
-        /** @description The session is closed */
-        SessionClosed: {
-            /** @enum {boolean} */
-            ok: false;
-            /**
-             * @description A stable machine-readable code
-             * @enum {string}
-             */
-            error: "session_closed";
-            /** @description What went wrong, for people */
-            message: string;
-            /** @enum {string} */
-            _tag: "SessionClosed";
-        };
         /** @description The app started `turns_per_minute` turns in the last 60 s */
         RateLimited: {
             /** @enum {boolean} */
@@ -1275,6 +1289,20 @@ export interface components {
             max_queued_turns: number;
             /** @enum {string} */
             _tag: "QueueFull";
+        };
+        /** @description The session is closed */
+        SessionClosed: {
+            /** @enum {boolean} */
+            ok: false;
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
+            error: "session_closed";
+            /** @description What went wrong, for people */
+            message: string;
+            /** @enum {string} */
+            _tag: "SessionClosed";
         };
         /** @description The turn ran past the turn timeout and was cancelled */
         TurnTimeout: {
@@ -2117,6 +2145,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The request body is too large */
             413: {
                 headers: {
@@ -2168,6 +2205,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The request body is too large */
             413: {
                 headers: {
@@ -2217,6 +2263,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["NotFound"];
+                };
+            };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
                 };
             };
             /** @description The request body is too large */
@@ -2295,6 +2350,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The request body is too large */
             413: {
                 headers: {
@@ -2313,13 +2377,13 @@ export interface operations {
                     "application/json": components["schemas"]["IdempotencyKeyReused"];
                 };
             };
-            /** @description The app's agents cost `daily_cost_usd` or more today: creates and turns are refused until 00:00 UTC */
+            /** @description `TooManyAuthFailures`: Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes; `BudgetExhausted`: The app's agents cost `daily_cost_usd` or more today: creates and turns are refused until 00:00 UTC */
             429: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["BudgetExhausted"];
+                    "application/json": components["schemas"]["TooManyAuthFailures"] | components["schemas"]["BudgetExhausted"];
                 };
             };
             /** @description claude failed (v0.1 error shape) */
@@ -2385,6 +2449,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The request body is too large */
             413: {
                 headers: {
@@ -2392,6 +2465,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"];
                 };
             };
         };
@@ -2475,6 +2557,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The request body is too large */
             413: {
                 headers: {
@@ -2493,13 +2584,13 @@ export interface operations {
                     "application/json": components["schemas"]["IdempotencyKeyReused"];
                 };
             };
-            /** @description `AppSessionLimit`: The app holds as many live sessions as its `max_sessions` allows; `BudgetExhausted`: The app's agents cost `daily_cost_usd` or more today: creates and turns are refused until 00:00 UTC; `StorageQuota`: The app's stored turns take its `max_stored_mb` or more: creates and turns are refused until the sweeper removes old sessions */
+            /** @description `TooManyAuthFailures`: Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes; `AppSessionLimit`: The app holds as many live sessions as its `max_sessions` allows; `BudgetExhausted`: The app's agents cost `daily_cost_usd` or more today: creates and turns are refused until 00:00 UTC; `StorageQuota`: The app's stored turns take its `max_stored_mb` or more: creates and turns are refused until the sweeper removes old sessions */
             429: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["AppSessionLimit"] | components["schemas"]["BudgetExhausted"] | components["schemas"]["StorageQuota"];
+                    "application/json": components["schemas"]["TooManyAuthFailures"] | components["schemas"]["AppSessionLimit"] | components["schemas"]["BudgetExhausted"] | components["schemas"]["StorageQuota"];
                 };
             };
             /** @description The agent could not start, failed or exited; `events` holds what it said before */
@@ -2586,6 +2677,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The session is closed */
             410: {
                 headers: {
@@ -2613,13 +2713,13 @@ export interface operations {
                     "application/json": components["schemas"]["IdempotencyKeyReused"];
                 };
             };
-            /** @description `AppSessionLimit`: The app holds as many live sessions as its `max_sessions` allows; `BudgetExhausted`: The app's agents cost `daily_cost_usd` or more today: creates and turns are refused until 00:00 UTC; `RateLimited`: The app started `turns_per_minute` turns in the last 60 s; `QueueFull`: The session holds `max_queued_turns` turns accepted and not yet running: wait for one to start; `StorageQuota`: The app's stored turns take its `max_stored_mb` or more: creates and turns are refused until the sweeper removes old sessions */
+            /** @description `TooManyAuthFailures`: Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes; `AppSessionLimit`: The app holds as many live sessions as its `max_sessions` allows; `BudgetExhausted`: The app's agents cost `daily_cost_usd` or more today: creates and turns are refused until 00:00 UTC; `RateLimited`: The app started `turns_per_minute` turns in the last 60 s; `QueueFull`: The session holds `max_queued_turns` turns accepted and not yet running: wait for one to start; `StorageQuota`: The app's stored turns take its `max_stored_mb` or more: creates and turns are refused until the sweeper removes old sessions */
             429: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["AppSessionLimit"] | components["schemas"]["BudgetExhausted"] | components["schemas"]["RateLimited"] | components["schemas"]["QueueFull"] | components["schemas"]["StorageQuota"];
+                    "application/json": components["schemas"]["TooManyAuthFailures"] | components["schemas"]["AppSessionLimit"] | components["schemas"]["BudgetExhausted"] | components["schemas"]["RateLimited"] | components["schemas"]["QueueFull"] | components["schemas"]["StorageQuota"];
                 };
             };
             /** @description The agent could not start, failed or exited; `events` holds what it said before */
@@ -2715,6 +2815,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The session is closed */
             410: {
                 headers: {
@@ -2742,13 +2851,13 @@ export interface operations {
                     "application/json": components["schemas"]["IdempotencyKeyReused"];
                 };
             };
-            /** @description `AppSessionLimit`: The app holds as many live sessions as its `max_sessions` allows; `BudgetExhausted`: The app's agents cost `daily_cost_usd` or more today: creates and turns are refused until 00:00 UTC; `RateLimited`: The app started `turns_per_minute` turns in the last 60 s; `QueueFull`: The session holds `max_queued_turns` turns accepted and not yet running: wait for one to start; `StorageQuota`: The app's stored turns take its `max_stored_mb` or more: creates and turns are refused until the sweeper removes old sessions; `TooManyStreams`: The app holds `max_streams` open streams: close one first */
+            /** @description `TooManyAuthFailures`: Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes; `AppSessionLimit`: The app holds as many live sessions as its `max_sessions` allows; `BudgetExhausted`: The app's agents cost `daily_cost_usd` or more today: creates and turns are refused until 00:00 UTC; `RateLimited`: The app started `turns_per_minute` turns in the last 60 s; `QueueFull`: The session holds `max_queued_turns` turns accepted and not yet running: wait for one to start; `StorageQuota`: The app's stored turns take its `max_stored_mb` or more: creates and turns are refused until the sweeper removes old sessions; `TooManyStreams`: The app holds `max_streams` open streams: close one first */
             429: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["AppSessionLimit"] | components["schemas"]["BudgetExhausted"] | components["schemas"]["RateLimited"] | components["schemas"]["QueueFull"] | components["schemas"]["StorageQuota"] | components["schemas"]["TooManyStreams"];
+                    "application/json": components["schemas"]["TooManyAuthFailures"] | components["schemas"]["AppSessionLimit"] | components["schemas"]["BudgetExhausted"] | components["schemas"]["RateLimited"] | components["schemas"]["QueueFull"] | components["schemas"]["StorageQuota"] | components["schemas"]["TooManyStreams"];
                 };
             };
             /** @description The agent could not start, failed or exited; `events` holds what it said before */
@@ -2826,6 +2935,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The request body is too large */
             413: {
                 headers: {
@@ -2833,6 +2951,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"];
                 };
             };
         };
@@ -2901,6 +3028,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The session is closed */
             410: {
                 headers: {
@@ -2928,13 +3064,13 @@ export interface operations {
                     "application/json": components["schemas"]["IdempotencyKeyReused"];
                 };
             };
-            /** @description `AppSessionLimit`: The app holds as many live sessions as its `max_sessions` allows; `BudgetExhausted`: The app's agents cost `daily_cost_usd` or more today: creates and turns are refused until 00:00 UTC; `RateLimited`: The app started `turns_per_minute` turns in the last 60 s; `QueueFull`: The session holds `max_queued_turns` turns accepted and not yet running: wait for one to start; `StorageQuota`: The app's stored turns take its `max_stored_mb` or more: creates and turns are refused until the sweeper removes old sessions */
+            /** @description `TooManyAuthFailures`: Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes; `AppSessionLimit`: The app holds as many live sessions as its `max_sessions` allows; `BudgetExhausted`: The app's agents cost `daily_cost_usd` or more today: creates and turns are refused until 00:00 UTC; `RateLimited`: The app started `turns_per_minute` turns in the last 60 s; `QueueFull`: The session holds `max_queued_turns` turns accepted and not yet running: wait for one to start; `StorageQuota`: The app's stored turns take its `max_stored_mb` or more: creates and turns are refused until the sweeper removes old sessions */
             429: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["AppSessionLimit"] | components["schemas"]["BudgetExhausted"] | components["schemas"]["RateLimited"] | components["schemas"]["QueueFull"] | components["schemas"]["StorageQuota"];
+                    "application/json": components["schemas"]["TooManyAuthFailures"] | components["schemas"]["AppSessionLimit"] | components["schemas"]["BudgetExhausted"] | components["schemas"]["RateLimited"] | components["schemas"]["QueueFull"] | components["schemas"]["StorageQuota"];
                 };
             };
             /** @description The agent could not start, failed or exited; `events` holds what it said before */
@@ -3014,6 +3150,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"] | components["schemas"]["TurnNotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The request body is too large */
             413: {
                 headers: {
@@ -3021,6 +3166,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"];
                 };
             };
         };
@@ -3080,6 +3234,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"] | components["schemas"]["TurnNotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The request body is too large */
             413: {
                 headers: {
@@ -3089,13 +3252,13 @@ export interface operations {
                     "application/json": components["schemas"]["PayloadTooLarge"];
                 };
             };
-            /** @description The app holds `max_streams` open streams: close one first */
+            /** @description `TooManyAuthFailures`: Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes; `TooManyStreams`: The app holds `max_streams` open streams: close one first */
             429: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["TooManyStreams"];
+                    "application/json": components["schemas"]["TooManyAuthFailures"] | components["schemas"]["TooManyStreams"];
                 };
             };
         };
@@ -3150,6 +3313,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The request body is too large */
             413: {
                 headers: {
@@ -3157,6 +3329,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"];
                 };
             };
         };
@@ -3211,6 +3392,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The request body is too large */
             413: {
                 headers: {
@@ -3218,6 +3408,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"];
                 };
             };
         };
@@ -3272,6 +3471,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The request body is too large */
             413: {
                 headers: {
@@ -3279,6 +3487,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"];
                 };
             };
         };
@@ -3337,6 +3554,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The session is closed */
             410: {
                 headers: {
@@ -3355,13 +3581,13 @@ export interface operations {
                     "application/json": components["schemas"]["PayloadTooLarge"];
                 };
             };
-            /** @description The app holds as many live sessions as its `max_sessions` allows */
+            /** @description `TooManyAuthFailures`: Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes; `AppSessionLimit`: The app holds as many live sessions as its `max_sessions` allows */
             429: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["AppSessionLimit"];
+                    "application/json": components["schemas"]["TooManyAuthFailures"] | components["schemas"]["AppSessionLimit"];
                 };
             };
             /** @description The agent could not start, failed or exited; `events` holds what it said before */
@@ -3434,6 +3660,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The request body is too large */
             413: {
                 headers: {
@@ -3441,6 +3676,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"];
                 };
             };
         };
@@ -3501,6 +3745,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"] | components["schemas"]["PermissionNotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The request body is too large */
             413: {
                 headers: {
@@ -3508,6 +3761,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"];
                 };
             };
         };
@@ -3567,6 +3829,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"] | components["schemas"]["TurnNotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The request body is too large */
             413: {
                 headers: {
@@ -3574,6 +3845,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"];
                 };
             };
         };
@@ -3625,6 +3905,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The request body is too large */
             413: {
                 headers: {
@@ -3632,6 +3921,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"];
                 };
             };
         };
@@ -3690,6 +3988,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The request body is too large */
             413: {
                 headers: {
@@ -3697,6 +4004,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"];
                 };
             };
         };
@@ -3748,6 +4064,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The request body is too large */
             413: {
                 headers: {
@@ -3755,6 +4080,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"];
                 };
             };
         };
@@ -3806,6 +4140,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The request body is too large */
             413: {
                 headers: {
@@ -3813,6 +4156,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"];
                 };
             };
         };
@@ -3864,6 +4216,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The request body is too large */
             413: {
                 headers: {
@@ -3871,6 +4232,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"];
                 };
             };
         };
@@ -3922,6 +4292,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The request body is too large */
             413: {
                 headers: {
@@ -3929,6 +4308,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"];
                 };
             };
         };
@@ -3993,6 +4381,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description An active app has that name already (revoke it first to issue a new token) */
             409: {
                 headers: {
@@ -4009,6 +4406,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"];
                 };
             };
         };
@@ -4063,6 +4469,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"] | components["schemas"]["AppNotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The request body is too large */
             413: {
                 headers: {
@@ -4070,6 +4485,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"];
                 };
             };
         };
@@ -4128,6 +4552,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The request body is too large */
             413: {
                 headers: {
@@ -4135,6 +4568,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"];
                 };
             };
         };
@@ -4193,6 +4635,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"] | components["schemas"]["AppNotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The request body is too large */
             413: {
                 headers: {
@@ -4200,6 +4651,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"];
                 };
             };
         };
@@ -4254,6 +4714,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"] | components["schemas"]["AppNotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The request body is too large */
             413: {
                 headers: {
@@ -4261,6 +4730,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"];
                 };
             };
         };
@@ -4319,6 +4797,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The request body is too large */
             413: {
                 headers: {
@@ -4326,6 +4813,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"];
                 };
             };
         };
@@ -4380,6 +4876,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The request body is too large */
             413: {
                 headers: {
@@ -4387,6 +4892,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"];
                 };
             };
         };
@@ -4441,6 +4955,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The request body is too large */
             413: {
                 headers: {
@@ -4448,6 +4971,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"];
                 };
             };
         };
@@ -4509,6 +5041,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"] | components["schemas"]["TurnNotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The request body is too large */
             413: {
                 headers: {
@@ -4516,6 +5057,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"];
                 };
             };
         };
@@ -4575,6 +5125,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"] | components["schemas"]["TurnNotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The request body is too large */
             413: {
                 headers: {
@@ -4582,6 +5141,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"];
                 };
             };
         };
@@ -4633,6 +5201,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The request body is too large */
             413: {
                 headers: {
@@ -4640,6 +5217,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"];
                 };
             };
         };
@@ -4700,6 +5286,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"] | components["schemas"]["PermissionNotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The request body is too large */
             413: {
                 headers: {
@@ -4707,6 +5302,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"];
                 };
             };
         };
@@ -4763,6 +5367,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The request body is too large */
             413: {
                 headers: {
@@ -4770,6 +5383,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"];
                 };
             };
         };
@@ -4828,6 +5450,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The request body is too large */
             413: {
                 headers: {
@@ -4835,6 +5466,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"];
                 };
             };
         };
@@ -4886,6 +5526,15 @@ export interface operations {
                     "application/json": components["schemas"]["NotFound"] | components["schemas"]["NotACluster"];
                 };
             };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
             /** @description The request body is too large */
             413: {
                 headers: {
@@ -4893,6 +5542,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"];
                 };
             };
         };
@@ -4931,6 +5589,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["NotFound"];
+                };
+            };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
                 };
             };
             /** @description The request body is too large */
@@ -4981,6 +5648,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["NotFound"];
+                };
+            };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
                 };
             };
             /** @description The request body is too large */

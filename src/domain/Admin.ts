@@ -4,7 +4,7 @@ import * as HttpApiSecurity from "@effect/platform/HttpApiSecurity"
 import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { AgentLimited, SandboxMode } from "./Agent.js"
-import { errorFields, NotFound, Unauthorized } from "./Errors.js"
+import { errorFields, NotFound, TooManyAuthFailures, Unauthorized } from "./Errors.js"
 import { AppName, IntFromString, UnixSeconds } from "./Ids.js"
 import { PermissionRequest } from "./Permission.js"
 import { Session, SessionStatus } from "./Session.js"
@@ -20,7 +20,7 @@ import { TurnSummary } from "./Turn.js"
  * group uses it with `.middleware(AdminAuthorization)` and its layer takes `AdminAuthorizationLive`.
  */
 export class AdminAuthorization extends HttpApiMiddleware.Tag<AdminAuthorization>()("clawdforge/AdminAuthorization", {
-  failure: Schema.Union(Unauthorized, NotFound),
+  failure: Schema.Union(Unauthorized, NotFound, TooManyAuthFailures),
   security: {
     adminBearer: HttpApiSecurity.bearer.pipe(
       HttpApiSecurity.annotate(

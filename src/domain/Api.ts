@@ -25,11 +25,13 @@ import {
   PoolFull,
   QueueFull,
   RateLimited,
+  RequestTimeout,
   RunFailed,
   SessionClosed,
   SessionNotFound,
   ShuttingDown,
   StorageQuota,
+  TooManyAuthFailures,
   TooManyStreams,
   TurnNotFound,
   TurnTimeout,
@@ -76,7 +78,8 @@ import {
 export class CurrentApp extends Context.Tag("clawdforge/CurrentApp")<CurrentApp, AppName>() {}
 
 export class Authorization extends HttpApiMiddleware.Tag<Authorization>()("clawdforge/Authorization", {
-  failure: Unauthorized,
+  // A wrong token from an address past its failures is a 429 before the token is looked at.
+  failure: Schema.Union(Unauthorized, TooManyAuthFailures),
   provides: CurrentApp,
   security: {
     bearer: HttpApiSecurity.bearer.pipe(
@@ -634,6 +637,7 @@ export class Api extends HttpApi.make("clawdforge")
   .addError(BadRequest)
   .addError(NotFound)
   .addError(PayloadTooLarge)
+  .addError(RequestTimeout)
   // The data of a streamed turn's events, for clients that read the stream event by event.
   .annotate(HttpApi.AdditionalSchemas, [TurnStreamEventData])
   .annotate(OpenApi.Title, "clawdforge")

@@ -249,3 +249,25 @@ export class GitCloneFailed extends Schema.TaggedError<GitCloneFailed>()(
       "first lines, credentials masked; nothing was kept (no workspace, no session)"
   })
 ) {}
+
+export class TooManyAuthFailures extends Schema.TaggedError<TooManyAuthFailures>()(
+  "TooManyAuthFailures",
+  {
+    ...errorFields("too_many_auth_failures"),
+    retry_after_secs: Schema.Int.annotations({ description: "Seconds until a wrong token from this address is counted again (also `Retry-After`)" })
+  },
+  HttpApiSchema.annotations({
+    status: 429,
+    description: "Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token " +
+      "is refused at once until `retry_after_secs`; a valid token still passes"
+  })
+) {}
+
+export class RequestTimeout extends Schema.TaggedError<RequestTimeout>()(
+  "RequestTimeout",
+  errorFields("request_timeout"),
+  HttpApiSchema.annotations({
+    status: 408,
+    description: "The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS"
+  })
+) {}

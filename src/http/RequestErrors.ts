@@ -9,9 +9,9 @@ import {
   HttpServerResponse
 } from "@effect/platform"
 import { NodeHttpServerRequest } from "@effect/platform-node"
-import { Cause, Effect, identity, Option } from "effect"
+import { Cause, Effect, identity, Option, Schema } from "effect"
 import type { IncomingMessage } from "node:http"
-import { BadRequest, NotFound, PayloadTooLarge } from "../domain/Errors.js"
+import { BadRequest, NotFound, PayloadTooLarge, TooManyAuthFailures } from "../domain/Errors.js"
 import { AuthThrottled } from "./Authorization.js"
 
 const clip = (text: string) => text.length > 500 ? `${text.slice(0, 500)}…` : text
@@ -31,12 +31,15 @@ const describeIssues = (error: HttpApiError.HttpApiDecodeError) =>
 
 /** The answer to a client address throttled for its wrong tokens. */
 const tooManyAuthFailures = (retryAfterSecs: number) =>
-  HttpServerResponse.unsafeJson({
-    ok: false,
-    error: "too_many_auth_failures",
-    message: `Too many wrong tokens from this address: try again in ${retryAfterSecs} s`,
-    retry_after_secs: retryAfterSecs
-  }, { status: 429, headers: { "retry-after": String(retryAfterSecs) } })
+  HttpServerResponse.unsafeJson(
+    Schema.encodeSync(TooManyAuthFailures)(
+      new TooManyAuthFailures({
+        message: `Too many wrong tokens from this address: try again in ${retryAfterSecs} s`,
+        retry_after_secs: retryAfterSecs
+      })
+    ),
+    { status: 429, headers: { "retry-after": String(retryAfterSecs) } }
+  )
 
 const tooLarge = (maxBodyBytes: number) =>
   new PayloadTooLarge({ message: `The request body is larger than ${maxBodyBytes} bytes` })

@@ -49,8 +49,8 @@ export const HttpAppLive = HttpApiBuilder.serve(withRequestLog).pipe(
 )
 
 /** The JSON error a raw socket answer carries, as the API's own errors do. */
-const rawAnswer = (status: number, error: string, message: string) => {
-  const body = JSON.stringify({ ok: false, error, message })
+const rawAnswer = (status: number, error: string, message: string, tag?: string) => {
+  const body = JSON.stringify(tag === undefined ? { ok: false, error, message } : { _tag: tag, ok: false, error, message })
   return `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\n` +
     `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
 }
@@ -70,7 +70,9 @@ export const jsonClientErrors = (server: Server, bodyTimeoutSecs?: number): Serv
       return void socket.end(rawAnswer(
         408,
         "request_timeout",
-        `The request did not arrive within ${bodyTimeoutSecs ?? "the"} s (CLAWDFORGE_BODY_TIMEOUT_SECS)`
+        `The request did not arrive within ${bodyTimeoutSecs ?? "the"} s (CLAWDFORGE_BODY_TIMEOUT_SECS)`,
+        // As the OpenAPI document's RequestTimeout, so that typed clients decode it.
+        "RequestTimeout"
       ))
     }
     socket.end(

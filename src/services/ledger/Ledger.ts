@@ -20,8 +20,6 @@ export type SessionEventKind =
   | "permission_request"
   | "permission_answer"
   | "revoked"
-  | "hibernated"
-  | "resumed"
 
 export class SessionEvent extends Schema.Class<SessionEvent>("SessionEvent")({
   id: Schema.Int,
