@@ -278,7 +278,13 @@ export class AppConfig extends Effect.Service<AppConfig>()("clawdforge/AppConfig
       // A create's `git` may name a repository on the gateway's own disk (a bare path or file://): trusted setups only.
       gitAllowFile: Config.boolean("CLAWDFORGE_GIT_ALLOW_FILE").pipe(Config.withDefault(false)),
       // How long a create's clone (and checkout) may take before it is stopped: 400 git_clone_failed.
-      gitCloneTimeout: seconds("CLAWDFORGE_GIT_TIMEOUT_SECS", 300)
+      gitCloneTimeout: seconds("CLAWDFORGE_GIT_TIMEOUT_SECS", 300),
+      // Hibernation: an agent with no turn this long is stopped, its session kept (0: never).
+      agentIdle: Config.integer("CLAWDFORGE_AGENT_IDLE_SECS").pipe(
+        Config.validate({ message: "Expected 0 (off) or a number of seconds", validation: (n) => n >= 0 }),
+        Config.withDefault(0),
+        Config.map(Duration.seconds)
+      )
     }).pipe(Config.mapOrFail(refuseSharedTokens))
   })
 }) {}

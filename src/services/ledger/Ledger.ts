@@ -20,6 +20,8 @@ export type SessionEventKind =
   | "permission_request"
   | "permission_answer"
   | "revoked"
+  | "hibernated"
+  | "resumed"
 
 export class SessionEvent extends Schema.Class<SessionEvent>("SessionEvent")({
   id: Schema.Int,

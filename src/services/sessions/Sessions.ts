@@ -184,6 +184,10 @@ const makeLocalSessions = Effect.gen(function*() {
       }))
       : Effect.fail(sessionNotFound(id))
 
+  /** The session as it is now: whether its agent runs here (a hibernated session's does not). */
+  const withLive = (session: Session) =>
+    actors.isLive(session.session_id) ? new Session({ ...session, live: true }, true) : session
+
   /** The caller's session for a read: a live actor knows its owner, else the ledger answers. */
   const ownedForRead = (app: AppName, id: string) => {
     const live = actors.running(id as SessionId)
@@ -242,7 +246,7 @@ const makeLocalSessions = Effect.gen(function*() {
       )
     }
     const { model, mode, config_options } = actor.state.savedSettings = handle.settings()
-    const session = new Session({ ...opened, model, mode, config_options })
+    const session = new Session({ ...opened, model, mode, config_options, live: true })
     yield* ledger.createSession(session, handle.agentSessionId).pipe(Effect.onError(() => discard))
     return session
   })
@@ -295,9 +299,10 @@ const makeLocalSessions = Effect.gen(function*() {
 
   const sessions: SessionsApi = {
     create,
-    get: Effect.fn("Sessions.get")((app, id) => owned(app, id)),
+    get: Effect.fn("Sessions.get")((app, id) => Effect.map(owned(app, id), withLive)),
     list: Effect.fn("Sessions.list")(function*(app, options) {
-      return yield* ledger.listSessions(app, { status: options.status, limit: options.limit ?? 100 })
+      const sessions = yield* ledger.listSessions(app, { status: options.status, limit: options.limit ?? 100 })
+      return sessions.map(withLive)
     }),
     submit,
     turn: (app, id, request) =>
@@ -349,7 +354,7 @@ const makeLocalSessions = Effect.gen(function*() {
       const session = yield* owned(app, id)
       if (session.closed_at !== null) return yield* sessionClosed(session.session_id)
       yield* (yield* actors.actorFor(session)).configure(settings)
-      return yield* owned(app, id)
+      return withLive(yield* owned(app, id))
     }),
     listPermissions: Effect.fn("Sessions.listPermissions")(function*(app, id) {
       const actor = yield* liveActorOf(app, id)

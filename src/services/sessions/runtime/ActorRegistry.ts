@@ -12,6 +12,7 @@ import type { AppSecrets } from "../../tenancy/AppSecrets.js"
 import type { Webhooks } from "../../tenancy/Webhooks.js"
 import type { AgentPool } from "../AgentPool.js"
 import type { StartError } from "../SessionErrors.js"
+import { makeHibernation } from "./Hibernation.js"
 import { permissionPolicy, type PermissionPolicy } from "./PermissionPolicy.js"
 import { cancelGrace, makeSessionActor, type SessionActor, type TurnWorkspace } from "./SessionActor.js"
 import { makeTurnCommit } from "./TurnCommit.js"
@@ -52,6 +53,9 @@ export const makeActorRegistry = (services: ActorRegistryServices) =>
     // Sessions whose actor this gateway stops to hand them to another (a cluster's shard moving).
     const handingOver = new Set<SessionId>()
     const commit = makeTurnCommit({ ledger, limits, webhooks, maxStoredBytes: config.turnMaxStoredBytes })
+    // Idle agents stopped (their sessions kept), and a full pool's room made by stopping one.
+    const hibernation = yield* makeHibernation({ idle: config.agentIdle, actors: () => [...running.values()] })
+    yield* pool.addRoomMaker(hibernation.makeRoom, 1)
 
     const untilIdle = (live: ReadonlyArray<SessionActor>) =>
       Effect.exists(live, (actor) => actor.isRunning).pipe(
@@ -141,7 +145,8 @@ export const makeActorRegistry = (services: ActorRegistryServices) =>
           starting.set(id, ready)
           const forget = Effect.sync(() => starting.get(id) === ready && starting.delete(id))
           const slot = yield* Scope.make()
-          const agentScope = yield* Scope.fork(slot, ExecutionStrategy.sequential)
+          const poolSlot = yield* Scope.fork(slot, ExecutionStrategy.sequential)
+          const agentScope = yield* Scope.fork(poolSlot, ExecutionStrategy.sequential)
           // The desk reads the running turn from the actor, made once the agent is up.
           let actor: SessionActor | undefined
           const policy = permissionPolicy(session, {
@@ -151,11 +156,12 @@ export const makeActorRegistry = (services: ActorRegistryServices) =>
               void runForkAudit(Effect.forEach(events, ([event, detail]) => ledger.recordEvent(id, event, detail), { discard: true })),
             onHeld: (request) => void runForkAudit(webhooks.permissionRequested(session.app_name, id, request))
           })
-          // The app's live-session slot and the pool's, both held until the actor stops.
+          // The app's session slot, held until the actor stops, and the pool's, held while its agent runs.
+          const reservePool = pool.reserveFor(session.app_name)
           const started = yield* restore(
             limits.reserveSession(session.app_name, id).pipe(
-              Effect.zipRight(pool.reserve),
               Scope.extend(slot),
+              Effect.zipRight(Scope.extend(reservePool, poolSlot)),
               Effect.zipRight(startAgent(session, definition, resume, policy).pipe(Scope.extend(agentScope)))
             )
           ).pipe(Effect.exit)
@@ -169,6 +175,8 @@ export const makeActorRegistry = (services: ActorRegistryServices) =>
           const made: SessionActor = actor = yield* makeSessionActor({
             session,
             slot,
+            poolSlot,
+            reservePool,
             agent: { handle, scope: agentScope },
             desk: policy.desk,
             turnTimeout: config.turnTimeout,
@@ -242,10 +250,14 @@ export const makeActorRegistry = (services: ActorRegistryServices) =>
       size: FiberMap.size(fibers),
       /** The sessions with an actor, started or starting. */
       ids: Effect.sync(() => [...starting.keys()]),
-      /** The sessions with a live agent now, with their app. */
+      /** The sessions with a live agent now (not hibernating), with their app. */
       liveSessions: Effect.sync(() =>
-        new Map([...running].map(([id, actor]) => [id, actor.session.app_name])) as ReadonlyMap<SessionId, AppName>
-      )
+        new Map(
+          [...running].filter(([, actor]) => actor.state.live).map(([id, actor]) => [id, actor.session.app_name])
+        ) as ReadonlyMap<SessionId, AppName>
+      ),
+      /** Whether the session's agent runs now (here). */
+      isLive: (id: SessionId) => running.get(id)?.state.live === true
     } as const
   })
 

@@ -63,13 +63,24 @@ export interface ActorState {
   readonly desk: PermissionDesk
   /** The settings as the ledger has them: stored again when the agent's differ. */
   savedSettings: SettingsState
+  /** Whether its agent runs now (it holds a pool slot); false while the session hibernates. */
+  live: boolean
+  /** Items accepted into the mailbox and not yet done (a turn queued or running, a change of settings). */
+  pending: number
+  /** When the session was last used (a turn accepted or ended, its agent started), in epoch ms. */
+  lastUsedAt: number
 }
 
 /** What one session's actor needs: its session, its agent, and where its work is written. */
 export interface SessionActorOptions {
   readonly session: Session
-  /** Holds the session's slots until the actor stops; each agent's scope is forked from it. */
+  /** Holds the session's slots until the actor stops; its pool slot's scope is forked from it. */
   readonly slot: Scope.CloseableScope
+  /**
+   * Holds the agent's pool slot (forked from `slot`); each agent's scope is forked from it. Closed when
+   * the session hibernates, made again (with a slot reserved by `reservePool`) when it wakes.
+   */
+  readonly poolSlot?: Scope.CloseableScope | undefined
   /** The agent started for it. */
   readonly agent: RunningAgent
   readonly desk: PermissionDesk
@@ -90,6 +101,8 @@ export interface SessionActorOptions {
    * `max_queued_turns`, read at each turn: a change of the limit applies at once); null: no limit.
    */
   readonly maxQueuedTurns?: Effect.Effect<number | null> | undefined
+  /** Takes a pool slot for an agent woken from hibernation (making room when the pool is full); none: no pool. */
+  readonly reservePool?: Effect.Effect<void, StartError, Scope.Scope> | undefined
   /** What each turn did to the session's workspace (`WorkspaceChanges`); none: not seen. */
   readonly workspace?: TurnWorkspace | undefined
 }
@@ -129,12 +142,24 @@ export interface SessionActor {
   /** Cancels the running turn, if any; true when there was one. */
   readonly cancel: Effect.Effect<boolean>
   readonly isRunning: Effect.Effect<boolean>
+  /** Whether it could hibernate now: its agent runs, with no turn running or queued and no request pending. */
+  readonly isIdle: () => boolean
+  /**
+   * Stops its agent and frees its pool slot when it is idle, keeping the session (its next item
+   * starts the agent again and resumes its ACP session); false when it was not idle.
+   */
+  readonly hibernate: (reason: "idle" | "pool_full") => Effect.Effect<boolean>
 }
 
 /** Makes a session's actor; the caller runs its `run` on a fiber it owns (see `ActorRegistry`). */
 export const makeSessionActor = (options: SessionActorOptions): Effect.Effect<SessionActor> =>
   Effect.gen(function*() {
     const { commit, desk, ledger, session, slot } = options
+    // The agent and the scope holding its pool slot: replaced when the agent restarts or wakes.
+    let agent = options.agent
+    let poolSlot = options.poolSlot ?? (yield* Scope.fork(slot, ExecutionStrategy.sequential))
+    // Swapping the agent out (hibernation) and back in (waking) is one at a time.
+    const agentSwap = yield* Effect.makeSemaphore(1)
     const id = session.session_id
     const mailbox = yield* Queue.unbounded<MailboxItem>()
     const stopped = yield* Deferred.make<never, SessionClosed>()
@@ -150,7 +175,10 @@ export const makeSessionActor = (options: SessionActorOptions): Effect.Effect<Se
       turn: undefined,
       desk,
       // Stored at the end of its first turn (a resumed agent may report other settings).
-      savedSettings: noSettings
+      savedSettings: noSettings,
+      live: true,
+      pending: 0,
+      lastUsedAt: Date.now()
     }
 
     /** What the caller of a turn ended that way hears: a handed-over session is not closed. */
@@ -182,14 +210,47 @@ export const makeSessionActor = (options: SessionActorOptions): Effect.Effect<Se
         )
       })
 
-    const loop = Effect.gen(function*() {
-      let agent = options.agent
+    const isIdle = () => state.live && state.pending === 0 && !state.running && desk.list().length === 0
 
+    const hibernate = (reason: "idle" | "pool_full") =>
+      agentSwap.withPermitsIfAvailable(1)(Effect.suspend(() => {
+        if (!isIdle()) return Effect.succeed(false)
+        // Set before the agent stops: a turn accepted from now on wakes it (after this swap).
+        state.live = false
+        const pid = agent.handle.pid
+        return Scope.close(agent.scope, Exit.void).pipe(
+          Effect.zipRight(Scope.close(poolSlot, Exit.void)),
+          Effect.zipRight(ledger.recordEvent(id, "hibernated", { reason, pid })),
+          Effect.as(true)
+        )
+      })).pipe(Effect.map((done) => Option.getOrElse(done, () => false)), Effect.uninterruptible)
+
+    /** Wakes the hibernated session: a pool slot again, its agent started, its ACP session resumed. */
+    const wake = agentSwap.withPermits(1)(Effect.gen(function*() {
+      if (state.live) return agent.handle
+      const pool = yield* Scope.fork(slot, ExecutionStrategy.sequential)
+      const scope = yield* Scope.fork(pool, ExecutionStrategy.sequential)
+      const handle = yield* (options.reservePool ?? Effect.void).pipe(
+        Scope.extend(pool),
+        Effect.zipRight(options.restart(Option.some(agent.handle.agentSessionId)).pipe(Scope.extend(scope))),
+        Effect.tapError(() => Scope.close(pool, Exit.void))
+      )
+      poolSlot = pool
+      agent = { handle, scope }
+      state.current = handle
+      state.live = true
+      state.lastUsedAt = Date.now()
+      yield* ledger.recordEvent(id, "resumed", { origin: handle.origin, pid: handle.pid })
+      return handle
+    }))
+
+    const loop = Effect.gen(function*() {
       // The agent died between turns (or timed out): start it again and resume its session.
       const ensureAgent = Effect.gen(function*() {
+        if (!state.live) return yield* wake
         if (yield* agent.handle.isAlive) return agent.handle
         yield* Scope.close(agent.scope, Exit.void)
-        const scope = yield* Scope.fork(slot, ExecutionStrategy.sequential)
+        const scope = yield* Scope.fork(poolSlot, ExecutionStrategy.sequential)
         const handle = yield* options.restart(Option.some(agent.handle.agentSessionId)).pipe(
           Scope.extend(scope),
           Effect.tapError(() => Scope.close(scope, Exit.void))
@@ -323,11 +384,16 @@ export const makeSessionActor = (options: SessionActorOptions): Effect.Effect<Se
           )
         )
 
+      // An item is pending from its accept to its end: an agent with one never hibernates.
+      const done = Effect.sync(() => {
+        state.pending--
+        state.lastUsedAt = Date.now()
+      })
       return yield* Queue.take(mailbox).pipe(
         Effect.flatMap((item) => {
-          if (isSettingsJob(item)) return configure(item)
+          if (isSettingsJob(item)) return Effect.ensuring(configure(item), done)
           waiting.delete(item)
-          return work(item)
+          return Effect.ensuring(work(item), done)
         }),
         Effect.forever
       )
@@ -357,11 +423,13 @@ export const makeSessionActor = (options: SessionActorOptions): Effect.Effect<Se
             max_queued_turns: max
           })
         }
+        // Held as pending while its row is written: an agent about to get a turn is not idle.
+        state.pending++
         const turnIndex = yield* ledger.acceptTurn(id, {
           prompt: request.prompt,
           files: request.files ?? [],
           at: yield* nowSeconds
-        })
+        }).pipe(Effect.ensuring(Effect.sync(() => state.pending--)))
         if (Option.isNone(turnIndex)) {
           // Closed in the ledger behind the gateway's back (the admin CLI): later turns are
           // refused at once, and the next sweep stops the agent.
@@ -373,6 +441,8 @@ export const makeSessionActor = (options: SessionActorOptions): Effect.Effect<Se
         const reply = yield* Deferred.make<TurnReply, TurnError>()
         const job: TurnJob = { request, live, reply }
         waiting.add(job)
+        state.pending++
+        state.lastUsedAt = Date.now()
         yield* Queue.offer(mailbox, job)
         // The actor may have stopped (and emptied its mailbox) before this turn arrived.
         if (yield* Deferred.isDone(stopped)) yield* abandon(job)
@@ -385,6 +455,7 @@ export const makeSessionActor = (options: SessionActorOptions): Effect.Effect<Se
         const done = yield* Deferred.make<void, SettingsError>()
         yield* accepting.withPermits(1)(Effect.gen(function*() {
           if (yield* Deferred.isDone(stopped)) return yield* sessionClosed(id)
+          state.pending++
           yield* Queue.offer(mailbox, { settings, done })
         }))
         yield* Deferred.await(done)
@@ -403,7 +474,9 @@ export const makeSessionActor = (options: SessionActorOptions): Effect.Effect<Se
           ? Effect.as(Effect.zipRight(state.current.cancel, Effect.sync(() => desk.cancelAll())), true)
           : Effect.succeed(false)
       ),
-      isRunning: Effect.sync(() => state.running)
+      isRunning: Effect.sync(() => state.running),
+      isIdle,
+      hibernate
     }
     return actor
   })
