@@ -12,6 +12,7 @@ import { createServer, type Server, type ServerResponse } from "node:http"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { bwrapAvailable } from "./support/Bubblewrap.js"
+import { git, makeRepository, type TestRepository } from "./support/GitRepository.js"
 import { api, dataDir, type GatewayProcess, startGateway } from "./support/GatewayProcess.js"
 import { until } from "./support/Poll.js"
 import { probeResult } from "./support/Probe.js"
@@ -20,41 +21,6 @@ import { tempDir } from "./support/TempDirs.js"
 
 const asRoot = process.getuid?.() === 0
 const agentUid = 65534
-
-/** git as the test runs it: no user config, a fixed identity; any owner's repository readable. */
-const git = (cwd: string, ...args: Array<string>) =>
-  execFileSync("git", ["-c", "safe.directory=*", "-c", "user.email=t@example.com", "-c", "user.name=t", ...args], {
-    cwd,
-    encoding: "utf8",
-    env: { PATH: process.env["PATH"]!, HOME: cwd, GIT_CONFIG_NOSYSTEM: "1" }
-  }).trim()
-
-/**
- * A repository `project` under a fresh folder: `main` (README.md, src/app.txt), a tag `v1` on the
- * first commit, a branch `feature` (feature.txt); answers the commits.
- */
-const makeRepository = () => {
-  const root = tempDir("clawdforge-git-src-")
-  const repo = join(root, "project")
-  execFileSync("git", ["init", "-q", "-b", "main", repo])
-  writeFileSync(join(repo, "README.md"), "# project\n")
-  git(repo, "add", "README.md")
-  git(repo, "commit", "-q", "-m", "first")
-  const first = git(repo, "rev-parse", "HEAD")
-  git(repo, "tag", "v1")
-  execFileSync("mkdir", ["-p", join(repo, "src")])
-  writeFileSync(join(repo, "src", "app.txt"), "app\n")
-  git(repo, "add", "src/app.txt")
-  git(repo, "commit", "-q", "-m", "second")
-  const second = git(repo, "rev-parse", "HEAD")
-  git(repo, "checkout", "-q", "-b", "feature")
-  writeFileSync(join(repo, "feature.txt"), "feature\n")
-  git(repo, "add", "feature.txt")
-  git(repo, "commit", "-q", "-m", "feature")
-  const feature = git(repo, "rev-parse", "HEAD")
-  git(repo, "checkout", "-q", "main")
-  return { root, repo, first, second, feature }
-}
 
 /** A tiny smart-HTTP git server on loopback: `git http-backend` as a CGI, serving the folders under `root`. */
 const gitHttpServer = async (root: string): Promise<{ server: Server; port: number; requests: Array<string> }> => {
@@ -120,7 +86,7 @@ const cwdOf = async (gateway: GatewayProcess, sid: string) =>
 describe("sessions cloned from a repository (file://, sandbox off)", () => {
   let gateway: GatewayProcess
   let data: string
-  let source: ReturnType<typeof makeRepository>
+  let source: TestRepository
   let http: Awaited<ReturnType<typeof gitHttpServer>>
 
   beforeAll(async () => {
@@ -231,7 +197,7 @@ describe("sessions cloned from a repository (file://, sandbox off)", () => {
 describe("sessions cloned over http (private hosts allowed, file:// not)", () => {
   let gateway: GatewayProcess
   let data: string
-  let source: ReturnType<typeof makeRepository>
+  let source: TestRepository
   let http: Awaited<ReturnType<typeof gitHttpServer>>
   // `/moved/...` answers a redirect to the git server; `/hang/...` never answers.
   let odd: { server: Server; port: number; hanging: Set<ServerResponse> }
@@ -315,7 +281,7 @@ describe("sessions cloned over http (private hosts allowed, file:// not)", () =>
 describe.skipIf(!bwrapAvailable)("the clone in the session's sandbox", () => {
   let gateway: GatewayProcess
   let data: string
-  let source: ReturnType<typeof makeRepository>
+  let source: TestRepository
   let http: Awaited<ReturnType<typeof gitHttpServer>>
 
   beforeAll(async () => {
