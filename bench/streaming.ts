@@ -45,8 +45,8 @@ export const streaming: Question = {
         bare: ms(bare.p50),
         direct: ms(direct.p50),
         ratio: ratio(gateway.p50, bare.p50, "bare"),
-        target: "<= 1.5x bare",
-        pass: gateway.p50 <= 1.5 * bare.p50,
+        target: "<= 1.3x bare",
+        pass: gateway.p50 <= 1.3 * bare.p50,
         note: `median of ${sizes.streams}, to event: done`
       }]
     }

@@ -46,7 +46,7 @@ export const throughput: Question = {
         bare: String(bare.turnsPerSecond),
         direct: String(direct.turnsPerSecond),
         ratio: ratio(gateway.turnsPerSecond, bare.turnsPerSecond, "bare"),
-        ...(targeted ? { target: ">= 0.3x bare", pass: gateway.turnsPerSecond >= 0.3 * bare.turnsPerSecond } : {}),
+        ...(targeted ? { target: ">= 0.4x bare", pass: gateway.turnsPerSecond >= 0.4 * bare.turnsPerSecond } : {}),
         note: `CPU/turn in window: ${ms(gateway.serverCpuMsPerTurn!)} gw, ${ms(bare.serverCpuMsPerTurn!)} bare`
       })
     }
