@@ -408,6 +408,26 @@ export class WorkspacePaths extends Effect.Service<WorkspacePaths>()("clawdforge
       yield* Effect.promise(() => rm(trash, { recursive: true, force: true }))
     })
 
+    /**
+     * Moves `source` (a file, link or whole folder in the staging area) to the path, whose folder must
+     * exist: a rename in that pinned folder, replacing a file or link there (never following it); a
+     * folder there is `is_a_directory`. Archives put their extracted entries in place with it.
+     */
+    const moveIn = Effect.fn("WorkspacePaths.moveIn")(function*(workspace: string, segments: WorkspacePath, source: string) {
+      const raw = shown(segments)
+      yield* attempt(() =>
+        withParent(workspace, segments, false, async (parent, name) => {
+          const target = fdPath(parent.fd, name)
+          const current = await lstat(target).catch((error) => {
+            if (errnoOf(error) === "ENOENT") return undefined
+            throw error
+          })
+          if (current?.isDirectory()) throw new IsADirectory({ message: `${raw} is a folder` })
+          await rename(source, target)
+        })
+      )
+    })
+
     return {
       /** The workspace root, as a real path. */
       root,
@@ -420,6 +440,7 @@ export class WorkspacePaths extends Effect.Service<WorkspacePaths>()("clawdforge
       mkdir: makeFolder,
       writeFile,
       remove,
+      moveIn,
       /** Gives a path (never a link's target) to the sandbox's agent user; nothing to do unless the gateway is root and sandboxes. */
       giveToAgent: Effect.fn("WorkspacePaths.giveToAgent")((path: string) => Effect.promise(() => giveToAgentNow(path))),
       /** The agent's user, when what the gateway writes must be given to it. */
