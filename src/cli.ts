@@ -14,7 +14,7 @@ import { Webhooks } from "./services/tenancy/Webhooks.js"
 import { AppLimits, parseNetworkLimit } from "./services/tenancy/AppLimits.js"
 import { AppSecrets } from "./services/tenancy/AppSecrets.js"
 import { Usage } from "./services/tenancy/Usage.js"
-import { allPermissionModes, LimitCount, LimitUsd, limitNames, UsageGroupBy } from "./domain/Tenancy.js"
+import { allPermissionModes, LimitCount, LimitUsd, limitNames, UsageGroupBy, type WarmLimit } from "./domain/Tenancy.js"
 import { LedgerLive } from "./services/ledger/LedgerLive.js"
 import { reportConfigError, serveGateway } from "./Gateway.js"
 import { Ledger, nowSeconds } from "./services/ledger/Ledger.js"
@@ -194,6 +194,21 @@ const permissionModesOption = Options.text("permission-modes").pipe(
   )
 )
 
+/** `--warm claude=2,echo=1`: ready sessions kept per agent (0 keeps none of that agent). */
+const warmOption = Options.text("warm").pipe(
+  Options.mapEffect((raw) => {
+    const warm: Record<string, number> = {}
+    for (const entry of raw.split(",").map((part) => part.trim()).filter((part) => part.length > 0)) {
+      const match = /^([^=\s]+)=(\d{1,6})$/.exec(entry)
+      if (match === null) return invalidOption(`--warm: expected AGENT=N,... (got "${entry.slice(0, 40)}")`)
+      warm[match[1]!] = Number(match[2])
+    }
+    return Effect.succeed(warm as WarmLimit)
+  }),
+  Options.optional,
+  Options.withDescription("Ready sessions to keep for the app, per agent: AGENT=N,... (a create of that agent takes one)")
+)
+
 /** `--network host|none|allow:HOST[:PORT],...`, checked as CLAWDFORGE_AGENT_NETWORK is. */
 const networkOption = Options.text("network").pipe(
   Options.mapEffect((raw) =>
@@ -245,6 +260,7 @@ const appsLimits = Command.make("limits", {
     LimitCount,
     "What the app's stored turns may take in the ledger, in MB (at or past it: 429 storage_quota)"
   ),
+  warm: warmOption,
   clear: Options.boolean("clear").pipe(
     Options.withDescription("First forget the app's limits in the ledger (CLAWDFORGE_APP_LIMITS applies again)")
   ),
@@ -262,7 +278,8 @@ const appsLimits = Command.make("limits", {
       network: Option.getOrUndefined(options.network),
       max_queued_turns: Option.getOrUndefined(options.maxQueuedTurns),
       max_streams: Option.getOrUndefined(options.maxStreams),
-      max_stored_mb: Option.getOrUndefined(options.maxStoredMb)
+      max_stored_mb: Option.getOrUndefined(options.maxStoredMb),
+      warm: Option.getOrUndefined(options.warm)
     }
     const changes = Object.values(patch).some((value) => value !== undefined)
     if (options.clear) yield* limits.clear(app)
@@ -276,7 +293,14 @@ const appsLimits = Command.make("limits", {
       ["LIMIT", "VALUE", "FROM"],
       limitNames.map((name) => {
         const value = now.limits[name]
-        return [name, value === null ? "none" : Array.isArray(value) ? value.join(",") : String(value), now.sources[name]]
+        const shown = value === null
+          ? "none"
+          : Array.isArray(value)
+          ? value.join(",")
+          : typeof value === "object"
+          ? Object.entries(value).map(([agent, n]) => `${agent}=${n}`).join(",") || "none"
+          : String(value)
+        return [name, shown, now.sources[name]]
       })
     ))
     yield* Console.log(`cost today: ${now.cost_today_usd} USD`)

@@ -119,7 +119,8 @@ describe("apps", () => {
           network: null,
           max_queued_turns: 32,
           max_streams: 64,
-          max_stored_mb: null
+          max_stored_mb: null,
+          warm: {}
         },
         sources: {
           max_sessions: "ledger",
@@ -129,7 +130,8 @@ describe("apps", () => {
           network: "none",
           max_queued_turns: "default",
           max_streams: "default",
-          max_stored_mb: "none"
+          max_stored_mb: "none",
+          warm: "none"
         }
       })
       yield* create(appToken)

@@ -1713,6 +1713,10 @@ export interface components {
             max_streams: number | null;
             /** @description What the app's stored turns may take in the ledger, in MB (at or past it, creates and turns are 429 `storage_quota`); null: no limit */
             max_stored_mb: number | null;
+            /** @description Ready sessions the gateway keeps for the app, by agent (a create of that agent without `cwd` or `git` takes one in milliseconds); `{}`: none */
+            warm: {
+                [key: string]: number;
+            };
         };
         /** @description The gateway at a glance */
         Overview: {
@@ -1831,7 +1835,7 @@ export interface components {
             /** @enum {string} */
             _tag: "AppNotFound";
         };
-        /** @description `max_sessions`, `turns_per_minute` (whole numbers) and `daily_cost_usd` (US dollars), each 0 or more; `permission_modes` (a non-empty list of the modes the app's creates may ask for); `network` (`host`, `none` or `allow:HOST[:PORT],...`, as CLAWDFORGE_AGENT_NETWORK); `max_queued_turns` (per session), `max_streams` and `max_stored_mb` (whole numbers, 0 or more). A limit left out (or null) is not set in the ledger: CLAWDFORGE_APP_LIMITS applies to it, if it names one */
+        /** @description `max_sessions`, `turns_per_minute` (whole numbers) and `daily_cost_usd` (US dollars), each 0 or more; `permission_modes` (a non-empty list of the modes the app's creates may ask for); `network` (`host`, `none` or `allow:HOST[:PORT],...`, as CLAWDFORGE_AGENT_NETWORK); `max_queued_turns` (per session), `max_streams` and `max_stored_mb` (whole numbers, 0 or more); `warm` (`{"agent": N}`: ready sessions kept per agent). A limit left out (or null) is not set in the ledger: CLAWDFORGE_APP_LIMITS applies to it, if it names one */
         SetLimitsRequest: {
             max_sessions?: number | null;
             turns_per_minute?: number | null;
@@ -1841,6 +1845,9 @@ export interface components {
             max_queued_turns?: number | null;
             max_streams?: number | null;
             max_stored_mb?: number | null;
+            warm?: {
+                [key: string]: number;
+            } | null;
         };
         /** @description The app's limits as they apply now */
         AppLimitsReply: {
@@ -1867,6 +1874,8 @@ export interface components {
                 max_streams: "ledger" | "CLAWDFORGE_APP_LIMITS" | "CLAWDFORGE_APP_LIMITS *" | "default" | "none";
                 /** @enum {string} */
                 max_stored_mb: "ledger" | "CLAWDFORGE_APP_LIMITS" | "CLAWDFORGE_APP_LIMITS *" | "default" | "none";
+                /** @enum {string} */
+                warm: "ledger" | "CLAWDFORGE_APP_LIMITS" | "CLAWDFORGE_APP_LIMITS *" | "default" | "none";
             };
         };
         /** @description The app's webhook URL */

@@ -50,6 +50,15 @@ export const NetworkLimit = Schema.String.pipe(
   Schema.annotations({ message: () => "Expected host, none or allow:HOST[:PORT],..." })
 )
 
+/**
+ * The `warm` limit: how many ready sessions of each agent the gateway keeps for the app
+ * (`{"claude": 2}`), started and `session/new` done, for creates to take.
+ */
+export const WarmLimit = Schema.Record({ key: Schema.String.pipe(Schema.minLength(1)), value: LimitCount }).annotations({
+  message: () => ({ message: "Expected an object of agent names to whole numbers, 0 or more", override: true })
+})
+export type WarmLimit = typeof WarmLimit.Type
+
 export const AppLimitsSpec = Schema.Struct({
   max_sessions: orNoLimit(LimitCount, "a whole number, 0 or more"),
   turns_per_minute: orNoLimit(LimitCount, "a whole number, 0 or more"),
@@ -58,7 +67,8 @@ export const AppLimitsSpec = Schema.Struct({
   network: orNoLimit(NetworkLimit, "host, none or allow:HOST[:PORT],..."),
   max_queued_turns: orNoLimit(LimitCount, "a whole number, 0 or more"),
   max_streams: orNoLimit(LimitCount, "a whole number, 0 or more"),
-  max_stored_mb: orNoLimit(LimitCount, "a whole number of MB, 0 or more")
+  max_stored_mb: orNoLimit(LimitCount, "a whole number of MB, 0 or more"),
+  warm: orNoLimit(WarmLimit, "an object of agent names to whole numbers, 0 or more")
 })
 export type AppLimitsSpec = typeof AppLimitsSpec.Type
 
@@ -72,6 +82,7 @@ export interface LimitsPatch {
   readonly max_queued_turns?: number | undefined
   readonly max_streams?: number | undefined
   readonly max_stored_mb?: number | undefined
+  readonly warm?: WarmLimit | undefined
 }
 
 /** The names of the limits: also the `limit` label of `clawdforge_limited_total`. */
@@ -84,7 +95,8 @@ export const limitNames: ReadonlyArray<LimitName> = [
   "network",
   "max_queued_turns",
   "max_streams",
-  "max_stored_mb"
+  "max_stored_mb",
+  "warm"
 ]
 
 /** `CLAWDFORGE_APP_LIMITS`: limits by app, `"*"` for every app without its own. */
@@ -128,6 +140,10 @@ export const Limits = Schema.Struct({
   max_stored_mb: Schema.NullOr(Schema.Int).annotations({
     description: "What the app's stored turns may take in the ledger, in MB (at or past it, creates and turns are " +
       "429 `storage_quota`); null: no limit"
+  }),
+  warm: Schema.Record({ key: Schema.String, value: Schema.Int }).annotations({
+    description: "Ready sessions the gateway keeps for the app, by agent (a create of that agent without `cwd` or " +
+      "`git` takes one in milliseconds); `{}`: none"
   })
 }).annotations({ identifier: "Limits", description: "An app's limits" })
 export type Limits = typeof Limits.Type

@@ -163,7 +163,8 @@ export class Admin extends Effect.Service<Admin>()("clawdforge/Admin", {
         network: spec.network ?? undefined,
         max_queued_turns: spec.max_queued_turns ?? undefined,
         max_streams: spec.max_streams ?? undefined,
-        max_stored_mb: spec.max_stored_mb ?? undefined
+        max_stored_mb: spec.max_stored_mb ?? undefined,
+        warm: spec.warm ?? undefined
       }
       if (Object.values(patch).some((value) => value !== undefined)) yield* limits.set(name, patch)
       const now = yield* limits.configured(name)

@@ -14,6 +14,7 @@ import m0012 from "./migrations/0012_cluster_tables.js"
 import m0013 from "./migrations/0013_cluster_limits.js"
 import m0014 from "./migrations/0014_fair_share.js"
 import m0016 from "./migrations/0016_turn_changes.js"
+import m0017 from "./migrations/0017_warm_sessions.js"
 
 /** The ledger's migrations, a file each under `migrations/`, applied in the order of their ids. */
 export const migrations = Migrator.fromRecord({
@@ -31,5 +32,6 @@ export const migrations = Migrator.fromRecord({
   "0012_cluster_tables": m0012,
   "0013_cluster_limits": m0013,
   "0014_fair_share": m0014,
-  "0016_turn_changes": m0016
+  "0016_turn_changes": m0016,
+  "0017_warm_sessions": m0017
 })

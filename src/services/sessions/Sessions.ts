@@ -12,6 +12,7 @@ import { defaultEventsLimit, type TurnDetail, TurnSummary } from "../../domain/T
 import { noSettings } from "../agents/AgentSettings.js"
 import { AgentRegistry } from "../agents/AgentRegistry.js"
 import { AppConfig } from "../config/AppConfig.js"
+import { AppTokens } from "../ledger/AppTokens.js"
 import { type EventsPage, Ledger, nowSeconds } from "../ledger/Ledger.js"
 import { spanWhenTraced } from "../observability/Spans.js"
 import { AppLimits } from "../tenancy/AppLimits.js"
@@ -19,6 +20,7 @@ import { AppSecrets } from "../tenancy/AppSecrets.js"
 import { Webhooks } from "../tenancy/Webhooks.js"
 import { AgentPool } from "./AgentPool.js"
 import { makeActorRegistry } from "./runtime/ActorRegistry.js"
+import { makeWarmSessions } from "./runtime/WarmSessions.js"
 import type { AcceptedTurn, SessionActor } from "./runtime/SessionActor.js"
 import { agentText, type LiveTurn, storedFeed, type TurnFeed } from "./runtime/TurnFeed.js"
 import { sessionClosed, sessionNotFound, type SettingsError, shuttingDown, type StartError, type TurnError, turnNotFound } from "./SessionErrors.js"
@@ -137,8 +139,8 @@ export interface SessionsApi {
     readonly pendingPermissions: Effect.Effect<ReadonlyArray<PendingPermission>>
     /** The sessions with a live agent now, by id. */
     readonly liveSessions: Effect.Effect<ReadonlyMap<SessionId, AppName>>
-    /** The pool's use: live agents against its capacity. */
-    readonly pool: Effect.Effect<{ readonly live: number; readonly capacity: number }>
+    /** The pool's use: live agents (ready sessions' included) against its capacity, and how many are ready sessions. */
+    readonly pool: Effect.Effect<{ readonly live: number; readonly capacity: number; readonly ready?: number }>
   }
 }
 
@@ -160,6 +162,8 @@ const makeLocalSessions = Effect.gen(function*() {
   const actors = yield* makeActorRegistry({
     config, ledger, pool, registry, limits, secrets, webhooks, workspace: workspaceChanges
   })
+  // Ready sessions for the apps' `warm` limits, taken by creates below.
+  const warm = yield* makeWarmSessions({ config, pool, registry, workspaces, limits, secrets, appTokens: yield* AppTokens })
 
   // Sessions closed in the ledger under a live actor (an app revoked, by the CLI or the admin API
   // on any node; a session closed by the CLI): their agents stop within a second or two here.
@@ -214,8 +218,13 @@ const makeLocalSessions = Effect.gen(function*() {
     }
     // A create's `git` checked (URL, ref, host) before anything is made for the session.
     const git = request.git === undefined ? undefined : yield* gitClone.check(request.git, request.cwd)
-    const id = sessionId ?? newSessionId()
-    const cwd = yield* workspaces.prepare(app, id, request.cwd)
+    // Without `cwd` or `git`, a ready session of the agent when the app keeps some (its `warm`
+    // limit): its id, workspace and agent become the session's, and the pool refills behind it.
+    const warmed = request.cwd === undefined && git === undefined && sessionId === undefined
+      ? yield* warm.take(app, request.agent, permissionMode)
+      : Option.none()
+    const id = Option.isSome(warmed) ? warmed.value.sessionId : sessionId ?? newSessionId()
+    const cwd = Option.isSome(warmed) ? warmed.value.cwd : yield* workspaces.prepare(app, id, request.cwd)
     // Cloned before the agent starts, as the agent's user in its sandbox; a failed clone leaves no workspace.
     if (git !== undefined) yield* gitClone.clone(app, id, cwd, git).pipe(Effect.tapError(() => workspaces.remove(app, id)))
     const opened = new Session({
@@ -234,7 +243,7 @@ const makeLocalSessions = Effect.gen(function*() {
     })
     // The session's start as `GET /sessions/{id}/changes?since_turn=0` counts from: after the clone.
     yield* workspaceChanges.begin(opened)
-    const { actor, handle } = yield* actors.start(opened, definition, Option.none()).pipe(
+    const { actor, handle } = yield* actors.start(opened, definition, Option.none(), Option.getOrUndefined(warmed)).pipe(
       Effect.tapError(() => workspaces.remove(app, id))
     )
     // The settings asked for, applied before anyone knows the session: a value the agent does
@@ -394,7 +403,7 @@ const makeLocalSessions = Effect.gen(function*() {
         )
       ),
       liveSessions: actors.liveSessions,
-      pool: Effect.map(pool.live, (live) => ({ live, capacity: pool.capacity }))
+      pool: Effect.map(pool.live, (live) => ({ live, capacity: pool.capacity, ready: warm.readyCount() }))
     }
   }
   return sessions
@@ -413,7 +422,8 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
     GitClone.Default,
     Webhooks.Default,
     AppLimits.Default,
-    AppSecrets.Default
+    AppSecrets.Default,
+    AppTokens.Default
   ]
 }) {}
 

@@ -59,6 +59,8 @@ interface LedgerRow {
   readonly max_queued_turns: unknown
   readonly max_streams: unknown
   readonly max_stored_mb: unknown
+  /** JSON: `{"agent": N}`. */
+  readonly warm: string | null
 }
 
 /** A limit's value once set (null, where a source allows it, says "no limit"). */
@@ -74,6 +76,7 @@ const storedLimit = <N extends LimitName>(row: LedgerRow | undefined, name: N): 
   if (stored === null || stored === undefined) return null
   if (name === "permission_modes") return modesOf(String(stored).split(",")) as LimitValue<N>
   if (name === "network") return String(stored) as LimitValue<N>
+  if (name === "warm") return JSON.parse(String(stored)) as LimitValue<N>
   // PostgreSQL reads BIGINT as a string.
   return Number(stored) as LimitValue<N>
 }
@@ -133,7 +136,7 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
     const ledgerLimits = makeLedgerCopy({
       read: Effect.map(
         sql<LedgerRow>`SELECT app_name, max_sessions, turns_per_minute, daily_cost_usd, permission_modes, network,
-          max_queued_turns, max_streams, max_stored_mb FROM app_limits`,
+          max_queued_turns, max_streams, max_stored_mb, warm FROM app_limits`,
         copyOf
       ),
       initial: copyOf([]),
@@ -168,7 +171,8 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
           network: resolve(copy, app, "network")[1],
           max_queued_turns: resolve(copy, app, "max_queued_turns")[1],
           max_streams: resolve(copy, app, "max_streams")[1],
-          max_stored_mb: resolve(copy, app, "max_stored_mb")[1]
+          max_stored_mb: resolve(copy, app, "max_stored_mb")[1],
+          warm: resolve(copy, app, "warm")[1] ?? {}
         }
         copy.effective.set(app, limits)
       }
@@ -311,6 +315,10 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
         return counters.turnWindow(app, now, true, (turns: TurnCount) =>
           Effect.succeed({ limit, remaining: Math.max(0, limit - turns.count), resetSeconds: turns.resetSeconds }))
       })
+
+    /** The app's limits as they apply now (the ledger's copy, at most `ledgerLimitsTtl` old). */
+    const currentLimits = (app: AppName): Effect.Effect<Limits> =>
+      Effect.map(ledgerLimits.get, (copy) => limitsFor(copy, app))
 
     /** The app's `max_queued_turns`: how many turns each of its sessions may hold waiting; null: no limit. */
     const maxQueuedTurnsFor = (app: AppName): Effect.Effect<number | null> =>
@@ -491,13 +499,14 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
           network: patch.network?.trim() ?? null,
           max_queued_turns: patch.max_queued_turns ?? null,
           max_streams: patch.max_streams ?? null,
-          max_stored_mb: patch.max_stored_mb ?? null
+          max_stored_mb: patch.max_stored_mb ?? null,
+          warm: patch.warm === undefined ? null : JSON.stringify(patch.warm)
         }
         yield* sql`INSERT INTO app_limits
             (app_name, max_sessions, turns_per_minute, daily_cost_usd, permission_modes, network, max_queued_turns,
-              max_streams, max_stored_mb, updated_at)
+              max_streams, max_stored_mb, warm, updated_at)
           VALUES (${app}, ${row.max_sessions}, ${row.turns_per_minute}, ${row.daily_cost_usd}, ${row.permission_modes},
-            ${row.network}, ${row.max_queued_turns}, ${row.max_streams}, ${row.max_stored_mb}, ${at})
+            ${row.network}, ${row.max_queued_turns}, ${row.max_streams}, ${row.max_stored_mb}, ${row.warm}, ${at})
           ON CONFLICT (app_name) DO UPDATE SET
             max_sessions = coalesce(excluded.max_sessions, app_limits.max_sessions),
             turns_per_minute = coalesce(excluded.turns_per_minute, app_limits.turns_per_minute),
@@ -507,6 +516,7 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
             max_queued_turns = coalesce(excluded.max_queued_turns, app_limits.max_queued_turns),
             max_streams = coalesce(excluded.max_streams, app_limits.max_streams),
             max_stored_mb = coalesce(excluded.max_stored_mb, app_limits.max_stored_mb),
+            warm = coalesce(excluded.warm, app_limits.warm),
             updated_at = excluded.updated_at`.pipe(Effect.orDie)
       }
     )
@@ -530,6 +540,7 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
       permissionModesFor,
       networkFor,
       maxQueuedTurnsFor,
+      currentLimits,
       openStream,
       checkStorage,
       addStoredBytes,

@@ -16,6 +16,7 @@ import { makeHibernation } from "./Hibernation.js"
 import { permissionPolicy, type PermissionPolicy } from "./PermissionPolicy.js"
 import { cancelGrace, makeSessionActor, type SessionActor, type TurnWorkspace } from "./SessionActor.js"
 import { makeTurnCommit } from "./TurnCommit.js"
+import type { ReadySession } from "./WarmSessions.js"
 
 /** On shutdown, how long running turns may go on before they are cancelled. */
 const shutdownGrace = Duration.seconds(3)
@@ -137,7 +138,7 @@ export const makeActorRegistry = (services: ActorRegistryServices) =>
      * Starts a session's actor: takes a pool slot, starts the agent (or resumes its ACP
      * session), then forks the actor into the FiberMap, which owns it from then on.
      */
-    const start = (session: Session, definition: AgentDefinition, resume: Option.Option<string>) =>
+    const start = (session: Session, definition: AgentDefinition, resume: Option.Option<string>, warm?: ReadySession) =>
       Effect.uninterruptibleMask((restore) =>
         Effect.gen(function*() {
           const id = session.session_id
@@ -145,8 +146,11 @@ export const makeActorRegistry = (services: ActorRegistryServices) =>
           starting.set(id, ready)
           const forget = Effect.sync(() => starting.get(id) === ready && starting.delete(id))
           const slot = yield* Scope.make()
-          const poolSlot = yield* Scope.fork(slot, ExecutionStrategy.sequential)
-          const agentScope = yield* Scope.fork(poolSlot, ExecutionStrategy.sequential)
+          // A ready session (the warm pool's) comes with its pool slot and agent: the session's slot owns them now.
+          const poolSlot = warm === undefined
+            ? yield* Scope.fork(slot, ExecutionStrategy.sequential)
+            : yield* Effect.as(Scope.addFinalizer(slot, Scope.close(warm.poolSlot, Exit.void)), warm.poolSlot)
+          const agentScope = warm?.agentScope ?? (yield* Scope.fork(poolSlot, ExecutionStrategy.sequential))
           // The desk reads the running turn from the actor, made once the agent is up.
           let actor: SessionActor | undefined
           const policy = permissionPolicy(session, {
@@ -159,11 +163,17 @@ export const makeActorRegistry = (services: ActorRegistryServices) =>
           // The app's session slot, held until the actor stops, and the pool's, held while its agent runs.
           const reservePool = pool.reserveFor(session.app_name)
           const started = yield* restore(
-            limits.reserveSession(session.app_name, id).pipe(
-              Scope.extend(slot),
-              Effect.zipRight(Scope.extend(reservePool, poolSlot)),
-              Effect.zipRight(startAgent(session, definition, resume, policy).pipe(Scope.extend(agentScope)))
-            )
+            warm === undefined
+              ? limits.reserveSession(session.app_name, id).pipe(
+                Scope.extend(slot),
+                Effect.zipRight(Scope.extend(reservePool, poolSlot)),
+                Effect.zipRight(startAgent(session, definition, resume, policy).pipe(Scope.extend(agentScope)))
+              )
+              : limits.reserveSession(session.app_name, id).pipe(
+                Scope.extend(slot),
+                Effect.as(warm.handle),
+                Effect.tap(() => warm.answerWith(policy.requests))
+              )
           ).pipe(Effect.exit)
           if (Exit.isFailure(started)) {
             yield* Scope.close(slot, Exit.void)
