@@ -7,7 +7,7 @@
  * With bubblewrap: the clone runs in the session's sandbox, as the agent's user, under its network.
  */
 import { execFileSync, spawn } from "node:child_process"
-import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import { createServer, type Server, type ServerResponse } from "node:http"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -143,6 +143,8 @@ describe("sessions cloned from a repository (file://, sandbox off)", () => {
 
   it("refuses every URL and ref it must (400, saying why) and leaves nothing: no folder, no session, no slot", async () => {
     const marker = join(source.root, "ext-ran")
+    // The app's root exists once a session of the app did (made here for a run of this test alone).
+    mkdirSync(join(data, "workspaces", appName), { recursive: true })
     const before = (await allSessions(gateway)).length
     // The sessions above are closed; their folders stay until the hard TTL.
     const folders = sessionFolders(data)
@@ -156,6 +158,8 @@ describe("sessions cloned from a repository (file://, sandbox off)", () => {
       [{ url: source.repo, ref: "main~1" }, "bad_request", /ref must be a branch, tag or commit/],
       [{ url: "ssh://-oProxyCommand=touch%20x/repo" }, "bad_request", /host may not be empty or start with "-"|host may not start with "-"/],
       [{ url: "-oProxyCommand=x@host:repo" }, "bad_request", /may not start with "-"/],
+      [{ url: "ssh://%2DoProxyCommand=x/repo" }, "bad_request", /host may not be percent-encoded/],
+      [{ url: "git://127.0.0.%31/repo" }, "bad_request", /host may not be percent-encoded/],
       [{ url: "ftp://example.com/repo.git" }, "bad_request", /"ftp:\/\/" URLs are not allowed/],
       [{ url: "relative/path" }, "bad_request", /absolute path/],
       [{ url: `http://127.0.0.1:${http.port}/project` }, "bad_request", /127\.0\.0\.1 is loopback/],

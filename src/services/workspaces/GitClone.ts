@@ -86,6 +86,8 @@ export const parseGitUrl = (url: string, allowFile: boolean): GitRemote | BadReq
     const host = parsed.hostname.replace(/^\[(.*)\]$/, "$1")
     if (host === "") return badGit("the url names no host")
     if (host.startsWith("-")) return badGit("the url's host may not start with \"-\"")
+    // ssh:// and git:// hosts stay percent-encoded here: one that decodes to something else is checked as what it is not.
+    if (host.includes("%")) return badGit("the url's host may not be percent-encoded")
     const user = decodeURIComponent(parsed.username)
     const password = decodeURIComponent(parsed.password)
     if (user.startsWith("-")) return badGit("the url's user may not start with \"-\"")
@@ -112,6 +114,7 @@ export const parseGitUrl = (url: string, allowFile: boolean): GitRemote | BadReq
     const [, user = "", rawHost = "", path = ""] = scp
     const host = rawHost.replace(/^\[(.*)\]$/, "$1")
     if (host === "" || host.startsWith("-")) return badGit("the url's host may not be empty or start with \"-\"")
+    if (host.includes("%")) return badGit("the url's host may not be percent-encoded")
     if (user.startsWith("-")) return badGit("the url's user may not start with \"-\"")
     if (path === "") return badGit("the url names no repository path after the host")
     return { href: url, shown: url, origin: url, transport: "ssh", host, port: undefined, secrets: [] }
