@@ -22,6 +22,7 @@ import { claudeRun } from "./claude-run.js"
 import { cluster } from "./cluster.js"
 import { cpu } from "./cpu.js"
 import { create } from "./create.js"
+import { hibernation } from "./hibernation.js"
 import { ledger } from "./ledger.js"
 import { memory } from "./memory.js"
 import { postgres } from "./postgres.js"
@@ -55,6 +56,7 @@ const questions: ReadonlyArray<Question> = [
   streaming,
   create,
   sandbox,
+  hibernation,
   claudeRun,
   ledger,
   storage,

@@ -3,7 +3,7 @@ import { Cause, Deferred, Effect, Exit, FiberId, Layer, Runtime, Stream } from "
 import { randomUUID } from "node:crypto"
 import { AgentFailed, PoolFull } from "../domain/Errors.js"
 import type { AppName, SessionId } from "../domain/Ids.js"
-import type { CreateSessionRequest, TurnRequest } from "../domain/Session.js"
+import { type CreateSessionRequest, Session, type TurnRequest } from "../domain/Session.js"
 import { Ledger, nowSeconds } from "../services/ledger/Ledger.js"
 import { AgentPool } from "../services/sessions/AgentPool.js"
 import { type AcceptedTurn, newSessionId, Sessions, type SessionsApi } from "../services/sessions/Sessions.js"
@@ -79,6 +79,7 @@ export const SessionEntityLive = SessionEntity.toLayer(
           sessions.create(payload.app, payload.request, id as SessionId).pipe(Effect.catchTag("PoolFull", () => full))
         ),
       Turn: ({ payload }) => once(payload.delivery, lost, sessions.turn(payload.app, id, payload.request)),
+      Get: ({ payload }) => sessions.get(payload.app, id),
       Submit: ({ payload }) =>
         once(
           payload.delivery,
@@ -304,8 +305,23 @@ export const RoutedSessionsLive = Layer.effect(
           )
         ),
       // Reads of the shared ledger: any node answers them.
-      get: local.get,
-      list: local.list,
+      // The shared ledger's row, read here; whether its agent runs (`live`) is its owner's to say.
+      get: (app, id) =>
+        routed(id, () => local.get(app, id), () =>
+          Effect.flatMap(local.get(app, id), (session) =>
+            session.closed_at !== null
+              ? Effect.succeed(session)
+              : entity(id).Get({ app }).pipe(remote, answering("SessionNotFound")))),
+      // `live` from the nodes' rows (each written within a fraction of a second of a change).
+      list: (app, options) =>
+        Effect.zipWith(local.list(app, options), nodes.nodes, (sessions, rows) => {
+          const live = new Set(rows.flatMap((row) => row.sessions.map(([id]) => id as string)))
+          return sessions.map((session) =>
+            session.live === live.has(session.session_id)
+              ? session
+              : new Session({ ...session, live: !session.live }, true)
+          )
+        }),
       submit: (app, id, request) =>
         routed(id, () => local.submit(app, id, request), () =>
           submit(app, id, request).pipe(remote, answering(...submitErrors))),

@@ -44,6 +44,8 @@ export const SessionEntity = Entity.make("Session", [
   // `delivery`: the message's own key (see `Deliveries`): what accepts work runs at most once.
   rpc("Create", { request: CreateSessionRequest, delivery: Schema.String }, Session),
   rpc("Turn", { request: TurnRequest, delivery: Schema.String }, TurnReply),
+  // The session as its owner sees it: whether its agent runs there (`live`).
+  rpc("Get", {}, Session),
   rpc("Submit", { request: TurnRequest, delivery: Schema.String }, Schema.Int),
   Rpc.make("Follow", {
     payload: { ...app, turnIndex: Schema.Int },

@@ -235,6 +235,14 @@ export const makeSessionActor = (options: SessionActorOptions): Effect.Effect<Se
         Effect.zipRight(options.restart(Option.some(agent.handle.agentSessionId)).pipe(Scope.extend(scope))),
         Effect.tapError(() => Scope.close(pool, Exit.void))
       )
+      // An agent that resumed with another model or mode than the session's is given them again.
+      const saved = state.savedSettings
+      const resumed = handle.settings()
+      const changes: AgentSettings = {
+        ...(saved.model !== null && saved.model !== resumed.model ? { model: saved.model } : {}),
+        ...(saved.mode !== null && saved.mode !== resumed.mode ? { mode: saved.mode } : {})
+      }
+      if (changes.model !== undefined || changes.mode !== undefined) yield* Effect.ignore(handle.configure(changes))
       poolSlot = pool
       agent = { handle, scope }
       state.current = handle
