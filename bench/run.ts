@@ -18,6 +18,7 @@ import { writeFileSync } from "node:fs"
 import os from "node:os"
 import { join, resolve } from "node:path"
 import { acpx } from "./acpx.js"
+import { changes } from "./changes.js"
 import { claudeRun } from "./claude-run.js"
 import { cluster } from "./cluster.js"
 import { cpu } from "./cpu.js"
@@ -60,6 +61,7 @@ const questions: ReadonlyArray<Question> = [
   claudeRun,
   ledger,
   storage,
+  changes,
   acpx
 ]
 

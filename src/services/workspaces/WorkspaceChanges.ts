@@ -2,7 +2,7 @@ import { createTwoFilesPatch } from "diff"
 import { Effect, Option } from "effect"
 import { spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
-import { appendFile, mkdir, readdir, readFile, rm, unlink, writeFile } from "node:fs/promises"
+import { appendFile, lstat, mkdir, readdir, readFile, rm, unlink, writeFile } from "node:fs/promises"
 import { join, resolve } from "node:path"
 import { BadRequest, TurnNotFound } from "../../domain/Errors.js"
 import type { AppName, SessionId } from "../../domain/Ids.js"
@@ -158,6 +158,18 @@ const parseBatch = (out: Buffer) => {
   return objects
 }
 
+/** The sizes of the blobs of what is in the workspace now, by id, from lstat (a file gone since: left out). */
+const sizesNow = async (cwd: string, raw: ReadonlyArray<RawChange>) => {
+  const sizes = new Map<string, number>()
+  await Promise.all(raw.filter((change) => change.status !== "deleted" && change.newMode !== gitlink).map((change) =>
+    lstat(join(cwd, change.path)).then(
+      (stat) => void sizes.set(change.newId, stat.size),
+      () => {}
+    )
+  ))
+  return sizes
+}
+
 /** Git's test for binary content: a NUL in the first 8000 bytes. */
 const isBinary = (bytes: Buffer) => bytes.subarray(0, 8000).includes(0)
 
@@ -245,8 +257,13 @@ export class WorkspaceChanges extends Effect.Service<WorkspaceChanges>()("clawdf
         const eol = out.indexOf(10)
         const tree = out.subarray(0, eol).toString()
         const raw = parseRaw(out.subarray(eol + 1).toString())
-        const ids = [...new Set(raw.map(blobOf).filter((blob) => blob.mode !== gitlink).map((blob) => blob.id))]
-        const sizes = yield* sizesOf(gitDir, session.cwd, ids)
+        // What is there now is sized by lstat (a symlink's size is its target's length, as its blob's);
+        // only what is gone (or went since) needs its object's size: a process only then.
+        const sizes = yield* Effect.promise(() => sizesNow(session.cwd, raw))
+        const ids = [...new Set(
+          raw.map(blobOf).filter((blob) => blob.mode !== gitlink && !sizes.has(blob.id)).map((blob) => blob.id)
+        )]
+        for (const [id, size] of yield* sizesOf(gitDir, session.cwd, ids)) sizes.set(id, size)
         const missing = ids.some((id) => !sizes.has(id))
         const pruned = missing ? yield* prunedSizes(gitDir) : new Map<string, number>()
         // New objects past the size kept: removed now, their size noted.
