@@ -1065,7 +1065,7 @@ export interface components {
             /** @description What the agent offers (its config options and modes), kept current from its updates */
             config_options: components["schemas"]["ConfigOption"][];
             /** @description Whether its agent runs now (it holds a pool slot); false while the session hibernates (CLAWDFORGE_AGENT_IDLE_SECS): its next turn starts the agent again and resumes it */
-            live?: boolean;
+            live: boolean;
         };
         /** @description A setting the agent offers */
         ConfigOption: {
@@ -1513,46 +1513,48 @@ export interface components {
             ok: true;
             /** @description How many sessions `sessions` holds */
             count: number;
-            sessions: {
-                /** @description Opaque session id (16+ url-safe characters) */
-                session_id: string;
-                /** @description The app the bearer token names */
-                app_name: string;
-                /** @description The agent registry entry the session runs */
-                agent: string;
-                /** @description Free-form JSON object stored with the session */
-                meta: {
-                    [key: string]: unknown;
-                };
-                /** @description The agent's working directory */
-                cwd: string;
-                /**
-                 * @description How the gateway answers the agent's `session/request_permission`: allow everything, allow reads only, refuse everything, or `ask`: hold each request (and each elicitation) for the caller, who answers it with `POST /sessions/{id}/permissions/{request_id}`
-                 * @enum {string}
-                 */
-                permission_mode: "approve-all" | "approve-reads" | "deny-all" | "ask";
-                /** @description Unix time, in whole seconds */
-                created_at: number;
-                /** @description When the last turn ended; null before the first */
-                last_turn_at: number | null;
-                /** @description When the session was closed; null while open */
-                closed_at: number | null;
-                /** @description Turns accepted so far */
-                turn_count: number;
-                /**
-                 * @description `open` until the session is closed or swept
-                 * @enum {string}
-                 */
-                status: "open" | "closed";
-                /** @description The model the agent runs, when it offers a choice */
-                model: string | null;
-                /** @description The agent's mode, when it has modes */
-                mode: string | null;
-                /** @description What the agent offers (its config options and modes), kept current from its updates */
-                config_options: components["schemas"]["ConfigOption"][];
-                /** @description Whether its agent runs now (it holds a pool slot); false while the session hibernates (CLAWDFORGE_AGENT_IDLE_SECS): its next turn starts the agent again and resumes it */
-                live?: boolean;
-            }[];
+            sessions: components["schemas"]["Session"][];
+        };
+        /** @description A session's state */
+        Session: {
+            /** @description Opaque session id (16+ url-safe characters) */
+            session_id: string;
+            /** @description The app the bearer token names */
+            app_name: string;
+            /** @description The agent registry entry the session runs */
+            agent: string;
+            /** @description Free-form JSON object stored with the session */
+            meta: {
+                [key: string]: unknown;
+            };
+            /** @description The agent's working directory */
+            cwd: string;
+            /**
+             * @description How the gateway answers the agent's `session/request_permission`: allow everything, allow reads only, refuse everything, or `ask`: hold each request (and each elicitation) for the caller, who answers it with `POST /sessions/{id}/permissions/{request_id}`
+             * @enum {string}
+             */
+            permission_mode: "approve-all" | "approve-reads" | "deny-all" | "ask";
+            /** @description Unix time, in whole seconds */
+            created_at: number;
+            /** @description When the last turn ended; null before the first */
+            last_turn_at: number | null;
+            /** @description When the session was closed; null while open */
+            closed_at: number | null;
+            /** @description Turns accepted so far */
+            turn_count: number;
+            /**
+             * @description `open` until the session is closed or swept
+             * @enum {string}
+             */
+            status: "open" | "closed";
+            /** @description The model the agent runs, when it offers a choice */
+            model: string | null;
+            /** @description The agent's mode, when it has modes */
+            mode: string | null;
+            /** @description What the agent offers (its config options and modes), kept current from its updates */
+            config_options: components["schemas"]["ConfigOption"][];
+            /** @description Whether its agent runs now (it holds a pool slot); false while the session hibernates (CLAWDFORGE_AGENT_IDLE_SECS): its next turn starts the agent again and resumes it */
+            live: boolean;
         };
         /** @description The session is closed */
         CloseReply: {

@@ -77,13 +77,11 @@ export class Session extends Schema.Class<Session>("Session")({
   config_options: Schema.Array(ConfigOption).annotations({
     description: "What the agent offers (its config options and modes), kept current from its updates"
   }),
-  live: Schema.optionalWith(
-    Schema.Boolean.annotations({
-      description: "Whether its agent runs now (it holds a pool slot); false while the session hibernates " +
-        "(CLAWDFORGE_AGENT_IDLE_SECS): its next turn starts the agent again and resumes it"
-    }),
-    { default: () => false }
-  )
+  // Not stored: the gateway tells it as it answers (false until then).
+  live: Schema.Boolean.annotations({
+    description: "Whether its agent runs now (it holds a pool slot); false while the session hibernates " +
+      "(CLAWDFORGE_AGENT_IDLE_SECS): its next turn starts the agent again and resumes it"
+  }).pipe(Schema.propertySignature, Schema.withConstructorDefault(() => false))
 }, { description: "A session's state" }) {}
 
 const Ok = Schema.Literal(true)

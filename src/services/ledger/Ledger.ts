@@ -32,8 +32,10 @@ export class SessionEvent extends Schema.Class<SessionEvent>("SessionEvent")({
 }) {}
 
 // Rows are decoded once, here; building the Session from them skips a second validation.
+// `live` is no column: the session's gateway says it.
+const { live: _live, ...storedSessionFields } = Session.fields
 const SessionRow = Schema.Struct({
-  ...Session.fields,
+  ...storedSessionFields,
   meta: Schema.parseJson(Meta),
   config_options: Schema.parseJson(Schema.Array(ConfigOption))
 })
