@@ -109,6 +109,18 @@ describe("/console in headless Chromium", () => {
     expect((await running).status).toBe(200)
     await page.locator(".agent-text", { hasText: "chunk 12" }).waitFor()
 
+    // The workspace: a turn that writes a file shows it among the turn's changes and the files,
+    // which download (through the admin API, the token in a header) as the agent wrote them.
+    const edit = { "notes/todo.md": "- ship it\n" }
+    expect((await api(gateway, "POST", `/sessions/${plain}/turn`, { prompt: `edit ${JSON.stringify(edit)}` })).status).toBe(200)
+    await page.locator(".changes li", { hasText: "notes/todo.md" }).getByText("added").waitFor()
+    const file = page.locator(".files tr", { hasText: "notes/todo.md" })
+    await file.waitFor()
+    const [download] = await Promise.all([page.waitForEvent("download"), file.getByRole("button", { name: "Download" }).click()])
+    expect(download.suggestedFilename()).toBe("todo.md")
+    expect(readFileSync((await download.path())!, "utf8")).toBe("- ship it\n")
+    await shoot(page, "5b-files")
+
     // Ask mode: the request waits for an answer; one button per option; a click answers it.
     const ask = (await api(gateway, "POST", "/sessions", { agent: "scripted", permission_mode: "ask" })).body.session_id
     let answered = false

@@ -50,6 +50,8 @@ const expectedErrors: Record<string, ReadonlyArray<number>> = {
   listTurns: [401],
   getTurn: [401],
   getChanges: [401],
+  listAdminFiles: [401],
+  getAdminFile: [401],
   streamStoredTurn: [401, 429],
   cancelTurn: [401],
   getSession: [401],

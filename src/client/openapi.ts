@@ -345,6 +345,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/sessions/{id}/files": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Any app's session's workspace files (the console's list)
+         * @description Every file of the workspace now (a snapshot taken for the question), with its size; `.git` and `.home` are left out, symlinks listed as such and never followed. The app's own routes are `/sessions/{id}/files`.
+         */
+        get: operations["listAdminFiles"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/sessions/{id}/files/*": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One file of any app's session's workspace (the console's download)
+         * @description The file's bytes as a snapshot of the workspace holds them (taken for the question): a path that is not a file there, or a file over 16 MB (snapshots do not keep those), is 404 `file_not_found`; a path that is absolute or holds `..`, a NUL or a backslash is 400.
+         */
+        get: operations["getAdminFile"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/agents": {
         parameters: {
             query?: never;
@@ -1585,6 +1625,38 @@ export interface components {
             size: number;
             /** @description With `diff=true`: the unified diff (3 lines of context) of a text file under 1 MB on both sides; absent for a binary or larger file, a symlink, or a diff that took too long */
             diff?: string;
+        };
+        /** @description The workspace's files now (`.git` and `.home` left out) */
+        WorkspaceFileList: {
+            /** @enum {boolean} */
+            ok: true;
+            /** @description Opaque session id (16+ url-safe characters) */
+            session_id: string;
+            count: number;
+            /** @description By path */
+            files: components["schemas"]["WorkspaceFileEntry"][];
+        };
+        WorkspaceFileEntry: {
+            /** @description Relative to the workspace root, `/`-separated */
+            path: string;
+            /** @description In bytes */
+            size: number;
+            /** @enum {string} */
+            type: "file" | "symlink";
+        };
+        /** @description No such file in the session's workspace */
+        FileNotFound: {
+            /** @enum {boolean} */
+            ok: false;
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
+            error: "file_not_found";
+            /** @description What went wrong, for people */
+            message: string;
+            /** @enum {string} */
+            _tag: "FileNotFound";
         };
         /** @description The agent registry */
         AgentList: {
@@ -3840,6 +3912,166 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"] | components["schemas"]["TurnNotFound"];
+                };
+            };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"];
+                };
+            };
+        };
+    };
+    listAdminFiles: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The `session_id` that `POST /sessions` answered */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The workspace's files, by path */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkspaceFileList"];
+                };
+            };
+            /** @description Malformed or invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description `NotFound`: No such route; `SessionNotFound`: No such session for this app (another app's session is reported the same way) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"];
+                };
+            };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"];
+                };
+            };
+        };
+    };
+    getAdminFile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Any app's `session_id` */
+                id: string;
+                /** @description The file's path, relative to the workspace root */
+                "*": string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file's bytes */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
+                };
+            };
+            /** @description Malformed or invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description `NotFound`: No such route; `SessionNotFound`: No such session for this app (another app's session is reported the same way); `FileNotFound`: No such file in the session's workspace */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"] | components["schemas"]["FileNotFound"];
                 };
             };
             /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */

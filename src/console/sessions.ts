@@ -1,9 +1,10 @@
 /**
- * Sessions: every app's, filtered by app and status; one session with its turns, its audit
- * trail, the live turn's messages as they arrive, and its pending requests as buttons.
+ * Sessions: every app's, filtered by app and status; one session with its turns (each with what it
+ * changed in the workspace), its workspace's files (each downloadable), its audit trail, the live
+ * turn's messages as they arrive, and its pending requests as buttons.
  */
 import { useEffect, useState } from "preact/hooks"
-import { call, follow, type StreamEvent } from "./api.js"
+import { call, follow, savedToken, type StreamEvent } from "./api.js"
 import { ago, Failure, html, messageOf, time, usd, usePoll } from "./ui.js"
 
 interface Session {
@@ -33,6 +34,20 @@ interface Turn {
   readonly stop_reason: string | null
   readonly usage: { readonly cost_usd: number | null; readonly total_tokens: number | null }
   readonly error: { readonly error: string; readonly message: string } | null
+  /** What it did to the workspace; null until it ends. */
+  readonly changes?: ReadonlyArray<Change> | null
+}
+
+interface Change {
+  readonly path: string
+  readonly status: "added" | "modified" | "deleted"
+  readonly size: number
+}
+
+interface WorkspaceFile {
+  readonly path: string
+  readonly size: number
+  readonly type: "file" | "symlink"
 }
 
 interface Permission {
@@ -112,6 +127,76 @@ export const SessionsPage = () => {
   </section>`
 }
 
+/** A size as people read it. */
+const bytes = (n: number) =>
+  n < 1024 ? `${n} B` : n < 1024 * 1024 ? `${(n / 1024).toFixed(1)} KB` : `${(n / 1024 / 1024).toFixed(1)} MB`
+
+/**
+ * Downloads one of the workspace's files through the admin API: the token travels in a header, so
+ * the bytes are fetched and handed to the browser as a blob URL (never a URL holding the token).
+ */
+const download = async (sessionId: string, path: string) => {
+  const response = await fetch(`/admin/sessions/${sessionId}/files/${path.split("/").map(encodeURIComponent).join("/")}`, {
+    headers: { authorization: `Bearer ${savedToken() ?? ""}` },
+    cache: "no-store"
+  })
+  if (!response.ok) throw new Error(`${response.status} ${response.statusText}`)
+  const url = URL.createObjectURL(await response.blob())
+  const link = document.createElement("a")
+  link.href = url
+  link.download = path.split("/").at(-1) ?? "file"
+  document.body.append(link)
+  link.click()
+  link.remove()
+  setTimeout(() => URL.revokeObjectURL(url), 10_000)
+}
+
+/** The workspace's files now, read again after each turn (or on asking). */
+const FilesView = ({ sessionId, turnCount }: { sessionId: string; turnCount: number }) => {
+  const [files, setFiles] = useState<ReadonlyArray<WorkspaceFile> | undefined>(undefined)
+  const [error, setError] = useState<string | undefined>(undefined)
+  const [asked, setAsked] = useState(0)
+  useEffect(() => {
+    let current = true
+    call<{ files: ReadonlyArray<WorkspaceFile> }>("GET", `/admin/sessions/${sessionId}/files`).then(
+      (reply) => current && (setFiles(reply.files), setError(undefined)),
+      (e) => current && setError(messageOf(e))
+    )
+    return () => void (current = false)
+  }, [sessionId, turnCount, asked])
+  return html`<div class="files">
+    <${Failure} error=${error} />
+    <button onClick=${() => setAsked((n) => n + 1)}>Refresh files</button>
+    ${files === undefined
+      ? html`<p class="muted">Loading…</p>`
+      : files.length === 0
+      ? html`<p class="muted">No file.</p>`
+      : html`<table class="list">
+          <thead><tr><th>Path</th><th class="num">Size</th><th></th></tr></thead>
+          <tbody>
+            ${files.map((f) => html`<tr>
+              <td class="mono">${f.path}${f.type === "symlink" ? " (symlink)" : ""}</td>
+              <td class="num">${bytes(f.size)}</td>
+              <td>${f.type === "file"
+                ? html`<button onClick=${() => download(sessionId, f.path).catch((e) => setError(messageOf(e)))}>Download</button>`
+                : null}</td>
+            </tr>`)}
+          </tbody>
+        </table>`}
+  </div>`
+}
+
+/** What a turn did to the workspace. */
+const ChangesView = ({ changes }: { changes: ReadonlyArray<Change> | null | undefined }) =>
+  changes === undefined || changes === null
+    ? null
+    : html`<div class="changes">
+        <p class="muted">${changes.length === 0 ? "No file changed." : `${changes.length} file${changes.length === 1 ? "" : "s"} changed`}</p>
+        <ul>
+          ${changes.map((c) => html`<li><span class=${`pill ${c.status}`}>${c.status}</span> <span class="mono">${c.path}</span> <span class="muted">${bytes(c.size)}</span></li>`)}
+        </ul>
+      </div>`
+
 /** What the agent said in a message, for the live view: its text, else what kind of message it is. */
 const describe = (message: any): { kind: string; text: string } => {
   const update = message?.params?.update
@@ -145,6 +230,7 @@ const TurnView = ({ sessionId, turn }: { sessionId: string; turn: Turn }) => {
     <p class="prompt"><span class="muted">prompt</span> ${turn.prompt}</p>
     <${Failure} error=${error} />
     <pre class="agent-text" aria-live=${running ? "polite" : "off"}>${text || (running ? "…" : "")}</pre>
+    <${ChangesView} changes=${turn.changes} />
     <details>
       <summary>${messages.length} messages</summary>
       <ol class="events">
@@ -208,7 +294,7 @@ export const SessionPage = ({ id }: { id: string }) => {
       ${permissions.map((p) => html`<${PermissionCard} key=${p.request_id} sessionId=${id} request=${p} done=${reload} />`)}`}
     <h3>Turns</h3>
     ${turns.length === 0 ? html`<p class="muted">No turn yet.</p>` : html`<table class="list">
-      <thead><tr><th class="num">#</th><th>Status</th><th>Prompt</th><th class="num">Time</th><th class="num">Cost</th></tr></thead>
+      <thead><tr><th class="num">#</th><th>Status</th><th>Prompt</th><th class="num">Time</th><th class="num">Cost</th><th class="num">Changes</th></tr></thead>
       <tbody>
         ${turns.map((t) => html`<tr class=${`link${t.turn_index === shown ? " selected" : ""}`} onClick=${() => setOpen(t.turn_index)}>
           <td class="num">${t.turn_index}</td>
@@ -216,11 +302,14 @@ export const SessionPage = ({ id }: { id: string }) => {
           <td class="prompt-cell">${t.prompt}</td>
           <td class="num">${t.duration_ms === null ? "–" : `${(t.duration_ms / 1000).toFixed(1)} s`}</td>
           <td class="num">${t.usage.cost_usd === null ? "–" : usd(t.usage.cost_usd)}</td>
+          <td class="num">${t.changes === undefined || t.changes === null ? "–" : t.changes.length}</td>
         </tr>`)}
       </tbody>
     </table>`}
     ${shown === undefined ? null : html`<h3>Turn ${shown}</h3>
       <${TurnView} key=${`${id}.${shown}`} sessionId=${id} turn=${turns.find((t) => t.turn_index === shown)!} />`}
+    <h3>Files</h3>
+    <${FilesView} sessionId=${id} turnCount=${session.turn_count} />
     <h3>Audit trail</h3>
     <${AuditTable} events=${events} />
   </section>`

@@ -57,7 +57,7 @@ import {
   UpdateSessionRequest
 } from "./Session.js"
 import { LimitsReport, UsageParams, UsageReport } from "./Tenancy.js"
-import { WorkspaceChangesApi } from "./WorkspaceChanges.js"
+import { WorkspaceAdminApi, WorkspaceChangesApi } from "./WorkspaceChanges.js"
 import {
   ListTurnsParams,
   TurnAccepted,
@@ -628,6 +628,7 @@ export class Api extends HttpApi.make("clawdforge")
   .add(RunApi)
   .add(SessionsApi)
   .add(WorkspaceChangesApi.middleware(Authorization))
+  .add(WorkspaceAdminApi)
   .add(AgentsApi)
   .add(TenancyApi)
   .add(ObservabilityApi)

@@ -2,9 +2,12 @@ import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
 import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import { AdminAuthorization } from "./Admin.js"
 import { operation } from "./ApiDocument.js"
 import { BadRequest, SessionNotFound, TurnNotFound } from "./Errors.js"
 import { IntFromString, SessionId } from "./Ids.js"
+import { FileNotFound } from "./WorkspaceFiles.js"
 import { WorkspaceChange } from "./WorkspaceChange.js"
 
 export { maxDiffBytes, maxTurnChanges, TurnChanges, WorkspaceChange } from "./WorkspaceChange.js"
@@ -69,4 +72,67 @@ export class WorkspaceChangesApi extends HttpApiGroup.make("workspaceChanges", {
   )
   .annotate(OpenApi.Title, "workspace changes")
   .annotate(OpenApi.Description, "What the agent's turns did to the session's workspace")
+{}
+
+/** A file of the workspace as the console lists it. */
+export const WorkspaceFileEntry = Schema.Struct({
+  path: Schema.String.annotations({ description: "Relative to the workspace root, `/`-separated" }),
+  size: Schema.Int.annotations({ description: "In bytes" }),
+  type: Schema.Literal("file", "symlink")
+}).annotations({ identifier: "WorkspaceFileEntry" })
+
+export const WorkspaceFileList = Schema.Struct({
+  ok: Schema.Literal(true),
+  session_id: SessionId,
+  count: Schema.Int,
+  files: Schema.Array(WorkspaceFileEntry).annotations({ description: "By path" })
+}).annotations({ identifier: "WorkspaceFileList", description: "The workspace's files now (`.git` and `.home` left out)" })
+
+const AdminFilePath = Schema.Struct({
+  id: Schema.String.annotations({ description: "Any app's `session_id`" }),
+  "*": Schema.String.annotations({ description: "The file's path, relative to the workspace root" })
+})
+
+/**
+ * The operators' view of a session's workspace, for the console: its files as the last snapshot
+ * sees them, each downloadable from that snapshot (nothing on the workspace's disk is opened).
+ */
+export class WorkspaceAdminApi extends HttpApiGroup.make("workspaceAdmin", { topLevel: true })
+  .add(
+    HttpApiEndpoint.get("listAdminFiles", "/admin/sessions/:id/files")
+      .setPath(ChangesPath)
+      .addSuccess(WorkspaceFileList)
+      .addError(SessionNotFound)
+      .annotate(OpenApi.Summary, "Any app's session's workspace files (the console's list)")
+      .annotate(
+        OpenApi.Description,
+        "Every file of the workspace now (a snapshot taken for the question), with its size; `.git` and `.home` " +
+          "are left out, symlinks listed as such and never followed. The app's own routes are `/sessions/{id}/files`."
+      )
+      .annotate(OpenApi.Transform, operation({ success: "The workspace's files, by path" }))
+  )
+  .add(
+    HttpApiEndpoint.get("getAdminFile", "/admin/sessions/:id/files/*")
+      .setPath(AdminFilePath)
+      .addSuccess(
+        Schema.Uint8ArrayFromSelf.pipe(
+          HttpApiSchema.withEncoding({ kind: "Uint8Array", contentType: "application/octet-stream" }),
+          Schema.annotations({ description: "The file's bytes as the last snapshot holds them" })
+        )
+      )
+      .addError(SessionNotFound)
+      .addError(FileNotFound)
+      .addError(BadRequest)
+      .annotate(OpenApi.Summary, "One file of any app's session's workspace (the console's download)")
+      .annotate(
+        OpenApi.Description,
+        "The file's bytes as a snapshot of the workspace holds them (taken for the question): a path that is not " +
+          "a file there, or a file over 16 MB (snapshots do not keep those), is 404 `file_not_found`; a path that is " +
+          "absolute or holds `..`, a NUL or a backslash is 400."
+      )
+      .annotate(OpenApi.Transform, operation({ success: "The file's bytes" }))
+  )
+  .middleware(AdminAuthorization)
+  .annotate(OpenApi.Title, "admin")
+  .annotate(OpenApi.Description, "The operators' view of workspaces")
 {}

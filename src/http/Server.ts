@@ -18,7 +18,7 @@ import {
 } from "./Handlers.js"
 import { RequestErrorsLive } from "./RequestErrors.js"
 import { withRequestLog } from "./RequestLog.js"
-import { WorkspaceChangesHttpLive } from "./WorkspaceChangesHttpLive.js"
+import { WorkspaceAdminHttpLive, WorkspaceChangesHttpLive } from "./WorkspaceChangesHttpLive.js"
 
 /** The API with its handlers; needs the gateway services. */
 export const ApiLive = HttpApiBuilder.api(Api).pipe(
@@ -27,6 +27,7 @@ export const ApiLive = HttpApiBuilder.api(Api).pipe(
     RunHttpLive,
     SessionsHttpLive,
     WorkspaceChangesHttpLive,
+    WorkspaceAdminHttpLive,
     AgentsHttpLive,
     TenancyHttpLive,
     // `/metrics` has a guard of its own (a middleware's Live layer is provided to the group using it).

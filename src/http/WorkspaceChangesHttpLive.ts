@@ -1,8 +1,13 @@
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
-import { Effect } from "effect"
+import { Effect, Layer, Option, Schema } from "effect"
 import { Api, CurrentApp } from "../domain/Api.js"
+import { SessionNotFound } from "../domain/Errors.js"
+import { SessionId } from "../domain/Ids.js"
+import { FileNotFound } from "../domain/WorkspaceFiles.js"
+import { Ledger } from "../services/ledger/Ledger.js"
 import { Sessions } from "../services/sessions/Sessions.js"
 import { WorkspaceChanges } from "../services/workspaces/WorkspaceChanges.js"
+import { AdminAuthorizationLive } from "./AdminAuthorization.js"
 
 /**
  * `GET /sessions/{id}/changes`: the caller's session (another app's is 404; a closed one's
@@ -19,3 +24,35 @@ export const WorkspaceChangesHttpLive = HttpApiBuilder.group(Api, "workspaceChan
         return yield* changes.since(session, urlParams.since_turn ?? 0, { diff: urlParams.diff === "true" })
       }))
   }))
+
+/** The console's view of any app's session's workspace: its files, each downloadable from a snapshot. */
+export const WorkspaceAdminHttpLive = HttpApiBuilder.group(Api, "workspaceAdmin", (handlers) =>
+  Effect.gen(function*() {
+    const ledger = yield* Ledger
+    const changes = yield* WorkspaceChanges
+    const sessionById = (id: string) =>
+      (Schema.is(SessionId)(id) ? ledger.findSession(id) : Effect.succeed(Option.none())).pipe(
+        Effect.flatMap(Option.match({
+          onNone: () => Effect.fail(new SessionNotFound({ message: `No session ${id.slice(0, 64)}` })),
+          onSome: Effect.succeed
+        }))
+      )
+    return handlers
+      .handle("listAdminFiles", ({ path }) =>
+        Effect.gen(function*() {
+          const session = yield* sessionById(path.id)
+          const files = yield* changes.files(session)
+          return { ok: true as const, session_id: session.session_id, count: files.length, files }
+        }))
+      .handle("getAdminFile", ({ path }) =>
+        Effect.gen(function*() {
+          const session = yield* sessionById(path.id)
+          const bytes = yield* changes.fileBytes(session, path["*"])
+          if (Option.isNone(bytes)) {
+            return yield* new FileNotFound({
+              message: "Not a file of the workspace (files over 16 MB are not kept in its snapshots)"
+            })
+          }
+          return bytes.value
+        }))
+  })).pipe(Layer.provide(AdminAuthorizationLive))

@@ -417,6 +417,43 @@ export class WorkspaceChanges extends Effect.Service<WorkspaceChanges>()("clawdf
       }
     )
 
+    /** The workspace's files now (a snapshot taken for the question), by path, with their sizes. */
+    const files = Effect.fn("WorkspaceChanges.files")(function*(session: Session) {
+      const now = yield* snapshot(session, undefined).pipe(Effect.orDie)
+      const out = yield* run("git", ["ls-tree", "-r", "-z", "--full-tree", now.tree], { cwd: session.cwd, env: now.env })
+        .pipe(Effect.orDie)
+      // `<mode> <type> <id>\t<path>`, one per file.
+      const entries = out.toString().split("\0").filter((line) => line.length > 0).map((line) => {
+        const tab = line.indexOf("\t")
+        const [mode = "", type = "", id = ""] = line.slice(0, tab).split(" ")
+        return { mode, type, id, path: line.slice(tab + 1) }
+      }).filter((entry) => entry.type === "blob")
+      const sizes = yield* sizesOf(now.gitDir, session.cwd, [...new Set(entries.map((entry) => entry.id))]).pipe(Effect.orDie)
+      const pruned = entries.some((entry) => !sizes.has(entry.id)) ? yield* prunedSizes(now.gitDir) : new Map<string, number>()
+      return entries.map((entry) => ({
+        path: entry.path,
+        size: sizes.get(entry.id) ?? pruned.get(entry.id) ?? 0,
+        type: entry.mode === symlink ? "symlink" as const : "file" as const
+      }))
+    })
+
+    /**
+     * One file's bytes as a snapshot taken now holds them (nothing on the workspace's disk is opened
+     * by path); none when it is not a file there, or too big to be kept.
+     */
+    const fileBytes = Effect.fn("WorkspaceChanges.fileBytes")(function*(session: Session, path: string) {
+      if (path === "" || path.startsWith("/") || /[\0\n\\]/.test(path) || path.split("/").some((part) => part === ".." || part === ".")) {
+        return yield* new BadRequest({ message: "The path must be relative to the workspace root, without `..`, NUL or backslash" })
+      }
+      const now = yield* snapshot(session, undefined).pipe(Effect.orDie)
+      const out = yield* run("git", ["cat-file", "--batch"], { cwd: session.cwd, env: now.env, input: `${now.tree}:${path}\n` })
+        .pipe(Effect.orDie)
+      const eol = out.indexOf(10)
+      const [, type = "", size = ""] = out.subarray(0, eol).toString().split(" ")
+      if (type !== "blob") return Option.none<Uint8Array>()
+      return Option.some<Uint8Array>(out.subarray(eol + 1, eol + 1 + Number(size)))
+    })
+
     /** Removes the session's snapshots (with its workspace, at the hard TTL or a failed create). */
     const remove = Effect.fn("WorkspaceChanges.remove")(function*(app: AppName, id: SessionId) {
       const gitDir = dirOf(app, id)
@@ -424,7 +461,7 @@ export class WorkspaceChanges extends Effect.Service<WorkspaceChanges>()("clawdf
       yield* Effect.promise(() => rm(gitDir, { recursive: true, force: true }))
     })
 
-    return { begin, turnStarts, turnEnds, since, remove, dirOf } as const
+    return { begin, turnStarts, turnEnds, since, files, fileBytes, remove, dirOf } as const
   }),
   dependencies: [AppConfig.Default]
 }) {}
