@@ -57,7 +57,8 @@ export const throttled = <A, E>(
       : Effect.tapError(check, () => failures.recordFailure(address)))
 }
 
-const authenticateApp = (auth: Auth, failures: AuthFailures) => (token: Redacted.Redacted<string>) =>
+/** The app guard's check of a bearer token (throttled per address, the 401 with its challenge). */
+export const authenticateApp = (auth: Auth, failures: AuthFailures) => (token: Redacted.Redacted<string>) =>
   Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
     const tokenSent = bearerHeader.test(request.headers.authorization ?? "")
     const authenticated = tokenSent

@@ -1,12 +1,10 @@
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
-import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Effect, Layer } from "effect"
 import { Api, CurrentApp } from "../domain/Api.js"
 import { BadRequest, RunFailed } from "../domain/Errors.js"
-import type { AppName, SessionId } from "../domain/Ids.js"
+import type { AppName } from "../domain/Ids.js"
 import { RunReply, type RunRequest } from "../domain/Run.js"
-import { SessionReply, TurnReply } from "../domain/Session.js"
-import { TurnAccepted } from "../domain/Turn.js"
+import { SessionReply, type TurnRequest } from "../domain/Session.js"
 import { AgentRegistry } from "../services/agents/AgentRegistry.js"
 import { ClaudeRunner } from "../services/agents/ClaudeRunner.js"
 import { scrapeMetrics } from "../services/observability/Metrics.js"
@@ -14,10 +12,10 @@ import { AppLimits } from "../services/tenancy/AppLimits.js"
 import { AppSecrets } from "../services/tenancy/AppSecrets.js"
 import { Sandbox } from "../services/sandbox/Sandbox.js"
 import { Usage } from "../services/tenancy/Usage.js"
-import { rateLimitHeaders } from "./RateLimitHeaders.js"
-import { type AcceptedTurn, Sessions } from "../services/sessions/Sessions.js"
+import { Sessions } from "../services/sessions/Sessions.js"
 import { Docs } from "./Docs.js"
-import { makeIdempotent, replayedHeader, replayJson, storeAs } from "./Idempotency.js"
+import { makeIdempotent, storeAs } from "./Idempotency.js"
+import { makeTurnHandlers } from "./TurnRoutes.js"
 import { turnEventStream } from "./TurnStream.js"
 
 /** The `seq` after which a resumed stream starts: `Last-Event-ID` must name an event of that turn. */
@@ -81,58 +79,11 @@ export const SessionsHttpLive = HttpApiBuilder.group(Api, "sessions", (handlers)
     const limits = yield* AppLimits
     const idempotent = yield* makeIdempotent
     const storeSession = storeAs(SessionReply)
-    const storeTurn = storeAs(TurnReply)
-    const storeAccepted = storeAs(TurnAccepted)
-    const queued = (id: string, turnIndex: number) => ({
-      ok: true as const,
-      session_id: id as SessionId,
-      turn_index: turnIndex,
-      status: "queued" as const
-    })
-    /** A repeated `/turn/stream`: the first request's turn from its start, or the error it answered. */
-    const replayStream = (
-      app: AppName,
-      id: string,
-      reply: { readonly status: number; readonly body: string },
-      closeStream: () => void
-    ) =>
-      reply.status !== 200
-        ? Effect.sync(() => {
-          closeStream()
-          return replayJson(reply)
-        })
-        : Effect.map(
-          sessions.followTurn(app, id, (JSON.parse(reply.body) as { turn_index: number }).turn_index),
-          (feed) => HttpServerResponse.setHeader(turnEventStream(feed, 0, closeStream), replayedHeader, "true")
-        ).pipe(
-          // Its turn was stored when it was accepted; gone only with its session (404).
-          Effect.catchTag("TurnNotFound", Effect.die)
-        )
-    /**
-     * A repeated `/turn`: answered from the stored turn (the key keeps its index, never a second
-     * copy of the reply), `truncated` when the stored turn kept fewer messages than the reply had.
-     */
-    const replayTurn = (app: AppName, id: string, reply: { readonly status: number; readonly body: string }) => {
-      const first = reply.status === 200 ? JSON.parse(reply.body) as { turn_index: number; events?: unknown } : undefined
-      // An error, or a reply stored whole by an earlier version: as stored.
-      if (first === undefined || first.events !== undefined) return Effect.succeed(replayJson(reply))
-      return sessions.getTurn(app, id, first.turn_index, { limit: Number.MAX_SAFE_INTEGER }).pipe(
-        Effect.map((turn) =>
-          replayJson(storeTurn({
-            ok: true,
-            session_id: turn.session_id,
-            turn_index: turn.turn_index,
-            stop_reason: turn.stop_reason ?? "end_turn",
-            usage: turn.usage,
-            events: turn.events,
-            // Said only when it is so: a whole turn replays exactly as it was answered.
-            ...(turn.truncated ? { truncated: true } : {})
-          }))
-        ),
-        // Its turn was stored when it was accepted; gone only with its session (404).
-        Effect.catchTag("TurnNotFound", Effect.die)
-      )
-    }
+    // The turn routes are served on the lean path (TurnRoutes.ts) by the same handlers.
+    const turns = yield* makeTurnHandlers
+    const turnCall = (
+      { headers, path, payload }: { headers: { "idempotency-key"?: string }; path: { id: string }; payload: TurnRequest }
+    ) => Effect.map(CurrentApp, (app) => ({ app, id: path.id, payload, key: headers["idempotency-key"] }))
     return handlers
       .handle("createSession", ({ headers, payload }) =>
         idempotent({
@@ -145,37 +96,9 @@ export const SessionsHttpLive = HttpApiBuilder.group(Api, "sessions", (handlers)
           store: storeSession,
           respond: (reply) => reply
         }))
-      .handle("runTurn", ({ headers, path, payload }) =>
-        idempotent({
-          key: headers["idempotency-key"],
-          payload,
-          run: Effect.flatMap(CurrentApp, (app) => rateLimitHeaders(app, sessions.turn(app, path.id, payload))),
-          // The turn's index only: a repeat answers from the stored turn.
-          store: (reply: TurnReply) => ({ status: 200, body: JSON.stringify({ turn_index: reply.turn_index }) }),
-          respond: (reply: TurnReply) => reply,
-          replay: (stored) => Effect.flatMap(CurrentApp, (app) => replayTurn(app, path.id, stored))
-        }))
-      .handle("streamTurn", ({ headers, path, payload }) =>
-        Effect.flatMap(CurrentApp, (app) =>
-          // The app's stream slot first: a stream refused takes no turn.
-          Effect.flatMap(limits.openStream(app), (closeStream) =>
-            idempotent({
-              key: headers["idempotency-key"],
-              payload,
-              run: rateLimitHeaders(app, sessions.submit(app, path.id, payload)),
-              // A repeat replays the turn the first request started, from its stored messages.
-              store: (accepted) => ({ status: 200, body: JSON.stringify({ turn_index: accepted.turnIndex }) }),
-              respond: (accepted) => turnEventStream(accepted.feed, 0, closeStream),
-              replay: (reply) => replayStream(app, path.id, reply, closeStream)
-            }).pipe(Effect.onError(() => Effect.sync(closeStream))))))
-      .handle("queueTurn", ({ headers, path, payload }) =>
-        idempotent({
-          key: headers["idempotency-key"],
-          payload,
-          run: Effect.flatMap(CurrentApp, (app) => rateLimitHeaders(app, sessions.submit(app, path.id, payload))),
-          store: (accepted: AcceptedTurn) => storeAccepted(queued(path.id, accepted.turnIndex)),
-          respond: (accepted: AcceptedTurn) => queued(path.id, accepted.turnIndex)
-        }))
+      .handle("runTurn", (request) => Effect.flatMap(turnCall(request), turns.runTurn))
+      .handle("streamTurn", (request) => Effect.flatMap(turnCall(request), turns.streamTurn))
+      .handle("queueTurn", (request) => Effect.flatMap(turnCall(request), turns.queueTurn))
       .handle("listTurns", ({ path, urlParams }) =>
         CurrentApp.pipe(
           Effect.flatMap((app) => sessions.listTurns(app, path.id, urlParams)),

@@ -2,7 +2,7 @@ import * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Effect, Predicate } from "effect"
 import type { AppName } from "../domain/Ids.js"
-import { AppLimits } from "../services/tenancy/AppLimits.js"
+import type { AppLimits } from "../services/tenancy/AppLimits.js"
 
 /** Seconds until a refused request may succeed: the rate's window, or the budget's next day. */
 const retryAfterOf = (error: unknown, nowSeconds: number): number | undefined => {
@@ -18,9 +18,12 @@ const retryAfterOf = (error: unknown, nowSeconds: number): number | undefined =>
  * `-Reset`, when the app has a `turns_per_minute`); a 429 `rate_limited` or `budget_exhausted`
  * carries `Retry-After`.
  */
-export const rateLimitHeaders = <A, E, R>(app: AppName, self: Effect.Effect<A, E, R>) =>
+export const rateLimitHeaders = <A, E, R>(
+  limits: Pick<AppLimits, "rateOf">,
+  app: AppName,
+  self: Effect.Effect<A, E, R>
+) =>
   Effect.gen(function*() {
-    const limits = yield* AppLimits
     let retryAfter: number | undefined
     yield* HttpApp.appendPreResponseHandler((_request, response) =>
       Effect.map(limits.rateOf(app), (rate) => {

@@ -128,7 +128,7 @@ const discardRest = (request: HttpServerRequest.HttpServerRequest) =>
  * more than the limit. Past it, fails at once: the 413 goes out while the rest still arrives
  * (see `discardRest`).
  */
-const readStreamed = (source: IncomingMessage, maxBodyBytes: number) =>
+export const readStreamed = (source: IncomingMessage, maxBodyBytes: number) =>
   Effect.async<string, PayloadTooLarge | BadRequest>((resume) => {
     let chunks: Array<Buffer> = []
     let bytes = 0

@@ -18,6 +18,7 @@ import {
 } from "./Handlers.js"
 import { RequestErrorsLive } from "./RequestErrors.js"
 import { withRequestLog } from "./RequestLog.js"
+import { TurnRoutesLive } from "./TurnRoutes.js"
 import { WorkspaceAdminHttpLive, WorkspaceChangesHttpLive } from "./WorkspaceChangesHttpLive.js"
 
 /** The API with its handlers; needs the gateway services. */
@@ -38,7 +39,9 @@ export const ApiLive = HttpApiBuilder.api(Api).pipe(
   Layer.provide(AuthorizationLive),
   // One count of wrong tokens per address for every guard: app, admin and metrics.
   Layer.provide(AuthFailures.DefaultWithoutDependencies),
-  Layer.provide(Layer.unwrapEffect(Effect.map(AppConfig, (config) => RequestErrorsLive(config.maxBodyBytes))))
+  Layer.provide(Layer.unwrapEffect(Effect.map(AppConfig, (config) => RequestErrorsLive(config.maxBodyBytes)))),
+  // Built before RequestErrors (a later provide is built first), so its API-level middleware is the inner one.
+  Layer.provide(TurnRoutesLive)
 )
 
 /**
