@@ -10,7 +10,7 @@ import { type Answer, type Bench, ms, type Question } from "./support/bench.js"
 import { claudeAdapterBin, claudeAgents } from "./support/claudeAdapter.js"
 import { type ClawdforgeGateway, closeSession, startClawdforge, stopGateway, turn } from "./support/gateways.js"
 import { expectOk } from "./support/http.js"
-import { noteAgentsOf, sleep } from "./support/processes.js"
+import { noteAgentsOf, sleep, vmRssKb } from "./support/processes.js"
 import { descendantsOf, treeMemoryKb } from "./support/processTree.js"
 import { mapLimit, now, round, summary } from "./support/stats.js"
 
@@ -55,12 +55,13 @@ const realAdapter = async (bench: Bench) => {
     // The stopped trees' last processes exit within moments of the hibernation.
     await sleep(500)
     const heldMb = agentsRssMb(gateway)
+    const gatewayMb = round(vmRssKb(gateway.pid) / 1024, 1)
     const oneLiveMb = await (async () => {
       // One session's tree as it runs: woken by a turn (which asks for authentication: a 502).
       await gateway.call("POST", `/sessions/${ids[0]}/turn`, { prompt: "hello" })
       return agentsRssMb(gateway)
     })()
-    return { sessions: realSessions, idleSecs, heldMb, peakMb, oneLiveMb, create: summary(creates) }
+    return { sessions: realSessions, idleSecs, heldMb, gatewayMb, peakMb, oneLiveMb, create: summary(creates) }
   } finally {
     await mapLimit(ids, 5, (id) => closeSession(gateway, id))
     await stopGateway(gateway)
@@ -112,7 +113,8 @@ export const hibernation: Question = {
           gateway: String(real.heldMb),
           target: "< 1024 MB",
           pass: real.heldMb < 1024,
-          note: `hibernated after ${idleSecs} s idle; peak ${real.peakMb} MB while creating, one woken ${real.oneLiveMb} MB, ` +
+          note: `agents' trees once hibernated after ${idleSecs} s idle (the gateway itself ${real.gatewayMb} MB); ` +
+            `peak ${real.peakMb} MB while creating, one woken ${real.oneLiveMb} MB, ` +
             `create p50 ${ms(real.create.p50)} ms (claude-agent-acp, no credentials)`
         },
         {

@@ -2062,7 +2062,7 @@ export interface components {
             app_name: string | null;
             /** @description Unix time, in whole seconds */
             at: number;
-            /** @description `create`, `turn`, `turn_failed`, `close`, `sweep_close`, `agent_start`, `agent_exit`, `turn_interrupted`, `permission_request`, `permission_answer` */
+            /** @description `create`, `turn`, `turn_failed`, `close`, `sweep_close`, `agent_start`, `agent_exit`, `turn_interrupted`, `permission_request`, `permission_answer`, `revoked`, `hibernated` (its agent stopped, `reason`: `idle` or `pool_full`), `resumed` (started again by the next turn, `origin`: how its ACP session came back) */
             event: string;
             /** @description What the event records (JSON), or null */
             detail: unknown;

@@ -151,7 +151,8 @@ export const AuditEvent = Schema.Struct({
   at: UnixSeconds,
   event: Schema.String.annotations({
     description: "`create`, `turn`, `turn_failed`, `close`, `sweep_close`, `agent_start`, `agent_exit`, " +
-      "`turn_interrupted`, `permission_request`, `permission_answer`"
+      "`turn_interrupted`, `permission_request`, `permission_answer`, `revoked`, `hibernated` (its agent stopped, " +
+      "`reason`: `idle` or `pool_full`), `resumed` (started again by the next turn, `origin`: how its ACP session came back)"
   }),
   detail: Schema.Unknown.annotations({ description: "What the event records (JSON), or null" })
 }).annotations({ identifier: "AuditEvent", description: "One entry of the audit trail" })
