@@ -40,6 +40,7 @@ import { cleanup, leftovers } from "./support/processes.js"
 import { round } from "./support/stats.js"
 import { throughput } from "./throughput.js"
 import { turnLatency } from "./turn.js"
+import { warm } from "./warm.js"
 
 /**
  * In the order they run: fresh processes first (the ledger on PostgreSQL after the turn figures it
@@ -56,6 +57,7 @@ const questions: ReadonlyArray<Question> = [
   cluster,
   streaming,
   create,
+  warm,
   sandbox,
   hibernation,
   claudeRun,

@@ -7,6 +7,11 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
+import { execFileSync } from "node:child_process"
+import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs"
+import { homedir } from "node:os"
+import { join } from "node:path"
+import { beforeAll } from "vitest"
 import { AppName } from "../src/domain/Ids.js"
 import { scriptedAgentPath } from "../src/services/agents/AgentRegistry.js"
 import { AppTokens } from "../src/services/ledger/AppTokens.js"
@@ -14,11 +19,41 @@ import { AgentPool } from "../src/services/sessions/AgentPool.js"
 import { Sessions } from "../src/services/sessions/Sessions.js"
 import { AppLimits } from "../src/services/tenancy/AppLimits.js"
 import { AppSecrets } from "../src/services/tenancy/AppSecrets.js"
+import { bwrapAvailable } from "./support/Bubblewrap.js"
 import { poll } from "./support/Poll.js"
 import { agentLogFile, agentText, isAlive, readAgentLog, startedPids } from "./support/ScriptedAgent.js"
+import { tempDir } from "./support/TempDirs.js"
 import { appName, appToken, layerTestGateway, otherToken, request } from "./support/TestGateway.js"
 
 const startDelayMs = 1_000
+
+// The real Claude ACP adapter, installed once into the cache test/claude-adapter.test.ts uses.
+const adapterVersion = "0.101.0"
+const adapterDir = join(homedir(), ".cache", "clawdforge-test", `claude-agent-acp-${adapterVersion}`)
+const adapterBin = join(adapterDir, "node_modules", ".bin", "claude-agent-acp")
+beforeAll(() => {
+  if (existsSync(adapterBin)) return
+  mkdirSync(adapterDir, { recursive: true })
+  execFileSync("npm", [
+    "install",
+    "--no-audit",
+    "--no-fund",
+    "--no-save",
+    "--prefix",
+    adapterDir,
+    `@agentclientprotocol/claude-agent-acp@${adapterVersion}`
+  ], { stdio: "ignore", timeout: 300_000 })
+}, 300_000)
+
+/** Processes whose command line runs something from the adapter's folder. */
+const adapterProcesses = () =>
+  readdirSync("/proc").filter((entry) => /^\d+$/.test(entry)).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(adapterDir)
+    } catch {
+      return false
+    }
+  })
 
 const gateway = (log: string, config: Record<string, string>) =>
   layerTestGateway({
@@ -159,4 +194,36 @@ describe("warm starts", () => {
       yield* poll(Effect.sync(() => alivePids(log).length), (n) => n === 0, "5 seconds")
     })
   }, 60_000)
+
+  it.scopedLive("the real claude-agent-acp adapter, taken warm: created in milliseconds, a working session", () =>
+    Effect.gen(function*() {
+      yield* Effect.gen(function*() {
+        // Spawn, initialize and the first session/new take the adapter 1.5 s or so: all before the create.
+        yield* poll(readyCount, (n) => n === 1, "60 seconds")
+        expect((yield* request("GET", "/sessions", { token: appToken })).body.sessions).toEqual([])
+        // Let the adapter settle (its Claude Code process goes on starting after session/new), as a ready session does.
+        yield* Effect.sleep("3 seconds")
+        const created = yield* timed(request("POST", "/sessions", { token: appToken, body: { agent: "claude" } }))
+        expect(created.result.status, JSON.stringify(created.result.body)).toBe(200)
+        expect(created.ms).toBeLessThan(500)
+        const turn = yield* request("POST", `/sessions/${created.result.body.session_id}/turn`, {
+          token: appToken,
+          body: { prompt: "hello" }
+        })
+        expect(turn.body).toMatchObject({ ok: false, error: "agent_auth_required" })
+        // The next one is on its way.
+        yield* poll(readyCount, (n) => n === 1, "60 seconds")
+      }).pipe(Effect.provide(layerTestGateway({
+        pool: AgentPool.Default,
+        config: {
+          CLAWDFORGE_SANDBOX: bwrapAvailable ? "bwrap" : "off",
+          CLAWDFORGE_AGENTS: JSON.stringify({
+            claude: { command: [adapterBin], env: { HOME: tempDir("clawdforge-claude-home-"), IS_SANDBOX: "1" } }
+          }),
+          CLAWDFORGE_APP_LIMITS: JSON.stringify({ [appName]: { warm: { claude: 1 } } })
+        }
+      })))
+      // Stopped with the gateway: no adapter process is left.
+      yield* poll(Effect.sync(() => adapterProcesses().length), (n) => n === 0, "10 seconds")
+    }), 120_000)
 })

@@ -1803,6 +1803,8 @@ export interface components {
                 live: number;
                 /** @description CLAWDFORGE_MAX_LIVE_SESSIONS */
                 capacity: number;
+                /** @description Ready sessions among the live agents (the apps' `warm` limits): nobody's session until a create takes one */
+                ready?: number;
             };
             live_by_app: {
                 /** @description The app the bearer token names */

@@ -217,7 +217,10 @@ export const Overview = Schema.Struct({
   at: UnixSeconds,
   pool: Schema.Struct({
     live: Schema.Int.annotations({ description: "Live agents (pool slots taken)" }),
-    capacity: Schema.Int.annotations({ description: "CLAWDFORGE_MAX_LIVE_SESSIONS" })
+    capacity: Schema.Int.annotations({ description: "CLAWDFORGE_MAX_LIVE_SESSIONS" }),
+    ready: Schema.optional(Schema.Int.annotations({
+      description: "Ready sessions among the live agents (the apps' `warm` limits): nobody's session until a create takes one"
+    }))
   }),
   live_by_app: Schema.Array(Schema.Struct({ app: AppName, live_sessions: Schema.Int })),
   turns_last_minute: Schema.Int.annotations({ description: "Turns that ended in the last 60 s" }),

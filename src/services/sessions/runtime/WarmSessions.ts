@@ -15,6 +15,12 @@ import type { Workspaces } from "../Workspaces.js"
 /** How often the ready sessions are checked against the apps, their limits and environments. */
 const checkEvery = Duration.seconds(1)
 
+/**
+ * After a create took a ready session, how long the refill waits: a new agent's start takes the
+ * CPU for a while (the real adapter's about half a second), and the create should answer first.
+ */
+const refillDelay = Duration.millis(500)
+
 /** A start that failed is tried again after 1, 2, 4 ... s, at most every 30 s (and logged each time). */
 const startRetry = Schedule.exponential(Duration.seconds(1)).pipe(Schedule.union(Schedule.spaced(Duration.seconds(30))))
 
@@ -179,9 +185,9 @@ export const makeWarmSessions = (services: WarmSessionsServices) =>
         }
       }).pipe(Effect.catchAll(() => Effect.void))
 
-    /** Starts the refill of the app's agent unless one runs. */
-    const startRefill = (app: AppName, agentName: string) =>
-      FiberMap.run(refills, keyOf(app, agentName), refill(app, agentName), { onlyIfMissing: true })
+    /** Starts the refill of the app's agent unless one runs (after `delay`: a create that took one answers first). */
+    const startRefill = (app: AppName, agentName: string, delay: Duration.DurationInput = Duration.zero) =>
+      FiberMap.run(refills, keyOf(app, agentName), Effect.delay(refill(app, agentName), delay), { onlyIfMissing: true })
 
     /** The apps that may hold sessions now: the environment's, and the ledger's not revoked. */
     const activeApps = Effect.map(appTokens.list(), (rows) => {
@@ -246,7 +252,7 @@ export const makeWarmSessions = (services: WarmSessionsServices) =>
         while (list.length > 0) {
           const made = list.shift()!
           if (made.fingerprint === fingerprint && (yield* made.ready.handle.isAlive)) {
-            yield* startRefill(app, agentName)
+            yield* startRefill(app, agentName, refillDelay)
             return Option.some(made.ready)
           }
           yield* discard(made)
