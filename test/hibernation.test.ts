@@ -137,9 +137,14 @@ describe("hibernation", () => {
     }).pipe(Effect.provide(layerScriptedGateway(log, { CLAWDFORGE_AGENT_IDLE_SECS: "3600", CLAWDFORGE_MAX_LIVE_SESSIONS: "2" })))
   }, 40_000)
 
-  it.scopedLive("with every agent busy a create is 503 pool_full, and a pending permission request keeps its agent", () => {
+  it.scopedLive("with every agent busy a create or a hibernated session's turn is 503 pool_full, and a pending permission request keeps its agent", () => {
     const log = agentLogFile()
     return Effect.gen(function*() {
+      // A session that hibernates first.
+      const sleeper = (yield* create(otherToken)).body.session_id
+      expect((yield* turn(otherToken, sleeper, "one")).status).toBe(200)
+      yield* untilLive(otherToken, sleeper, false)
+      const sleeperPid = startedPids(log)[0]!
       // One agent asks for a permission (held for the caller), the other runs a long turn.
       const asking = (yield* create(appToken, { permission_mode: "ask" })).body.session_id
       const busy = (yield* create(otherToken)).body.session_id
@@ -148,13 +153,18 @@ describe("hibernation", () => {
       expect((yield* request("POST", `/sessions/${busy}/turns`, { token: otherToken, body: { prompt: "sleep 4000" } })).status)
         .toBe(202)
       yield* poll(request("GET", `/sessions/${asking}/permissions`, { token: appToken }), (r) => r.body.count === 1, "5 seconds")
-      const [askingPid] = startedPids(log)
+      const [askingPid] = startedPids(log).filter((pid) => pid !== sleeperPid)
 
       for (const token of [appToken, otherToken]) {
         const refused = yield* create(token)
         expect(refused.status).toBe(503)
         expect(refused.body.error).toBe("pool_full")
       }
+      // The hibernated session's turn finds no agent to stop either: 503, stored as failed.
+      const woken = yield* turn(otherToken, sleeper, "two")
+      expect(woken.status).toBe(503)
+      expect(woken.body.error).toBe("pool_full")
+      expect((yield* state(otherToken, sleeper)).live).toBe(false)
       // Idle time passes (1 s) while the request waits: the agent is not stopped.
       yield* Effect.sleep("2500 millis")
       expect(isAlive(askingPid!)).toBe(true)
