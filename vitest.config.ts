@@ -26,6 +26,7 @@ const onBothDialects = [
   "test/bad-input-generated.test.ts",
   "test/admin-api.test.ts",
   "test/fair-share.test.ts",
+  "test/workspace-changes.test.ts",
   // The cluster needs PostgreSQL: on this project only.
   "test/cluster*.test.ts"
 ]

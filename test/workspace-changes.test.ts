@@ -22,6 +22,7 @@ import { loopbackReceivers, type Received, receiver } from "./support/WebhookRec
 const stateDir = tempDir("clawdforge-agent-state-")
 const workspaces = tempDir("clawdforge-changes-ws-")
 const agentEnv = { SCRIPTED_AGENT_STATE_DIR: stateDir }
+const adminToken = "changes-admin-token-0123456789"
 
 const create = Effect.map(
   request("POST", "/sessions", { token: appToken, body: { agent: "scripted-state" } }),
@@ -64,6 +65,7 @@ const gateway = () =>
   layerScriptedGateway(agentLogFile(), {
     CLAWDFORGE_WORKSPACE_ROOT: workspaces,
     CLAWDFORGE_AGENTS: JSON.stringify({ "scripted-state": { command: [process.execPath, scriptedAgentPath], env: agentEnv } }),
+    CLAWDFORGE_ADMIN_TOKEN: adminToken,
     ...loopbackReceivers
   })
 
@@ -185,6 +187,33 @@ describe("workspace changes", () => {
       mkdirSync(join(cwd, "later"))
       writeFileSync(join(cwd, "later", "c.txt"), "c\n")
       expect((yield* changesOf(id, "?since_turn=3")).body.changes).toEqual([{ path: "later/c.txt", status: "added", size: 2 }])
+
+      // The console's view (the admin token): the files now, each readable from a snapshot.
+      const files = yield* request("GET", `/admin/sessions/${id}/files`, { token: adminToken })
+      expect(files.status, JSON.stringify(files.body)).toBe(200)
+      expect(files.body.files.map((f: any) => [f.path, f.size, f.type])).toEqual([
+        ["a.txt", 8, "file"],
+        ["before.txt", 15, "file"],
+        ["bin.dat", 8, "file"],
+        ["dir/b.txt", 4, "file"],
+        ["later/c.txt", 2, "file"],
+        ["upload.txt", 14, "file"]
+      ])
+      const client = yield* HttpClient.HttpClient
+      const bytes = yield* client.execute(
+        HttpClientRequest.get(`/admin/sessions/${id}/files/dir/b.txt`).pipe(HttpClientRequest.bearerToken(adminToken))
+      ).pipe(Effect.flatMap((response) => Effect.map(response.text, (text) => [response.status, text] as const)), Effect.scoped)
+      expect(bytes).toEqual([200, "bee\n"])
+      const notThere = yield* request("GET", `/admin/sessions/${id}/files/.home/secret`, { token: adminToken })
+      expect([notThere.status, notThere.body.error]).toEqual([404, "file_not_found"])
+      // A `..` that reaches the handler is refused (one the URL resolves is just another path inside).
+      for (const path of ["%2e%2e%2fa.txt", "dir%2f..%2f..%2fa.txt", "dir%5cb.txt"]) {
+        const refused = yield* request("GET", `/admin/sessions/${id}/files/${path}`, { token: adminToken })
+        expect([400, 404], path).toContain(refused.status)
+        expect(refused.body.ok, path).toBe(false)
+      }
+      // An app's token is not the operators'.
+      expect((yield* request("GET", `/admin/sessions/${id}/files`, { token: appToken })).status).toBe(401)
 
       // The snapshots are outside the workspace, and outside the app's root.
       const snapshots = snapshotsDirOf(workspaces, appName, id)
