@@ -23,6 +23,7 @@ import { claudeRun } from "./claude-run.js"
 import { cluster } from "./cluster.js"
 import { cpu } from "./cpu.js"
 import { create } from "./create.js"
+import { files } from "./files.js"
 import { hibernation } from "./hibernation.js"
 import { ledger } from "./ledger.js"
 import { memory } from "./memory.js"
@@ -57,6 +58,7 @@ const questions: ReadonlyArray<Question> = [
   cluster,
   streaming,
   create,
+  files,
   warm,
   sandbox,
   hibernation,

@@ -17,6 +17,9 @@ import { Sessions, SessionsDrain } from "./services/sessions/Sessions.js"
 import { Sweeper, SweeperLoop } from "./services/sessions/Sweeper.js"
 import { LoggingLive, TracingLive } from "./services/observability/Telemetry.js"
 import { Workspaces } from "./services/sessions/Workspaces.js"
+import { WorkspaceFiles } from "./services/workspaces/WorkspaceFiles.js"
+import { WorkspacePaths } from "./services/workspaces/WorkspacePaths.js"
+import { WorkspaceQuota } from "./services/workspaces/WorkspaceQuota.js"
 import { WorkspaceChanges } from "./services/workspaces/WorkspaceChanges.js"
 import { Sandbox, SandboxUnavailable } from "./services/sandbox/Sandbox.js"
 import { GitClone } from "./services/workspaces/GitClone.js"
@@ -42,15 +45,23 @@ export const layerServices = <EP, RP, ER, RR>(
     Layer.provideMerge(layerLedger({ limitCounters: options.limitCounters ?? LocalLimitCounters })),
     Layer.provide(AppConfig.Default)
   )
+  // A workspace's paths (never through a link) and its quotas, which creates and turns are admitted by too.
+  const workspaceQuota = WorkspaceQuota.DefaultWithoutDependencies.pipe(
+    Layer.provideMerge(WorkspacePaths.Default),
+    Layer.provide(ledger),
+    Layer.provide(AppConfig.Default)
+  )
   const core = Layer.mergeAll(
-    AppConfig.Default, ledger, AgentRegistry.Default, Workspaces.Default, WorkspaceChanges.Default, Sandbox.Default, pool
+    AppConfig.Default, ledger, AgentRegistry.Default, Workspaces.Default, WorkspaceChanges.Default, Sandbox.Default, pool, workspaceQuota
   )
   // A create's `git` clone runs git as a child process (in the session's sandbox).
   const gitClone = GitClone.DefaultWithoutDependencies.pipe(Layer.provide(NodeContext.layer))
   const sessions = Sessions.DefaultWithoutDependencies.pipe(Layer.provide(gitClone), Layer.provideMerge(core))
   const sweeper = Sweeper.DefaultWithoutDependencies.pipe(Layer.provideMerge(sessions))
+  // The files routes' service, over the sessions (whose workspace, open or closed).
+  const workspaceFiles = WorkspaceFiles.DefaultWithoutDependencies.pipe(Layer.provideMerge(sweeper))
   return Layer.mergeAll(options.sweeperLoop === false ? Layer.empty : SweeperLoop, WebhookDeliveryLoop, AppSecretsCheck, Auth.DefaultWithoutDependencies).pipe(
-    Layer.provideMerge(sweeper),
+    Layer.provideMerge(workspaceFiles),
     Layer.merge(runner)
   )
 }

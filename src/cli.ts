@@ -254,6 +254,12 @@ const appsLimits = Command.make("limits", {
     LimitCount,
     "SSE streams the app may hold open at once (beyond: 429 too_many_streams; over CLAWDFORGE_MAX_STREAMS_PER_APP)"
   ),
+  maxDiskMb: limitOption(
+    "max-disk-mb",
+    Options.integer,
+    LimitCount,
+    "What the app\'s workspaces and HOME may hold on disk, in MB (at or past it: 429 disk_quota; over CLAWDFORGE_APP_MAX_DISK_MB)"
+  ),
   maxStoredMb: limitOption(
     "max-stored-mb",
     Options.integer,
@@ -278,6 +284,7 @@ const appsLimits = Command.make("limits", {
       network: Option.getOrUndefined(options.network),
       max_queued_turns: Option.getOrUndefined(options.maxQueuedTurns),
       max_streams: Option.getOrUndefined(options.maxStreams),
+      max_disk_mb: Option.getOrUndefined(options.maxDiskMb),
       max_stored_mb: Option.getOrUndefined(options.maxStoredMb),
       warm: Option.getOrUndefined(options.warm)
     }

@@ -119,6 +119,7 @@ describe("apps", () => {
           network: null,
           max_queued_turns: 32,
           max_streams: 64,
+          max_disk_mb: 10240,
           max_stored_mb: null,
           warm: {}
         },
@@ -130,6 +131,7 @@ describe("apps", () => {
           network: "none",
           max_queued_turns: "default",
           max_streams: "default",
+          max_disk_mb: "default",
           max_stored_mb: "none",
           warm: "none"
         }

@@ -8,6 +8,9 @@ import type * as HttpClientError from "@effect/platform/HttpClientError"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { Effect, type ParseResult, type Types } from "effect"
 import { Api } from "../domain/Api.js"
+import { type FilesClient, makeFilesClient } from "./FilesClient.js"
+
+export type { DownloadedFile, FilesClient, FilesError, UploadedFile } from "./FilesClient.js"
 
 type UnionToIntersection<U> = (U extends unknown ? (u: U) => void : never) extends (i: infer I) => void ? I
   : never
@@ -62,15 +65,33 @@ export type TopLevelClient<Groups extends HttpApiGroup.HttpApiGroup.Any, E, R> =
 >
 
 type ApiClient = typeof Api extends HttpApi.HttpApi<infer _Id, infer Groups, infer E, infer _R>
-  ? TopLevelClient<Groups, E, never>
+  ? TopLevelClient<Groups, E, never> & {
+    /** A session's workspace: list, download, upload and delete its files (raw bytes both ways). */
+    readonly files: FilesClient
+  }
   : never
+
+/** The methods whose path ends in the rest of the URL (a file's path with its `/`): they go through `files`. */
+const filesMethods = (files: FilesClient): Record<string, (request: any) => Effect.Effect<unknown, unknown>> => ({
+  getFile: ({ path }) => Effect.map(files.download(path.id, path["*"]), (file) => file.bytes),
+  putFile: ({ path, payload, headers = {} }) =>
+    Effect.map(
+      files.upload(path.id, path["*"], payload, {
+        ...(headers["if-match"] === undefined ? {} : { ifMatch: headers["if-match"] }),
+        ...(headers["if-none-match"] === undefined ? {} : { ifNoneMatch: headers["if-none-match"] })
+      }),
+      ({ created: _, ...written }) => written
+    ),
+  deleteFile: ({ path, urlParams = {} }) => files.remove(path.id, path["*"], { recursive: urlParams.recursive === "true" })
+})
 
 /**
  * The typed Effect client, derived from the same `Api` the server serves: every endpoint is a
  * method named as its OpenAPI operationId (`client.runTurn({ path, payload })`), and every
  * documented error is a typed failure (`SessionNotFound`, `SessionClosed`, ...). `streamTurn`
  * reads the whole stream and answers its events (`TurnStreamEvent`). Needs an `HttpClient`, e.g.
- * `FetchHttpClient.layer` or `NodeHttpClient.layerUndici`.
+ * `FetchHttpClient.layer` or `NodeHttpClient.layerUndici`. `files` has the workspace's helpers
+ * (`client.files.upload(id, "src/app.py", bytes)`), which `getFile`, `putFile` and `deleteFile` use too.
  */
 export const makeClient = (options: {
   readonly baseUrl: string
@@ -80,15 +101,18 @@ export const makeClient = (options: {
     baseUrl: options.baseUrl,
     transformClient: HttpClient.mapRequest(HttpClientRequest.bearerToken(options.token))
   }).pipe(
+    Effect.zip(makeFilesClient(options)),
     // Headers left out are none: the platform's client encodes `headers` whenever the endpoint declares some.
-    Effect.map((client) =>
-      Object.fromEntries(
+    Effect.map(([client, files]) => ({
+      ...Object.fromEntries(
         Object.entries(client).map(([name, method]) => [
           name,
           typeof method === "function" ? (request: any) => (method as any)({ headers: {}, ...request }) : method
         ])
-      )
-    )
+      ),
+      ...filesMethods(files),
+      files
+    }))
   ) as any
 
 export type Client = ApiClient

@@ -321,6 +321,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/sessions/{id}/files": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the session's workspace (a folder, or everything under it)
+         * @description Entries of the folder `path` (default: the workspace's root), or with `recursive=true` everything under it, sorted by name; symlinks are listed as such and never followed. A closed session's workspace stays readable until the hard TTL removes it. A path that is absolute, holds `..`, a NUL or a backslash (also percent-encoded), or crosses a symlink is 400 `bad_path`: nothing outside the workspace is ever read or written.
+         */
+        get: operations["listFiles"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/sessions/{id}/changes": {
         parameters: {
             query?: never;
@@ -357,26 +377,6 @@ export interface paths {
          * @description Every file of the workspace now (a snapshot taken for the question), with its size; `.git` and `.home` are left out, symlinks listed as such and never followed. The app's own routes are `/sessions/{id}/files`.
          */
         get: operations["listAdminFiles"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/admin/sessions/{id}/files/*": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * One file of any app's session's workspace (the console's download)
-         * @description The file's bytes as a snapshot of the workspace holds them (taken for the question): a path that is not a file there, or a file over 16 MB (snapshots do not keep those), is 404 `file_not_found`; a path that is absolute or holds `..`, a NUL or a backslash is 400.
-         */
-        get: operations["getAdminFile"];
         put?: never;
         post?: never;
         delete?: never;
@@ -783,6 +783,54 @@ export interface paths {
          * @description Compressed (br, gzip) when the request accepts it; revalidate with `If-None-Match`. Read from the build (`dist/app/console/`) when first asked for.
          */
         get: operations["getConsoleAsset"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sessions/{id}/files/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download a file of the session's workspace
+         * @description The file's bytes, streamed; `Content-Type` from its extension (else `application/octet-stream`) and a strong `ETag` (send it as `If-Match` to replace only that version). A folder is 400 `is_a_directory`, a missing file 404 `file_not_found`. A path that is absolute, holds `..`, a NUL or a backslash (also percent-encoded), or crosses a symlink is 400 `bad_path`: nothing outside the workspace is ever read or written.
+         */
+        get: operations["getFile"];
+        /**
+         * Upload a file into the session's workspace (raw bytes)
+         * @description The body is the file's bytes, streamed to disk (any `Content-Type`). 201 when the file is new, 200 when it replaced one; folders on the way are made. The file belongs to the agent's user, so the agent can change it. `If-Match: <etag>` replaces only that version, `If-None-Match: *` only creates: 412 `precondition_failed` otherwise. Over CLAWDFORGE_MAX_FILE_MB: 413 `file_too_large`; past the workspace's CLAWDFORGE_WORKSPACE_MAX_MB: 413 `workspace_quota`; past the app's `max_disk_mb`: 429 `disk_quota`; nothing is written then. A closed session is 410. A path that is absolute, holds `..`, a NUL or a backslash (also percent-encoded), or crosses a symlink is 400 `bad_path`: nothing outside the workspace is ever read or written.
+         */
+        put: operations["putFile"];
+        post?: never;
+        /**
+         * Delete a file (or, with recursive=true, a folder) of the session's workspace
+         * @description A folder needs `recursive=true` (else 400 `is_a_directory`); a symlink is removed itself, never what it points to. A closed session is 410. A path that is absolute, holds `..`, a NUL or a backslash (also percent-encoded), or crosses a symlink is 400 `bad_path`: nothing outside the workspace is ever read or written.
+         */
+        delete: operations["deleteFile"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/sessions/{id}/files/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One file of any app's session's workspace (the console's download)
+         * @description The file's bytes as a snapshot of the workspace holds them (taken for the question): a path that is not a file there, or a file over 16 MB (snapshots do not keep those), is 404 `file_not_found`; a path that is absolute or holds `..`, a NUL or a backslash is 400.
+         */
+        get: operations["getAdminFile"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1219,6 +1267,24 @@ export interface components {
             /** @enum {string} */
             _tag: "StorageQuota";
         };
+        /** @description The app's workspaces and HOME are at its `max_disk_mb` */
+        DiskQuota: {
+            /** @enum {boolean} */
+            ok: false;
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
+            error: "disk_quota";
+            /** @description What went wrong, for people */
+            message: string;
+            /** @description The app's `max_disk_mb` */
+            limit_mb: number;
+            /** @description What the app's workspaces and HOME hold (MB, as last measured) */
+            used_mb: number;
+            /** @enum {string} */
+            _tag: "DiskQuota";
+        };
         /** @description Every live agent slot is taken */
         PoolFull: {
             /** @enum {boolean} */
@@ -1331,6 +1397,24 @@ export interface components {
             max_queued_turns: number;
             /** @enum {string} */
             _tag: "QueueFull";
+        };
+        /** @description The workspace is over CLAWDFORGE_WORKSPACE_MAX_MB: delete files first */
+        WorkspaceOverQuota: {
+            /** @enum {boolean} */
+            ok: false;
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
+            error: "workspace_quota";
+            /** @description What went wrong, for people */
+            message: string;
+            /** @description CLAWDFORGE_WORKSPACE_MAX_MB */
+            limit_mb: number;
+            /** @description What the workspace holds (MB) */
+            used_mb: number;
+            /** @enum {string} */
+            _tag: "WorkspaceOverQuota";
         };
         /** @description The session is closed */
         SessionClosed: {
@@ -1603,6 +1687,132 @@ export interface components {
             /** @description Present when it was closed before */
             already_closed?: boolean;
         };
+        FileListing: {
+            /** @enum {boolean} */
+            ok: true;
+            /** @description The folder listed (`""`: the workspace's root) */
+            path: string;
+            entries: components["schemas"]["FileEntry"][];
+            /** @description More entries than a listing holds (100,000): list a folder further down */
+            truncated: boolean;
+        };
+        FileEntry: {
+            /** @description Relative to the workspace's root, `/` between folders */
+            path: string;
+            /**
+             * @description A symlink is listed, never followed
+             * @enum {string}
+             */
+            type: "file" | "dir" | "symlink";
+            /** @description Bytes (a folder: 0; a symlink: the length of its target) */
+            size: number;
+            /** @description Last modified, Unix seconds */
+            mtime: number;
+        };
+        /** @description The path is absolute, holds `..`, a NUL or a backslash (in any encoding), or crosses a symlink */
+        BadPath: {
+            /** @enum {boolean} */
+            ok: false;
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
+            error: "bad_path";
+            /** @description What went wrong, for people */
+            message: string;
+            /** @enum {string} */
+            _tag: "BadPath";
+        };
+        /** @description The path names a folder (list it, or delete it with ?recursive=true) */
+        IsADirectory: {
+            /** @enum {boolean} */
+            ok: false;
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
+            error: "is_a_directory";
+            /** @description What went wrong, for people */
+            message: string;
+            /** @enum {string} */
+            _tag: "IsADirectory";
+        };
+        /** @description No such file in the session's workspace */
+        FileNotFound: {
+            /** @enum {boolean} */
+            ok: false;
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
+            error: "file_not_found";
+            /** @description What went wrong, for people */
+            message: string;
+            /** @enum {string} */
+            _tag: "FileNotFound";
+        };
+        FileReplaced: {
+            /** @enum {boolean} */
+            ok: true;
+            /** @description The file's path in the workspace */
+            path: string;
+            /** @description Bytes written */
+            size: number;
+            /** @description The file's new `ETag` (also in the header) */
+            etag: string;
+        };
+        /** @description The file is larger than CLAWDFORGE_MAX_FILE_MB */
+        FileTooLarge: {
+            /** @enum {boolean} */
+            ok: false;
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
+            error: "file_too_large";
+            /** @description What went wrong, for people */
+            message: string;
+            /** @description The largest file the gateway takes (CLAWDFORGE_MAX_FILE_MB) */
+            limit_bytes: number;
+            /** @enum {string} */
+            _tag: "FileTooLarge";
+        };
+        /** @description The write would take the workspace past CLAWDFORGE_WORKSPACE_MAX_MB */
+        WorkspaceQuotaExceeded: {
+            /** @enum {boolean} */
+            ok: false;
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
+            error: "workspace_quota";
+            /** @description What went wrong, for people */
+            message: string;
+            /** @description CLAWDFORGE_WORKSPACE_MAX_MB */
+            limit_mb: number;
+            /** @description What the workspace holds (MB) */
+            used_mb: number;
+            /** @enum {string} */
+            _tag: "WorkspaceQuotaExceeded";
+        };
+        /** @description `If-Match` or `If-None-Match: *` does not hold for the file as it is */
+        PreconditionFailed: {
+            /** @enum {boolean} */
+            ok: false;
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
+            error: "precondition_failed";
+            /** @description What went wrong, for people */
+            message: string;
+            /** @enum {string} */
+            _tag: "PreconditionFailed";
+        };
+        FileDeleted: {
+            /** @enum {boolean} */
+            ok: true;
+        };
         /** @description What changed in the workspace since a turn, up to now */
         ChangesReply: {
             /** @enum {boolean} */
@@ -1643,20 +1853,6 @@ export interface components {
             size: number;
             /** @enum {string} */
             type: "file" | "symlink";
-        };
-        /** @description No such file in the session's workspace */
-        FileNotFound: {
-            /** @enum {boolean} */
-            ok: false;
-            /**
-             * @description A stable machine-readable code
-             * @enum {string}
-             */
-            error: "file_not_found";
-            /** @description What went wrong, for people */
-            message: string;
-            /** @enum {string} */
-            _tag: "FileNotFound";
         };
         /** @description The agent registry */
         AgentList: {
@@ -1785,6 +1981,8 @@ export interface components {
             max_queued_turns: number | null;
             /** @description SSE streams the app may hold open at once (beyond it a stream is 429 `too_many_streams`); CLAWDFORGE_MAX_STREAMS_PER_APP unless set; null: no limit */
             max_streams: number | null;
+            /** @description What the app's workspaces and its HOME may hold on disk, in MB (at or past it, creates, uploads and turns are 429 `disk_quota`); CLAWDFORGE_APP_MAX_DISK_MB unless set; null: no limit */
+            max_disk_mb: number | null;
             /** @description What the app's stored turns may take in the ledger, in MB (at or past it, creates and turns are 429 `storage_quota`); null: no limit */
             max_stored_mb: number | null;
             /** @description Ready sessions the gateway keeps for the app, by agent (a create of that agent without `cwd` or `git` takes one in milliseconds); `{}`: none */
@@ -1911,7 +2109,7 @@ export interface components {
             /** @enum {string} */
             _tag: "AppNotFound";
         };
-        /** @description `max_sessions`, `turns_per_minute` (whole numbers) and `daily_cost_usd` (US dollars), each 0 or more; `permission_modes` (a non-empty list of the modes the app's creates may ask for); `network` (`host`, `none` or `allow:HOST[:PORT],...`, as CLAWDFORGE_AGENT_NETWORK); `max_queued_turns` (per session), `max_streams` and `max_stored_mb` (whole numbers, 0 or more); `warm` (`{"agent": N}`: ready sessions kept per agent). A limit left out (or null) is not set in the ledger: CLAWDFORGE_APP_LIMITS applies to it, if it names one */
+        /** @description `max_sessions`, `turns_per_minute` (whole numbers) and `daily_cost_usd` (US dollars), each 0 or more; `permission_modes` (a non-empty list of the modes the app's creates may ask for); `network` (`host`, `none` or `allow:HOST[:PORT],...`, as CLAWDFORGE_AGENT_NETWORK); `max_queued_turns` (per session), `max_streams` and `max_stored_mb` and `max_disk_mb` (whole numbers, 0 or more); `warm` (`{"agent": N}`: ready sessions kept per agent). A limit left out (or null) is not set in the ledger: CLAWDFORGE_APP_LIMITS applies to it, if it names one */
         SetLimitsRequest: {
             max_sessions?: number | null;
             turns_per_minute?: number | null;
@@ -1920,6 +2118,7 @@ export interface components {
             network?: string | null;
             max_queued_turns?: number | null;
             max_streams?: number | null;
+            max_disk_mb?: number | null;
             max_stored_mb?: number | null;
             warm?: {
                 [key: string]: number;
@@ -1948,6 +2147,8 @@ export interface components {
                 max_queued_turns: "ledger" | "CLAWDFORGE_APP_LIMITS" | "CLAWDFORGE_APP_LIMITS *" | "default" | "none";
                 /** @enum {string} */
                 max_streams: "ledger" | "CLAWDFORGE_APP_LIMITS" | "CLAWDFORGE_APP_LIMITS *" | "default" | "none";
+                /** @enum {string} */
+                max_disk_mb: "ledger" | "CLAWDFORGE_APP_LIMITS" | "CLAWDFORGE_APP_LIMITS *" | "default" | "none";
                 /** @enum {string} */
                 max_stored_mb: "ledger" | "CLAWDFORGE_APP_LIMITS" | "CLAWDFORGE_APP_LIMITS *" | "default" | "none";
                 /** @enum {string} */
@@ -2671,13 +2872,13 @@ export interface operations {
                     "application/json": components["schemas"]["IdempotencyKeyReused"];
                 };
             };
-            /** @description `TooManyAuthFailures`: Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes; `AppSessionLimit`: The app holds as many live sessions as its `max_sessions` allows; `BudgetExhausted`: The app's agents cost `daily_cost_usd` or more today: creates and turns are refused until 00:00 UTC; `StorageQuota`: The app's stored turns take its `max_stored_mb` or more: creates and turns are refused until the sweeper removes old sessions */
+            /** @description `TooManyAuthFailures`: Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes; `AppSessionLimit`: The app holds as many live sessions as its `max_sessions` allows; `BudgetExhausted`: The app's agents cost `daily_cost_usd` or more today: creates and turns are refused until 00:00 UTC; `StorageQuota`: The app's stored turns take its `max_stored_mb` or more: creates and turns are refused until the sweeper removes old sessions; `DiskQuota`: The app's workspaces and HOME are at its `max_disk_mb` */
             429: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["TooManyAuthFailures"] | components["schemas"]["AppSessionLimit"] | components["schemas"]["BudgetExhausted"] | components["schemas"]["StorageQuota"];
+                    "application/json": components["schemas"]["TooManyAuthFailures"] | components["schemas"]["AppSessionLimit"] | components["schemas"]["BudgetExhausted"] | components["schemas"]["StorageQuota"] | components["schemas"]["DiskQuota"];
                 };
             };
             /** @description The agent could not start, failed or exited; `events` holds what it said before */
@@ -2800,13 +3001,13 @@ export interface operations {
                     "application/json": components["schemas"]["IdempotencyKeyReused"];
                 };
             };
-            /** @description `TooManyAuthFailures`: Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes; `AppSessionLimit`: The app holds as many live sessions as its `max_sessions` allows; `BudgetExhausted`: The app's agents cost `daily_cost_usd` or more today: creates and turns are refused until 00:00 UTC; `RateLimited`: The app started `turns_per_minute` turns in the last 60 s; `QueueFull`: The session holds `max_queued_turns` turns accepted and not yet running: wait for one to start; `StorageQuota`: The app's stored turns take its `max_stored_mb` or more: creates and turns are refused until the sweeper removes old sessions */
+            /** @description `TooManyAuthFailures`: Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes; `AppSessionLimit`: The app holds as many live sessions as its `max_sessions` allows; `BudgetExhausted`: The app's agents cost `daily_cost_usd` or more today: creates and turns are refused until 00:00 UTC; `RateLimited`: The app started `turns_per_minute` turns in the last 60 s; `QueueFull`: The session holds `max_queued_turns` turns accepted and not yet running: wait for one to start; `StorageQuota`: The app's stored turns take its `max_stored_mb` or more: creates and turns are refused until the sweeper removes old sessions; `DiskQuota`: The app's workspaces and HOME are at its `max_disk_mb`; `WorkspaceOverQuota`: The workspace is over CLAWDFORGE_WORKSPACE_MAX_MB: delete files first */
             429: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["TooManyAuthFailures"] | components["schemas"]["AppSessionLimit"] | components["schemas"]["BudgetExhausted"] | components["schemas"]["RateLimited"] | components["schemas"]["QueueFull"] | components["schemas"]["StorageQuota"];
+                    "application/json": components["schemas"]["TooManyAuthFailures"] | components["schemas"]["AppSessionLimit"] | components["schemas"]["BudgetExhausted"] | components["schemas"]["RateLimited"] | components["schemas"]["QueueFull"] | components["schemas"]["StorageQuota"] | components["schemas"]["DiskQuota"] | components["schemas"]["WorkspaceOverQuota"];
                 };
             };
             /** @description The agent could not start, failed or exited; `events` holds what it said before */
@@ -2938,13 +3139,13 @@ export interface operations {
                     "application/json": components["schemas"]["IdempotencyKeyReused"];
                 };
             };
-            /** @description `TooManyAuthFailures`: Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes; `AppSessionLimit`: The app holds as many live sessions as its `max_sessions` allows; `BudgetExhausted`: The app's agents cost `daily_cost_usd` or more today: creates and turns are refused until 00:00 UTC; `RateLimited`: The app started `turns_per_minute` turns in the last 60 s; `QueueFull`: The session holds `max_queued_turns` turns accepted and not yet running: wait for one to start; `StorageQuota`: The app's stored turns take its `max_stored_mb` or more: creates and turns are refused until the sweeper removes old sessions; `TooManyStreams`: The app holds `max_streams` open streams: close one first */
+            /** @description `TooManyAuthFailures`: Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes; `AppSessionLimit`: The app holds as many live sessions as its `max_sessions` allows; `BudgetExhausted`: The app's agents cost `daily_cost_usd` or more today: creates and turns are refused until 00:00 UTC; `RateLimited`: The app started `turns_per_minute` turns in the last 60 s; `QueueFull`: The session holds `max_queued_turns` turns accepted and not yet running: wait for one to start; `StorageQuota`: The app's stored turns take its `max_stored_mb` or more: creates and turns are refused until the sweeper removes old sessions; `DiskQuota`: The app's workspaces and HOME are at its `max_disk_mb`; `WorkspaceOverQuota`: The workspace is over CLAWDFORGE_WORKSPACE_MAX_MB: delete files first; `TooManyStreams`: The app holds `max_streams` open streams: close one first */
             429: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["TooManyAuthFailures"] | components["schemas"]["AppSessionLimit"] | components["schemas"]["BudgetExhausted"] | components["schemas"]["RateLimited"] | components["schemas"]["QueueFull"] | components["schemas"]["StorageQuota"] | components["schemas"]["TooManyStreams"];
+                    "application/json": components["schemas"]["TooManyAuthFailures"] | components["schemas"]["AppSessionLimit"] | components["schemas"]["BudgetExhausted"] | components["schemas"]["RateLimited"] | components["schemas"]["QueueFull"] | components["schemas"]["StorageQuota"] | components["schemas"]["DiskQuota"] | components["schemas"]["WorkspaceOverQuota"] | components["schemas"]["TooManyStreams"];
                 };
             };
             /** @description The agent could not start, failed or exited; `events` holds what it said before */
@@ -3151,13 +3352,13 @@ export interface operations {
                     "application/json": components["schemas"]["IdempotencyKeyReused"];
                 };
             };
-            /** @description `TooManyAuthFailures`: Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes; `AppSessionLimit`: The app holds as many live sessions as its `max_sessions` allows; `BudgetExhausted`: The app's agents cost `daily_cost_usd` or more today: creates and turns are refused until 00:00 UTC; `RateLimited`: The app started `turns_per_minute` turns in the last 60 s; `QueueFull`: The session holds `max_queued_turns` turns accepted and not yet running: wait for one to start; `StorageQuota`: The app's stored turns take its `max_stored_mb` or more: creates and turns are refused until the sweeper removes old sessions */
+            /** @description `TooManyAuthFailures`: Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes; `AppSessionLimit`: The app holds as many live sessions as its `max_sessions` allows; `BudgetExhausted`: The app's agents cost `daily_cost_usd` or more today: creates and turns are refused until 00:00 UTC; `RateLimited`: The app started `turns_per_minute` turns in the last 60 s; `QueueFull`: The session holds `max_queued_turns` turns accepted and not yet running: wait for one to start; `StorageQuota`: The app's stored turns take its `max_stored_mb` or more: creates and turns are refused until the sweeper removes old sessions; `DiskQuota`: The app's workspaces and HOME are at its `max_disk_mb`; `WorkspaceOverQuota`: The workspace is over CLAWDFORGE_WORKSPACE_MAX_MB: delete files first */
             429: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["TooManyAuthFailures"] | components["schemas"]["AppSessionLimit"] | components["schemas"]["BudgetExhausted"] | components["schemas"]["RateLimited"] | components["schemas"]["QueueFull"] | components["schemas"]["StorageQuota"];
+                    "application/json": components["schemas"]["TooManyAuthFailures"] | components["schemas"]["AppSessionLimit"] | components["schemas"]["BudgetExhausted"] | components["schemas"]["RateLimited"] | components["schemas"]["QueueFull"] | components["schemas"]["StorageQuota"] | components["schemas"]["DiskQuota"] | components["schemas"]["WorkspaceOverQuota"];
                 };
             };
             /** @description The agent could not start, failed or exited; `events` holds what it said before */
@@ -3861,6 +4062,90 @@ export interface operations {
             };
         };
     };
+    listFiles: {
+        parameters: {
+            query?: {
+                /** @description A folder of the workspace (default: its root) */
+                path?: string;
+                /** @description `true`: everything under the folder, not only its entries */
+                recursive?: "true" | "false";
+            };
+            header?: never;
+            path: {
+                /** @description The `session_id` that `POST /sessions` answered */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The folder's entries */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileListing"];
+                };
+            };
+            /** @description `BadRequest`: Malformed or invalid request; `BadPath`: The path is absolute, holds `..`, a NUL or a backslash (in any encoding), or crosses a symlink; `IsADirectory`: The path names a folder (list it, or delete it with ?recursive=true) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"] | components["schemas"]["BadPath"] | components["schemas"]["IsADirectory"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description `NotFound`: No such route; `SessionNotFound`: No such session for this app (another app's session is reported the same way); `FileNotFound`: No such file in the session's workspace */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"] | components["schemas"]["FileNotFound"];
+                };
+            };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"];
+                };
+            };
+        };
+    };
     getChanges: {
         parameters: {
             query?: {
@@ -3993,87 +4278,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"];
-                };
-            };
-            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["RequestTimeout"];
-                };
-            };
-            /** @description The request body is too large */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PayloadTooLarge"];
-                };
-            };
-            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["TooManyAuthFailures"];
-                };
-            };
-        };
-    };
-    getAdminFile: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description Any app's `session_id` */
-                id: string;
-                /** @description The file's path, relative to the workspace root */
-                "*": string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description The file's bytes */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/octet-stream": string;
-                };
-            };
-            /** @description Malformed or invalid request */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BadRequest"];
-                };
-            };
-            /** @description Missing or unknown bearer token */
-            401: {
-                headers: {
-                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
-                    "WWW-Authenticate"?: string;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Unauthorized"];
-                };
-            };
-            /** @description `NotFound`: No such route; `SessionNotFound`: No such session for this app (another app's session is reported the same way); `FileNotFound`: No such file in the session's workspace */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"] | components["schemas"]["FileNotFound"];
                 };
             };
             /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
@@ -5913,6 +6117,391 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+        };
+    };
+    getFile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The `session_id` that `POST /sessions` answered */
+                id: string;
+                /** @description The file's path in the workspace, `/` between folders; sent as is (`a/b.txt`) or with `/` as `%2F` */
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file's bytes */
+            200: {
+                headers: {
+                    /** @description The file's version: changes with every write */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
+                };
+            };
+            /** @description `BadRequest`: Malformed or invalid request; `BadPath`: The path is absolute, holds `..`, a NUL or a backslash (in any encoding), or crosses a symlink; `IsADirectory`: The path names a folder (list it, or delete it with ?recursive=true) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"] | components["schemas"]["BadPath"] | components["schemas"]["IsADirectory"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description `NotFound`: No such route; `SessionNotFound`: No such session for this app (another app's session is reported the same way); `FileNotFound`: No such file in the session's workspace */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"] | components["schemas"]["FileNotFound"];
+                };
+            };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"];
+                };
+            };
+        };
+    };
+    putFile: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Replace only while the file's `ETag` is this one (else 412) */
+                "if-match"?: string;
+                /** @description `*`: create only, never replace (else 412) */
+                "if-none-match"?: "*";
+            };
+            path: {
+                /** @description The `session_id` that `POST /sessions` answered */
+                id: string;
+                /** @description The file's path in the workspace, `/` between folders; sent as is (`a/b.txt`) or with `/` as `%2F` */
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description The file replaced one */
+            200: {
+                headers: {
+                    /** @description The file's new version */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileReplaced"];
+                };
+            };
+            /** @description Success */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {boolean} */
+                        ok: true;
+                        /** @description The file's path in the workspace */
+                        path: string;
+                        /** @description Bytes written */
+                        size: number;
+                        /** @description The file's new `ETag` (also in the header) */
+                        etag: string;
+                    };
+                };
+            };
+            /** @description `BadRequest`: Malformed or invalid request; `BadPath`: The path is absolute, holds `..`, a NUL or a backslash (in any encoding), or crosses a symlink; `IsADirectory`: The path names a folder (list it, or delete it with ?recursive=true) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"] | components["schemas"]["BadPath"] | components["schemas"]["IsADirectory"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description `NotFound`: No such route; `SessionNotFound`: No such session for this app (another app's session is reported the same way); `FileNotFound`: No such file in the session's workspace */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"] | components["schemas"]["FileNotFound"];
+                };
+            };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
+            /** @description The session is closed */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionClosed"];
+                };
+            };
+            /** @description `If-Match` or `If-None-Match: *` does not hold for the file as it is */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PreconditionFailed"];
+                };
+            };
+            /** @description `PayloadTooLarge`: The request body is too large; `FileTooLarge`: The file is larger than CLAWDFORGE_MAX_FILE_MB; `WorkspaceQuotaExceeded`: The write would take the workspace past CLAWDFORGE_WORKSPACE_MAX_MB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"] | components["schemas"]["FileTooLarge"] | components["schemas"]["WorkspaceQuotaExceeded"];
+                };
+            };
+            /** @description `TooManyAuthFailures`: Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes; `DiskQuota`: The app's workspaces and HOME are at its `max_disk_mb` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"] | components["schemas"]["DiskQuota"];
+                };
+            };
+        };
+    };
+    deleteFile: {
+        parameters: {
+            query?: {
+                /** @description `true` to delete a folder with all it holds */
+                recursive?: "true" | "false";
+            };
+            header?: never;
+            path: {
+                /** @description The `session_id` that `POST /sessions` answered */
+                id: string;
+                /** @description The file's path in the workspace, `/` between folders; sent as is (`a/b.txt`) or with `/` as `%2F` */
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileDeleted"];
+                };
+            };
+            /** @description `BadRequest`: Malformed or invalid request; `BadPath`: The path is absolute, holds `..`, a NUL or a backslash (in any encoding), or crosses a symlink; `IsADirectory`: The path names a folder (list it, or delete it with ?recursive=true) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"] | components["schemas"]["BadPath"] | components["schemas"]["IsADirectory"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description `NotFound`: No such route; `SessionNotFound`: No such session for this app (another app's session is reported the same way); `FileNotFound`: No such file in the session's workspace */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"] | components["schemas"]["FileNotFound"];
+                };
+            };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
+            /** @description The session is closed */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionClosed"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"];
+                };
+            };
+        };
+    };
+    getAdminFile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Any app's `session_id` */
+                id: string;
+                /** @description The file's path, relative to the workspace root; sent as is (`a/b.txt`) or with `/` as `%2F` */
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file's bytes */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
+                };
+            };
+            /** @description Malformed or invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description `NotFound`: No such route; `SessionNotFound`: No such session for this app (another app's session is reported the same way); `FileNotFound`: No such file in the session's workspace */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"] | components["schemas"]["FileNotFound"];
+                };
+            };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"];
                 };
             };
         };

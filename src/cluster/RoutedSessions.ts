@@ -143,6 +143,7 @@ const answering = <const Tags extends ReadonlyArray<string>>(...tags: Tags) =>
 
 /** Why a turn is not accepted (`SubmitError`), and then why it fails (`TurnError`). */
 const submitErrors = [
+  "DiskQuota", "WorkspaceOverQuota",
   "BadRequest", "SessionNotFound", "SessionClosed", "ShuttingDown", "RateLimited", "BudgetExhausted",
   "AgentFailed", "PoolFull", "AppSessionLimit", "QueueFull", "StorageQuota"
 ] as const
@@ -298,6 +299,7 @@ export const RoutedSessionsLive = Layer.effect(
       create: (app, request) =>
         remote(create(app, request)).pipe(
           answering(
+            "DiskQuota",
             "BadRequest", "UnknownAgent", "InvalidConfig", "PermissionModeNotAllowed", "BudgetExhausted",
             "StorageQuota", "ShuttingDown", "AgentFailed", "PoolFull", "AppSessionLimit",
             // The clone runs on the node that starts the agent, into the workspace root every node shares.

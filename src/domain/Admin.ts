@@ -99,7 +99,7 @@ export const SetLimitsRequest = AppLimitsSpec.annotations({
   description: "`max_sessions`, `turns_per_minute` (whole numbers) and `daily_cost_usd` (US dollars), each 0 or more; " +
     "`permission_modes` (a non-empty list of the modes the app's creates may ask for); `network` (`host`, `none` or " +
     "`allow:HOST[:PORT],...`, as CLAWDFORGE_AGENT_NETWORK); `max_queued_turns` (per session), `max_streams` and " +
-    "`max_stored_mb` (whole numbers, 0 or more); `warm` (`{\"agent\": N}`: ready sessions kept per agent). A limit left out (or null) is not set in the ledger: " +
+    "`max_stored_mb` and `max_disk_mb` (whole numbers, 0 or more); `warm` (`{\"agent\": N}`: ready sessions kept per agent). A limit left out (or null) is not set in the ledger: " +
     "CLAWDFORGE_APP_LIMITS applies to it, if it names one"
 })
 
@@ -118,6 +118,7 @@ export const AppLimitsReply = Schema.Struct({
     network: LimitSource,
     max_queued_turns: LimitSource,
     max_streams: LimitSource,
+    max_disk_mb: LimitSource,
     max_stored_mb: LimitSource,
     warm: LimitSource
   }).annotations({ description: "Where each limit comes from now" })

@@ -57,6 +57,7 @@ import {
   UpdateSessionRequest
 } from "./Session.js"
 import { LimitsReport, UsageParams, UsageReport } from "./Tenancy.js"
+import { DiskQuota, WorkspaceFilesApi, WorkspaceOverQuota } from "./WorkspaceFiles.js"
 import { WorkspaceAdminApi, WorkspaceChangesApi } from "./WorkspaceChanges.js"
 import {
   ListTurnsParams,
@@ -206,6 +207,7 @@ export class SessionsApi extends HttpApiGroup.make("sessions", { topLevel: true 
       .addError(AppSessionLimit)
       .addError(BudgetExhausted)
       .addError(StorageQuota)
+      .addError(DiskQuota)
       .addError(PoolFull)
       .addError(ShuttingDown)
       .addError(AgentFailed)
@@ -261,6 +263,8 @@ export class SessionsApi extends HttpApiGroup.make("sessions", { topLevel: true 
       .addError(RateLimited)
       .addError(QueueFull)
       .addError(StorageQuota)
+      .addError(DiskQuota)
+      .addError(WorkspaceOverQuota)
       .addError(PoolFull)
       .addError(ShuttingDown)
       .addError(TurnTimeout)
@@ -292,6 +296,8 @@ export class SessionsApi extends HttpApiGroup.make("sessions", { topLevel: true 
       .addError(RateLimited)
       .addError(QueueFull)
       .addError(StorageQuota)
+      .addError(DiskQuota)
+      .addError(WorkspaceOverQuota)
       .addError(PoolFull)
       .addError(ShuttingDown)
       .addError(TooManyStreams)
@@ -344,6 +350,8 @@ export class SessionsApi extends HttpApiGroup.make("sessions", { topLevel: true 
       .addError(RateLimited)
       .addError(QueueFull)
       .addError(StorageQuota)
+      .addError(DiskQuota)
+      .addError(WorkspaceOverQuota)
       .addError(PoolFull)
       .addError(ShuttingDown)
       .addError(IdempotencyKeyReused)
@@ -627,6 +635,7 @@ export class Api extends HttpApi.make("clawdforge")
   .add(HealthApi)
   .add(RunApi)
   .add(SessionsApi)
+  .add(WorkspaceFilesApi.middleware(Authorization))
   .add(WorkspaceChangesApi.middleware(Authorization))
   .add(WorkspaceAdminApi)
   .add(AgentsApi)

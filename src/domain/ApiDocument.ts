@@ -166,6 +166,27 @@ const documentSecurity = (spec: Json) => {
   spec.security = [...schemes].map((name) => ({ [name]: [] }))
 }
 
+/**
+ * A route whose last parameter is the rest of the URL (`/sessions/{id}/files/*`, a file's path with its `/`)
+ * is written as `{path}` in the document, its parameter named `path`: generators take `*` for no name.
+ */
+const wildcardPaths = (spec: Json) => {
+  for (const key of Object.keys(spec.paths)) {
+    if (!key.endsWith("/*")) continue
+    const item = spec.paths[key]
+    delete spec.paths[key]
+    spec.paths[`${key.slice(0, -1)}{path}`] = item
+    for (const operation of Object.values<Json>(item)) {
+      for (const parameter of operation.parameters ?? []) {
+        if (parameter.in === "path" && parameter.name === "*") {
+          parameter.name = "path"
+          parameter.description = `${parameter.description ?? "The rest of the path"}; sent as is (\`a/b.txt\`) or with \`/\` as \`%2F\``
+        }
+      }
+    }
+  }
+}
+
 /** The whole document's finishing pass (the Api's `OpenApi.Transform`). */
 export const finishDocument = (input: Json): Json => {
   const spec = structuredClone(input)
@@ -173,6 +194,7 @@ export const finishDocument = (input: Json): Json => {
   documentErrors(spec)
   eachSchema(spec, dropGeneratedProse)
   inlineScalarComponents(spec)
+  wildcardPaths(spec)
   for (const item of Object.values<Json>(spec.paths)) {
     for (const operation of Object.values<Json>(item)) {
       for (const parameter of operation.parameters ?? []) {

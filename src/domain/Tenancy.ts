@@ -67,6 +67,7 @@ export const AppLimitsSpec = Schema.Struct({
   network: orNoLimit(NetworkLimit, "host, none or allow:HOST[:PORT],..."),
   max_queued_turns: orNoLimit(LimitCount, "a whole number, 0 or more"),
   max_streams: orNoLimit(LimitCount, "a whole number, 0 or more"),
+  max_disk_mb: orNoLimit(LimitCount, "a whole number of MB, 0 or more"),
   max_stored_mb: orNoLimit(LimitCount, "a whole number of MB, 0 or more"),
   warm: orNoLimit(WarmLimit, "an object of agent names to whole numbers, 0 or more")
 })
@@ -81,6 +82,7 @@ export interface LimitsPatch {
   readonly network?: string | undefined
   readonly max_queued_turns?: number | undefined
   readonly max_streams?: number | undefined
+  readonly max_disk_mb?: number | undefined
   readonly max_stored_mb?: number | undefined
   readonly warm?: WarmLimit | undefined
 }
@@ -95,6 +97,7 @@ export const limitNames: ReadonlyArray<LimitName> = [
   "network",
   "max_queued_turns",
   "max_streams",
+  "max_disk_mb",
   "max_stored_mb",
   "warm"
 ]
@@ -136,6 +139,10 @@ export const Limits = Schema.Struct({
   max_streams: Schema.NullOr(Schema.Int).annotations({
     description: "SSE streams the app may hold open at once (beyond it a stream is 429 `too_many_streams`); " +
       "CLAWDFORGE_MAX_STREAMS_PER_APP unless set; null: no limit"
+  }),
+  max_disk_mb: Schema.NullOr(Schema.Int).annotations({
+    description: "What the app\'s workspaces and its HOME may hold on disk, in MB (at or past it, creates, uploads and " +
+      "turns are 429 `disk_quota`); CLAWDFORGE_APP_MAX_DISK_MB unless set; null: no limit"
   }),
   max_stored_mb: Schema.NullOr(Schema.Int).annotations({
     description: "What the app's stored turns may take in the ledger, in MB (at or past it, creates and turns are " +

@@ -16,6 +16,7 @@ import {
   SessionsHttpLive,
   TenancyHttpLive
 } from "./Handlers.js"
+import { WorkspaceFilesHttpLive } from "./WorkspaceFilesHttpLive.js"
 import { RequestErrorsLive } from "./RequestErrors.js"
 import { withRequestLog } from "./RequestLog.js"
 import { TurnRoutesLive } from "./TurnRoutes.js"
@@ -27,6 +28,7 @@ export const ApiLive = HttpApiBuilder.api(Api).pipe(
     HealthHttpLive,
     RunHttpLive,
     SessionsHttpLive,
+    WorkspaceFilesHttpLive,
     WorkspaceChangesHttpLive,
     WorkspaceAdminHttpLive,
     AgentsHttpLive,

@@ -163,6 +163,7 @@ export class Admin extends Effect.Service<Admin>()("clawdforge/Admin", {
         network: spec.network ?? undefined,
         max_queued_turns: spec.max_queued_turns ?? undefined,
         max_streams: spec.max_streams ?? undefined,
+        max_disk_mb: spec.max_disk_mb ?? undefined,
         max_stored_mb: spec.max_stored_mb ?? undefined,
         warm: spec.warm ?? undefined
       }

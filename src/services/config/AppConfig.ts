@@ -284,7 +284,12 @@ export class AppConfig extends Effect.Service<AppConfig>()("clawdforge/AppConfig
         Config.validate({ message: "Expected 0 (off) or a number of seconds", validation: (n) => n >= 0 }),
         Config.withDefault(0),
         Config.map(Duration.seconds)
-      )
+      ),
+      // Workspaces: the largest file a PUT takes, what one session's workspace may hold, and the default of the
+      // app limit `max_disk_mb` (all of an app's workspaces and its HOME).
+      maxFileBytes: Config.map(positiveInt("CLAWDFORGE_MAX_FILE_MB", 25), (mb) => mb * 1024 * 1024),
+      workspaceMaxBytes: Config.map(positiveInt("CLAWDFORGE_WORKSPACE_MAX_MB", 1024), (mb) => mb * 1024 * 1024),
+      appMaxDiskMb: positiveInt("CLAWDFORGE_APP_MAX_DISK_MB", 10240)
     }).pipe(Config.mapOrFail(refuseSharedTokens))
   })
 }) {}

@@ -13,6 +13,7 @@ import m0011 from "./migrations/0011_isolation_limits.js"
 import m0012 from "./migrations/0012_cluster_tables.js"
 import m0013 from "./migrations/0013_cluster_limits.js"
 import m0014 from "./migrations/0014_fair_share.js"
+import m0015 from "./migrations/0015_workspace_quota.js"
 import m0016 from "./migrations/0016_turn_changes.js"
 import m0017 from "./migrations/0017_warm_sessions.js"
 
@@ -32,6 +33,7 @@ export const migrations = Migrator.fromRecord({
   "0012_cluster_tables": m0012,
   "0013_cluster_limits": m0013,
   "0014_fair_share": m0014,
+  "0015_workspace_quota": m0015,
   "0016_turn_changes": m0016,
   "0017_warm_sessions": m0017
 })

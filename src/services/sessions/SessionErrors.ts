@@ -1,5 +1,6 @@
 import { Schema } from "effect"
 import * as Errors from "../../domain/Errors.js"
+import { DiskQuota, WorkspaceOverQuota } from "../../domain/WorkspaceFiles.js"
 
 /** Why an agent could not be started for a session. */
 export type StartError = Errors.AgentFailed | Errors.PoolFull | Errors.AppSessionLimit
@@ -15,6 +16,7 @@ export type SettingsError = Errors.InvalidConfig | StartError | Errors.SessionCl
  * answers another with (the session entity's errors).
  */
 export const SessionsError = Schema.Union(
+  DiskQuota, WorkspaceOverQuota,
   Errors.AgentFailed, Errors.AppSessionLimit, Errors.BadRequest, Errors.BudgetExhausted, Errors.InvalidConfig,
   Errors.PermissionModeNotAllowed, Errors.PermissionNotFound, Errors.PoolFull, Errors.RateLimited,
   Errors.SessionClosed, Errors.SessionNotFound, Errors.ShuttingDown, Errors.TurnNotFound, Errors.TurnTimeout,

@@ -25,6 +25,8 @@ import type { AcceptedTurn, SessionActor } from "./runtime/SessionActor.js"
 import { agentText, type LiveTurn, storedFeed, type TurnFeed } from "./runtime/TurnFeed.js"
 import { sessionClosed, sessionNotFound, type SettingsError, shuttingDown, type StartError, type TurnError, turnNotFound } from "./SessionErrors.js"
 import { Workspaces } from "./Workspaces.js"
+import type { DiskQuota, WorkspaceOverQuota } from "../../domain/WorkspaceFiles.js"
+import { WorkspaceQuota } from "../workspaces/WorkspaceQuota.js"
 import { WorkspaceChanges } from "../workspaces/WorkspaceChanges.js"
 import type { GitCloneFailed } from "../../domain/Errors.js"
 import { GitClone } from "../workspaces/GitClone.js"
@@ -34,11 +36,13 @@ export type { SettingsError, StartError, TurnError } from "./SessionErrors.js"
 
 /** Why a session could not be opened. */
 export type CreateError =
+  | DiskQuota
   | BadRequest | UnknownAgent | InvalidConfig | PermissionModeNotAllowed | BudgetExhausted | StorageQuota | ShuttingDown
   | StartError | GitCloneFailed
 
 /** Why a turn was not accepted. */
 export type SubmitError =
+  | DiskQuota | WorkspaceOverQuota
   | BadRequest | SessionNotFound | SessionClosed | ShuttingDown | RateLimited | BudgetExhausted | QueueFull | StorageQuota
   | StartError
 
@@ -154,6 +158,7 @@ const makeLocalSessions = Effect.gen(function*() {
   const pool = yield* AgentPool
   const registry = yield* AgentRegistry
   const workspaces = yield* Workspaces
+  const quota = yield* WorkspaceQuota
   const gitClone = yield* GitClone
   const webhooks = yield* Webhooks
   const limits = yield* AppLimits
@@ -207,6 +212,7 @@ const makeLocalSessions = Effect.gen(function*() {
     const definition = yield* registry.lookup(request.agent)
     yield* limits.checkBudget(app)
     yield* limits.checkStorage(app)
+    yield* quota.admitCreate(app)
     const permissionMode = request.permission_mode ?? config.defaultPermissionMode
     // The app's ceiling (its `permission_modes`), checked before anything is made for the session.
     yield* limits.checkPermissionMode(app, request.permission_mode)
@@ -261,7 +267,7 @@ const makeLocalSessions = Effect.gen(function*() {
   })
 
   /** Resolves the turn's files in the session's workspace, then accepts it into the actor's mailbox. */
-  const enqueue = (actor: SessionActor, request: TurnRequest) =>
+  const accept = (actor: SessionActor, request: TurnRequest) =>
     request.files === undefined || request.files.length === 0
       ? actor.accept({ ...request, files: [] })
       : Effect.flatMap(
@@ -269,6 +275,14 @@ const makeLocalSessions = Effect.gen(function*() {
         (files) => actor.accept({ ...request, files })
       )
 
+
+  /** Accepts the turn; at its end the workspace is measured again for its quota (in the background). */
+  const enqueue = (actor: SessionActor, request: TurnRequest) =>
+    Effect.map(accept(actor, request), (accepted) => {
+      accepted.feed.follow(ignoreMessage, () => quota.changedNow(actor.session.app_name, actor.session.cwd))
+      return accepted
+    })
+  const ignoreMessage = () => {}
   // On the turn's path: no `Effect.fn` (see `spanWhenTraced`). A live actor answers for its
   // session (whose it is, that it is open) without a ledger read.
   const submit = Effect.fnUntraced(function*(app: AppName, id: string, request: TurnRequest) {
@@ -277,12 +291,14 @@ const makeLocalSessions = Effect.gen(function*() {
     if (live !== undefined && live.session.app_name === app) {
       if (live.state.closedInLedger) return yield* sessionClosed(live.session.session_id)
       yield* limits.checkStorage(app)
+      yield* quota.admitTurn(app, live.session.cwd)
       yield* limits.admitTurn(app)
       return yield* enqueue(live, request)
     }
     const session = yield* owned(app, id)
     if (session.closed_at !== null) return yield* sessionClosed(session.session_id)
     yield* limits.checkStorage(app)
+    yield* quota.admitTurn(app, session.cwd)
     yield* limits.admitTurn(app)
     return yield* enqueue(yield* actors.actorFor(session), request)
   })
@@ -418,6 +434,7 @@ export class Sessions extends Effect.Service<Sessions>()("clawdforge/Sessions", 
     AgentPool.Default,
     AgentRegistry.Default,
     Workspaces.Default,
+    WorkspaceQuota.Default,
     WorkspaceChanges.Default,
     GitClone.Default,
     Webhooks.Default,

@@ -58,6 +58,7 @@ interface LedgerRow {
   readonly network: string | null
   readonly max_queued_turns: unknown
   readonly max_streams: unknown
+  readonly max_disk_mb: unknown
   readonly max_stored_mb: unknown
   /** JSON: `{"agent": N}`. */
   readonly warm: string | null
@@ -103,9 +104,13 @@ export const parseNetworkLimit = (raw: string, name = "network"): Either.Either<
 export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits", {
   effect: Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    const { appLimits: fromEnv, defaultPermissionMode, maxQueuedTurns, maxStreamsPerApp } = yield* AppConfig
+    const { appLimits: fromEnv, appMaxDiskMb, defaultPermissionMode, maxQueuedTurns, maxStreamsPerApp } = yield* AppConfig
     // The gateway-wide defaults of the limits that have one.
-    const defaults: Partial<Record<LimitName, number>> = { max_queued_turns: maxQueuedTurns, max_streams: maxStreamsPerApp }
+    const defaults: Partial<Record<LimitName, number>> = {
+      max_queued_turns: maxQueuedTurns,
+      max_streams: maxStreamsPerApp,
+      max_disk_mb: appMaxDiskMb
+    }
     // The layer's counters; the CLI and layers built without any count in memory, as a single gateway does.
     const counters = yield* Option.match(yield* Effect.serviceOption(LimitCounters), {
       onSome: Effect.succeed,
@@ -136,7 +141,7 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
     const ledgerLimits = makeLedgerCopy({
       read: Effect.map(
         sql<LedgerRow>`SELECT app_name, max_sessions, turns_per_minute, daily_cost_usd, permission_modes, network,
-          max_queued_turns, max_streams, max_stored_mb, warm FROM app_limits`,
+          max_queued_turns, max_streams, max_disk_mb, max_stored_mb, warm FROM app_limits`,
         copyOf
       ),
       initial: copyOf([]),
@@ -171,6 +176,7 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
           network: resolve(copy, app, "network")[1],
           max_queued_turns: resolve(copy, app, "max_queued_turns")[1],
           max_streams: resolve(copy, app, "max_streams")[1],
+          max_disk_mb: resolve(copy, app, "max_disk_mb")[1],
           max_stored_mb: resolve(copy, app, "max_stored_mb")[1],
           warm: resolve(copy, app, "warm")[1] ?? {}
         }
@@ -319,6 +325,10 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
     /** The app's limits as they apply now (the ledger's copy, at most `ledgerLimitsTtl` old). */
     const currentLimits = (app: AppName): Effect.Effect<Limits> =>
       Effect.map(ledgerLimits.get, (copy) => limitsFor(copy, app))
+
+    /** The app's `max_disk_mb`: what its workspaces and HOME may hold (MB); null: no limit. */
+    const maxDiskMbFor = (app: AppName): Effect.Effect<number | null> =>
+      Effect.map(ledgerLimits.get, (copy) => limitsFor(copy, app).max_disk_mb)
 
     /** The app's `max_queued_turns`: how many turns each of its sessions may hold waiting; null: no limit. */
     const maxQueuedTurnsFor = (app: AppName): Effect.Effect<number | null> =>
@@ -499,14 +509,15 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
           network: patch.network?.trim() ?? null,
           max_queued_turns: patch.max_queued_turns ?? null,
           max_streams: patch.max_streams ?? null,
+          max_disk_mb: patch.max_disk_mb ?? null,
           max_stored_mb: patch.max_stored_mb ?? null,
           warm: patch.warm === undefined ? null : JSON.stringify(patch.warm)
         }
         yield* sql`INSERT INTO app_limits
             (app_name, max_sessions, turns_per_minute, daily_cost_usd, permission_modes, network, max_queued_turns,
-              max_streams, max_stored_mb, warm, updated_at)
+              max_streams, max_disk_mb, max_stored_mb, warm, updated_at)
           VALUES (${app}, ${row.max_sessions}, ${row.turns_per_minute}, ${row.daily_cost_usd}, ${row.permission_modes},
-            ${row.network}, ${row.max_queued_turns}, ${row.max_streams}, ${row.max_stored_mb}, ${row.warm}, ${at})
+            ${row.network}, ${row.max_queued_turns}, ${row.max_streams}, ${row.max_disk_mb}, ${row.max_stored_mb}, ${row.warm}, ${at})
           ON CONFLICT (app_name) DO UPDATE SET
             max_sessions = coalesce(excluded.max_sessions, app_limits.max_sessions),
             turns_per_minute = coalesce(excluded.turns_per_minute, app_limits.turns_per_minute),
@@ -515,6 +526,7 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
             network = coalesce(excluded.network, app_limits.network),
             max_queued_turns = coalesce(excluded.max_queued_turns, app_limits.max_queued_turns),
             max_streams = coalesce(excluded.max_streams, app_limits.max_streams),
+            max_disk_mb = coalesce(excluded.max_disk_mb, app_limits.max_disk_mb),
             max_stored_mb = coalesce(excluded.max_stored_mb, app_limits.max_stored_mb),
             warm = coalesce(excluded.warm, app_limits.warm),
             updated_at = excluded.updated_at`.pipe(Effect.orDie)
@@ -540,6 +552,7 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
       permissionModesFor,
       networkFor,
       maxQueuedTurnsFor,
+      maxDiskMbFor,
       currentLimits,
       openStream,
       checkStorage,

@@ -1,4 +1,4 @@
-import { Effect, Option, Stream } from "effect"
+import { Chunk, Effect, Option, Stream } from "effect"
 import { randomBytes } from "node:crypto"
 import { constants, mkdirSync, realpathSync } from "node:fs"
 import { type FileHandle, lchown, lstat, mkdir, open, readdir, readlink, rename, rm } from "node:fs/promises"
@@ -104,10 +104,33 @@ type PathError = BadPath | FileNotFound | IsADirectory
 const isPathError = (error: unknown): error is PathError =>
   error instanceof BadPath || error instanceof FileNotFound || error instanceof IsADirectory
 
-/** Runs the async work; our own errors fail the effect, anything else (EIO, EMFILE...) is a defect. */
+/**
+ * What an error of the file system means for the request: the path changed under it (the agent
+ * removed a folder, or put a link or a file where a folder was) is the path's failure, not ours.
+ */
+const pathFailure = (error: unknown): PathError | undefined => {
+  if (isPathError(error)) return error
+  switch (errnoOf(error)) {
+    case "ENOENT":
+    case "ENOTDIR":
+      return new FileNotFound({ message: "The path changed while the request ran (a folder on it is gone)" })
+    case "ELOOP":
+      return new BadPath({ message: "Bad path: it crosses a symlink" })
+    case "EISDIR":
+      return new IsADirectory({ message: "The path names a folder" })
+    case "ENAMETOOLONG":
+      return new BadPath({ message: "Bad path: it is too long" })
+  }
+  return undefined
+}
+
+/** Runs the async work; the path's failures fail the effect, anything else (EIO, EMFILE...) is a defect. */
 const attempt = <A>(work: () => Promise<A>): Effect.Effect<A, PathError> =>
   Effect.tryPromise({ try: work, catch: (error) => error }).pipe(
-    Effect.catchAll((error) => isPathError(error) ? Effect.fail(error) : Effect.die(error))
+    Effect.catchAll((error) => {
+      const failure = pathFailure(error)
+      return failure === undefined ? Effect.die(error) : Effect.fail(failure)
+    })
   )
 
 const closeQuietly = (handle: FileHandle | undefined) => handle === undefined ? Promise.resolve() : handle.close().catch(() => {})
@@ -283,36 +306,40 @@ export class WorkspacePaths extends Effect.Service<WorkspacePaths>()("clawdforge
       })
     })
 
-    /** Opens a regular file for reading (closed with the scope): 404 when missing, `is_a_directory`, `bad_path` for a link. */
+    /**
+     * Opens a regular file for reading: 404 when missing, `is_a_directory`, `bad_path` for a link or
+     * anything but a regular file. The caller closes `handle` (a read stream made with `autoClose`
+     * does, once it ends or is destroyed); `openFileScoped` closes it with the scope.
+     */
     const openFile = Effect.fn("WorkspacePaths.openFile")(function*(workspace: string, segments: WorkspacePath) {
       const raw = shown(segments)
-      return yield* Effect.acquireRelease(
-        attempt(() =>
-          withParent(workspace, segments, false, async (parent, name): Promise<OpenedFile> => {
-            let handle: FileHandle
-            try {
-              handle = await open(fdPath(parent.fd, name), readFlags)
-            } catch (error) {
-              const code = errnoOf(error)
-              if (code === "ENOENT") throw new FileNotFound({ message: `No file ${raw} in the workspace` })
-              if (code === "ELOOP") throw badPath(raw, "it names a symlink")
-              throw error
-            }
-            const stats = await handle.stat({ bigint: true })
-            if (stats.isDirectory()) {
-              await closeQuietly(handle)
-              throw new IsADirectory({ message: `${raw} is a folder: list it with GET /sessions/{id}/files?path=${raw}` })
-            }
-            if (!stats.isFile()) {
-              await closeQuietly(handle)
-              throw badPath(raw, "it is not a regular file")
-            }
-            return { handle, size: Number(stats.size), mtime: Number(stats.mtimeMs / 1000n), etag: etagOf(stats) }
-          })
-        ),
-        (file) => Effect.promise(() => closeQuietly(file.handle))
+      return yield* attempt(() =>
+        withParent(workspace, segments, false, async (parent, name): Promise<OpenedFile> => {
+          let handle: FileHandle
+          try {
+            handle = await open(fdPath(parent.fd, name), readFlags)
+          } catch (error) {
+            const code = errnoOf(error)
+            if (code === "ENOENT") throw new FileNotFound({ message: `No file ${raw} in the workspace` })
+            if (code === "ELOOP") throw badPath(raw, "it names a symlink")
+            throw error
+          }
+          const stats = await handle.stat({ bigint: true })
+          if (stats.isDirectory()) {
+            await closeQuietly(handle)
+            throw new IsADirectory({ message: `${raw} is a folder: list it with GET /sessions/{id}/files?path=${raw}` })
+          }
+          if (!stats.isFile()) {
+            await closeQuietly(handle)
+            throw badPath(raw, "it is not a regular file")
+          }
+          return { handle, size: Number(stats.size), mtime: Number(stats.mtimeMs / 1000n), etag: etagOf(stats) }
+        })
       )
     })
+
+    const openFileScoped = (workspace: string, segments: WorkspacePath) =>
+      Effect.acquireRelease(openFile(workspace, segments), (file) => Effect.promise(() => closeQuietly(file.handle)))
 
     /** Makes the folder and its parents, each given to the agent. */
     const makeFolder = Effect.fn("WorkspacePaths.mkdir")(function*(workspace: string, segments: WorkspacePath) {
@@ -346,7 +373,7 @@ export class WorkspacePaths extends Effect.Service<WorkspacePaths>()("clawdforge
       body: Stream.Stream<Uint8Array, E>,
       options: {
         readonly maxBytes: number
-        readonly tooLarge: (bytes: number) => E2
+        readonly tooLarge: (bytes: number) => Effect.Effect<never, E2>
         readonly check: (current: { readonly etag: string } | undefined) => Effect.Effect<void, E3>
       }
     ): Effect.Effect<{ readonly size: number; readonly etag: string; readonly created: boolean }, E | E2 | E3 | PathError> =>
@@ -360,10 +387,12 @@ export class WorkspacePaths extends Effect.Service<WorkspacePaths>()("clawdforge
           (handle) => Effect.promise(() => closeQuietly(handle).then(() => rm(temp, { force: true })))
         )
         let size = 0
-        yield* Stream.runForEach(body, (chunk) => {
-          size += chunk.byteLength
-          if (size > options.maxBytes) return Effect.fail(options.tooLarge(size))
-          return Effect.promise(() => handle.write(chunk))
+        // A chunk of the stream's pieces at a time, in one writev.
+        yield* Stream.runForEachChunk(body, (chunk) => {
+          const pieces = Chunk.toReadonlyArray(chunk)
+          for (const piece of pieces) size += piece.byteLength
+          if (size > options.maxBytes) return options.tooLarge(size)
+          return Effect.promise(() => handle.writev(pieces as Array<Uint8Array>))
         })
         yield* Effect.promise(() => giveFdToAgent(handle))
         const parent = yield* parentOf(workspace, segments, true)
@@ -379,7 +408,7 @@ export class WorkspacePaths extends Effect.Service<WorkspacePaths>()("clawdforge
           if (current?.isSymbolicLink()) return yield* badPath(raw, "it names a symlink")
           yield* options.check(current === undefined ? undefined : { etag: etagOf(current) })
           // rename(2) replaces the name in the pinned folder; it never follows a link.
-          yield* Effect.promise(() => rename(temp, target))
+          yield* attempt(() => rename(temp, target))
           const written = yield* Effect.promise(() => handle.stat({ bigint: true }))
           return { size, etag: etagOf(written), created: current === undefined }
         }))
@@ -437,6 +466,7 @@ export class WorkspacePaths extends Effect.Service<WorkspacePaths>()("clawdforge
       lstat: lstatPath,
       list,
       openFile,
+      openFileScoped,
       mkdir: makeFolder,
       writeFile,
       remove,
