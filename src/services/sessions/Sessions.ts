@@ -248,7 +248,9 @@ const makeLocalSessions = Effect.gen(function*() {
       ...noSettings
     })
     // The session's start as `GET /sessions/{id}/changes?since_turn=0` counts from: after the clone.
-    yield* workspaceChanges.begin(opened)
+    // A ready session's workspace was empty when its agent started, as a fresh one is here: the same
+    // (empty) start, and no snapshot of what its agent wrote since on the create's path.
+    if (Option.isNone(warmed)) yield* workspaceChanges.begin(opened)
     const { actor, handle } = yield* actors.start(opened, definition, Option.none(), Option.getOrUndefined(warmed)).pipe(
       Effect.tapError(() => workspaces.remove(app, id))
     )
