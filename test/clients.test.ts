@@ -45,7 +45,7 @@ describe("Effect client (HttpApiClient)", () => {
       const id = created.session_id
 
       const turn = yield* client.runTurn({ path: { id }, payload: { prompt: "say hello" } })
-      expect(turn).toEqual({ ok: true, session_id: id, turn_index: 1, stop_reason: "end_turn", usage: noUsage, events })
+      expect(turn).toEqual({ ok: true, session_id: id, turn_index: 1, stop_reason: "end_turn", usage: noUsage, events, changes: [] })
 
       const state = yield* client.getSession({ path: { id } })
       expect(state).toMatchObject({ turn_count: 1, status: "open", meta: { via: "effect" } })
@@ -70,7 +70,7 @@ describe("Effect client (HttpApiClient)", () => {
       expect(streamed.at(-1)).toEqual({
         event: "done",
         id: "1.1",
-        data: { ok: true, session_id: id, turn_index: 1, stop_reason: "end_turn", usage: noUsage }
+        data: { ok: true, session_id: id, turn_index: 1, stop_reason: "end_turn", usage: noUsage, changes: [] }
       })
       // Typed: the event name narrows the data.
       const done = streamed.find((event) => event.event === "done")
@@ -137,7 +137,7 @@ describe("fetch client (openapi-typescript + openapi-fetch)", () => {
       const turn = yield* Effect.promise(() =>
         client.POST("/sessions/{id}/turn", { params: path, body: { prompt: "say hello" } })
       )
-      expect(turn.data).toEqual({ ok: true, session_id: id, turn_index: 1, stop_reason: "end_turn", usage: noUsage, events })
+      expect(turn.data).toEqual({ ok: true, session_id: id, turn_index: 1, stop_reason: "end_turn", usage: noUsage, events, changes: [] })
 
       const state = yield* Effect.promise(() => client.GET("/sessions/{id}", { params: path }))
       expect(state.data).toMatchObject({ turn_count: 1, status: "open", meta: { via: "fetch" } })

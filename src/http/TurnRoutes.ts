@@ -83,7 +83,8 @@ export const makeTurnHandlers = Effect.gen(function*() {
           usage: turn.usage,
           events: turn.events,
           // Said only when it is so: a whole turn replays exactly as it was answered.
-          ...(turn.truncated ? { truncated: true } : {})
+          ...(turn.truncated ? { truncated: true } : {}),
+          ...(turn.changes === undefined ? {} : { changes: turn.changes })
         }))
       ),
       // Its turn was stored when it was accepted; gone only with its session (404).
