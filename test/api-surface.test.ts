@@ -60,7 +60,8 @@ describe("401", () => {
           }
         }
       }
-      expect(checked).toBe(19 * 3 + 17 * 4)
+      // + the 4 files routes
+      expect(checked).toBe(23 * 3 + 17 * 4)
       // Any other status carries no challenge.
       const ok = yield* request("GET", "/sessions", { token: appToken })
       expect(ok.status).toBe(200)
