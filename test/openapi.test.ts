@@ -50,6 +50,8 @@ const expectedErrors: Record<string, ReadonlyArray<number>> = {
   listTurns: [401],
   getTurn: [401],
   getChanges: [401],
+  getArchive: [401],
+  putArchive: [401, 410, 429],
   listAdminFiles: [401],
   getAdminFile: [401],
   streamStoredTurn: [401, 429],
@@ -63,11 +65,6 @@ const expectedErrors: Record<string, ReadonlyArray<number>> = {
   listAgents: [401],
   getUsage: [401],
   getLimits: [401],
-  // A session\'s files: raw bytes both ways (413 and 429 for sizes and quotas).
-  listFiles: [401],
-  getFile: [401],
-  putFile: [401, 410, 412, 429],
-  deleteFile: [401, 410],
   getMetrics: [401],
   // The operators' API (its own scheme, `adminBearer`); 404 covers the admin API being off.
   getAdminOverview: [401],
@@ -188,8 +185,7 @@ describe("/openapi.json", () => {
       const client = yield* makeClient({ baseUrl: "http://127.0.0.1:1", token: appToken }).pipe(
         Effect.provide(FetchHttpClient.layer)
       )
-      // `files` holds the workspace helpers, beside the methods.
-      expect(Object.keys(client).filter((name) => name !== "files").sort()).toEqual(ids)
+      expect(Object.keys(client).sort()).toEqual(ids)
     }).pipe(Effect.provide(gateway())))
 
   it("no schema is titled or described by a refinement's generated name", () => {

@@ -321,6 +321,38 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/sessions/{id}/archive": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download the session's workspace as a tar.gz
+         * @description Streams the whole workspace as it is now: folders, files and symlinks (stored as links, never followed), names relative to the workspace's root, so that the archive can be put into another session. Sockets, FIFOs and devices are left out. A closed session's workspace stays readable until the hard TTL.
+         *
+         *     ```sh
+         *     curl -H "Authorization: Bearer $TOKEN" -o work.tar.gz $GATEWAY/sessions/$ID/archive
+         *     ```
+         */
+        get: operations["getArchive"];
+        /**
+         * Extract a tar or tar.gz into the session's workspace, all or nothing
+         * @description The body is a tar, gzipped or not (told apart by its first bytes). Entries land relative to the workspace's root: symlinks become links (never followed), hard links only between files of the archive, the files belong to the agent's user. An entry replaces a file or link of the same name and a folder merges into a folder. Nothing is extracted when any entry is refused (400 `bad_archive`: an absolute name, `..`, a path through a symlink of the archive or of the workspace, a hard link to anything else, a device or FIFO, a folder over a file or a file over a folder, a damaged or truncated archive), or when the files would take the workspace past CLAWDFORGE_WORKSPACE_MAX_MB (413 `workspace_quota`) or the app past its `max_disk_mb` (429 `disk_quota`); the body is read until then, never more.
+         *
+         *     ```sh
+         *     curl -X PUT -H "Authorization: Bearer $TOKEN" --data-binary @work.tar.gz $GATEWAY/sessions/$ID/archive
+         *     ```
+         */
+        put: operations["putArchive"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/sessions/{id}/files": {
         parameters: {
             query?: never;
@@ -1687,6 +1719,60 @@ export interface components {
             /** @description Present when it was closed before */
             already_closed?: boolean;
         };
+        /** @description No such file in the session's workspace */
+        FileNotFound: {
+            /** @enum {boolean} */
+            ok: false;
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
+            error: "file_not_found";
+            /** @description What went wrong, for people */
+            message: string;
+            /** @enum {string} */
+            _tag: "FileNotFound";
+        };
+        ArchiveExtracted: {
+            /** @enum {boolean} */
+            ok: true;
+            /** @description Files, folders and links extracted */
+            entries: number;
+            /** @description The bytes of the files extracted */
+            bytes: number;
+        };
+        /** @description The body is not a tar or tar.gz, is damaged or truncated, or holds an entry the gateway refuses (an absolute name, `..`, a path through a symlink, a hard link to anything but a file of the archive, a device or FIFO); `message` names the entry. Nothing was extracted */
+        BadArchive: {
+            /** @enum {boolean} */
+            ok: false;
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
+            error: "bad_archive";
+            /** @description What went wrong, for people */
+            message: string;
+            /** @enum {string} */
+            _tag: "BadArchive";
+        };
+        /** @description The write would take the workspace past CLAWDFORGE_WORKSPACE_MAX_MB */
+        WorkspaceQuotaExceeded: {
+            /** @enum {boolean} */
+            ok: false;
+            /**
+             * @description A stable machine-readable code
+             * @enum {string}
+             */
+            error: "workspace_quota";
+            /** @description What went wrong, for people */
+            message: string;
+            /** @description CLAWDFORGE_WORKSPACE_MAX_MB */
+            limit_mb: number;
+            /** @description What the workspace holds (MB) */
+            used_mb: number;
+            /** @enum {string} */
+            _tag: "WorkspaceQuotaExceeded";
+        };
         FileListing: {
             /** @enum {boolean} */
             ok: true;
@@ -1737,20 +1823,6 @@ export interface components {
             /** @enum {string} */
             _tag: "IsADirectory";
         };
-        /** @description No such file in the session's workspace */
-        FileNotFound: {
-            /** @enum {boolean} */
-            ok: false;
-            /**
-             * @description A stable machine-readable code
-             * @enum {string}
-             */
-            error: "file_not_found";
-            /** @description What went wrong, for people */
-            message: string;
-            /** @enum {string} */
-            _tag: "FileNotFound";
-        };
         FileReplaced: {
             /** @enum {boolean} */
             ok: true;
@@ -1776,24 +1848,6 @@ export interface components {
             limit_bytes: number;
             /** @enum {string} */
             _tag: "FileTooLarge";
-        };
-        /** @description The write would take the workspace past CLAWDFORGE_WORKSPACE_MAX_MB */
-        WorkspaceQuotaExceeded: {
-            /** @enum {boolean} */
-            ok: false;
-            /**
-             * @description A stable machine-readable code
-             * @enum {string}
-             */
-            error: "workspace_quota";
-            /** @description What went wrong, for people */
-            message: string;
-            /** @description CLAWDFORGE_WORKSPACE_MAX_MB */
-            limit_mb: number;
-            /** @description What the workspace holds (MB) */
-            used_mb: number;
-            /** @enum {string} */
-            _tag: "WorkspaceQuotaExceeded";
         };
         /** @description `If-Match` or `If-None-Match: *` does not hold for the file as it is */
         PreconditionFailed: {
@@ -4058,6 +4112,177 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TooManyAuthFailures"];
+                };
+            };
+        };
+    };
+    getArchive: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The `session_id` that `POST /sessions` answered */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The workspace, gzipped tar, streamed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/gzip": string;
+                };
+            };
+            /** @description Malformed or invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description `NotFound`: No such route; `SessionNotFound`: No such session for this app (another app's session is reported the same way); `FileNotFound`: No such file in the session's workspace */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"] | components["schemas"]["FileNotFound"];
+                };
+            };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"];
+                };
+            };
+            /** @description Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"];
+                };
+            };
+        };
+    };
+    putArchive: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The `session_id` that `POST /sessions` answered */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description Extracted: what the archive held */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ArchiveExtracted"];
+                };
+            };
+            /** @description `BadRequest`: Malformed or invalid request; `BadArchive`: The body is not a tar or tar.gz, is damaged or truncated, or holds an entry the gateway refuses (an absolute name, `..`, a path through a symlink, a hard link to anything but a file of the archive, a device or FIFO); `message` names the entry. Nothing was extracted */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequest"] | components["schemas"]["BadArchive"];
+                };
+            };
+            /** @description Missing or unknown bearer token */
+            401: {
+                headers: {
+                    /** @description The bearer challenge (RFC 6750): `Bearer realm="clawdforge"`, with `error="invalid_token"` when the request carried a token that names no app */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Unauthorized"];
+                };
+            };
+            /** @description `NotFound`: No such route; `SessionNotFound`: No such session for this app (another app's session is reported the same way) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFound"] | components["schemas"]["SessionNotFound"];
+                };
+            };
+            /** @description The request's head and body did not arrive within CLAWDFORGE_BODY_TIMEOUT_SECS */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RequestTimeout"];
+                };
+            };
+            /** @description The session is closed */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionClosed"];
+                };
+            };
+            /** @description `PayloadTooLarge`: The request body is too large; `WorkspaceQuotaExceeded`: The write would take the workspace past CLAWDFORGE_WORKSPACE_MAX_MB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLarge"] | components["schemas"]["WorkspaceQuotaExceeded"];
+                };
+            };
+            /** @description `TooManyAuthFailures`: Too many wrong tokens from the client's address (CLAWDFORGE_AUTH_FAILURES_PER_MINUTE): a wrong token is refused at once until `retry_after_secs`; a valid token still passes; `DiskQuota`: The app's workspaces and HOME are at its `max_disk_mb` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TooManyAuthFailures"] | components["schemas"]["DiskQuota"];
                 };
             };
         };

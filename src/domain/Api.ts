@@ -57,6 +57,7 @@ import {
   UpdateSessionRequest
 } from "./Session.js"
 import { LimitsReport, UsageParams, UsageReport } from "./Tenancy.js"
+import { WorkspaceArchiveApi } from "./WorkspaceArchive.js"
 import { DiskQuota, WorkspaceFilesApi, WorkspaceOverQuota } from "./WorkspaceFiles.js"
 import { WorkspaceAdminApi, WorkspaceChangesApi } from "./WorkspaceChanges.js"
 import {
@@ -635,6 +636,7 @@ export class Api extends HttpApi.make("clawdforge")
   .add(HealthApi)
   .add(RunApi)
   .add(SessionsApi)
+  .add(WorkspaceArchiveApi.middleware(Authorization))
   .add(WorkspaceFilesApi.middleware(Authorization))
   .add(WorkspaceChangesApi.middleware(Authorization))
   .add(WorkspaceAdminApi)

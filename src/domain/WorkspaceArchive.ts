@@ -6,7 +6,7 @@ import { Schema } from "effect"
 import { operation } from "./ApiDocument.js"
 import { errorFields, SessionClosed, SessionNotFound } from "./Errors.js"
 import { SessionIdParam } from "./Session.js"
-import { DiskQuota, WorkspaceQuotaExceeded } from "./WorkspaceFiles.js"
+import { DiskQuota, FileNotFound, WorkspaceQuotaExceeded } from "./WorkspaceFiles.js"
 
 // A session's whole workspace as one archive: out as a streamed tar.gz, in as a tar or tar.gz.
 
@@ -23,16 +23,14 @@ export class BadArchive extends Schema.TaggedError<BadArchive>()(
 
 /** The archive's bytes, as the request and the response carry them. */
 const archiveBytes = (contentType: string, description: string) =>
-  Schema.Uint8ArrayFromSelf.pipe(
-    HttpApiSchema.withEncoding({ kind: "Uint8Array", contentType }),
-    Schema.annotations({ description })
-  )
+  HttpApiSchema.Uint8Array({ contentType }).annotations({ description })
 
 export const ArchiveDownload = archiveBytes("application/gzip", "The workspace as a gzipped tar")
 
-export const ArchiveUpload = Schema.Union(
-  archiveBytes("application/gzip", "A gzipped tar (told apart from a plain tar by its first bytes, whatever the type says)"),
-  archiveBytes("application/x-tar", "A tar")
+// One type for the body, whatever it holds: tar tells a gzipped tar from a plain one by its first bytes.
+export const ArchiveUpload = archiveBytes(
+  "application/octet-stream",
+  "A tar or a gzipped tar (told apart by its first bytes, whatever the `Content-Type` says)"
 )
 
 export const ArchiveExtracted = Schema.Struct({
@@ -47,6 +45,7 @@ export class WorkspaceArchiveApi extends HttpApiGroup.make("workspaceArchive", {
       .setPath(SessionIdParam)
       .addSuccess(ArchiveDownload)
       .addError(SessionNotFound)
+      .addError(FileNotFound)
       .annotate(OpenApi.Summary, "Download the session's workspace as a tar.gz")
       .annotate(
         OpenApi.Description,

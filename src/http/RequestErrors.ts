@@ -13,6 +13,7 @@ import { Cause, Effect, identity, Option, Schema } from "effect"
 import type { IncomingMessage } from "node:http"
 import { BadRequest, NotFound, PayloadTooLarge, TooManyAuthFailures } from "../domain/Errors.js"
 import { AuthThrottled } from "./Authorization.js"
+import { takesRawBody } from "./RawBodies.js"
 
 const clip = (text: string) => text.length > 500 ? `${text.slice(0, 500)}…` : text
 
@@ -164,20 +165,22 @@ export const RequestErrorsLive = (maxBodyBytes: number) =>
   HttpApiBuilder.middleware((app) =>
     Effect.gen(function*() {
       const request = yield* HttpServerRequest.HttpServerRequest
+      // An archive or an upload streams its bytes in its handler, under limits of its own.
+      const raw = takesRawBody(request)
       const length = Number(request.headers["content-length"] ?? 0)
-      if (length > maxBodyBytes) return yield* tooLarge(maxBodyBytes)
+      if (!raw && length > maxBodyBytes) return yield* tooLarge(maxBodyBytes)
       // Most callers send JSON as JSON: the request is copied only when it says otherwise.
-      let modified = request.headers["content-type"] === "application/json"
+      let modified = raw || request.headers["content-type"] === "application/json"
         ? request
         : request.modify({ headers: Headers.set(request.headers, "content-type", "application/json") })
-      if (request.headers["content-length"] === undefined && request.headers["transfer-encoding"] !== undefined) {
+      if (!raw && request.headers["content-length"] === undefined && request.headers["transfer-encoding"] !== undefined) {
         // The platform's reader destroys the socket past its limit: read it here, and hand the
         // handler a request whose body (`text`, which `json` reads) is what was read.
         const text = yield* readStreamed(NodeHttpServerRequest.toIncomingMessage(request), maxBodyBytes)
         modified = Object.create(modified, { text: { value: Effect.succeed(text) } })
       }
       return yield* (app as HttpApp.Default<unknown>).pipe(
-        HttpIncomingMessage.withMaxBodySize(Option.some(maxBodyBytes)),
+        HttpIncomingMessage.withMaxBodySize(raw ? Option.none() : Option.some(maxBodyBytes)),
         modified === request ? identity : Effect.provideService(HttpServerRequest.HttpServerRequest, modified),
         Effect.catchAllCause((cause) => {
           const squashed = Cause.squash(cause)
@@ -189,10 +192,10 @@ export const RequestErrorsLive = (maxBodyBytes: number) =>
         })
       )
     }).pipe(
+      // A refusal sent while the body still arrives: the rest is read and thrown away, then the connection closes.
       Effect.tapError((error) =>
-        error instanceof PayloadTooLarge
-          ? Effect.flatMap(HttpServerRequest.HttpServerRequest, discardRest)
-          : Effect.void
+        Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+          error instanceof PayloadTooLarge || takesRawBody(request) ? discardRest(request) : Effect.void)
       )
     ) as HttpApp.Default
   )

@@ -16,6 +16,9 @@ import {
   SessionsHttpLive,
   TenancyHttpLive
 } from "./Handlers.js"
+import { WorkspaceArchive } from "../services/workspaces/WorkspaceArchive.js"
+import { WorkspaceQuota } from "../services/workspaces/WorkspaceQuota.js"
+import { WorkspaceArchiveHttpLive } from "./WorkspaceArchiveHttpLive.js"
 import { WorkspaceFilesHttpLive } from "./WorkspaceFilesHttpLive.js"
 import { RequestErrorsLive } from "./RequestErrors.js"
 import { withRequestLog } from "./RequestLog.js"
@@ -28,6 +31,7 @@ export const ApiLive = HttpApiBuilder.api(Api).pipe(
     HealthHttpLive,
     RunHttpLive,
     SessionsHttpLive,
+    WorkspaceArchiveHttpLive.pipe(Layer.provide([WorkspaceArchive.Default, WorkspaceQuota.Default])),
     WorkspaceFilesHttpLive,
     WorkspaceChangesHttpLive,
     WorkspaceAdminHttpLive,

@@ -1,10 +1,11 @@
-import { Data, Deferred, Effect, Either, Stream } from "effect"
+import { Data, Deferred, Effect, Either, Option, Stream } from "effect"
 import { once } from "node:events"
 import { constants, type Stats } from "node:fs"
-import { type FileHandle, lstat, mkdtemp, open, readdir, readlink, rm } from "node:fs/promises"
+import { type FileHandle, lchown, lstat, mkdtemp, open, readdir, readlink, rm } from "node:fs/promises"
 import { dirname, join } from "node:path"
 import { Header, Pack, ReadEntry, Unpack } from "tar"
 import { BadArchive } from "../../domain/WorkspaceArchive.js"
+import { FileNotFound } from "../../domain/WorkspaceFiles.js"
 import { type WorkspacePath, WorkspacePaths } from "./WorkspacePaths.js"
 
 // A workspace out as a tar.gz, and a tar (or tar.gz) in, without a read or a write outside it.
@@ -346,13 +347,12 @@ export class WorkspaceArchive extends Effect.Service<WorkspaceArchive>()("clawdf
         return { entries, bytes } satisfies Extracted
       }).pipe(Effect.scoped)
 
-    /** Every path under `dir` (staged, private), given to the agent's user; links checked to be the archive's kinds. */
-    const giveTreeToAgent = async (dir: string): Promise<void> => {
-      for (const name of await readdir(dir)) {
-        const path = join(dir, name)
-        const stats = await lstat(path)
-        await Effect.runPromise(paths.giveToAgent(path))
-        if (stats.isDirectory()) await giveTreeToAgent(path)
+    /** Every path under `dir` (staged, private) given to the agent's user (links themselves, never their targets). */
+    const giveTreeToAgent = async (dir: string, owner: { readonly uid: number; readonly gid: number }): Promise<void> => {
+      for (const entry of await readdir(dir, { withFileTypes: true })) {
+        const path = join(dir, entry.name)
+        await lchown(path, owner.uid, owner.gid)
+        if (entry.isDirectory()) await giveTreeToAgent(path, owner)
       }
     }
 
@@ -414,7 +414,11 @@ export class WorkspaceArchive extends Effect.Service<WorkspaceArchive>()("clawdf
         (dir) => Effect.promise(() => rm(dir, { recursive: true, force: true }))
       )
       const extracted = yield* unpackInto(staging, body, room)
-      yield* Effect.promise(() => giveTreeToAgent(staging))
+      // Nothing to give unless the gateway is root and sandboxes (WorkspacePaths.agentOwner).
+      if (Option.isSome(paths.agentOwner)) {
+        const owner = paths.agentOwner.value
+        yield* Effect.promise(() => giveTreeToAgent(staging, owner))
+      }
       const moves = yield* planMoves(workspace, staging, [])
       for (const move of moves) {
         // Only an agent racing the request gets here (a link or folder made since the plan): it stops
@@ -429,7 +433,15 @@ export class WorkspaceArchive extends Effect.Service<WorkspaceArchive>()("clawdf
     }, Effect.scoped)
 
     return {
-      pack,
+      /**
+       * The workspace's archive as a stream (`pack`), once its folder is known to be there: a session
+       * whose folder is gone is 404 `file_not_found` rather than a broken download.
+       */
+      pack: Effect.fn("WorkspaceArchive.pack")(function*(workspace: string) {
+        const there = yield* Effect.promise(() => lstat(workspace).then((stats) => stats.isDirectory(), () => false))
+        if (!there) return yield* new FileNotFound({ message: "The session's workspace is gone" })
+        return pack(workspace)
+      }),
       extract
     } as const
   }),
