@@ -17,7 +17,6 @@ import {
   TenancyHttpLive
 } from "./Handlers.js"
 import { WorkspaceArchive } from "../services/workspaces/WorkspaceArchive.js"
-import { WorkspaceQuota } from "../services/workspaces/WorkspaceQuota.js"
 import { WorkspaceArchiveHttpLive } from "./WorkspaceArchiveHttpLive.js"
 import { WorkspaceFilesHttpLive } from "./WorkspaceFilesHttpLive.js"
 import { RequestErrorsLive } from "./RequestErrors.js"
@@ -31,7 +30,8 @@ export const ApiLive = HttpApiBuilder.api(Api).pipe(
     HealthHttpLive,
     RunHttpLive,
     SessionsHttpLive,
-    WorkspaceArchiveHttpLive.pipe(Layer.provide([WorkspaceArchive.Default, WorkspaceQuota.Default])),
+    // The gateway's one WorkspaceQuota (the services'), so archives and uploads count against the same figures.
+    WorkspaceArchiveHttpLive.pipe(Layer.provide(WorkspaceArchive.Default)),
     WorkspaceFilesHttpLive,
     WorkspaceChangesHttpLive,
     WorkspaceAdminHttpLive,
