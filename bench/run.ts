@@ -23,6 +23,7 @@ import { claudeRun } from "./claude-run.js"
 import { cluster } from "./cluster.js"
 import { cpu } from "./cpu.js"
 import { create } from "./create.js"
+import { flood } from "./flood.js"
 import { files } from "./files.js"
 import { hibernation } from "./hibernation.js"
 import { ledger } from "./ledger.js"
@@ -65,6 +66,7 @@ const questions: ReadonlyArray<Question> = [
   claudeRun,
   ledger,
   storage,
+  flood,
   changes,
   acpx
 ]

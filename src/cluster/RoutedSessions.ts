@@ -4,16 +4,27 @@ import { randomUUID } from "node:crypto"
 import { AgentFailed, PoolFull } from "../domain/Errors.js"
 import type { AppName, SessionId } from "../domain/Ids.js"
 import { type CreateSessionRequest, Session, type TurnRequest } from "../domain/Session.js"
-import { Ledger, nowSeconds } from "../services/ledger/Ledger.js"
+import { Ledger, nowSeconds, pageMessageTexts } from "../services/ledger/Ledger.js"
 import { AgentPool } from "../services/sessions/AgentPool.js"
 import { type AcceptedTurn, newSessionId, Sessions, type SessionsApi } from "../services/sessions/Sessions.js"
-import { type FeedItem, LiveTurn, type TurnFeed } from "../services/sessions/runtime/TurnFeed.js"
+import { type FeedItem, type FollowedTurn, LiveTurn, type TurnFeed } from "../services/sessions/runtime/TurnFeed.js"
 import { ClusterNodes } from "./ClusterNodes.js"
 import { Deliveries } from "./Deliveries.js"
 import { type FeedChunk, NodeFull, SessionEntity } from "./SessionEntity.js"
 
 /** A turn's feed as a stream of chunks, from its start: what the owner sends a node that follows it. */
-const feedStream = (feed: TurnFeed) =>
+const feedStream = (feed: FollowedTurn): Stream.Stream<FeedChunk> =>
+  "_tag" in feed
+    // A stored turn: its messages as its pages are read.
+    ? Stream.make<Array<FeedChunk>>({ _tag: "Start" }).pipe(
+      Stream.concat(feed.pages(0).pipe(
+        Stream.mapConcat((page) => pageMessageTexts(page).map((json): FeedChunk => ({ _tag: "Message", json })))
+      )),
+      Stream.concat(Stream.make<Array<FeedChunk>>({ _tag: "End", event: feed.end.event, data: feed.end.data }))
+    )
+    : liveFeedStream(feed)
+
+const liveFeedStream = (feed: TurnFeed) =>
   Stream.asyncPush<FeedChunk>((emit) =>
     Effect.acquireRelease(
       Effect.sync(() => {

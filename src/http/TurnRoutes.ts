@@ -20,7 +20,7 @@ import { authenticateApp } from "./Authorization.js"
 import { makeIdempotent, replayedHeader, replayJson, storeAs } from "./Idempotency.js"
 import { rateLimitHeaders } from "./RateLimitHeaders.js"
 import { readStreamed } from "./RequestErrors.js"
-import { turnEventStream } from "./TurnStream.js"
+import { storedTurnReply, turnEventStream } from "./TurnStream.js"
 
 /** One call of a turn route: whose, which session, the decoded body and its `Idempotency-Key`. */
 export interface TurnCall {
@@ -68,12 +68,26 @@ export const makeTurnHandlers = Effect.gen(function*() {
   /**
    * A repeated `/turn`: answered from the stored turn (the key keeps its index, never a second
    * copy of the reply), `truncated` when the stored turn kept fewer messages than the reply had.
+   * Written as its stored pages are read, never held whole.
    */
   const replayTurn = (app: AppName, id: string, reply: { readonly status: number; readonly body: string }) => {
     const first = reply.status === 200 ? JSON.parse(reply.body) as { turn_index: number; events?: unknown } : undefined
     // An error, or a reply stored whole by an earlier version: as stored.
     if (first === undefined || first.events !== undefined) return Effect.succeed(replayJson(reply))
-    return sessions.getTurn(app, id, first.turn_index, { limit: Number.MAX_SAFE_INTEGER }).pipe(
+    return sessions.followTurn(app, id, first.turn_index).pipe(
+      Effect.flatMap((feed) =>
+        "_tag" in feed
+          ? Effect.succeed(storedTurnReply(feed, { [replayedHeader]: "true" }))
+          : replayWhole(app, id, first.turn_index)
+      ),
+      // Its turn was stored when it was accepted; gone only with its session (404).
+      Effect.catchTag("TurnNotFound", Effect.die)
+    )
+  }
+
+  /** A repeated `/turn` whose turn this node does not read from its ledger (a cluster's relayed turn): whole. */
+  const replayWhole = (app: AppName, id: string, turnIndex: number) =>
+    sessions.getTurn(app, id, turnIndex, { limit: Number.MAX_SAFE_INTEGER }).pipe(
       Effect.map((turn) =>
         replayJson(storeTurn({
           ok: true,
@@ -90,7 +104,6 @@ export const makeTurnHandlers = Effect.gen(function*() {
       // Its turn was stored when it was accepted; gone only with its session (404).
       Effect.catchTag("TurnNotFound", Effect.die)
     )
-  }
 
   /** A repeated `/turn/stream`: the first request's turn from its start, or the error it answered. */
   const replayStream = (

@@ -22,7 +22,7 @@ import { AgentPool } from "./AgentPool.js"
 import { makeActorRegistry } from "./runtime/ActorRegistry.js"
 import { makeWarmSessions } from "./runtime/WarmSessions.js"
 import type { AcceptedTurn, SessionActor } from "./runtime/SessionActor.js"
-import { agentText, type LiveTurn, storedFeed, type TurnFeed } from "./runtime/TurnFeed.js"
+import { agentText, type FollowedTurn, type LiveTurn, storedFeed } from "./runtime/TurnFeed.js"
 import { sessionClosed, sessionNotFound, type SettingsError, shuttingDown, type StartError, type TurnError, turnNotFound } from "./SessionErrors.js"
 import { Workspaces } from "./Workspaces.js"
 import type { DiskQuota, WorkspaceOverQuota } from "../../domain/WorkspaceFiles.js"
@@ -96,8 +96,11 @@ export interface SessionsApi {
     turnIndex: number,
     page?: { readonly after?: number | undefined; readonly limit?: number | undefined }
   ) => Effect.Effect<TurnDetail, SessionNotFound | TurnNotFound>
-  /** The turn's feed for its streams, from its start: live while it is queued or running, else as stored. */
-  readonly followTurn: (app: AppName, id: string, turnIndex: number) => Effect.Effect<TurnFeed, SessionNotFound | TurnNotFound>
+  /**
+   * The turn's feed for its streams, from its start: live while it is queued or running, else as
+   * stored (its messages then read a page at a time as the stream goes, never all at once).
+   */
+  readonly followTurn: (app: AppName, id: string, turnIndex: number) => Effect.Effect<FollowedTurn, SessionNotFound | TurnNotFound>
   /** Cancels the session's running turn; false when nothing was running. */
   readonly cancel: (app: AppName, id: string) => Effect.Effect<boolean, SessionNotFound>
   /** Changes the session's settings between turns (in mailbox order) and answers the session as it is then. */
@@ -324,6 +327,13 @@ const makeLocalSessions = Effect.gen(function*() {
       onNone: () => Effect.zipRight(ownedForRead(app, id), Effect.fail(turnNotFound(id, turnIndex)))
     }))
 
+  /** A stored turn's row without its messages, or 404 for the session or the turn. */
+  const storedHead = (app: AppName, id: string, turnIndex: number) =>
+    Effect.flatMap(ledger.getTurnHead(app, id, turnIndex), Option.match({
+      onSome: Effect.succeed,
+      onNone: () => Effect.zipRight(ownedForRead(app, id), Effect.fail(turnNotFound(id, turnIndex)))
+    }))
+
   const sessions: SessionsApi = {
     create,
     get: Effect.fn("Sessions.get")((app, id) => Effect.map(owned(app, id), withLive)),
@@ -363,14 +373,14 @@ const makeLocalSessions = Effect.gen(function*() {
     }),
     followTurn: Effect.fn("Sessions.followTurn")(function*(app, id, turnIndex) {
       const live = liveTurn(app, id, turnIndex)
-      if (live !== undefined) return live as TurnFeed
-      const stored = yield* storedTurn(app, id, turnIndex)
+      if (live !== undefined) return live as FollowedTurn
+      // Its row only: the stream reads its messages a page at a time.
+      const stored = yield* storedHead(app, id, turnIndex)
       // Accepted just now, or over just now: look again.
       const again = liveTurn(app, id, turnIndex)
-      if (again !== undefined) return again as TurnFeed
-      if (stored.turn.status !== "queued") return storedFeed(stored.turn, stored.events)
-      const last = yield* storedTurn(app, id, turnIndex)
-      return storedFeed(last.turn, last.events)
+      if (again !== undefined) return again as FollowedTurn
+      const over = stored.turn.status !== "queued" ? stored : yield* storedHead(app, id, turnIndex)
+      return storedFeed(over, (after) => ledger.turnEventPages(over.turn.session_id, turnIndex, after))
     }),
     cancel: Effect.fn("Sessions.cancel")(function*(app, id) {
       const session = yield* owned(app, id)

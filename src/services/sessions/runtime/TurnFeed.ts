@@ -1,7 +1,8 @@
-import { Exit } from "effect"
+import { Exit, type Stream } from "effect"
 import type { AcpMessage, TurnReply } from "../../../domain/Session.js"
 import type { TurnSummary } from "../../../domain/Turn.js"
 import type { WorkspaceChange } from "../../../domain/WorkspaceChange.js"
+import type { StoredEventsPage, StoredTurnHead } from "../../ledger/Ledger.js"
 import type { TurnError } from "../SessionErrors.js"
 
 /** The last event of a turn's stream: `done` (the agent answered) or `error`. */
@@ -152,13 +153,35 @@ export class LiveTurn implements TurnFeed {
   }
 }
 
-/** A stored turn that is over: its messages and its end, nothing to follow. */
-export const storedFeed = (turn: TurnSummary, events: ReadonlyArray<AcpMessage>): TurnFeed => ({
-  turnIndex: turn.turn_index,
-  follow: () => {
-    const messages = events.map((event) => JSON.stringify(event))
-    return { messages, count: messages.length, end: endOfStored(turn), unsubscribe: () => {} }
-  }
+/**
+ * A turn that is over, as the ledger keeps it: nothing to follow, its messages read a stored page
+ * at a time when a stream or a replay wants them, so no request holds a big turn whole.
+ */
+export interface StoredTurnFeed {
+  readonly _tag: "StoredTurnFeed"
+  readonly turnIndex: number
+  readonly turn: TurnSummary
+  /** How many messages it keeps. */
+  readonly total: number
+  readonly end: TurnStreamEnd
+  /** Its stored pages from the one holding message `after + 1` (a page may start before it). */
+  readonly pages: (after: number) => Stream.Stream<StoredEventsPage>
+}
+
+/** What a stream of a turn reads: the live turn, or the stored one once it is over. */
+export type FollowedTurn = TurnFeed | StoredTurnFeed
+
+/** A stored turn that is over, its messages read from `pages` (the ledger's `turnEventPages` for it). */
+export const storedFeed = (
+  head: StoredTurnHead,
+  pages: (after: number) => Stream.Stream<StoredEventsPage>
+): StoredTurnFeed => ({
+  _tag: "StoredTurnFeed",
+  turnIndex: head.turn.turn_index,
+  turn: head.turn,
+  total: head.total,
+  end: endOfStored(head.turn),
+  pages
 })
 
 /** The text of a turn: its `agent_message_chunk` texts joined. */
