@@ -1,4 +1,4 @@
-import { Effect, Metric, MetricBoundaries, MetricState } from "effect"
+import { Effect, Metric, MetricBoundaries, MetricLabel, MetricState } from "effect"
 import type { MetricPair } from "effect"
 import { AgentPool } from "../sessions/AgentPool.js"
 
@@ -29,6 +29,17 @@ export const appTokensTotal = Metric.counter("clawdforge_app_tokens_total", {
   description: "Tokens apps' agents used, by app and kind",
   incremental: true
 })
+
+/**
+ * A metric with its labels, tagged in one step: build it once and keep it. Effect finds a tagged
+ * metric's state by its label array (a cache keyed by that array); `Metric.tagged` twice unions two
+ * arrays into a new one on every update, so each update rebuilt and hashed its metric key.
+ */
+export const withLabels = <Type, In, Out>(
+  metric: Metric.Metric<Type, In, Out>,
+  labels: Readonly<Record<string, string>>
+): Metric.Metric<Type, In, Out> =>
+  Metric.taggedWithLabels(metric, Object.entries(labels).map(([key, value]) => MetricLabel.make(key, value)))
 
 export const turnDuration = Metric.histogram(
   "clawdforge_turn_duration_seconds",

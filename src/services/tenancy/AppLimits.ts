@@ -23,7 +23,7 @@ import {
 import { type AgentNetwork, AppConfig, describeConfigError, parseAgentNetwork } from "../config/AppConfig.js"
 import { DatabaseLive } from "../ledger/Database.js"
 import { makeLedgerCopy } from "../ledger/LedgerCopy.js"
-import { appCostUsdTotal, appTokensTotal, limitedTotal } from "../observability/Metrics.js"
+import { appCostUsdTotal, appTokensTotal, limitedTotal, withLabels } from "../observability/Metrics.js"
 import { LimitCounters, type TurnCount } from "./LimitCounters.js"
 import { makeLocalLimitCounters } from "./LocalLimitCounters.js"
 import { Usage } from "./Usage.js"
@@ -407,9 +407,9 @@ export class AppLimits extends Effect.Service<AppLimits>()("clawdforge/AppLimits
     // An app's tagged metrics, made once (a turn's end should not build metric keys).
     const appMetrics = new Map<string, ReturnType<typeof makeAppMetrics>>()
     const makeAppMetrics = (app: string) => ({
-      cost: Metric.tagged(appCostUsdTotal, "app", app),
-      input: Metric.tagged(Metric.tagged(appTokensTotal, "app", app), "kind", "input"),
-      output: Metric.tagged(Metric.tagged(appTokensTotal, "app", app), "kind", "output")
+      cost: withLabels(appCostUsdTotal, { app }),
+      input: withLabels(appTokensTotal, { app, kind: "input" }),
+      output: withLabels(appTokensTotal, { app, kind: "output" })
     })
     const metricsOf = (app: string) => {
       let metrics = appMetrics.get(app)

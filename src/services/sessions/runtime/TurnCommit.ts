@@ -2,7 +2,7 @@ import { Clock, Effect, Exit, Metric } from "effect"
 import type { AcpMessage, Session, TurnReply } from "../../../domain/Session.js"
 import { noUsage } from "../../agents/UsageMeter.js"
 import { interruptedFailure, type Ledger, type StoredTurnEnd } from "../../ledger/Ledger.js"
-import { turnsTotal } from "../../observability/Metrics.js"
+import { turnsTotal, withLabels } from "../../observability/Metrics.js"
 import type { AppLimits } from "../../tenancy/AppLimits.js"
 import type { Webhooks } from "../../tenancy/Webhooks.js"
 import { sessionClosed, type TurnError } from "../SessionErrors.js"
@@ -101,13 +101,13 @@ const storedEvents = (live: LiveTurn, events: ReadonlyArray<AcpMessage>, maxStor
   return { eventTexts: texts, truncated }
 }
 
-/** The turn counter of one app and outcome, tagged once: tagging builds a new metric key. */
+/** The turn counter of one app and outcome, labelled once (see `withLabels`). */
 const turnCounters = new Map<string, Metric.Metric.Counter<number>>()
 const turnCounter = (app: string, outcome: string) => {
   const key = `${app}\u0000${outcome}`
   let counter = turnCounters.get(key)
   if (counter === undefined) {
-    counter = turnsTotal.pipe(Metric.tagged("app", app), Metric.tagged("outcome", outcome))
+    counter = withLabels(turnsTotal, { app, outcome })
     turnCounters.set(key, counter)
   }
   return counter
