@@ -1,5 +1,5 @@
 import { HttpServerResponse } from "@effect/platform"
-import { Effect, Queue, Schema, Stream } from "effect"
+import { Chunk, Effect, Queue, Schema, Stream } from "effect"
 import { TurnReply } from "../domain/Session.js"
 import { pageMessageTexts } from "../services/ledger/Ledger.js"
 import type { FeedItem, FollowedTurn, StoredTurnFeed, TurnFeed } from "../services/sessions/runtime/TurnFeed.js"
@@ -45,7 +45,12 @@ const liveEvents = (feed: TurnFeed, after: number) => {
       )
       return Stream.fromQueue(items).pipe(
         Stream.takeUntil((item) => item.last),
-        Stream.map((item) => item.text)
+        // What is queued when the response asks for more goes out as one write, not one per event.
+        Stream.mapChunks((chunk) => {
+          let text = ""
+          for (const item of chunk) text += item.text
+          return text === "" ? Chunk.empty<string>() : Chunk.of(text)
+        })
       )
     })
   )
