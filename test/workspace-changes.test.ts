@@ -7,11 +7,12 @@
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, readdirSync, statSync, symlinkSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import type { AppName } from "../src/domain/Ids.js"
 import { scriptedAgentPath } from "../src/services/agents/AgentRegistry.js"
 import { maxKeptBytes, snapshotsDirOf } from "../src/services/workspaces/WorkspaceChanges.js"
+import { manifestOf, maxWalkEntries, unchangedTree, walkWorkspace } from "../src/services/workspaces/WorkspaceManifest.js"
 import { Webhooks } from "../src/services/tenancy/Webhooks.js"
 import { agentLogFile } from "./support/ScriptedAgent.js"
 import { tempDir } from "./support/TempDirs.js"
@@ -59,6 +60,29 @@ const changesOf = (sid: string, query: string, token = appToken) =>
   request("GET", `/sessions/${sid}/changes${query}`, { token })
 
 const byPath = (changes: ReadonlyArray<any>) => [...changes].sort((a, b) => a.path < b.path ? -1 : 1)
+
+/** A plain /turn's changes. */
+const turnChanges = (sid: string, prompt: string) =>
+  Effect.map(request("POST", `/sessions/${sid}/turn`, { token: appToken, body: { prompt } }), (r) => {
+    expect(r.status, JSON.stringify(r.body)).toBe(200)
+    return r.body.changes as ReadonlyArray<any>
+  })
+
+/** The private repository's index: every git snapshot rewrites it (a new file renamed in); none: git never ran. */
+const indexOf = (sid: string) => {
+  const path = join(snapshotsDirOf(workspaces, appName, sid), "index")
+  if (!existsSync(path)) return undefined
+  const stat = statSync(path, { bigint: true })
+  return `${stat.ino}:${stat.mtimeNs}`
+}
+
+/** `count` files of a few bytes, 100 to a folder. */
+const fill = (cwd: string, count: number) => {
+  for (let i = 0; i < count; i++) {
+    mkdirSync(join(cwd, `d${Math.floor(i / 100)}`), { recursive: true })
+    writeFileSync(join(cwd, `d${Math.floor(i / 100)}`, `f${i % 100}.txt`), `file ${i}\n`)
+  }
+}
 
 /** The scripted agent, with its state kept outside the workspace. */
 const gateway = () =>
@@ -234,6 +258,100 @@ describe("workspace changes", () => {
       expect((yield* changesOf(id, "?since_turn=2")).body.count).toBe(1)
       yield* Effect.promise(() => hook.close())
     }).pipe(Effect.provide(gateway())), 60_000)
+
+  it.scopedLive("a turn that changes nothing runs no git; a same-size rewrite at once is seen; a write between turns is in no turn", () =>
+    Effect.gen(function*() {
+      const { cwd, id } = yield* create
+      // An empty workspace: quiet turns never start git (its index is never written), and since_turn still answers.
+      expect(yield* turnChanges(id, "hello")).toEqual([])
+      expect(yield* turnChanges(id, "hello")).toEqual([])
+      expect(indexOf(id)).toBeUndefined()
+      expect((yield* changesOf(id, "?since_turn=2")).body.count).toBe(0)
+
+      // A file, then the same file rewritten with the same size by the very next turn (well within a second).
+      expect(yield* turnChanges(id, edit({ "a.txt": "one\n" }))).toEqual([{ path: "a.txt", status: "added", size: 4 }])
+      expect(indexOf(id)).toBeDefined()
+      expect(yield* turnChanges(id, edit({ "a.txt": "two\n" }))).toEqual([{ path: "a.txt", status: "modified", size: 4 }])
+      expect(yield* turnChanges(id, edit({ "a.txt": "six\n", "b/c.txt": "c\n" }))).toEqual([
+        { path: "a.txt", status: "modified", size: 4 },
+        { path: "b/c.txt", status: "added", size: 2 }
+      ])
+
+      // Once its files are older than the racy window, a quiet turn runs no git at all.
+      yield* Effect.sleep("1500 millis")
+      expect(yield* turnChanges(id, "hello")).toEqual([])
+      const settled = indexOf(id)
+      expect(yield* turnChanges(id, "hello")).toEqual([])
+      expect(yield* turnChanges(id, "hello")).toEqual([])
+      expect(indexOf(id)).toBe(settled)
+
+      // Written between turns (as an upload is): seen as the next turn starts, in no turn's changes.
+      writeFileSync(join(cwd, "upload.txt"), "between\n")
+      expect(yield* turnChanges(id, "hello")).toEqual([])
+      expect(indexOf(id)).not.toBe(settled)
+      expect((yield* changesOf(id, "?since_turn=8")).body.changes).toEqual([{ path: "upload.txt", status: "added", size: 8 }])
+
+      // After quiet, settled turns, the same-size rewrite is still a modification; so is a deletion.
+      yield* Effect.sleep("1500 millis")
+      expect(yield* turnChanges(id, "hello")).toEqual([])
+      expect(yield* turnChanges(id, edit({ "a.txt": "ten\n" }))).toEqual([{ path: "a.txt", status: "modified", size: 4 }])
+      expect(yield* turnChanges(id, edit({ "b/c.txt": null }))).toEqual([{ path: "b/c.txt", status: "deleted", size: 2 }])
+      // An empty folder left behind is no file: the tree is the same.
+      expect(yield* turnChanges(id, "hello")).toEqual([])
+    }).pipe(Effect.provide(gateway())), 60_000)
+
+  it.scopedLive("a turn that changes one file in a 3,000-file workspace is exact", () =>
+    Effect.gen(function*() {
+      const { cwd, id } = yield* create
+      fill(cwd, 3_000)
+      expect(yield* turnChanges(id, "hello")).toEqual([])
+      expect(yield* turnChanges(id, edit({ "d17/f42.txt": "file 1742 changed\n" }))).toEqual([
+        { path: "d17/f42.txt", status: "modified", size: 18 }
+      ])
+      // Same size, an addition and a deletion in one turn.
+      expect(byPath(yield* turnChanges(id, edit({ "d3/f3.txt": "FILE 303\n", "d29/new.txt": "n\n", "d0/f0.txt": null }))))
+        .toEqual([
+          { path: "d0/f0.txt", status: "deleted", size: 7 },
+          { path: "d29/new.txt", status: "added", size: 2 },
+          { path: "d3/f3.txt", status: "modified", size: 9 }
+        ])
+      expect(yield* turnChanges(id, "hello")).toEqual([])
+      expect((yield* changesOf(id, "?since_turn=0")).body.count).toBe(3_000)
+    }).pipe(Effect.provide(gateway())), 60_000)
+
+  it("the walk: what it leaves out, what it does not follow, its bound, and the racy window", () => {
+    const dir = tempDir("clawdforge-manifest-")
+    mkdirSync(join(dir, ".git"))
+    writeFileSync(join(dir, ".git", "HEAD"), "x")
+    mkdirSync(join(dir, ".home"))
+    writeFileSync(join(dir, ".home", "secret"), "x")
+    mkdirSync(join(dir, "empty"))
+    const empty = walkWorkspace(dir)!
+    expect(empty.files).toBe(0)
+    writeFileSync(join(dir, "a.txt"), "one\n")
+    // A link is one entry, never followed (it points at a tree far past the bound).
+    symlinkSync("/usr", join(dir, "usr"))
+    const fresh = walkWorkspace(dir)!
+    expect(fresh.files).toBe(2)
+    // Just written: inside the racy window, so an equal walk still asks git.
+    const racy = manifestOf(fresh, "tree-1")
+    expect(racy.settled).toBe(false)
+    expect(walkWorkspace(dir)!.digest).toBe(fresh.digest)
+    expect(unchangedTree(racy, walkWorkspace(dir))).toBeUndefined()
+    // Older than the window: equal walks mean the same tree; any moved stat does not.
+    const old = { ...fresh, startedNs: fresh.startedNs + 2_000_000_000n }
+    expect(unchangedTree(manifestOf(old, "tree-1"), walkWorkspace(dir))).toBe("tree-1")
+    // A file system whose clock is 5 s behind the wall clock keeps the window open that much longer.
+    expect(manifestOf(old, "tree-1", { fsNowNs: old.startedNs - 5_000_000_000n, wallNowNs: old.startedNs }).settled).toBe(false)
+    writeFileSync(join(dir, "a.txt"), "two\n")
+    expect(unchangedTree(manifestOf(old, "tree-1"), walkWorkspace(dir))).toBeUndefined()
+    // A repository nested in the workspace is git's to see (a gitlink); so is a workspace past the bound.
+    mkdirSync(join(dir, "sub", ".git"), { recursive: true })
+    expect(walkWorkspace(dir)).toBeUndefined()
+    const big = tempDir("clawdforge-manifest-big-")
+    fill(big, maxWalkEntries + 1)
+    expect(walkWorkspace(big)).toBeUndefined()
+  })
 
   it.scopedLive("a file past the size kept is listed by size, never diffed, and its copy is not kept", () =>
     Effect.gen(function*() {

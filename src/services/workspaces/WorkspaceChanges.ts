@@ -2,7 +2,7 @@ import { createTwoFilesPatch } from "diff"
 import { Effect, Option } from "effect"
 import { spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
-import { appendFile, lstat, mkdir, readdir, readFile, rm, unlink, writeFile } from "node:fs/promises"
+import { appendFile, lstat, mkdir, readFile, rm, unlink, writeFile } from "node:fs/promises"
 import { join, resolve } from "node:path"
 import { BadRequest, TurnNotFound } from "../../domain/Errors.js"
 import type { AppName, SessionId } from "../../domain/Ids.js"
@@ -14,6 +14,7 @@ import {
   type WorkspaceChange
 } from "../../domain/WorkspaceChanges.js"
 import { AppConfig } from "../config/AppConfig.js"
+import { type Manifest, manifestOf, unchangedTree, type Walk, walkWorkspace, wallNowNs } from "./WorkspaceManifest.js"
 
 /**
  * How the gateway sees what a turn did to a workspace: git plumbing on a private repository of the
@@ -31,10 +32,17 @@ import { AppConfig } from "../config/AppConfig.js"
  * A file over `maxKeptBytes` is hashed to see that it changed (the workspace quota bounds what that
  * costs) but not kept: its object is removed right away and its size noted, so it is listed by size
  * and never diffed, and a big file rewritten each turn does not pile up copies.
+ *
+ * Most turns change nothing, and a snapshot is two processes: at a turn's start and end the workspace
+ * is first walked in process and compared with what the session's last snapshot saw
+ * (`WorkspaceManifest`); when nothing moved, the last tree is the tree now and no git runs.
  */
 
 /** Git's empty tree: the session's start when its workspace was empty. */
 export const emptyTree = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
+/** The sessions whose last snapshot's manifest this process keeps (a few hundred bytes each). */
+const maxManifests = 10_000
 
 /** Files larger than this are hashed, not kept (see above). */
 export const maxKeptBytes = 16 * 1024 * 1024
@@ -178,6 +186,27 @@ export class WorkspaceChanges extends Effect.Service<WorkspaceChanges>()("clawdf
     const { workspaceRoot } = yield* AppConfig
     // The private repositories known to exist (made once per process; making one again is harmless).
     const made = new Set<string>()
+    // What each session's last snapshot here saw, by private repository; the oldest dropped past the cap.
+    const manifests = new Map<string, Manifest>()
+
+    const remember = (gitDir: string, manifest: Manifest) => {
+      manifests.delete(gitDir)
+      manifests.set(gitDir, manifest)
+      if (manifests.size > maxManifests) manifests.delete(manifests.keys().next().value!)
+    }
+
+    /**
+     * The tree now without git, when a walk shows it: nothing moved since the last snapshot, or
+     * nothing there at all (git's empty tree, whatever the last snapshot saw).
+     */
+    const knownTree = (gitDir: string, walk: Walk | undefined) => {
+      if (walk === undefined) return undefined
+      if (walk.files === 0) {
+        remember(gitDir, manifestOf(walk, emptyTree))
+        return emptyTree
+      }
+      return unchangedTree(manifests.get(gitDir), walk)
+    }
 
     const dirOf = (app: AppName, id: SessionId) => snapshotsDirOf(workspaceRoot, app, id)
 
@@ -246,16 +275,23 @@ export class WorkspaceChanges extends Effect.Service<WorkspaceChanges>()("clawdf
 
     /**
      * Takes a snapshot of the workspace and, with a base tree, what changed since it (with sizes);
-     * big files' objects are pruned as they come (see above).
+     * big files' objects are pruned as they come (see above). With the walk taken just before, the
+     * session's manifest becomes that walk's, with this tree.
      */
-    const snapshot = (session: Session, base: string | undefined) =>
+    const snapshot = (session: Session, base: string | undefined, walk?: Walk) =>
       Effect.gen(function*() {
         const gitDir = dirOf(session.app_name, session.session_id)
         yield* ensureRepo(gitDir)
         const env = envFor(gitDir, session.cwd)
+        const wallNow = wallNowNs()
         const out = yield* run("sh", ["-c", snapshotScript, "snapshot", base ?? ""], { cwd: session.cwd, env })
         const eol = out.indexOf(10)
         const tree = out.subarray(0, eol).toString()
+        if (walk !== undefined) {
+          // The index git just wrote tells the file system's clock (see `manifestOf`).
+          const written = yield* Effect.promise(() => lstat(join(gitDir, "index"), { bigint: true }).catch(() => undefined))
+          remember(gitDir, manifestOf(walk, tree, written && { fsNowNs: written.mtimeNs, wallNowNs: wallNow }))
+        }
         const raw = parseRaw(out.subarray(eol + 1).toString())
         // What is there now is sized by lstat (a symlink's size is its target's length, as its blob's);
         // only what is gone (or went since) needs its object's size: a process only then.
@@ -307,9 +343,9 @@ export class WorkspaceChanges extends Effect.Service<WorkspaceChanges>()("clawdf
      * workspace holds something (no note: the empty tree), so an empty create spawns nothing.
      */
     const begin = Effect.fn("WorkspaceChanges.begin")(function*(session: Session) {
-      const entries = yield* Effect.promise(() => readdir(session.cwd).catch(() => [] as Array<string>))
-      if (entries.every((name) => name === ".home" || name === ".git")) return
-      yield* snapshot(session, undefined).pipe(
+      const walk = walkWorkspace(session.cwd)
+      if (knownTree(dirOf(session.app_name, session.session_id), walk) === emptyTree) return
+      yield* snapshot(session, undefined, walk).pipe(
         Effect.flatMap(({ gitDir, tree }) => Effect.promise(() => writeFile(join(gitDir, "turns", "0"), tree + "\n"))),
         unknownOnFailure("the session's first snapshot", session)
       )
@@ -317,7 +353,15 @@ export class WorkspaceChanges extends Effect.Service<WorkspaceChanges>()("clawdf
 
     /** The workspace as a turn starts (a PUT between turns is in it, so in no turn): its tree. */
     const turnStarts = (session: Session): Effect.Effect<string | undefined> =>
-      snapshot(session, undefined).pipe(Effect.map(({ tree }) => tree), unknownOnFailure("a turn's first snapshot", session))
+      Effect.suspend(() => {
+        const walk = walkWorkspace(session.cwd)
+        const known = knownTree(dirOf(session.app_name, session.session_id), walk)
+        if (known !== undefined) return Effect.succeed(known)
+        return snapshot(session, undefined, walk).pipe(
+          Effect.map(({ tree }) => tree),
+          unknownOnFailure("a turn's first snapshot", session)
+        )
+      })
 
     /**
      * What the turn did to the workspace: from its start's tree to its end's (noted as turn `n`'s,
@@ -325,7 +369,16 @@ export class WorkspaceChanges extends Effect.Service<WorkspaceChanges>()("clawdf
      */
     const turnEnds = (session: Session, turnIndex: number, start: string | undefined) =>
       Effect.gen(function*() {
-        const { gitDir, raw, sizeOf, tree } = yield* snapshot(session, start)
+        const gitDir = dirOf(session.app_name, session.session_id)
+        const walk = walkWorkspace(session.cwd)
+        const known = knownTree(gitDir, walk)
+        // Nothing moved since the turn's start (or since its start's snapshot): no change, no git.
+        if (known !== undefined && (start === undefined || start === known)) {
+          yield* ensureRepo(gitDir)
+          yield* Effect.promise(() => writeFile(join(gitDir, "turns", String(turnIndex)), known + "\n"))
+          return start === undefined ? undefined : []
+        }
+        const { raw, sizeOf, tree } = yield* snapshot(session, start, walk)
         yield* Effect.promise(() => writeFile(join(gitDir, "turns", String(turnIndex)), tree + "\n"))
         if (start === undefined) return undefined
         return raw.slice(0, maxTurnChanges).map((change): WorkspaceChange => ({
@@ -458,6 +511,7 @@ export class WorkspaceChanges extends Effect.Service<WorkspaceChanges>()("clawdf
     const remove = Effect.fn("WorkspaceChanges.remove")(function*(app: AppName, id: SessionId) {
       const gitDir = dirOf(app, id)
       made.delete(gitDir)
+      manifests.delete(gitDir)
       yield* Effect.promise(() => rm(gitDir, { recursive: true, force: true }))
     })
 
