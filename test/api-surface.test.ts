@@ -60,8 +60,8 @@ describe("401", () => {
           }
         }
       }
-      // + the 4 files routes
-      expect(checked).toBe(23 * 3 + 17 * 4)
+      // 26 app routes (the workspace's files, archive and changes among them) and 19 operators' routes.
+      expect(checked).toBe(26 * 3 + 19 * 4)
       // Any other status carries no challenge.
       const ok = yield* request("GET", "/sessions", { token: appToken })
       expect(ok.status).toBe(200)

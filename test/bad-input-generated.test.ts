@@ -881,8 +881,8 @@ describe("bad input at the edges of the platform (streamed bodies, nesting, cwd,
     Effect.gen(function*() {
       const root = (yield* Workspaces).root
       return yield* runCorpus("cwd", (g, ids) => {
-        // A file the caller's own agent wrote inside its workspace.
-        const stateDir = join(root, appName, ids.own, ".scripted-agent")
+        // A file the caller's own agent wrote inside the app's root (its HOME).
+        const stateDir = join(root, appName, ".home", ".demo-agent")
         const [file] = readdirSync(stateDir)
         const cwds = [
           "../app-b",
@@ -895,8 +895,8 @@ describe("bad input at the edges of the platform (streamed bodies, nesting, cwd,
           "d".repeat(256),
           `sub/${"e".repeat(300)}`,
           "f/".repeat(2047) + "f",
-          `${ids.own}/.scripted-agent/${file}`,
-          `${ids.own}/.scripted-agent/${file}/below`
+          `.home/.demo-agent/${file}`,
+          `.home/.demo-agent/${file}/below`
         ]
         return cwds.map((cwd): RawRequest => ({
           kind: "cwd",

@@ -118,8 +118,8 @@ describe("sessions cloned from a repository (file://, sandbox off)", () => {
       expect(existsSync(join(cwd, "feature.txt"))).toBe(false)
       const listed = await api(gateway, "POST", `/sessions/${sid}/turn`, { prompt: "probe list ." })
       expect(listed.status, JSON.stringify(listed.body).slice(0, 300)).toBe(200)
-      // The demo agent keeps its own state beside the files (.scripted-agent).
-      expect(probeResult(listed.body.events).entries).toEqual([".git", ".scripted-agent", "README.md", "src"])
+      // The workspace holds the repository's files alone (the demo agent keeps its state in HOME).
+      expect(probeResult(listed.body.events).entries).toEqual([".git", "README.md", "src"])
       const read = await api(gateway, "POST", `/sessions/${sid}/turn`, { prompt: "probe read src/app.txt" })
       expect(probeResult(read.body.events)).toEqual({ ok: true, bytes: 4 })
     })
@@ -134,7 +134,7 @@ describe("sessions cloned from a repository (file://, sandbox off)", () => {
     })
     await withClone({ git: { url: `file://${source.repo}`, ref: "v1" } }, async (_, cwd) => {
       expect(git(cwd, "rev-parse", "HEAD")).toBe(source.first)
-      expect(readdirSync(cwd).filter((name) => name !== ".scripted-agent").sort()).toEqual([".git", "README.md"])
+      expect(readdirSync(cwd).sort()).toEqual([".git", "README.md"])
     })
     await withClone({ git: { url: source.repo, ref: source.feature.slice(0, 12) } }, async (_, cwd) => {
       expect(git(cwd, "rev-parse", "HEAD")).toBe(source.feature)
