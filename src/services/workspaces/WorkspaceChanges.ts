@@ -44,6 +44,9 @@ export const emptyTree = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 /** The sessions whose last snapshot's manifest this process keeps (a few hundred bytes each). */
 const maxManifests = 10_000
 
+/** How long a workspace the walk gave up on (too big, a nested repository) is left to git alone. */
+const gaveUpForMs = 60_000
+
 /** Files larger than this are hashed, not kept (see above). */
 export const maxKeptBytes = 16 * 1024 * 1024
 
@@ -189,10 +192,25 @@ export class WorkspaceChanges extends Effect.Service<WorkspaceChanges>()("clawdf
     // What each session's last snapshot here saw, by private repository; the oldest dropped past the cap.
     const manifests = new Map<string, Manifest>()
 
-    const remember = (gitDir: string, manifest: Manifest) => {
-      manifests.delete(gitDir)
-      manifests.set(gitDir, manifest)
-      if (manifests.size > maxManifests) manifests.delete(manifests.keys().next().value!)
+    // The workspaces the walk gave up on, until when: paying for a walk and git each turn is the worst case.
+    const gaveUp = new Map<string, number>()
+
+    const remember = <A>(map: Map<string, A>, gitDir: string, value: A) => {
+      map.delete(gitDir)
+      map.set(gitDir, value)
+      if (map.size > maxManifests) map.delete(map.keys().next().value!)
+    }
+
+    /** The walk of a session's workspace; none when it gives up, or gave up a moment ago. */
+    const walkOf = (gitDir: string, cwd: string) => {
+      const until = gaveUp.get(gitDir)
+      if (until !== undefined) {
+        if (Date.now() < until) return undefined
+        gaveUp.delete(gitDir)
+      }
+      const walk = walkWorkspace(cwd)
+      if (walk === undefined) remember(gaveUp, gitDir, Date.now() + gaveUpForMs)
+      return walk
     }
 
     /**
@@ -202,7 +220,7 @@ export class WorkspaceChanges extends Effect.Service<WorkspaceChanges>()("clawdf
     const knownTree = (gitDir: string, walk: Walk | undefined) => {
       if (walk === undefined) return undefined
       if (walk.files === 0) {
-        remember(gitDir, manifestOf(walk, emptyTree))
+        remember(manifests, gitDir, manifestOf(walk, emptyTree))
         return emptyTree
       }
       return unchangedTree(manifests.get(gitDir), walk)
@@ -290,7 +308,7 @@ export class WorkspaceChanges extends Effect.Service<WorkspaceChanges>()("clawdf
         if (walk !== undefined) {
           // The index git just wrote tells the file system's clock (see `manifestOf`).
           const written = yield* Effect.promise(() => lstat(join(gitDir, "index"), { bigint: true }).catch(() => undefined))
-          remember(gitDir, manifestOf(walk, tree, written && { fsNowNs: written.mtimeNs, wallNowNs: wallNow }))
+          remember(manifests, gitDir, manifestOf(walk, tree, written && { fsNowNs: written.mtimeNs, wallNowNs: wallNow }))
         }
         const raw = parseRaw(out.subarray(eol + 1).toString())
         // What is there now is sized by lstat (a symlink's size is its target's length, as its blob's);
@@ -343,8 +361,9 @@ export class WorkspaceChanges extends Effect.Service<WorkspaceChanges>()("clawdf
      * workspace holds something (no note: the empty tree), so an empty create spawns nothing.
      */
     const begin = Effect.fn("WorkspaceChanges.begin")(function*(session: Session) {
-      const walk = walkWorkspace(session.cwd)
-      if (knownTree(dirOf(session.app_name, session.session_id), walk) === emptyTree) return
+      const gitDir = dirOf(session.app_name, session.session_id)
+      const walk = walkOf(gitDir, session.cwd)
+      if (knownTree(gitDir, walk) === emptyTree) return
       yield* snapshot(session, undefined, walk).pipe(
         Effect.flatMap(({ gitDir, tree }) => Effect.promise(() => writeFile(join(gitDir, "turns", "0"), tree + "\n"))),
         unknownOnFailure("the session's first snapshot", session)
@@ -354,8 +373,9 @@ export class WorkspaceChanges extends Effect.Service<WorkspaceChanges>()("clawdf
     /** The workspace as a turn starts (a PUT between turns is in it, so in no turn): its tree. */
     const turnStarts = (session: Session): Effect.Effect<string | undefined> =>
       Effect.suspend(() => {
-        const walk = walkWorkspace(session.cwd)
-        const known = knownTree(dirOf(session.app_name, session.session_id), walk)
+        const gitDir = dirOf(session.app_name, session.session_id)
+        const walk = walkOf(gitDir, session.cwd)
+        const known = knownTree(gitDir, walk)
         if (known !== undefined) return Effect.succeed(known)
         return snapshot(session, undefined, walk).pipe(
           Effect.map(({ tree }) => tree),
@@ -370,7 +390,7 @@ export class WorkspaceChanges extends Effect.Service<WorkspaceChanges>()("clawdf
     const turnEnds = (session: Session, turnIndex: number, start: string | undefined) =>
       Effect.gen(function*() {
         const gitDir = dirOf(session.app_name, session.session_id)
-        const walk = walkWorkspace(session.cwd)
+        const walk = walkOf(gitDir, session.cwd)
         const known = knownTree(gitDir, walk)
         // Nothing moved since the turn's start (or since its start's snapshot): no change, no git.
         if (known !== undefined && (start === undefined || start === known)) {
@@ -512,6 +532,7 @@ export class WorkspaceChanges extends Effect.Service<WorkspaceChanges>()("clawdf
       const gitDir = dirOf(app, id)
       made.delete(gitDir)
       manifests.delete(gitDir)
+      gaveUp.delete(gitDir)
       yield* Effect.promise(() => rm(gitDir, { recursive: true, force: true }))
     })
 
