@@ -7,7 +7,7 @@
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { existsSync, mkdirSync, readdirSync, statSync, symlinkSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import type { AppName } from "../src/domain/Ids.js"
 import { scriptedAgentPath } from "../src/services/agents/AgentRegistry.js"
@@ -343,8 +343,15 @@ describe("workspace changes", () => {
     expect(unchangedTree(manifestOf(old, "tree-1"), walkWorkspace(dir))).toBe("tree-1")
     // A file system whose clock is 5 s behind the wall clock keeps the window open that much longer.
     expect(manifestOf(old, "tree-1", { fsNowNs: old.startedNs - 5_000_000_000n, wallNowNs: old.startedNs }).settled).toBe(false)
+    // A file made and removed again (as between a walk and git's snapshot) moves its folder: not the same.
+    writeFileSync(join(dir, "empty", "brief.txt"), "x")
+    rmSync(join(dir, "empty", "brief.txt"))
+    expect(walkWorkspace(dir)!.digest).not.toBe(fresh.digest)
+    const later = walkWorkspace(dir)!
+    const settledLater = manifestOf({ ...later, startedNs: later.startedNs + 2_000_000_000n }, "tree-2")
+    expect(unchangedTree(settledLater, walkWorkspace(dir))).toBe("tree-2")
     writeFileSync(join(dir, "a.txt"), "two\n")
-    expect(unchangedTree(manifestOf(old, "tree-1"), walkWorkspace(dir))).toBeUndefined()
+    expect(unchangedTree(settledLater, walkWorkspace(dir))).toBeUndefined()
     // A repository nested in the workspace is git's to see (a gitlink); so is a workspace past the bound.
     mkdirSync(join(dir, "sub", ".git"), { recursive: true })
     expect(walkWorkspace(dir)).toBeUndefined()

@@ -31,9 +31,13 @@ const racyWindowNs = 1_000_000_000n
 
 /** One walk of a workspace: what its entries' stats add up to, and whether they can be trusted. */
 export interface Walk {
-  /** The digest of every entry but folders: path, type and mode, size, mtime, ctime and inode. */
+  /**
+   * The digest of every entry's path, type and mode, size, mtime, ctime and inode. Folders count too:
+   * a file made and removed between the walk and git's snapshot leaves its folder's mtime moved, so
+   * a tree that holds it is never taken for what the walk saw.
+   */
   readonly digest: string
-  /** How many files and links it saw (none: the workspace's tree is git's empty tree). */
+  /** How many files and links it saw, folders aside (none: the workspace's tree is git's empty tree). */
   readonly files: number
   /** The newest mtime or ctime seen (ns), for the racy rule. */
   readonly newestNs: bigint
@@ -66,7 +70,16 @@ export const walkWorkspace = (cwd: string): Walk | undefined => {
   let files = 0
   let newestNs = 0n
   const folders: Array<string> = [""]
+  const see = (path: string) => {
+    const stat = lstatSync(path === "" ? cwd : join(cwd, path), { bigint: true })
+    if (stat.mtimeNs > newestNs) newestNs = stat.mtimeNs
+    if (stat.ctimeNs > newestNs) newestNs = stat.ctimeNs
+    // NUL ends the path (no path holds one), a newline the stat (no stat holds one): unambiguous.
+    hash.update(`${path}\0${stat.mode} ${stat.size} ${stat.mtimeNs} ${stat.ctimeNs} ${stat.ino}\n`)
+    return stat
+  }
   try {
+    see("")
     while (folders.length > 0) {
       const folder = folders.pop()!
       const entries: Array<Dirent> = readdirSync(folder === "" ? cwd : join(cwd, folder), { withFileTypes: true })
@@ -80,18 +93,10 @@ export const walkWorkspace = (cwd: string): Walk | undefined => {
         seen++
         if (seen > maxWalkEntries || (seen % 64 === 0 && performance.now() > deadline)) return undefined
         const path = folder === "" ? name : `${folder}/${name}`
-        if (entry.isDirectory()) {
-          folders.push(path)
-          continue
-        }
-        const stat = lstatSync(join(cwd, path), { bigint: true })
-        // A folder seen as something else a moment ago: it changed under the walk.
-        if (stat.isDirectory()) return undefined
-        files++
-        if (stat.mtimeNs > newestNs) newestNs = stat.mtimeNs
-        if (stat.ctimeNs > newestNs) newestNs = stat.ctimeNs
-        // NUL ends the path (no path holds one), a newline the stat (no stat holds one): unambiguous.
-        hash.update(`${path}\0${stat.mode} ${stat.size} ${stat.mtimeNs} ${stat.ctimeNs} ${stat.ino}\n`)
+        // A folder now something else, or the other way round: it changed under the walk.
+        if (see(path).isDirectory() !== entry.isDirectory()) return undefined
+        if (entry.isDirectory()) folders.push(path)
+        else files++
       }
     }
   } catch {
