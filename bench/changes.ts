@@ -3,16 +3,18 @@
  * of which a turn changes 10: the snapshot at the turn's end (what it adds to the turn's end,
  * target < 50 ms) and at its start, timed on the gateway's own `WorkspaceChanges` in this process;
  * then the whole turn over HTTP (the echo agent's `edit` changing 10 files) on such a workspace
- * against the same turn on an empty one, on the shared gateway.
+ * against the same turn on an empty one, on the shared gateway. And the common case, a turn that
+ * changes nothing: its end on an empty workspace (target < 1 ms) and on one of 1,000 files (the
+ * in-process walk, no git: `WorkspaceManifest`), with the git processes it started (none wanted).
  */
 import { ConfigProvider, Effect, Layer, ManagedRuntime } from "effect"
 import { execFileSync } from "node:child_process"
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import os from "node:os"
 import { join } from "node:path"
 import type { AppName, SessionId } from "../src/domain/Ids.js"
 import type { Session } from "../src/domain/Session.js"
-import { WorkspaceChanges } from "../src/services/workspaces/WorkspaceChanges.js"
+import { snapshotsDirOf, WorkspaceChanges } from "../src/services/workspaces/WorkspaceChanges.js"
 import { type Bench, ms, type Question } from "./support/bench.js"
 import { closeSession, createSession, type Gateway, turn } from "./support/gateways.js"
 import { expectOk } from "./support/http.js"
@@ -29,10 +31,10 @@ const samples = 20
  * 10,000 small text files, as a source tree has them, given to the agent's user as the gateway's
  * uploads are (a sandboxed agent runs as 65534 when the gateway is root: CLAWDFORGE_AGENT_UID).
  */
-const fill = (dir: string) => {
-  for (let d = 0; d < folders; d++) {
+const fill = (dir: string, count = folders * filesPerFolder) => {
+  for (let d = 0; d * filesPerFolder < count; d++) {
     mkdirSync(join(dir, `src${d}`), { recursive: true })
-    for (let f = 0; f < filesPerFolder; f++) {
+    for (let f = 0; f < filesPerFolder && d * filesPerFolder + f < count; f++) {
       writeFileSync(join(dir, `src${d}`, `file${f}.ts`), `export const value${d}_${f} = ${d * f}\n`.repeat(1 + (f % 20)))
     }
   }
@@ -56,7 +58,7 @@ const childCpuMs = () => {
 }
 
 /** The snapshots alone: the gateway's service in this process, on a workspace of its own. */
-const snapshotCost = async () => {
+export const snapshotCost = async () => {
   const root = join(work, "changes-direct")
   const cwd = join(root, "bench", "ws")
   mkdirSync(cwd, { recursive: true })
@@ -114,6 +116,59 @@ const snapshotCost = async () => {
   }
 }
 
+/** The index of a session's private repository: every git snapshot writes a new one. */
+const indexStamp = (gitDir: string) => {
+  const path = join(gitDir, "index")
+  return existsSync(path) ? String(statSync(path, { bigint: true }).mtimeNs) : "none"
+}
+
+/**
+ * Turns that change nothing on a workspace of `count` files, on the gateway's service in this
+ * process: each turn's start and end timed, and the snapshots git took (the index rewritten).
+ */
+export const quietCost = async (count: number) => {
+  const root = join(work, `changes-quiet-${count}`)
+  const cwd = join(root, "bench", "ws")
+  mkdirSync(cwd, { recursive: true })
+  fill(cwd, count)
+  const runtime = ManagedRuntime.make(
+    WorkspaceChanges.Default.pipe(
+      Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["CLAWDFORGE_WORKSPACE_ROOT", root]]))))
+    )
+  )
+  try {
+    const session = { app_name: "bench" as AppName, session_id: "bench-quiet-0001" as SessionId, cwd, turn_count: 0 } as Session
+    const gitDir = snapshotsDirOf(root, "bench", session.session_id)
+    const run = <A>(effect: (changes: WorkspaceChanges) => Effect.Effect<A>) =>
+      runtime.runPromise(Effect.flatMap(WorkspaceChanges, effect))
+    await run((c) => c.begin(session))
+    // Past the racy window, the files written above are settled (the first turn's start still asks git).
+    await new Promise((resolve) => setTimeout(resolve, 1100))
+    const starts: Array<number> = []
+    const ends: Array<number> = []
+    let gitRuns = 0
+    for (let i = 0; i < warmup + samples; i++) {
+      const before = indexStamp(gitDir)
+      let t0 = now()
+      const start = await run((c) => c.turnStarts(session))
+      const startMs = now() - t0
+      const between = indexStamp(gitDir)
+      t0 = now()
+      const changes = await run((c) => c.turnEnds(session, i + 1, start))
+      const endMs = now() - t0
+      if (changes === undefined || changes.length > 0) throw new Error(`a quiet turn's changes: ${JSON.stringify(changes)}`)
+      if (i >= warmup) {
+        starts.push(startMs)
+        ends.push(endMs)
+        gitRuns += Number(between !== before) + Number(indexStamp(gitDir) !== between)
+      }
+    }
+    return { start: summary(starts), end: summary(ends), gitRuns }
+  } finally {
+    await runtime.dispose()
+  }
+}
+
 /** Turns over HTTP on a session whose workspace is filled first (or left empty). */
 const turnsOver = async (gateway: Gateway, filled: boolean) => {
   const id = await createSession(gateway)
@@ -138,6 +193,8 @@ export const changes: Question = {
   name: "changes",
   run: async (bench: Bench) => {
     const direct = await snapshotCost()
+    const quietEmpty = await quietCost(0)
+    const quietFiles = await quietCost(1_000)
     const gateway = await bench.gateway()
     const empty = await turnsOver(gateway, false)
     const big = await turnsOver(gateway, true)
@@ -151,6 +208,10 @@ export const changes: Question = {
         turn_start: direct.start,
         turn_end_cpu_ms: round(direct.endCpuMs, 1),
         turn_start_cpu_ms: round(direct.startCpuMs, 1),
+        quiet_turn_end_empty: quietEmpty.end,
+        quiet_turn_start_empty: quietEmpty.start,
+        quiet_turn_end_1000_files: quietFiles.end,
+        quiet_git_runs: quietEmpty.gitRuns + quietFiles.gitRuns,
         turn_empty_workspace: empty.turn,
         turn_big_workspace: big.turn
       },
@@ -163,6 +224,20 @@ export const changes: Question = {
           note: `${files} files, ${changed} changed (${direct.listed} listed); p99 ${ms(direct.end.p99)}; ` +
             `its processes' CPU ${ms(direct.endCpuMs)} ms (load ${os.loadavg()[0]!.toFixed(1)}); ` +
             `the start's snapshot ${ms(direct.start.p50)} (CPU ${ms(direct.startCpuMs)}); the first ${ms(direct.first)} (hashes all)`
+        },
+        {
+          metric: "turn end, nothing changed, empty workspace p50 ms",
+          gateway: ms(quietEmpty.end.p50),
+          target: "< 1 ms",
+          pass: quietEmpty.end.p50 < 1,
+          note: `p99 ${ms(quietEmpty.end.p99)}; its start ${ms(quietEmpty.start.p50)}; ` +
+            `${quietEmpty.gitRuns} git snapshots in ${samples} turns`
+        },
+        {
+          metric: "turn end, nothing changed, 1,000 files p50 ms",
+          gateway: ms(quietFiles.end.p50),
+          note: `walked in process: p99 ${ms(quietFiles.end.p99)}; its start ${ms(quietFiles.start.p50)}; ` +
+            `${quietFiles.gitRuns} git snapshots in ${samples} turns`
         },
         {
           metric: "turn p50 ms, 10k-file workspace",
