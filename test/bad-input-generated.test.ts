@@ -880,7 +880,7 @@ describe("bad input at the edges of the platform (streamed bodies, nesting, cwd,
   it.scopedLive("a cwd that cannot be a directory inside the app's root is a 400, not a 500", () =>
     Effect.gen(function*() {
       const root = (yield* Workspaces).root
-      return yield* runCorpus("cwd", (g, ids) => {
+      return yield* runCorpus("cwd", (g) => {
         // A file the caller's own agent wrote inside the app's root (its HOME).
         const stateDir = join(root, appName, ".home", ".demo-agent")
         const [file] = readdirSync(stateDir)
