@@ -2,6 +2,7 @@ import { createTwoFilesPatch } from "diff"
 import { Effect, Option } from "effect"
 import { spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
+import { writeFileSync } from "node:fs"
 import { appendFile, lstat, mkdir, readFile, rm, unlink, writeFile } from "node:fs/promises"
 import { join, resolve } from "node:path"
 import { BadRequest, TurnNotFound } from "../../domain/Errors.js"
@@ -336,6 +337,10 @@ export class WorkspaceChanges extends Effect.Service<WorkspaceChanges>()("clawdf
         return { tree, raw, sizeOf, gitDir, env }
       })
 
+    /** Notes turn `n`'s end tree, for `since`: 41 bytes, written at once (a quarter of a promise's CPU). */
+    const noteTurnEnd = (gitDir: string, n: number, tree: string) =>
+      Effect.sync(() => writeFileSync(join(gitDir, "turns", String(n)), tree + "\n"))
+
     /** The stored end tree of turn `n` (0: the session's start, the empty tree unless noted). */
     const treeAfter = (gitDir: string, n: number) =>
       Effect.promise(() =>
@@ -395,11 +400,11 @@ export class WorkspaceChanges extends Effect.Service<WorkspaceChanges>()("clawdf
         // Nothing moved since the turn's start (or since its start's snapshot): no change, no git.
         if (known !== undefined && (start === undefined || start === known)) {
           yield* ensureRepo(gitDir)
-          yield* Effect.promise(() => writeFile(join(gitDir, "turns", String(turnIndex)), known + "\n"))
+          yield* noteTurnEnd(gitDir, turnIndex, known)
           return start === undefined ? undefined : []
         }
         const { raw, sizeOf, tree } = yield* snapshot(session, start, walk)
-        yield* Effect.promise(() => writeFile(join(gitDir, "turns", String(turnIndex)), tree + "\n"))
+        yield* noteTurnEnd(gitDir, turnIndex, tree)
         if (start === undefined) return undefined
         return raw.slice(0, maxTurnChanges).map((change): WorkspaceChange => ({
           path: change.path,
