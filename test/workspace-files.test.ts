@@ -388,7 +388,7 @@ describe("a session's files over HTTP", () => {
     expect(streamed.body.error).toBe("workspace_quota")
     expect(existsSync(join(cwd, "three.bin"))).toBe(false)
     // Replacing a file with a smaller one fits.
-    expect((await put(gateway, id, "two.bin", Buffer.alloc(0.5 * mb))).status).toBe(200)
+    expect((await put(gateway, id, "two.bin", Buffer.alloc(1.2 * mb))).status).toBe(200)
     // A turn takes the workspace past its quota: the next turn is 429 until files go.
     const grow = await turn(gateway, id, `edit ${JSON.stringify({ "grown.txt": "g".repeat(0.9 * mb) })}`)
     expect(grow.status).toBe(200)

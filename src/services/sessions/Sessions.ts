@@ -281,10 +281,19 @@ const makeLocalSessions = Effect.gen(function*() {
       )
 
 
-  /** Accepts the turn; at its end the workspace is measured again for its quota (in the background). */
+  /**
+   * Accepts the turn; at its end the workspace is measured again for its quota (in the background),
+   * unless the turn is seen to have changed nothing in it: a walk per turn would cost the lean turn
+   * more than the rest of it. What a turn's changes leave out (`.git`, the app's HOME) is caught by
+   * the quota's periodic walk.
+   */
   const enqueue = (actor: SessionActor, request: TurnRequest) =>
     Effect.map(accept(actor, request), (accepted) => {
-      accepted.feed.follow(ignoreMessage, () => quota.changedNow(actor.session.app_name, actor.session.cwd))
+      accepted.feed.follow(ignoreMessage, (end) => {
+        const changes = end.event === "done" ? (end.data as { readonly changes?: unknown }).changes : undefined
+        const unchanged = Array.isArray(changes) && changes.length === 0
+        if (!unchanged) quota.changedNow(actor.session.app_name, actor.session.cwd)
+      })
       return accepted
     })
   const ignoreMessage = () => {}
