@@ -45,7 +45,7 @@ export const emptyTree = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 /** The sessions whose last snapshot's manifest this process keeps (a few hundred bytes each). */
 const maxManifests = 10_000
 
-/** How long a workspace the walk gave up on (too big, a nested repository) is left to git alone. */
+/** How long a workspace past the walk's bound (too many entries, a nested repository) is left to git alone. */
 const gaveUpForMs = 60_000
 
 /** Files larger than this are hashed, not kept (see above). */
@@ -210,8 +210,9 @@ export class WorkspaceChanges extends Effect.Service<WorkspaceChanges>()("clawdf
         gaveUp.delete(gitDir)
       }
       const walk = walkWorkspace(cwd)
-      if (walk === undefined) remember(gaveUp, gitDir, Date.now() + gaveUpForMs)
-      return walk
+      if (typeof walk === "object") return walk
+      if (walk === "bound") remember(gaveUp, gitDir, Date.now() + gaveUpForMs)
+      return undefined
     }
 
     /**

@@ -56,13 +56,19 @@ export interface Manifest {
 const nowNs = () => BigInt(Date.now()) * 1_000_000n
 
 /**
+ * Why a walk gave up: `bound` (past `maxWalkEntries`, or a nested repository: so it stays for a while),
+ * `busy` (past its time, or something moved under it: the next walk may well finish).
+ */
+export type GaveUp = "bound" | "busy"
+
+/**
  * Walks `cwd` as the snapshot sees it: `.git` and top-level `.home` left out, never through a link.
- * Undefined when git must look instead: past the bound, a nested repository (`.git` below the top,
- * which git stores as a gitlink whose commit no stat here shows) or anything unreadable. Synchronous
+ * Gives up when git must look instead: past the bound, a nested repository (`.git` below the top,
+ * which git stores as a gitlink whose commit no stat here shows), past its time or anything unreadable. Synchronous
  * on purpose: bounded to a few milliseconds, cheaper than a promise per entry, and a spawn blocks the
  * event loop as long.
  */
-export const walkWorkspace = (cwd: string): Walk | undefined => {
+export const walkWorkspace = (cwd: string): Walk | GaveUp => {
   const startedNs = nowNs()
   const deadline = performance.now() + walkBudgetMs
   const hash = createHash("sha256")
@@ -87,20 +93,21 @@ export const walkWorkspace = (cwd: string): Walk | undefined => {
         const name = entry.name
         if (name === ".git") {
           if (folder === "") continue
-          return undefined
+          return "bound"
         }
         if (folder === "" && name === ".home") continue
         seen++
-        if (seen > maxWalkEntries || (seen % 64 === 0 && performance.now() > deadline)) return undefined
+        if (seen > maxWalkEntries) return "bound"
+        if (seen % 64 === 0 && performance.now() > deadline) return "busy"
         const path = folder === "" ? name : `${folder}/${name}`
         // A folder now something else, or the other way round: it changed under the walk.
-        if (see(path).isDirectory() !== entry.isDirectory()) return undefined
+        if (see(path).isDirectory() !== entry.isDirectory()) return "busy"
         if (entry.isDirectory()) folders.push(path)
         else files++
       }
     }
   } catch {
-    return undefined
+    return "busy"
   }
   return { digest: hash.digest("base64"), files, newestNs, startedNs }
 }
@@ -119,8 +126,8 @@ export const manifestOf = (walk: Walk, tree: string, fsNow?: { readonly fsNowNs:
 }
 
 /** The tree now, when the walk proves nothing moved since the manifest; else undefined (ask git). */
-export const unchangedTree = (manifest: Manifest | undefined, walk: Walk | undefined) =>
-  manifest !== undefined && walk !== undefined && manifest.settled && manifest.digest === walk.digest
+export const unchangedTree = (manifest: Manifest | undefined, walk: Walk | GaveUp | undefined) =>
+  manifest !== undefined && typeof walk === "object" && manifest.settled && manifest.digest === walk.digest
     ? manifest.tree
     : undefined
 
