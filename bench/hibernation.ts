@@ -7,7 +7,7 @@
  * prompt), against a turn of a live one.
  */
 import { type Answer, type Bench, ms, type Question, ratio } from "./support/bench.js"
-import { claudeAdapterBin, claudeAgents } from "./support/claudeAdapter.js"
+import { claudeAdapterBin, claudeAgents } from "../test/support/ClaudeAdapter.js"
 import { type ClawdforgeGateway, closeSession, startClawdforge, stopGateway, turn } from "./support/gateways.js"
 import { expectOk } from "./support/http.js"
 import { noteAgentsOf, sleep, vmRssKb } from "./support/processes.js"

@@ -1,6 +1,6 @@
 /**
  * Warm starts: how long does `POST /sessions` take when the app keeps a ready session of the agent
- * (`warm: {"agent": 1}`)? The real `claude-agent-acp` adapter (bench/support/claudeAdapter.ts, run
+ * (`warm: {"agent": 1}`)? The real `claude-agent-acp` adapter (test/support/ClaudeAdapter.ts, run
  * without credentials: `session/new` works without them), and the demo agent made to take 1 s
  * to start, warm against cold (the other app, which keeps none). Between creates the bench waits
  * until the pool has refilled (GET /admin/overview's `pool.ready`), as a gateway between two
@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { type Bench, ms, type Question } from "./support/bench.js"
-import { claudeAdapterBin } from "./support/claudeAdapter.js"
+import { claudeAdapterBin } from "../test/support/ClaudeAdapter.js"
 import { type ClawdforgeGateway, otherToken, startClawdforge, stopGateway, token } from "./support/gateways.js"
 import { expectOk } from "./support/http.js"
 import { demoAgent } from "./support/paths.js"

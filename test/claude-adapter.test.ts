@@ -7,43 +7,15 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { execFileSync } from "node:child_process"
-import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs"
-import { homedir } from "node:os"
-import { join } from "node:path"
-import { beforeAll } from "vitest"
 import { AgentPool } from "../src/services/sessions/AgentPool.js"
 import { bwrapAvailable } from "./support/Bubblewrap.js"
 import { appToken, layerTestGateway, request } from "./support/TestGateway.js"
+import { claudeAdapterBin, claudeAdapterProcesses } from "./support/ClaudeAdapter.js"
 import { tempDir } from "./support/TempDirs.js"
 
-const adapterVersion = "0.101.0"
-const cacheDir = join(homedir(), ".cache", "clawdforge-test", `claude-agent-acp-${adapterVersion}`)
-const adapterBin = join(cacheDir, "node_modules", ".bin", "claude-agent-acp")
-
-beforeAll(() => {
-  if (existsSync(adapterBin)) return
-  mkdirSync(cacheDir, { recursive: true })
-  execFileSync("npm", [
-    "install",
-    "--no-audit",
-    "--no-fund",
-    "--no-save",
-    "--prefix",
-    cacheDir,
-    `@agentclientprotocol/claude-agent-acp@${adapterVersion}`
-  ], { stdio: "ignore", timeout: 300_000 })
-}, 300_000)
-
-/** Processes whose command line runs something from the adapter's folder. */
-const adapterProcesses = () =>
-  readdirSync("/proc").filter((entry) => /^\d+$/.test(entry)).filter((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(cacheDir)
-    } catch {
-      return false
-    }
-  })
+// The real Claude ACP adapter, installed once into the cache the tests and the bench share.
+const adapterBin = claudeAdapterBin()
+const adapterProcesses = claudeAdapterProcesses
 
 const waitUntil = async (done: () => boolean, ms: number) => {
   const deadline = Date.now() + ms

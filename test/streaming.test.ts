@@ -3,6 +3,7 @@ import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Stream } from "effect"
 import { agentLogFile } from "./support/ScriptedAgent.js"
+import { streamTurn } from "./support/Sse.js"
 import { appToken, layerScriptedGateway, otherToken, request } from "./support/TestGateway.js"
 
 const gateway = () => layerScriptedGateway(agentLogFile())
@@ -11,27 +12,6 @@ const create = Effect.map(
   request("POST", "/sessions", { token: appToken, body: { agent: "scripted" } }),
   (r) => r.body.session_id as string
 )
-
-/** Parses a `text/event-stream` body into `{event, data}` records. */
-const parseSse = (text: string) =>
-  text.split("\n\n").filter((block) => block.trim().length > 0).map((block) => {
-    const lines = block.split("\n")
-    const event = lines.find((l) => l.startsWith("event: "))!.slice("event: ".length)
-    const data = JSON.parse(lines.filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n"))
-    return { event, data }
-  })
-
-const streamTurn = (sid: string, prompt: string) =>
-  Effect.gen(function*() {
-    const client = yield* HttpClient.HttpClient
-    const response = yield* client.execute(
-      HttpClientRequest.post(`/sessions/${sid}/turn/stream`).pipe(
-        HttpClientRequest.bearerToken(appToken),
-        HttpClientRequest.bodyUnsafeJson({ prompt })
-      )
-    )
-    return { status: response.status, type: response.headers["content-type"], events: parseSse(yield* response.text) }
-  }).pipe(Effect.scoped)
 
 describe("streaming turns", () => {
   it.scopedLive("one `acp` event per message, in order, then `done` with the turn reply", () =>

@@ -7,11 +7,6 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { execFileSync } from "node:child_process"
-import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs"
-import { homedir } from "node:os"
-import { join } from "node:path"
-import { beforeAll } from "vitest"
 import { AppName } from "../src/domain/Ids.js"
 import { scriptedAgentPath } from "../src/services/agents/AgentRegistry.js"
 import { AppTokens } from "../src/services/ledger/AppTokens.js"
@@ -22,38 +17,15 @@ import { AppSecrets } from "../src/services/tenancy/AppSecrets.js"
 import { bwrapAvailable } from "./support/Bubblewrap.js"
 import { poll } from "./support/Poll.js"
 import { agentLogFile, agentText, isAlive, readAgentLog, startedPids } from "./support/ScriptedAgent.js"
+import { claudeAdapterBin, claudeAdapterProcesses } from "./support/ClaudeAdapter.js"
 import { tempDir } from "./support/TempDirs.js"
 import { appName, appToken, layerTestGateway, otherToken, request } from "./support/TestGateway.js"
 
 const startDelayMs = 1_000
 
-// The real Claude ACP adapter, installed once into the cache test/claude-adapter.test.ts uses.
-const adapterVersion = "0.101.0"
-const adapterDir = join(homedir(), ".cache", "clawdforge-test", `claude-agent-acp-${adapterVersion}`)
-const adapterBin = join(adapterDir, "node_modules", ".bin", "claude-agent-acp")
-beforeAll(() => {
-  if (existsSync(adapterBin)) return
-  mkdirSync(adapterDir, { recursive: true })
-  execFileSync("npm", [
-    "install",
-    "--no-audit",
-    "--no-fund",
-    "--no-save",
-    "--prefix",
-    adapterDir,
-    `@agentclientprotocol/claude-agent-acp@${adapterVersion}`
-  ], { stdio: "ignore", timeout: 300_000 })
-}, 300_000)
-
-/** Processes whose command line runs something from the adapter's folder. */
-const adapterProcesses = () =>
-  readdirSync("/proc").filter((entry) => /^\d+$/.test(entry)).filter((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(adapterDir)
-    } catch {
-      return false
-    }
-  })
+// The real Claude ACP adapter, installed once into the cache the tests and the bench share.
+const adapterBin = claudeAdapterBin()
+const adapterProcesses = claudeAdapterProcesses
 
 const gateway = (log: string, config: Record<string, string>) =>
   layerTestGateway({

@@ -7,6 +7,7 @@
  */
 import { FetchHttpClient, HttpClient, HttpClientRequest, HttpServer } from "@effect/platform"
 import { describe, expect, it, layer } from "@effect/vitest"
+import { afterAll, beforeAll } from "vitest"
 import { Effect } from "effect"
 import { spawn } from "node:child_process"
 import { createHash, randomBytes } from "node:crypto"
@@ -27,6 +28,7 @@ import * as tar from "tar"
 import { makeClient } from "../src/client/EffectClient.js"
 import { AgentPool } from "../src/services/sessions/AgentPool.js"
 import { bwrapAvailable } from "./support/Bubblewrap.js"
+import { api, type GatewayProcess, startGateway } from "./support/GatewayProcess.js"
 import { agentText } from "./support/ScriptedAgent.js"
 import { tempDir } from "./support/TempDirs.js"
 import { appToken, layerTestGateway, otherToken, request } from "./support/TestGateway.js"
@@ -431,30 +433,39 @@ const rawTarBlock = (path: string, text: string) => {
   return Buffer.concat([header.block!, data, Buffer.alloc((512 - (data.length % 512)) % 512)])
 }
 
+// A gateway process of its own: the sandboxed agent runs as the agent's user there, as in production.
 describe.skipIf(!bwrapAvailable)("with the sandbox (install bubblewrap to run these)", () => {
-  const sandboxed = layerTestGateway({ pool: AgentPool.Default, config: { CLAWDFORGE_SANDBOX: "bwrap" } })
+  let gateway: GatewayProcess
   const asRoot = process.getuid?.() === 0
+  beforeAll(async () => {
+    gateway = await startGateway({ CLAWDFORGE_SANDBOX: "bwrap" })
+  })
+  afterAll(() => gateway?.stop())
 
-  it.effect("what an archive puts belongs to the agent's user, links included", () =>
-    Effect.gen(function*() {
-      const { sid, cwd } = yield* openSession()
-      const put = yield* raw("PUT", `/sessions/${sid}/archive`, rawTar([
+  it("what an archive puts belongs to the agent's user, links included", async () => {
+    const created = await api(gateway, "POST", "/sessions", { agent: "echo" })
+    expect(created.status, JSON.stringify(created.body)).toBe(200)
+    const sid = created.body.session_id as string
+    const cwd = created.body.cwd as string
+    const put = await fetch(`${gateway.url}/sessions/${sid}/archive`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${appToken}`, "content-type": "application/gzip" },
+      body: rawTar([
         { path: "pkg/", type: "Directory" },
         { path: "pkg/mod.py", type: "File", data: "x = 1\n" },
         { path: "pkg/link", type: "SymbolicLink", linkpath: "/usr/bin/python3" }
-      ]))
-      expect(put.status, JSON.stringify(put.json)).toBe(200)
-      const expected = asRoot ? 65534 : process.getuid!()
-      for (const path of ["pkg", "pkg/mod.py", "pkg/link"]) expect(lstatSync(join(cwd, path)).uid, path).toBe(expected)
-      // The agent (that user, in its sandbox) changes and adds files in the folders the archive made.
-      const turn = yield* request("POST", `/sessions/${sid}/turn`, {
-        token: appToken,
-        body: { prompt: `edit ${JSON.stringify({ "pkg/mod.py": "x = 2\n", "pkg/new.py": "y = 1\n" })}` }
-      })
-      expect(turn.status).toBe(200)
-      expect(agentText(turn.body.events)).toBe(`edit: ${JSON.stringify({ ok: true, written: 2, deleted: 0 })}`)
-      expect(readFileSync(join(cwd, "pkg/mod.py"), "utf8")).toBe("x = 2\n")
-      expect(lstatSync(join(cwd, "pkg/new.py")).uid).toBe(expected)
-    }).pipe(Effect.provide(sandboxed)), { timeout: 60_000 })
+      ])
+    })
+    expect(put.status, await put.clone().text()).toBe(200)
+    const expected = asRoot ? 65534 : process.getuid!()
+    for (const path of ["pkg", "pkg/mod.py", "pkg/link"]) expect(lstatSync(join(cwd, path)).uid, path).toBe(expected)
+    // The agent (that user, in its sandbox) changes and adds files in the folders the archive made.
+    const turn = await api(gateway, "POST", `/sessions/${sid}/turn`, {
+      prompt: `edit ${JSON.stringify({ "pkg/mod.py": "x = 2\n", "pkg/new.py": "y = 1\n" })}`
+    })
+    expect(turn.status).toBe(200)
+    expect(agentText(turn.body.events)).toBe(`edit: ${JSON.stringify({ ok: true, written: 2, deleted: 0 })}`)
+    expect(readFileSync(join(cwd, "pkg/mod.py"), "utf8")).toBe("x = 2\n")
+    expect(lstatSync(join(cwd, "pkg/new.py")).uid).toBe(expected)
+  }, 60_000)
 })
-

@@ -16,6 +16,7 @@ import { manifestOf, maxWalkEntries, unchangedTree, type Walk, walkWorkspace } f
 import { Webhooks } from "../src/services/tenancy/Webhooks.js"
 import { agentLogFile } from "./support/ScriptedAgent.js"
 import { tempDir } from "./support/TempDirs.js"
+import { streamTurn } from "./support/Sse.js"
 import { appName, appToken, layerScriptedGateway, otherToken, request } from "./support/TestGateway.js"
 import { loopbackReceivers, type Received, receiver } from "./support/WebhookReceiver.js"
 
@@ -34,27 +35,6 @@ const create = Effect.map(
 )
 
 const edit = (edits: Record<string, string | null>) => `edit ${JSON.stringify(edits)}`
-
-/** Parses a `text/event-stream` body into `{event, data}` records. */
-const parseSse = (text: string) =>
-  text.split("\n\n").filter((block) => block.trim().length > 0).map((block) => {
-    const lines = block.split("\n")
-    const event = lines.find((l) => l.startsWith("event: "))!.slice("event: ".length)
-    const data = JSON.parse(lines.filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n"))
-    return { event, data }
-  })
-
-const streamTurn = (sid: string, prompt: string) =>
-  Effect.gen(function*() {
-    const client = yield* HttpClient.HttpClient
-    const response = yield* client.execute(
-      HttpClientRequest.post(`/sessions/${sid}/turn/stream`).pipe(
-        HttpClientRequest.bearerToken(appToken),
-        HttpClientRequest.bodyUnsafeJson({ prompt })
-      )
-    )
-    return parseSse(yield* response.text)
-  }).pipe(Effect.scoped)
 
 const changesOf = (sid: string, query: string, token = appToken) =>
   request("GET", `/sessions/${sid}/changes${query}`, { token })
@@ -113,7 +93,7 @@ describe("workspace changes", () => {
       writeFileSync(join(cwd, "before.txt"), "uploaded first\n")
 
       // Turn 1, streamed: adds three files (one in a new folder); what it writes under .git and .home is left out.
-      const events = yield* streamTurn(id, edit({
+      const { events } = yield* streamTurn(id, edit({
         "a.txt": "one\n",
         "dir/b.txt": "bee\n",
         "gone.txt": "x",
