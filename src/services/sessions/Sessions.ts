@@ -21,7 +21,7 @@ import { Webhooks } from "../tenancy/Webhooks.js"
 import { AgentPool } from "./AgentPool.js"
 import { makeActorRegistry } from "./runtime/ActorRegistry.js"
 import { makeWarmSessions } from "./runtime/WarmSessions.js"
-import type { AcceptedTurn, SessionActor } from "./runtime/SessionActor.js"
+import type { AcceptedTurn, SessionActor, TurnWorkspace } from "./runtime/SessionActor.js"
 import { agentText, type FollowedTurn, type LiveTurn, storedFeed } from "./runtime/TurnFeed.js"
 import { sessionClosed, sessionNotFound, type SettingsError, shuttingDown, type StartError, type TurnError, turnNotFound } from "./SessionErrors.js"
 import { Workspaces } from "./Workspaces.js"
@@ -167,9 +167,16 @@ const makeLocalSessions = Effect.gen(function*() {
   const limits = yield* AppLimits
   const secrets = yield* AppSecrets
   const workspaceChanges = yield* WorkspaceChanges
-  const actors = yield* makeActorRegistry({
-    config, ledger, pool, registry, limits, secrets, webhooks, workspace: workspaceChanges
-  })
+  // A turn's changes, once seen, tell the quota: a turn that changed nothing costs it no walk of the
+  // workspace (what changes leave out, `.git` and the app's HOME, its periodic walk catches).
+  const workspace: TurnWorkspace = {
+    turnStarts: workspaceChanges.turnStarts,
+    turnEnds: (session, turnIndex, start) =>
+      Effect.tap(workspaceChanges.turnEnds(session, turnIndex, start), (changes) => {
+        if (changes === undefined || changes.length > 0) quota.changedNow(session.app_name, session.cwd)
+      })
+  }
+  const actors = yield* makeActorRegistry({ config, ledger, pool, registry, limits, secrets, webhooks, workspace })
   // Ready sessions for the apps' `warm` limits, taken by creates below.
   const warm = yield* makeWarmSessions({ config, pool, registry, workspaces, limits, secrets, appTokens: yield* AppTokens })
 
@@ -272,7 +279,7 @@ const makeLocalSessions = Effect.gen(function*() {
   })
 
   /** Resolves the turn's files in the session's workspace, then accepts it into the actor's mailbox. */
-  const accept = (actor: SessionActor, request: TurnRequest) =>
+  const enqueue = (actor: SessionActor, request: TurnRequest) =>
     request.files === undefined || request.files.length === 0
       ? actor.accept({ ...request, files: [] })
       : Effect.flatMap(
@@ -280,23 +287,6 @@ const makeLocalSessions = Effect.gen(function*() {
         (files) => actor.accept({ ...request, files })
       )
 
-
-  /**
-   * Accepts the turn; at its end the workspace is measured again for its quota (in the background),
-   * unless the turn is seen to have changed nothing in it: a walk per turn would cost the lean turn
-   * more than the rest of it. What a turn's changes leave out (`.git`, the app's HOME) is caught by
-   * the quota's periodic walk.
-   */
-  const enqueue = (actor: SessionActor, request: TurnRequest) =>
-    Effect.map(accept(actor, request), (accepted) => {
-      accepted.feed.follow(ignoreMessage, (end) => {
-        const changes = end.event === "done" ? (end.data as { readonly changes?: unknown }).changes : undefined
-        const unchanged = Array.isArray(changes) && changes.length === 0
-        if (!unchanged) quota.changedNow(actor.session.app_name, actor.session.cwd)
-      })
-      return accepted
-    })
-  const ignoreMessage = () => {}
   // On the turn's path: no `Effect.fn` (see `spanWhenTraced`). A live actor answers for its
   // session (whose it is, that it is open) without a ledger read.
   const submit = Effect.fnUntraced(function*(app: AppName, id: string, request: TurnRequest) {
