@@ -2,7 +2,8 @@
  * Can one app starve another (issue 23)? App a's turn p95 and `GET /sessions` p95 on a fresh
  * gateway with the default limits, first while app b is idle, then while app b floods it
  * (`support/flooder.ts`, a process of its own): b's sessions each hold a hung turn with its queue
- * filled with 100 KB prompts up to the gateway's limit (and b keeps sending more, refused), and b
+ * filled with 100 KB prompts up to the gateway's limit (and b keeps sending more, refused: the
+ * gateway paces those refusals, CLAWDFORGE_REFUSALS_PER_SECOND, as it would for any client), and b
  * reads its big stored turn (the largest a turn stores by default, 16 MB) ten times in parallel,
  * again and again. Target: a's p95 under the flood at most 3 times its p95 when b is idle, same run.
  *
@@ -10,12 +11,12 @@
  * series see the same flood.
  */
 import { type ChildProcess, spawn } from "node:child_process"
-import { join } from "node:path"
+import { join, resolve } from "node:path"
 import { type Bench, ms, type Question } from "./support/bench.js"
 import { type ClawdforgeGateway, closeSession, createSession, otherToken, startClawdforge, stopGateway } from "./support/gateways.js"
 import { expectOk } from "./support/http.js"
 import { root } from "./support/paths.js"
-import { noteAgentsOf, sleep, stopProcess, track } from "./support/processes.js"
+import { cpuMsOf, noteAgentsOf, sleep, stopProcess, track } from "./support/processes.js"
 import { now, percentile, round } from "./support/stats.js"
 
 /** Per phase: warm-up round trips of each kind, then the timed ones. */
@@ -92,7 +93,10 @@ export const flood: Question = {
   name: "flood",
   run: async (bench: Bench) => {
     // A gateway of its own, as configured by default: the flood leaves the shared one alone.
-    const gateway = await startClawdforge()
+    const profileDir = process.env.BENCH_CPU_PROF
+    const gateway = await startClawdforge({
+      nodeArgs: profileDir ? ["--cpu-prof", `--cpu-prof-dir=${resolve(profileDir)}/flood`] : []
+    })
     let flooder: ChildProcess | undefined
     try {
       const a = await createSession(gateway)
@@ -121,9 +125,15 @@ export const flood: Question = {
       if (!("ready" in ready)) throw new Error("the flooder did not start")
       noteAgentsOf(gateway.pid)
       const floodStart = now()
+      const cpuStart = { gateway: cpuMsOf(gateway.pid), flooder: cpuMsOf(flooder.pid!) }
       await timeApp(gateway, a, warmup)
       const flooded = await timeApp(gateway, a, samples)
       const floodSeconds = (now() - floodStart) / 1000
+      // How busy the flood kept the gateway and b's client (a core each at most), same seconds.
+      const cpu = {
+        gateway: (cpuMsOf(gateway.pid) - cpuStart.gateway) / 10 / floodSeconds,
+        flooder: (cpuMsOf(flooder.pid!) - cpuStart.flooder) / 10 / floodSeconds
+      }
       const stopped = nextMessage(flooder)
       flooder.send("stop")
       const report = await stopped
@@ -140,7 +150,7 @@ export const flood: Question = {
         `${counts.refused} more refused (${counts.failed} cut off); ${counts.streams} reads of its ${big.events}-message stored turn ` +
         `(${(counts.streamBytes / Math.max(1, counts.streams) / 1e6).toFixed(1)} MB each, 10 at a time) in ${
           floodSeconds.toFixed(1)
-        } s; n=${samples} each`
+        } s (gateway ${cpu.gateway.toFixed(0)}% of a core, b's client ${cpu.flooder.toFixed(0)}%); n=${samples} each`
       const row = (what: string, idleP95: number, floodP95: number) => ({
         metric: `app a ${what} p95 ms, app b flooding`,
         gateway: `${ms(floodP95)} (idle ${ms(idleP95)})`,
@@ -157,7 +167,8 @@ export const flood: Question = {
             listP95: listFlood,
             turnP50: round(percentile(flooded.turn, 50)),
             listP50: round(percentile(flooded.list, 50)),
-            seconds: round(floodSeconds, 1)
+            seconds: round(floodSeconds, 1),
+            cpuPercent: { gateway: round(cpu.gateway, 1), flooder: round(cpu.flooder, 1) }
           },
           b: { ...counts, queued: ready.queued, bigTurn: big }
         },

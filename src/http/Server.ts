@@ -19,6 +19,7 @@ import {
 import { WorkspaceArchive } from "../services/workspaces/WorkspaceArchive.js"
 import { WorkspaceArchiveHttpLive } from "./WorkspaceArchiveHttpLive.js"
 import { WorkspaceFilesHttpLive } from "./WorkspaceFilesHttpLive.js"
+import { PacedRefusalsLive } from "./PacedRefusals.js"
 import { RequestErrorsLive } from "./RequestErrors.js"
 import { withRequestLog } from "./RequestLog.js"
 import { TurnRoutesLive } from "./TurnRoutes.js"
@@ -46,6 +47,8 @@ export const ApiLive = HttpApiBuilder.api(Api).pipe(
   // One count of wrong tokens per address for every guard: app, admin and metrics.
   Layer.provide(AuthFailures.DefaultWithoutDependencies),
   Layer.provide(Layer.unwrapEffect(Effect.map(AppConfig, (config) => RequestErrorsLive(config.maxBodyBytes)))),
+  // Inside RequestErrors, which passes the endpoints' typed errors on: it sees which are refusals.
+  Layer.provide(PacedRefusalsLive),
   // Built before RequestErrors (a later provide is built first), so its API-level middleware is the inner one.
   Layer.provide(TurnRoutesLive)
 )

@@ -268,6 +268,11 @@ export class AppConfig extends Effect.Service<AppConfig>()("clawdforge/AppConfig
         Config.validate({ message: "Expected 0 or more", validation: (n) => n >= 0 }),
         Config.withDefault(20)
       ),
+      // Refusals (429s for its own limits) one app's token gets answered at once per second; past it they are paced (0: never).
+      refusalsPerSecond: Config.integer("CLAWDFORGE_REFUSALS_PER_SECOND").pipe(
+        Config.validate({ message: "Expected 0 or more", validation: (n) => n >= 0 }),
+        Config.withDefault(20)
+      ),
       // Fair share: the defaults of the per-app limits `max_queued_turns` (per session) and `max_streams`.
       maxQueuedTurns: positiveInt("CLAWDFORGE_MAX_QUEUED_TURNS", 32),
       maxStreamsPerApp: positiveInt("CLAWDFORGE_MAX_STREAMS_PER_APP", 64),
