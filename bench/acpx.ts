@@ -1,10 +1,11 @@
 /**
  * What would a user otherwise run? `acpx --format json prompt -s NAME` on a warm acpx session with
  * the same demo agent: time to the result line (the end of the turn), and to acpx's exit (it waits
- * about 1 s of silence). acpx gets its own HOME, and every process it leaves is ended.
+ * about 1 s of silence). acpx gets its own HOME, and every process and socket folder it leaves is removed.
  */
 import { spawn } from "node:child_process"
-import { mkdirSync, readFileSync } from "node:fs"
+import { createHash } from "node:crypto"
+import { mkdirSync, readFileSync, rmSync } from "node:fs"
 import { join } from "node:path"
 import { type Bench, ms, type Question } from "./support/bench.js"
 import { acpxBin, demoAgent, root } from "./support/paths.js"
@@ -64,6 +65,8 @@ export const acpx: Question = {
         leftovers.push(`acpx process ${pid}`)
         process.kill(pid, "SIGKILL")
       }
+      // acpx keeps its queue sockets in /tmp/acpx-<sha256(HOME), 10 hex>, whatever TMPDIR says.
+      rmSync(join("/tmp", `acpx-${createHash("sha256").update(home).digest("hex").slice(0, 10)}`), { recursive: true, force: true })
     }
     const version = JSON.parse(readFileSync(join(root, "node_modules/acpx/package.json"), "utf8")).version as string
     const result = summary(toResult)
