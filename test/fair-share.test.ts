@@ -9,7 +9,7 @@
 import { SqlClient } from "@effect/sql"
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Fiber, Stream } from "effect"
+import { Effect, Stream } from "effect"
 import { poll } from "./support/Poll.js"
 import { agentLogFile, isAlive, startedPids } from "./support/ScriptedAgent.js"
 import { appToken, layerScriptedGateway, otherToken, request } from "./support/TestGateway.js"
@@ -259,54 +259,4 @@ describe("revocation", () => {
       for (const pid of startedPids(revokedLog)) expect(isAlive(pid)).toBe(false)
       yield* poll(request("GET", "/sessions", { token }), (r) => r.status === 401, "5 seconds")
     }).pipe(Effect.provide(layerScriptedGateway(revokedLog, { CLAWDFORGE_ADMIN_TOKEN: adminToken }))))
-})
-
-describe("refusal pacing", () => {
-  it.scopedLive("an app sending refused turns again at once is slowed to CLAWDFORGE_REFUSALS_PER_SECOND; another app's refusals and its own other requests are not", () =>
-    Effect.gen(function*() {
-      /** A session of the token's app whose one queued place is taken behind a hung turn. */
-      const fullSession = (token: string) =>
-        Effect.gen(function*() {
-          const sid = yield* create(token)
-          expect((yield* queue(sid, "hang", token)).status).toBe(202)
-          yield* poll(request("GET", `/sessions/${sid}/turns/1`, { token }), (r) => r.body.status === "running")
-          expect((yield* queue(sid, "echo", token)).status).toBe(202)
-          return sid
-        })
-      const b = yield* fullSession(otherToken)
-      const a = yield* fullSession(appToken)
-
-      // b sends its refused turn again as soon as it is answered, 8 at a time, for 3 s.
-      const until = Date.now() + 3000
-      let answered = 0
-      const resend = Effect.gen(function*() {
-        while (Date.now() < until) {
-          const refused = yield* queue(b, "echo", otherToken)
-          expect(refused.body).toMatchObject({ error: "queue_full" })
-          if (Date.now() <= until) answered++
-        }
-      })
-      const flood = yield* Effect.forkScoped(Effect.all(Array.from({ length: 8 }, () => resend), { concurrency: "unbounded", discard: true }))
-      yield* Effect.sleep("1500 millis")
-      // Meanwhile b's refusals wait about 2 s each; a's is answered at once, and so is b's list.
-      const timed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-        Effect.map(Effect.timed(effect), ([took, value]) => ({ ms: Duration.toMillis(took), value }))
-      const aRefused = yield* timed(queue(a, "echo"))
-      expect(aRefused.value.body).toMatchObject({ error: "queue_full" })
-      expect(aRefused.ms).toBeLessThan(1000)
-      const bList = yield* timed(request("GET", "/sessions", { token: otherToken }))
-      expect(bList.value.status).toBe(200)
-      expect(bList.ms).toBeLessThan(1000)
-      yield* Fiber.join(flood)
-
-      // At 4 a second: 4 at once, then 4 a second (unpaced, an in-process gateway refuses thousands in 3 s).
-      expect(answered).toBeGreaterThanOrEqual(4)
-      expect(answered).toBeLessThanOrEqual(4 + 3 * 4 + 2)
-      for (const [sid, token] of [[a, appToken], [b, otherToken]]) {
-        yield* request("POST", `/sessions/${sid}/cancel`, { token })
-      }
-    }).pipe(Effect.provide(layerScriptedGateway(agentLogFile(), {
-      CLAWDFORGE_MAX_QUEUED_TURNS: "1",
-      CLAWDFORGE_REFUSALS_PER_SECOND: "4"
-    }))))
 })
