@@ -11,9 +11,9 @@
  * series see the same flood.
  */
 import { type ChildProcess, spawn } from "node:child_process"
-import { join, resolve } from "node:path"
+import { join } from "node:path"
 import { type Bench, ms, type Question } from "./support/bench.js"
-import { type ClawdforgeGateway, closeSession, createSession, otherToken, startClawdforge, stopGateway } from "./support/gateways.js"
+import { type ClawdforgeGateway, closeSession, cpuProfileArgs, createSession, otherToken, startClawdforge, stopGateway } from "./support/gateways.js"
 import { expectOk } from "./support/http.js"
 import { root } from "./support/paths.js"
 import { cpuMsOf, noteAgentsOf, sleep, stopProcess, track } from "./support/processes.js"
@@ -93,10 +93,7 @@ export const flood: Question = {
   name: "flood",
   run: async (bench: Bench) => {
     // A gateway of its own, as configured by default: the flood leaves the shared one alone.
-    const profileDir = process.env.BENCH_CPU_PROF
-    const gateway = await startClawdforge({
-      nodeArgs: profileDir ? ["--cpu-prof", `--cpu-prof-dir=${resolve(profileDir)}/flood`] : []
-    })
+    const gateway = await startClawdforge({ nodeArgs: cpuProfileArgs("flood") })
     let flooder: ChildProcess | undefined
     try {
       const a = await createSession(gateway)

@@ -10,7 +10,7 @@
  *
  * Environment:
  *   BENCH_ONLY=turn,cpu     only these questions (then bench/results.json is left as it is)
- *   BENCH_CPU_PROF=<dir>    a `--cpu-prof` profile of the shared clawdforge gateway, written there on exit
+ *   BENCH_CPU_PROF=<dir>    `--cpu-prof` profiles of the shared clawdforge gateway (and the flood's, in flood/), written there on exit
  *   BENCH_NO_BUILD=1        skip `npm run build` and run the dist/ already there (e.g. while profiling)
  *   BENCH_KEEP=1            keep the scratch folder (ledgers, logs) and print its path
  */
@@ -35,7 +35,7 @@ import { storage } from "./storage.js"
 import { streaming } from "./streaming.js"
 import { type Answer, type Bench, type Question, type Row, sizes } from "./support/bench.js"
 import { prepareGateway } from "./support/build.js"
-import { type Gateway, startBare, startClawdforge, stopGateway } from "./support/gateways.js"
+import { cpuProfileArgs, type Gateway, startBare, startClawdforge, stopGateway } from "./support/gateways.js"
 import { keepAlive } from "./support/http.js"
 import { root } from "./support/paths.js"
 import { cleanup, leftovers } from "./support/processes.js"
@@ -128,9 +128,7 @@ const main = async () => {
     loadavg_at_start: os.loadavg().map((x) => round(x, 2)),
     date: new Date().toISOString()
   }
-  const profileDir = process.env.BENCH_CPU_PROF
-  const profArgs = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${resolve(profileDir)}`] : []
-  const gateway = shared(() => startClawdforge({ nodeArgs: profArgs }))
+  const gateway = shared(() => startClawdforge({ nodeArgs: cpuProfileArgs() }))
   const bare = shared(() => startBare())
   const bench: Bench = { sizes, gateway: gateway.get, bare: bare.get, note }
 
@@ -155,7 +153,7 @@ const main = async () => {
     }
   } finally {
     await Promise.all([gateway.stop(), bare.stop()])
-    if (profileDir) note(`cpu profile of the shared gateway in ${resolve(profileDir)}`)
+    if (process.env.BENCH_CPU_PROF !== undefined) note(`cpu profiles of the gateways in ${resolve(process.env.BENCH_CPU_PROF)}`)
   }
 
   const table = tableOf(rows)

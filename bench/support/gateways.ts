@@ -6,7 +6,7 @@
 import { type ChildProcess, spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs"
-import { join } from "node:path"
+import { join, resolve } from "node:path"
 import { freePort } from "../../test/support/freePort.js"
 import { callJson, expectOk, isHealthy, type Reply, streamSse } from "./http.js"
 import { gatewayArgs } from "./build.js"
@@ -38,7 +38,7 @@ export interface ClawdforgeGateway extends Gateway {
 export interface StartOptions {
   /** Extra environment, e.g. `CLAWDFORGE_LOG_LEVEL`. */
   readonly env?: Record<string, string>
-  /** Node flags before the script, e.g. `--cpu-prof`. */
+  /** Node flags before the script, e.g. `--cpu-prof` (see `cpuProfileArgs`). */
   readonly nodeArgs?: ReadonlyArray<string>
   /** Preload the GC hook, for `memorySnapshot`. */
   readonly gcHook?: boolean
@@ -55,6 +55,12 @@ const gcHook = "data:text/javascript," + encodeURIComponent(
 const gcHookArgs = ["--expose-gc", "--import", gcHook]
 
 let names = 0
+
+/** With BENCH_CPU_PROF set, the flags that write a gateway's `--cpu-prof` profile there on exit (in `sub` of it). */
+export const cpuProfileArgs = (sub = ""): ReadonlyArray<string> => {
+  const dir = process.env.BENCH_CPU_PROF
+  return dir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${join(resolve(dir), sub)}`]
+}
 
 /** Spawns `node [flags] ...script` in a fresh data folder and polls `/healthz` every 5 ms until it is 200. */
 const spawnHealthy = async (
