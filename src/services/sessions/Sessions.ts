@@ -172,9 +172,8 @@ const makeLocalSessions = Effect.gen(function*() {
   const workspace: TurnWorkspace = {
     turnStarts: workspaceChanges.turnStarts,
     turnEnds: (session, turnIndex, start) =>
-      Effect.tap(workspaceChanges.turnEnds(session, turnIndex, start), (changes) => {
-        if (changes === undefined || changes.length > 0) quota.changedNow(session.app_name, session.cwd)
-      })
+      Effect.tap(workspaceChanges.turnEnds(session, turnIndex, start), (changes) =>
+        changes === undefined || changes.length > 0 ? quota.changed(session.app_name, session.cwd) : Effect.void)
   }
   const actors = yield* makeActorRegistry({ config, ledger, pool, registry, limits, secrets, webhooks, workspace })
   // Ready sessions for the apps' `warm` limits, taken by creates below.

@@ -1,6 +1,6 @@
 import { Effect, Schedule } from "effect"
 import { constants } from "node:fs"
-import { type FileHandle, lstat, open, readdir } from "node:fs/promises"
+import { access, type FileHandle, lstat, open, readdir } from "node:fs/promises"
 import { join } from "node:path"
 import type { AppName } from "../../domain/Ids.js"
 import { DiskQuota, WorkspaceOverQuota, WorkspaceQuotaExceeded } from "../../domain/WorkspaceFiles.js"
@@ -15,10 +15,10 @@ const statBatch = 64
 
 /**
  * The bytes a folder holds: its files' sizes (a hard-linked file once), walked without following a
- * link (each folder opened with O_NOFOLLOW, read through its descriptor). A folder that vanishes
- * while it is walked counts as empty.
+ * link (each folder opened with O_NOFOLLOW, read through its descriptor); undefined when the folder
+ * itself is gone. A folder below it that vanishes while it is walked counts as empty.
  */
-export const measureFolder = async (dir: string): Promise<number> => {
+export const measureFolder = async (dir: string): Promise<number | undefined> => {
   let total = 0
   const linked = new Set<number>()
   const walk = async (path: string, parent?: FileHandle): Promise<void> => {
@@ -44,6 +44,8 @@ export const measureFolder = async (dir: string): Promise<number> => {
       await folder.close().catch(() => {})
     }
   }
+  const gone = await access(dir).then(() => false, (error: NodeJS.ErrnoException) => error.code === "ENOENT")
+  if (gone) return undefined
   await walk(dir)
   return total
 }
@@ -78,12 +80,15 @@ export class WorkspaceQuota extends Effect.Service<WorkspaceQuota>()("clawdforge
       if (entry.pending !== undefined) return entry.pending
       const known = measured.has(dir)
       measured.set(dir, entry)
-      const pending = measureFolder(dir).then((bytes) => {
+      const pending = measureFolder(dir).then((found) => {
         const before = entry.bytes
+        const bytes = found ?? 0
         entry.bytes = bytes
         entry.pending = undefined
         const owner = entry.app === undefined ? undefined : measured.get(appFolder(entry.app))
         if (known && owner !== undefined) owner.bytes = Math.max(0, owner.bytes + bytes - before)
+        // A folder that is gone (a workspace removed) is forgotten: nothing measures it again.
+        if (found === undefined && measured.get(dir) === entry) measured.delete(dir)
         return bytes
       }, (error) => {
         entry.pending = undefined
@@ -191,14 +196,7 @@ export class WorkspaceQuota extends Effect.Service<WorkspaceQuota>()("clawdforge
       admitTurn,
       admitCreate,
       added,
-      changed,
-      /** `changed` as a plain callback (a turn's end calls it). */
-      changedNow: (app: AppName, dir: string) => void remeasure(dir, app).catch(() => {}),
-      /** What the workspace and the app's folder hold, as last measured (GET /limits, tests). */
-      usage: (app: AppName, dir?: string) =>
-        Effect.promise(() =>
-          Promise.all([dir === undefined ? Promise.resolve(undefined) : sizeOf(dir, app), sizeOf(appFolder(app), undefined)])
-        ).pipe(Effect.map(([workspace, app]) => ({ workspace, app })))
+      changed
     } as const
   }),
   dependencies: [AppConfig.Default, AppLimits.Default, WorkspacePaths.Default]
