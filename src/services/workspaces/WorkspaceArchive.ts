@@ -1,11 +1,12 @@
 import { Data, Deferred, Effect, Either, Option, Stream } from "effect"
 import { once } from "node:events"
-import { constants, type Stats } from "node:fs"
+import type { Stats } from "node:fs"
 import { type FileHandle, lchown, lstat, mkdtemp, open, readdir, readlink, rm } from "node:fs/promises"
 import { dirname, join } from "node:path"
 import { Header, Pack, ReadEntry, Unpack } from "tar"
 import { BadArchive } from "../../domain/WorkspaceArchive.js"
 import { FileNotFound } from "../../domain/WorkspaceFiles.js"
+import { closeQuietly, directoryFlags, fdPath, readFlags } from "./Descriptors.js"
 import { type WorkspacePath, WorkspacePaths } from "./WorkspacePaths.js"
 
 // A workspace out as a tar.gz, and a tar (or tar.gz) in, without a read or a write outside it.
@@ -21,11 +22,6 @@ import { type WorkspacePath, WorkspacePaths } from "./WorkspacePaths.js"
 // complete, clean extraction is then moved into the workspace, entry by entry through WorkspacePaths
 // (renames in folders opened without following a link).
 
-const directoryFlags = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW
-// O_NONBLOCK: a FIFO the agent put in place of a file must not hang the walk on open.
-const fileFlags = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK
-const fdPath = (fd: number, name?: string) => name === undefined ? `/proc/self/fd/${fd}` : `/proc/self/fd/${fd}/${name}`
-const closeQuietly = (handle: FileHandle | undefined) => handle === undefined ? Promise.resolve() : handle.close().catch(() => {})
 const chunkBytes = 256 * 1024
 // Entries handed to Pack and not yet written out: a tree of empty files must not queue up in memory.
 const maxQueuedEntries = 16
@@ -108,7 +104,7 @@ export class WorkspaceArchive extends Effect.Service<WorkspaceArchive>()("clawdf
             await closeQuietly(child)
           }
         } else if (stats.isFile()) {
-          const file = await open(at, fileFlags).catch(() => undefined)
+          const file = await open(at, readFlags).catch(() => undefined)
           if (file === undefined) continue
           try {
             const opened = await file.stat()

@@ -5,6 +5,7 @@ import { type FileHandle, lchown, lstat, mkdir, open, readdir, readlink, rename,
 import type { BigIntStats, Stats } from "node:fs"
 import { isAbsolute, join, relative, resolve, sep } from "node:path"
 import { BadPath, FileNotFound, IsADirectory } from "../../domain/WorkspaceFiles.js"
+import { closeQuietly, directoryFlags, fdPath, readFlags } from "./Descriptors.js"
 import { AppConfig } from "../config/AppConfig.js"
 import { Sandbox } from "../sandbox/Sandbox.js"
 
@@ -17,9 +18,6 @@ import { Sandbox } from "../sandbox/Sandbox.js"
 // open) happen in that folder. Every folder opened is also checked, through `/proc/self/fd/N`, to
 // lie inside the workspace.
 
-const directoryFlags = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW
-// O_NONBLOCK: a FIFO the agent left in place of a file must not hang the request on open.
-const readFlags = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK
 const maxSegments = 128
 const maxNameBytes = 255
 const maxPathBytes = 4096
@@ -96,7 +94,6 @@ export const parseWorkspacePath = (raw: string): Effect.Effect<WorkspacePath, Ba
 }
 
 const errnoOf = (error: unknown) => (error as NodeJS.ErrnoException | undefined)?.code
-const fdPath = (fd: number, name?: string) => name === undefined ? `/proc/self/fd/${fd}` : `/proc/self/fd/${fd}/${name}`
 const shown = (segments: WorkspacePath) => segments.join("/")
 
 /** A failure the routes answer (the workspace's own errors), or a defect (anything else). */
@@ -133,7 +130,6 @@ const attempt = <A>(work: () => Promise<A>): Effect.Effect<A, PathError> =>
     })
   )
 
-const closeQuietly = (handle: FileHandle | undefined) => handle === undefined ? Promise.resolve() : handle.close().catch(() => {})
 
 /** Paths under a workspace, reached and acted on without following a symlink (see the top of this file). */
 export class WorkspacePaths extends Effect.Service<WorkspacePaths>()("clawdforge/WorkspacePaths", {

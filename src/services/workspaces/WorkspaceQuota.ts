@@ -1,15 +1,14 @@
 import { Effect, Schedule } from "effect"
-import { constants } from "node:fs"
 import { access, type FileHandle, lstat, open, readdir } from "node:fs/promises"
 import { join } from "node:path"
 import type { AppName } from "../../domain/Ids.js"
 import { DiskQuota, WorkspaceOverQuota, WorkspaceQuotaExceeded } from "../../domain/WorkspaceFiles.js"
 import { AppConfig } from "../config/AppConfig.js"
 import { AppLimits } from "../tenancy/AppLimits.js"
+import { directoryFlags, fdPath } from "./Descriptors.js"
 import { WorkspacePaths } from "./WorkspacePaths.js"
 
 const mb = 1024 * 1024
-const folderFlags = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW
 /** How many names of a folder are looked at together (the thread pool does the lstat calls). */
 const statBatch = 64
 
@@ -22,10 +21,10 @@ export const measureFolder = async (dir: string): Promise<number | undefined> =>
   let total = 0
   const linked = new Set<number>()
   const walk = async (path: string, parent?: FileHandle): Promise<void> => {
-    const folder = await open(parent === undefined ? path : `/proc/self/fd/${parent.fd}/${path}`, folderFlags).catch(() => undefined)
+    const folder = await open(parent === undefined ? path : fdPath(parent.fd, path), directoryFlags).catch(() => undefined)
     if (folder === undefined) return
     try {
-      const base = `/proc/self/fd/${folder.fd}`
+      const base = fdPath(folder.fd)
       const entries = await readdir(base, { withFileTypes: true }).catch(() => [])
       for (let i = 0; i < entries.length; i += statBatch) {
         await Promise.all(entries.slice(i, i + statBatch).map(async (entry) => {
