@@ -178,12 +178,13 @@ export class WorkspaceArchive extends Effect.Service<WorkspaceArchive>()("clawdf
           pending: 0,
           waiters: [] as Array<() => void>,
           wake(): Promise<void> {
-            return new Promise((resolve) => {
-              this.waiters.push(resolve)
-              stop.signal.addEventListener("abort", () => resolve(), { once: true })
-            })
+            return new Promise((resolve) => this.waiters.push(resolve))
           }
         }
+        // One listener for the stream's end, whatever the number of waits.
+        stop.signal.addEventListener("abort", () => {
+          for (const resolve of queue.waiters.splice(0)) resolve()
+        }, { once: true })
         const tarball = new Pack({
           gzip: true,
           // No owners (the agent's uid means nothing elsewhere) and no timestamp in the gzip header.
