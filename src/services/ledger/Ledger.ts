@@ -140,6 +140,8 @@ export interface StoredTurn {
 export interface StoredTurnHead {
   readonly turn: TurnSummary
   readonly total: number
+  /** Its messages as stored, when the turn keeps them in its own row (one page at most); else in pages. */
+  readonly inline: StoredEventsPage | undefined
 }
 
 /**
@@ -421,14 +423,13 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
     )
 
     /**
-     * One of the app's turns without its messages, with how many it keeps (none for another app's
-     * turn): its row only, never its messages (a turn stored before `event_count` was kept is
-     * counted from its own row).
+     * One of the app's turns with how many messages it keeps (none for another app's turn): its row
+     * only, with its messages when the row keeps them (a turn of one page), never its pages (a turn
+     * stored before `event_count` was kept is counted from its own row).
      */
     const getTurnHead = Effect.fn("Ledger.getTurnHead")(
       function*(app: AppName, id: string, turnIndex: number) {
-        const rows = yield* sql<TurnRow>`SELECT ${turnColumns}, event_count,
-            CASE WHEN event_count IS NULL THEN events ELSE NULL END AS events FROM turns
+        const rows = yield* sql<TurnRow>`SELECT ${turnColumns}, event_count, events FROM turns
           WHERE session_id = ${id} AND turn_index = ${turnIndex}
             AND EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = turns.session_id AND s.app_name = ${app})`
         const row = rows[0]
@@ -438,17 +439,11 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
           : row.events === null || row.events === undefined
           ? 0
           : (JSON.parse(row.events) as ReadonlyArray<unknown>).length
-        return Option.some<StoredTurnHead>({ turn: turnOfRow(row), total })
+        const inline = row.events === null || row.events === undefined ? undefined : { first: 1, json: row.events }
+        return Option.some<StoredTurnHead>({ turn: turnOfRow(row), total, inline })
       },
       Effect.orDie
     )
-
-    /** A turn's messages kept in its own row (a turn of one page), if they are. */
-    const inlineEvents = (id: SessionId, turnIndex: number) =>
-      Effect.map(
-        sql<{ events: string | null }>`SELECT events FROM turns WHERE session_id = ${id} AND turn_index = ${turnIndex}`,
-        (rows) => Option.fromNullable(rows[0]?.events)
-      )
 
     /** The first stored page of a big turn that holds a message after `after`. */
     const pageAfter = (id: SessionId, turnIndex: number, after: number) =>
@@ -460,29 +455,20 @@ export class Ledger extends Effect.Service<Ledger>()("clawdforge/Ledger", {
       )
 
     /**
-     * A stored turn's messages after `after` (0: all), a stored page at a time (at most about
-     * `eventPageBytes` each; a turn of one page is that page, whatever `after`): each page is read
-     * when the reader pulls it, so a reader holds one page, never the whole turn. The caller owns
-     * the turn (`getTurnHead` said so); a turn that is not over has no pages.
+     * A big turn's stored pages from the one holding message `after + 1` (at most about
+     * `eventPageBytes` each): each page is read when the reader pulls it, so a reader holds one
+     * page, never the whole turn. The caller owns the turn (`getTurnHead` said so, and that its
+     * messages are not in its row); a turn that is not over has no pages.
      */
     const turnEventPages = (id: SessionId, turnIndex: number, after: number): Stream.Stream<StoredEventsPage> =>
       Stream.paginateChunkEffect(
-        { cursor: after, inlineRead: false },
-        (state) =>
+        after,
+        (cursor) =>
           Effect.gen(function*() {
-            if (!state.inlineRead) {
-              const inline = yield* inlineEvents(id, turnIndex)
-              if (Option.isSome(inline)) {
-                return [Chunk.of<StoredEventsPage>({ first: 1, json: inline.value }), Option.none()] as const
-              }
-            }
-            const page = yield* pageAfter(id, turnIndex, state.cursor)
+            const page = yield* pageAfter(id, turnIndex, cursor)
             if (Option.isNone(page)) return [Chunk.empty<StoredEventsPage>(), Option.none()] as const
             const { events, first_seq, last_seq } = page.value
-            return [
-              Chunk.of<StoredEventsPage>({ first: Number(first_seq), json: events }),
-              Option.some({ cursor: Number(last_seq), inlineRead: true })
-            ] as const
+            return [Chunk.of<StoredEventsPage>({ first: Number(first_seq), json: events }), Option.some(Number(last_seq))] as const
           }).pipe(Effect.withSpan("Ledger.turnEventPage"), Effect.orDie)
       )
 

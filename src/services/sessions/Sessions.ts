@@ -1,4 +1,4 @@
-import { Effect, Layer, Option, Schedule, Schema } from "effect"
+import { Effect, Layer, Option, Schedule, Schema, Stream } from "effect"
 import { randomBytes } from "node:crypto"
 import {
   BadRequest, type BudgetExhausted, type InvalidConfig, PermissionNotFound, type PermissionModeNotAllowed, type QueueFull,
@@ -378,7 +378,9 @@ const makeLocalSessions = Effect.gen(function*() {
       const again = liveTurn(app, id, turnIndex)
       if (again !== undefined) return again as FollowedTurn
       const over = stored.turn.status !== "queued" ? stored : yield* storedHead(app, id, turnIndex)
-      return storedFeed(over, (after) => ledger.turnEventPages(over.turn.session_id, turnIndex, after))
+      // A turn of one page came with its row; a bigger one is read a page at a time.
+      return storedFeed(over, (after) =>
+        over.inline !== undefined ? Stream.succeed(over.inline) : ledger.turnEventPages(over.turn.session_id, turnIndex, after))
     }),
     cancel: Effect.fn("Sessions.cancel")(function*(app, id) {
       const session = yield* owned(app, id)
