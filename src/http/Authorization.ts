@@ -13,6 +13,9 @@ import { AuthFailures } from "../services/tenancy/AuthFailures.js"
 // The platform's bearer security takes whatever follows the header's first 7 characters.
 export const bearerHeader = /^Bearer +\S/i
 
+/** The token of an `Authorization: Bearer` header, as the platform's bearer security reads it. */
+export const bearerToken = (authorization: string | undefined) => (authorization ?? "").slice("Bearer ".length)
+
 /**
  * The RFC 6750 challenge of a 401: a request without a token gets the bare challenge, one whose
  * token names no app gets `error="invalid_token"`. The admin guard has its own realm.

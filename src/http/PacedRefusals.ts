@@ -2,6 +2,7 @@ import { HttpApiBuilder, type HttpApp, HttpApiSchema, HttpServerRequest } from "
 import { Effect, Layer, Schema } from "effect"
 import { tokenDigest } from "../services/tenancy/Auth.js"
 import { RefusalPacing } from "../services/tenancy/RefusalPacing.js"
+import { bearerToken } from "./Authorization.js"
 
 /**
  * Whether the API answers `error` 429: one of an app's own limits, as its schema says (a wrong
@@ -22,10 +23,8 @@ export const PacedRefusalsLive = Layer.unwrapEffect(
     HttpApiBuilder.middleware((app: HttpApp.Default) =>
       Effect.tapError(app, (error) =>
         isRefusal(error)
-          ? Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-            const token = (request.headers.authorization ?? "").replace(/^Bearer +/i, "")
-            return pacing.pace(tokenDigest(token).toString("hex"))
-          })
+          ? Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+            pacing.pace(tokenDigest(bearerToken(request.headers.authorization)).toString("hex")))
           : Effect.void)
     ))
 ).pipe(Layer.provide(RefusalPacing.DefaultWithoutDependencies))

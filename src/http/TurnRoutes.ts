@@ -16,7 +16,7 @@ import { type AcceptedTurn, Sessions } from "../services/sessions/Sessions.js"
 import { Auth } from "../services/tenancy/Auth.js"
 import { AuthFailures } from "../services/tenancy/AuthFailures.js"
 import { AppLimits } from "../services/tenancy/AppLimits.js"
-import { authenticateApp } from "./Authorization.js"
+import { authenticateApp, bearerToken } from "./Authorization.js"
 import { makeIdempotent, replayedHeader, replayJson, storeAs } from "./Idempotency.js"
 import { rateLimitHeaders } from "./RateLimitHeaders.js"
 import { readStreamed } from "./RequestErrors.js"
@@ -198,7 +198,7 @@ export const makeTurnRoutes = (maxBodyBytes: number) =>
     const handle = (request: HttpServerRequest.HttpServerRequest, id: string, route: keyof typeof serve) =>
       Effect.gen(function*() {
         const headers = request.headers
-        const app = yield* authenticate(Redacted.make((headers.authorization ?? "").slice("Bearer ".length)))
+        const app = yield* authenticate(Redacted.make(bearerToken(headers.authorization)))
         const text = yield* bodyText(request, headers)
         let json: unknown
         try {
