@@ -9,6 +9,13 @@ const positiveInt = (name: string, fallback: number) =>
     Config.withDefault(fallback)
   )
 
+/** A count where 0 means off. */
+const nonNegativeInt = (name: string, fallback: number) =>
+  Config.integer(name).pipe(
+    Config.validate({ message: "Expected 0 (off) or more", validation: (n) => n >= 0 }),
+    Config.withDefault(fallback)
+  )
+
 const seconds = (name: string, fallback: number) => Config.map(positiveInt(name, fallback), Duration.seconds)
 
 /** `app=token,app2=token2`: the tokens stay redacted from here on. */
@@ -264,15 +271,9 @@ export class AppConfig extends Effect.Service<AppConfig>()("clawdforge/AppConfig
       // How long a request (its head and body) may take to arrive: a trickled body holds no connection longer.
       bodyTimeout: seconds("CLAWDFORGE_BODY_TIMEOUT_SECS", 30),
       // Wrong tokens one client address may send per minute before its further wrong ones are 429 (0: no limit).
-      authFailuresPerMinute: Config.integer("CLAWDFORGE_AUTH_FAILURES_PER_MINUTE").pipe(
-        Config.validate({ message: "Expected 0 or more", validation: (n) => n >= 0 }),
-        Config.withDefault(20)
-      ),
+      authFailuresPerMinute: nonNegativeInt("CLAWDFORGE_AUTH_FAILURES_PER_MINUTE", 20),
       // Refusals (429s for its own limits) one app's token gets answered at once per second; past it they are paced (0: never).
-      refusalsPerSecond: Config.integer("CLAWDFORGE_REFUSALS_PER_SECOND").pipe(
-        Config.validate({ message: "Expected 0 or more", validation: (n) => n >= 0 }),
-        Config.withDefault(20)
-      ),
+      refusalsPerSecond: nonNegativeInt("CLAWDFORGE_REFUSALS_PER_SECOND", 20),
       // Fair share: the defaults of the per-app limits `max_queued_turns` (per session) and `max_streams`.
       maxQueuedTurns: positiveInt("CLAWDFORGE_MAX_QUEUED_TURNS", 32),
       maxStreamsPerApp: positiveInt("CLAWDFORGE_MAX_STREAMS_PER_APP", 64),
@@ -285,11 +286,7 @@ export class AppConfig extends Effect.Service<AppConfig>()("clawdforge/AppConfig
       // How long a create's clone (and checkout) may take before it is stopped: 400 git_clone_failed.
       gitCloneTimeout: seconds("CLAWDFORGE_GIT_TIMEOUT_SECS", 300),
       // Hibernation: an agent with no turn this long is stopped, its session kept (0: never).
-      agentIdle: Config.integer("CLAWDFORGE_AGENT_IDLE_SECS").pipe(
-        Config.validate({ message: "Expected 0 (off) or a number of seconds", validation: (n) => n >= 0 }),
-        Config.withDefault(0),
-        Config.map(Duration.seconds)
-      ),
+      agentIdle: Config.map(nonNegativeInt("CLAWDFORGE_AGENT_IDLE_SECS", 0), Duration.seconds),
       // Workspaces: the largest file a PUT takes, what one session's workspace may hold, and the default of the
       // app limit `max_disk_mb` (all of an app's workspaces and its HOME).
       maxFileBytes: Config.map(positiveInt("CLAWDFORGE_MAX_FILE_MB", 25), (mb) => mb * 1024 * 1024),
