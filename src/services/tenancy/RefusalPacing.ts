@@ -3,7 +3,7 @@ import { AppConfig } from "../config/AppConfig.js"
 import { makeKeyedRate } from "./KeyedRate.js"
 
 /** How late a paced refusal is answered at most. */
-export const maxPaceMillis = 5_000
+const maxPaceMillis = 5_000
 
 /**
  * An app's refusals, paced per token: the 429s of its own limits (`queue_full`,

@@ -19,7 +19,7 @@ import { join } from "node:path"
  * files a snapshot's processes take about 40 ms of CPU. The wall budget keeps the event loop free.
  */
 export const maxWalkEntries = 2_000
-export const walkBudgetMs = 10
+const walkBudgetMs = 10
 
 /**
  * Git's racy-timestamp lesson: a file rewritten in the same clock tick as it was seen keeps its
@@ -59,7 +59,7 @@ const nowNs = () => BigInt(Date.now()) * 1_000_000n
  * Why a walk gave up: `bound` (past `maxWalkEntries`, or a nested repository: so it stays for a while),
  * `busy` (past its time, or something moved under it: the next walk may well finish).
  */
-export type GaveUp = "bound" | "busy"
+type GaveUp = "bound" | "busy"
 
 /**
  * Walks `cwd` as the snapshot sees it: `.git` and top-level `.home` left out, never through a link.

@@ -305,7 +305,7 @@ export class WorkspacePaths extends Effect.Service<WorkspacePaths>()("clawdforge
     /**
      * Opens a regular file for reading: 404 when missing, `is_a_directory`, `bad_path` for a link or
      * anything but a regular file. The caller closes `handle` (a read stream made with `autoClose`
-     * does, once it ends or is destroyed); `openFileScoped` closes it with the scope.
+     * does, once it ends or is destroyed).
      */
     const openFile = Effect.fn("WorkspacePaths.openFile")(function*(workspace: string, segments: WorkspacePath) {
       const raw = shown(segments)
@@ -333,9 +333,6 @@ export class WorkspacePaths extends Effect.Service<WorkspacePaths>()("clawdforge
         })
       )
     })
-
-    const openFileScoped = (workspace: string, segments: WorkspacePath) =>
-      Effect.acquireRelease(openFile(workspace, segments), (file) => Effect.promise(() => closeQuietly(file.handle)))
 
     /** Makes the folder and its parents, each given to the agent. */
     const makeFolder = Effect.fn("WorkspacePaths.mkdir")(function*(workspace: string, segments: WorkspacePath) {
@@ -462,7 +459,6 @@ export class WorkspacePaths extends Effect.Service<WorkspacePaths>()("clawdforge
       lstat: lstatPath,
       list,
       openFile,
-      openFileScoped,
       mkdir: makeFolder,
       writeFile,
       remove,

@@ -25,7 +25,7 @@ const leastRecentlyUsed = (actors: ReadonlyArray<SessionActor>) =>
  * least recently used first; then, app by app from the one holding the most live agents, each
  * app's least recently used first. Busy agents (a turn running or queued, a request pending) never.
  */
-export const hibernationOrder = (actors: ReadonlyArray<SessionActor>, app: AppName | undefined) => {
+const hibernationOrder = (actors: ReadonlyArray<SessionActor>, app: AppName | undefined) => {
   const liveByApp = new Map<AppName, number>()
   const idleByApp = new Map<AppName, Array<SessionActor>>()
   for (const actor of actors) {
@@ -78,5 +78,5 @@ export const makeHibernation = (options: HibernationOptions) =>
         ).pipe(Effect.map((found) => found._tag === "Some"))
         : Effect.succeed(false)
 
-    return { enabled, makeRoom } as const
+    return { makeRoom } as const
   })

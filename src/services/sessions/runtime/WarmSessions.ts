@@ -305,4 +305,3 @@ export const makeWarmSessions = (services: WarmSessionsServices) =>
     } as const
   })
 
-export type WarmSessions = Effect.Effect.Success<ReturnType<typeof makeWarmSessions>>
