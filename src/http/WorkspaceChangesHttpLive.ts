@@ -1,10 +1,8 @@
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
-import { Effect, Layer, Option, Schema } from "effect"
+import { Effect, Layer, Option } from "effect"
 import { Api, CurrentApp } from "../domain/Api.js"
-import { SessionNotFound } from "../domain/Errors.js"
-import { SessionId } from "../domain/Ids.js"
 import { FileNotFound } from "../domain/WorkspaceFiles.js"
-import { Ledger } from "../services/ledger/Ledger.js"
+import { Admin } from "../services/admin/Admin.js"
 import { Sessions } from "../services/sessions/Sessions.js"
 import { WorkspaceChanges } from "../services/workspaces/WorkspaceChanges.js"
 import { AdminAuthorizationLive } from "./AdminAuthorization.js"
@@ -28,15 +26,8 @@ export const WorkspaceChangesHttpLive = HttpApiBuilder.group(Api, "workspaceChan
 /** The console's view of any app's session's workspace: its files, each downloadable from a snapshot. */
 export const WorkspaceAdminHttpLive = HttpApiBuilder.group(Api, "workspaceAdmin", (handlers) =>
   Effect.gen(function*() {
-    const ledger = yield* Ledger
+    const { sessionById } = yield* Admin
     const changes = yield* WorkspaceChanges
-    const sessionById = (id: string) =>
-      (Schema.is(SessionId)(id) ? ledger.findSession(id) : Effect.succeed(Option.none())).pipe(
-        Effect.flatMap(Option.match({
-          onNone: () => Effect.fail(new SessionNotFound({ message: `No session ${id.slice(0, 64)}` })),
-          onSome: Effect.succeed
-        }))
-      )
     return handlers
       .handle("listAdminFiles", ({ path }) =>
         Effect.gen(function*() {
@@ -55,4 +46,4 @@ export const WorkspaceAdminHttpLive = HttpApiBuilder.group(Api, "workspaceAdmin"
           }
           return bytes.value
         }))
-  })).pipe(Layer.provide(AdminAuthorizationLive))
+  })).pipe(Layer.provide([Admin.Default, AdminAuthorizationLive]))

@@ -236,6 +236,7 @@ export class Admin extends Effect.Service<Admin>()("clawdforge/Admin", {
     })
 
     return {
+      sessionById,
       getTurn: (id: string, turnIndex: number, page?: { readonly after?: number | undefined; readonly limit?: number | undefined }) =>
         asOwner(id, (app) => sessions.getTurn(app, id, turnIndex, page)),
       followTurn: (id: string, turnIndex: number) => asOwner(id, (app) => sessions.followTurn(app, id, turnIndex)),
