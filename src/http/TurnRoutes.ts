@@ -20,7 +20,7 @@ import { authenticateApp, bearerToken } from "./Authorization.js"
 import { makeIdempotent, replayedHeader, replayJson, storeAs } from "./Idempotency.js"
 import { rateLimitHeaders } from "./RateLimitHeaders.js"
 import { readStreamed } from "./RequestErrors.js"
-import { storedTurnReply, turnEventStream } from "./TurnStream.js"
+import { encodeTurnReply, storedReplyOf, storedTurnReply, turnEventStream } from "./TurnStream.js"
 
 /** One call of a turn route: whose, which session, the decoded body and its `Idempotency-Key`. */
 export interface TurnCall {
@@ -29,12 +29,6 @@ export interface TurnCall {
   readonly payload: TurnRequest
   readonly key: string | undefined
 }
-
-/**
- * A `/turn` reply as the API encodes it: TurnReply's own encoding, every member of it, but with its
- * messages passed on as they are (they are JSON already: no pass over each of them).
- */
-const encodeTurnReply = Schema.encodeSync(Schema.Struct({ ...TurnReply.fields, events: Schema.Array(Schema.Unknown) }))
 
 /**
  * The work of `POST /sessions/{id}/turn`, `/turn/stream` and `/turns`, each answering a whole
@@ -89,17 +83,7 @@ export const makeTurnHandlers = Effect.gen(function*() {
   const replayWhole = (app: AppName, id: string, turnIndex: number) =>
     sessions.getTurn(app, id, turnIndex, { limit: Number.MAX_SAFE_INTEGER }).pipe(
       Effect.map((turn) =>
-        replayJson(storeTurn({
-          ok: true,
-          session_id: turn.session_id,
-          turn_index: turn.turn_index,
-          stop_reason: turn.stop_reason ?? "end_turn",
-          usage: turn.usage,
-          events: turn.events,
-          // Said only when it is so: a whole turn replays exactly as it was answered.
-          ...(turn.truncated ? { truncated: true } : {}),
-          ...(turn.changes === undefined ? {} : { changes: turn.changes })
-        }))
+        replayJson(storeTurn(storedReplyOf(turn, turn.events)))
       ),
       // Its turn was stored when it was accepted; gone only with its session (404).
       Effect.catchTag("TurnNotFound", Effect.die)

@@ -1,6 +1,7 @@
 import { HttpServerResponse } from "@effect/platform"
 import { Chunk, Effect, Queue, Schema, Stream } from "effect"
 import { TurnReply } from "../domain/Session.js"
+import type { TurnSummary } from "../domain/Turn.js"
 import { pageMessageTexts } from "../services/ledger/Ledger.js"
 import type { FeedItem, FollowedTurn, StoredTurnFeed, TurnFeed } from "../services/sessions/runtime/TurnFeed.js"
 
@@ -120,9 +121,27 @@ export const turnEventStream = (feed: FollowedTurn, after = 0, onClose?: () => v
   return HttpServerResponse.stream(body, { contentType: "text/event-stream", headers: sseHeaders })
 }
 
-const encodeTurnReply = Schema.encodeSync(TurnReply)
+/**
+ * A `/turn` reply as the API encodes it: TurnReply's own encoding, every member of it, but with its
+ * messages passed on as they are (they are JSON already: no pass over each of them).
+ */
+export const encodeTurnReply = Schema.encodeSync(Schema.Struct({ ...TurnReply.fields, events: Schema.Array(Schema.Unknown) }))
 /** Where a reply's `events` array opens in its JSON text (the first: in a string a quote is escaped). */
 const emptyEvents = `"events":[]`
+
+/** The `/turn` reply a stored turn answers again (an idempotent replay), with `events`. */
+export const storedReplyOf = (turn: TurnSummary, events: TurnReply["events"]): TurnReply => ({
+  ok: true,
+  session_id: turn.session_id,
+  turn_index: turn.turn_index,
+  stop_reason: turn.stop_reason ?? "end_turn",
+  usage: turn.usage,
+  events,
+  // Said only when it is so: a whole turn replays exactly as it was answered.
+  ...(turn.truncated ? { truncated: true } : {}),
+  // What the turn did to the workspace, as its first answer said.
+  ...(turn.changes === undefined ? {} : { changes: turn.changes })
+})
 
 /**
  * A stored turn as the `TurnReply` JSON an idempotent `/turn` replay answers, written as it is
@@ -130,20 +149,7 @@ const emptyEvents = `"events":[]`
  * text a reply built whole from the stored turn has), `truncated` when the stored turn says so.
  */
 export const storedTurnReply = (feed: StoredTurnFeed, headers: Record<string, string>) => {
-  const { turn } = feed
-  const reply: TurnReply = {
-    ok: true,
-    session_id: turn.session_id,
-    turn_index: turn.turn_index,
-    stop_reason: turn.stop_reason ?? "end_turn",
-    usage: turn.usage,
-    events: [],
-    // Said only when it is so: a whole turn replays exactly as it was answered.
-    ...(turn.truncated ? { truncated: true } : {}),
-    // What the turn did to the workspace, as its first answer said.
-    ...(turn.changes === undefined ? {} : { changes: turn.changes })
-  }
-  const whole = JSON.stringify(encodeTurnReply(reply))
+  const whole = JSON.stringify(encodeTurnReply(storedReplyOf(feed.turn, [])))
   const at = whole.indexOf(emptyEvents) + emptyEvents.length - 1
   const events = feed.pages(0).pipe(
     // A page's messages without its brackets; pages after the first open with a comma.
